@@ -1,0 +1,75 @@
+"""The one interface every batch backend implements.
+
+A job is a command run in its own directory by the wrapper script (``wrapper.py``), which keeps
+``stdout``, ``stderr`` and an ``exit_code`` file there; the exit-code file decides a job the
+scheduler has forgotten.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class JobState(StrEnum):
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    HELD = "held"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """One command to run. ``workdir`` is created by the caller and holds the job's files."""
+
+    name: str
+    argv: tuple[str, ...]
+    workdir: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+    backend_args: Mapping[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """What a backend returns for a submitted job; enough to find it again after a restart."""
+
+    backend: str
+    job_id: str
+    name: str
+    workdir: Path
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    state: JobState
+    exit_code: int | None = None
+    reason: str | None = None
+
+
+class BackendError(RuntimeError):
+    """A batch system refused or failed a command; the message says which and what it printed."""
+
+
+class BatchBackend(abc.ABC):
+    """Submit, poll and cancel jobs. ``poll`` makes one scheduler query for all handles."""
+
+    name: str = "base"
+
+    @abc.abstractmethod
+    def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]: ...
+
+    @abc.abstractmethod
+    def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        """Map each handle's ``job_id`` to its status."""
+
+    @abc.abstractmethod
+    def cancel(self, handles: Sequence[JobHandle]) -> None: ...

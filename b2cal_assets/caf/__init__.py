@@ -1,0 +1,1 @@
+"""Running one calibration the framework's way: collector subjobs, algorithm, iterations, outputdb."""

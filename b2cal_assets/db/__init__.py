@@ -1,0 +1,1 @@
+"""The calibration database: SQLAlchemy 2 models and functions that take a ``Session``."""

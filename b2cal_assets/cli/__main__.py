@@ -1,0 +1,5 @@
+import sys
+
+from b2cal_assets.cli import main
+
+sys.exit(main())

@@ -1,0 +1,47 @@
+# The two commands a newcomer runs: `make demo` and `make test`. Each installs what it needs.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.b2cal-installed
+export B2CAL_HOME ?= $(CURDIR)/.b2cal/demo
+
+.PHONY: install demo dev web services test test-fast lint bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## A whole calibration loop of the synthetic detector, headless, through the Dagster daemon.
+demo: install
+	$(BIN)/b2cal demo --fresh --processings 2 --runs 4
+
+## The Dagster UI (webserver + daemon) over the same B2CAL_HOME as the demo.
+dev: install
+	DAGSTER_HOME=$(B2CAL_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+## The UI behind the LDAP login (see README: Login).
+web: install
+	$(BIN)/b2cal web
+
+## Install and start what the tests need (Slurm, xrootd, slapd, Chromium, database tools).
+services: install
+	bash .ci/services/start-all.sh
+
+test: install services
+	$(BIN)/python -m pytest -q
+
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: install
+	$(BIN)/ruff check b2cal_assets b2cal_assets_tests benchmarks migrations
+
+bench: install services
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+clean:
+	rm -rf .b2cal .pytest_cache test-artifacts

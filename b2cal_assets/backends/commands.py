@@ -1,0 +1,181 @@
+"""How batch backends run scheduler commands: through an injected runner, so tests can feed captured output.
+
+The Slurm, HTCondor and LSF backends never call ``subprocess`` themselves; they call a
+``CommandRunner``. ``SubprocessRunner`` is the real one; a test passes a fake that records the
+commands and answers with output captured from the real tools.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from b2cal_assets.backends.base import BackendError, JobSpec
+
+__all__ = [
+    "CommandResult",
+    "CommandRunner",
+    "SubprocessRunner",
+    "describe_failure",
+    "group_by_backend_args",
+    "index_ranges",
+    "merged_options",
+    "new_submission_dir",
+    "prefixed",
+    "run_checked",
+    "safe_job_name",
+    "write_manifest",
+]
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str = ""
+
+
+class CommandRunner(Protocol):
+    """Runs one command; ``stdin`` is fed to it. Never raises for a non-zero exit."""
+
+    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> CommandResult: ...
+
+
+class SubprocessRunner:
+    """Runs commands on this machine; ``env`` adds variables (e.g. ``SLURM_CONF``) to the current ones."""
+
+    def __init__(self, env: Mapping[str, str] | None = None, timeout_s: float = 120.0) -> None:
+        self.env = dict(env or {})
+        self.timeout_s = timeout_s
+
+    def __call__(self, argv: Sequence[str], *, stdin: str | None = None) -> CommandResult:
+        argv = tuple(str(a) for a in argv)
+        try:
+            proc = subprocess.run(
+                argv,
+                input=stdin,
+                capture_output=True,
+                text=True,
+                env={**os.environ, **self.env},
+                timeout=self.timeout_s,
+                check=False,
+            )
+        except FileNotFoundError:
+            raise BackendError(
+                f"{argv[0]} is not on PATH: install the batch system's client tools on this machine "
+                "or choose another backend for the site"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise BackendError(
+                f"{' '.join(argv[:3])} ... did not answer within {self.timeout_s:.0f} s; is the scheduler up?"
+            ) from None
+        return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+def run_checked(runner: CommandRunner, argv: Sequence[str], *, stdin: str | None = None) -> CommandResult:
+    """Run and raise ``BackendError`` naming the command and what it printed when it fails."""
+    result = runner(argv, stdin=stdin)
+    if result.returncode != 0:
+        raise BackendError(describe_failure(result))
+    return result
+
+
+def describe_failure(result: CommandResult) -> str:
+    printed = (result.stderr.strip() or result.stdout.strip() or "(no output)")[-2000:]
+    return f"`{' '.join(result.argv[:4])}{' ...' if len(result.argv) > 4 else ''}` exited with {result.returncode}: {printed}"
+
+
+def prefixed(path: str | os.PathLike[str], prefix: str | None) -> str:
+    """``path`` as the job should open it: behind the site's ``path_prefix`` (e.g. ``root://host:1094/``).
+
+    An absolute path keeps its leading slash, so ``root://h:1094/`` + ``/calib/f.root`` gives
+    XRootD's absolute form ``root://h:1094//calib/f.root``. A path that already has a scheme is
+    left alone, as is any path when there is no prefix.
+    """
+    text = os.fspath(path)
+    if not prefix or "://" in text:
+        return text
+    if "://" not in prefix:
+        return os.path.join(prefix, text.lstrip("/"))
+    return (prefix if prefix.endswith("/") else prefix + "/") + text
+
+
+def merged_options(
+    site: Mapping[str, object], spec: JobSpec, known: Iterable[str], backend: str
+) -> dict[str, object]:
+    """The site's options overridden by the job's ``backend_args``; an unknown key is a clear error."""
+    known = set(known)
+    unknown = sorted(set(spec.backend_args) - known)
+    if unknown:
+        raise BackendError(
+            f"job {spec.name}: unknown {backend} option(s) {', '.join(unknown)}; "
+            f"known options are {', '.join(sorted(known))}"
+        )
+    return {**site, **spec.backend_args}
+
+
+def group_by_backend_args(jobs: Sequence[JobSpec]) -> list[list[int]]:
+    """Indices of ``jobs`` grouped by identical ``backend_args`` (one array per group), in order."""
+    groups: dict[str, list[int]] = {}
+    for i, spec in enumerate(jobs):
+        key = repr(sorted((k, repr(v)) for k, v in spec.backend_args.items()))
+        groups.setdefault(key, []).append(i)
+    return list(groups.values())
+
+
+def write_manifest(path: Path, workdirs: Sequence[Path]) -> Path:
+    """One absolute workdir per line; line N+1 belongs to array task N (0-based) or N+1 (1-based)."""
+    lines = []
+    for workdir in workdirs:
+        text = str(Path(workdir).absolute())
+        if "\n" in text:
+            raise BackendError(f"work directory {text!r} contains a newline; choose another directory")
+        lines.append(text)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(path)
+    return path
+
+
+def safe_job_name(name: str) -> str:
+    """A job name every scheduler accepts: letters, digits and ``_.+-``, at most 100 characters."""
+    return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)[:100] or "b2cal"
+
+
+def new_submission_dir(specs: Sequence[JobSpec], submit_dir: Path | None, backend: str) -> Path:
+    """A fresh directory for one submission's manifest, script and scheduler logs.
+
+    Under ``submit_dir`` when the site gives one, else under ``.<backend>`` next to the jobs' workdirs.
+    """
+    if submit_dir is not None:
+        root = Path(submit_dir)
+    else:
+        parents = [str(Path(s.workdir).absolute().parent) for s in specs]
+        root = Path(os.path.commonpath(parents)) / f".{backend}"
+    path = root / f"{safe_job_name(specs[0].name)[:40]}-{uuid.uuid4().hex[:10]}"
+    path.mkdir(parents=True, exist_ok=False)
+    return path
+
+
+def index_ranges(indices: Iterable[int]) -> str:
+    """``[0, 1, 2, 7, 9, 10]`` -> ``"0-2,7,9-10"`` (the range syntax of Slurm and LSF arrays)."""
+    values = sorted(set(indices))
+    if not values:
+        raise ValueError("no indices")
+    ranges = []
+    start = prev = values[0]
+    for cur in values[1:]:
+        if cur != prev + 1:
+            ranges.append(str(start) if start == prev else f"{start}-{prev}")
+            start = cur
+        prev = cur
+    ranges.append(str(start) if start == prev else f"{start}-{prev}")
+    return ",".join(ranges)

@@ -1,0 +1,273 @@
+"""HTCondor: many jobs in one cluster (``queue workdir from <manifest>``), one ``condor_q`` per poll.
+
+Jobs that have left the queue are looked up with one ``condor_history`` for all of them. Held jobs
+are reported as HELD with their ``HoldReason``. Job ids are HTCondor's ``<cluster>.<proc>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.commands import (
+    CommandRunner,
+    SubprocessRunner,
+    describe_failure,
+    group_by_backend_args,
+    merged_options,
+    new_submission_dir,
+    run_checked,
+    safe_job_name,
+    write_manifest,
+)
+from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
+
+__all__ = [
+    "CONDOR_STATES",
+    "HTCondorBackend",
+    "HTCondorOptions",
+    "condor_status",
+    "parse_condor_json",
+    "parse_condor_submit_terse",
+    "render_submit_description",
+]
+
+# JobStatus numbers from the HTCondor manual (job ClassAd attributes).
+CONDOR_STATES: Mapping[int, JobState] = {
+    1: JobState.PENDING,  # Idle
+    2: JobState.RUNNING,  # Running
+    3: JobState.CANCELLED,  # Removed
+    4: JobState.DONE,  # Completed (DONE or FAILED by its exit code)
+    5: JobState.HELD,  # Held
+    6: JobState.RUNNING,  # Transferring Output
+    7: JobState.HELD,  # Suspended
+}
+
+QUERY_ATTRIBUTES = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,RemoveReason"
+
+
+@dataclass(frozen=True)
+class HTCondorOptions:
+    """One cluster's submit options: the site's configuration, overridden per job by ``backend_args``."""
+
+    universe: str = "vanilla"
+    request_memory: str | None = None  # e.g. "2 GB" or "2048" (MB)
+    request_cpus: int | None = None
+    request_disk: str | None = None
+    max_idle: int | None = None  # submit-side throttle (max_idle)
+    max_materialize: int | None = None  # late materialisation: at most N jobs in the queue
+    accounting_group: str | None = None
+    extra_lines: tuple[str, ...] = ()  # raw submit-description commands, e.g. "+MaxRuntime = 3600"
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]) -> HTCondorOptions:
+        extra = values.get("extra_lines") or ()
+        if isinstance(extra, str):
+            extra = tuple(extra.splitlines())
+        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
+
+
+# -- pure functions -----------------------------------------------------------------------------
+
+
+def render_submit_description(
+    manifest: Path, options: HTCondorOptions, *, batch_name: str, log_dir: Path
+) -> str:
+    """One submit description queueing one job per manifest line; each runs its workdir's ``run.sh``."""
+    lines = [
+        f"universe = {options.universe}",
+        "executable = /bin/bash",
+        f"arguments = $(workdir)/{WRAPPER_FILE}",
+        "initialdir = $(workdir)",
+        "transfer_executable = false",
+        "should_transfer_files = IF_NEEDED",
+        f"output = {log_dir}/condor-$(ClusterId).$(ProcId).out",
+        f"error = {log_dir}/condor-$(ClusterId).$(ProcId).err",
+        f"log = {log_dir}/condor.log",
+        f"batch_name = {safe_job_name(batch_name)}",
+    ]
+    for key, value in (
+        ("request_memory", options.request_memory),
+        ("request_cpus", options.request_cpus),
+        ("request_disk", options.request_disk),
+        ("max_idle", options.max_idle),
+        ("max_materialize", options.max_materialize),
+        ("accounting_group", options.accounting_group),
+    ):
+        if value is not None and value != "":
+            lines.append(f"{key} = {value}")
+    lines.extend(options.extra_lines)
+    lines.append(f"queue workdir from {manifest}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_condor_submit_terse(text: str) -> list[str]:
+    """Job ids from ``condor_submit -terse`` (``123.0 - 123.4``, one line per cluster)."""
+    ids: list[str] = []
+    for line in text.splitlines():
+        m = re.fullmatch(r"\s*(\d+)\.(\d+)\s*-\s*(\d+)\.(\d+)\s*", line)
+        if not m:
+            continue
+        first_cluster, first, last_cluster, last = (int(g) for g in m.groups())
+        if first_cluster != last_cluster:
+            raise BackendError(f"condor_submit printed a range over two clusters: {line.strip()!r}")
+        ids.extend(f"{first_cluster}.{proc}" for proc in range(first, last + 1))
+    if not ids:
+        raise BackendError(f"condor_submit -terse printed no job ids: {text.strip()!r}")
+    return ids
+
+
+def parse_condor_json(text: str) -> dict[str, dict[str, object]]:
+    """Job ads from ``condor_q -json`` / ``condor_history -json`` keyed ``<cluster>.<proc>``.
+
+    Both print nothing at all (not ``[]``) when no job matches.
+    """
+    if not text.strip():
+        return {}
+    try:
+        ads = json.loads(text)
+    except ValueError as exc:
+        raise BackendError(f"cannot read HTCondor's JSON output ({exc}): {text[:200]!r}") from None
+    if not isinstance(ads, list):
+        raise BackendError(f"HTCondor's JSON output is not a list of job ads: {text[:200]!r}")
+    return {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads if "ClusterId" in ad and "ProcId" in ad}
+
+
+def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
+    """A job ad as a ``JobStatus``; an unknown ``JobStatus`` number raises ``BackendError``."""
+    native = ad.get("JobStatus")
+    try:
+        state = CONDOR_STATES[int(native)]  # type: ignore[arg-type]
+    except (KeyError, TypeError, ValueError):
+        raise BackendError(
+            f"HTCondor reported JobStatus {native!r} for job {job_id}, which b2cal does not know; "
+            "add it to CONDOR_STATES in b2cal_assets/backends/htcondor.py"
+        ) from None
+    if state == JobState.HELD:
+        reason = ad.get("HoldReason") or ("suspended" if native == 7 else "held")
+        return JobStatus(JobState.HELD, None, str(reason))
+    if state == JobState.CANCELLED:
+        return JobStatus(JobState.CANCELLED, None, str(ad.get("RemoveReason") or "removed"))
+    if state != JobState.DONE:
+        return JobStatus(state)
+    if ad.get("ExitBySignal"):
+        sig = int(ad.get("ExitSignal") or 0)  # type: ignore[arg-type]
+        return JobStatus(JobState.FAILED, 128 + sig, f"killed by signal {sig}")
+    code = int(ad.get("ExitCode") or 0)  # type: ignore[arg-type]
+    if code == 0:
+        return JobStatus(JobState.DONE, 0)
+    return JobStatus(JobState.FAILED, code, f"exit code {code}")
+
+
+# -- the backend --------------------------------------------------------------------------------
+
+
+@dataclass
+class HTCondorBackend(BatchBackend):
+    """Submit jobs to HTCondor as one cluster per group, poll with ``condor_q`` then ``condor_history``."""
+
+    options: HTCondorOptions = field(default_factory=HTCondorOptions)
+    runner: CommandRunner = field(default_factory=SubprocessRunner)
+    submit_dir: Path | None = None
+    name: str = "htcondor"
+
+    @classmethod
+    def from_config(
+        cls, config: Mapping[str, object], runner: CommandRunner | None = None
+    ) -> HTCondorBackend:
+        """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
+        known = set(HTCondorOptions.names()) | {"submit_dir"}
+        unknown = sorted(set(config) - known)
+        if unknown:
+            raise BackendError(
+                f"unknown HTCondor setting(s) {', '.join(unknown)}; known settings are {', '.join(sorted(known))}"
+            )
+        options = HTCondorOptions.from_mapping({k: v for k, v in config.items() if k != "submit_dir"})
+        submit_dir = Path(str(config["submit_dir"])) if config.get("submit_dir") else None
+        return cls(options=options, runner=runner or SubprocessRunner(), submit_dir=submit_dir)
+
+    def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]:
+        handles: list[JobHandle | None] = [None] * len(jobs)
+        base = {name: getattr(self.options, name) for name in HTCondorOptions.names()}
+        for group in group_by_backend_args(jobs):
+            specs = [jobs[i] for i in group]
+            options = HTCondorOptions.from_mapping(
+                merged_options(base, specs[0], HTCondorOptions.names(), "HTCondor")
+            )
+            for spec in specs:
+                _check_queue_path(spec)
+                write_wrapper(spec)
+            sub = new_submission_dir(specs, self.submit_dir, "htcondor")
+            manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in specs])
+            description = sub / "job.sub"
+            description.write_text(
+                render_submit_description(manifest, options, batch_name=specs[0].name, log_dir=sub)
+            )
+            result = run_checked(self.runner, ["condor_submit", "-terse", str(description)])
+            ids = parse_condor_submit_terse(result.stdout)
+            if len(ids) != len(specs):
+                raise BackendError(
+                    f"condor_submit queued {len(ids)} jobs for {len(specs)} work directories ({description})"
+                )
+            for i, spec, job_id in zip(group, specs, ids, strict=True):
+                handles[i] = JobHandle(self.name, job_id, spec.name, Path(spec.workdir))
+        return [h for h in handles if h is not None]
+
+    def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
+        if not handles:
+            return {}
+        wanted = [h.job_id for h in handles]
+        clusters = list(dict.fromkeys(j.partition(".")[0] for j in wanted))
+        result = run_checked(self.runner, ["condor_q", "-json", "-attributes", QUERY_ATTRIBUTES, *clusters])
+        ads = parse_condor_json(result.stdout)
+        missing = [j for j in wanted if j not in ads]
+        if missing:
+            missing_clusters = list(dict.fromkeys(j.partition(".")[0] for j in missing))
+            history = self.runner(
+                [
+                    "condor_history",
+                    "-json",
+                    "-attributes",
+                    QUERY_ATTRIBUTES,
+                    "-match",
+                    str(len(missing)),
+                    *missing_clusters,
+                ]
+            )
+            if history.returncode != 0:
+                raise BackendError(describe_failure(history))
+            ads.update(parse_condor_json(history.stdout))
+        return {j: condor_status(j, ads[j]) for j in wanted if j in ads}
+
+    def cancel(self, handles: Sequence[JobHandle]) -> None:
+        if not handles:
+            return
+        result = self.runner(["condor_rm", *(h.job_id for h in handles)])
+        if result.returncode != 0 and not _only_already_gone(result.stderr + result.stdout):
+            raise BackendError(describe_failure(result))
+
+
+def _check_queue_path(spec: JobSpec) -> None:
+    """``queue ... from`` splits items on spaces and commas, so a workdir must not contain them."""
+    text = str(Path(spec.workdir).absolute())
+    if re.search(r"[\s,]", text):
+        raise BackendError(
+            f"job {spec.name}: HTCondor cannot queue work directory {text!r} (it contains a space or comma); "
+            "choose a work area without spaces or commas"
+        )
+
+
+def _only_already_gone(output: str) -> bool:
+    lines = [line for line in output.splitlines() if line.strip()]
+    if not lines:
+        return False
+    ok = ("not found", "already", "marked for removal", "Couldn't find")
+    return all(any(g in line for g in ok) for line in lines)

@@ -1,0 +1,132 @@
+"""The bash wrapper every backend runs: it keeps ``stdout``, ``stderr`` and ``exit_code`` in the job's directory.
+
+The ``exit_code`` file is what decides a job the batch system has forgotten, so it is written
+atomically (a temporary file, then ``mv``) and also when the job is killed by SIGTERM (143) or
+SIGINT (130).
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+from collections.abc import Sequence
+from pathlib import Path
+
+from b2cal_assets.backends.base import JobSpec
+
+__all__ = [
+    "EXIT_CODE_FILE",
+    "STDERR_FILE",
+    "STDOUT_FILE",
+    "WRAPPER_FILE",
+    "log_tail",
+    "read_exit_code",
+    "render_wrapper",
+    "write_wrapper",
+]
+
+WRAPPER_FILE = "run.sh"
+EXIT_CODE_FILE = "exit_code"
+STDOUT_FILE = "stdout"
+STDERR_FILE = "stderr"
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def render_wrapper(spec: JobSpec, *, setup: Sequence[str] = ()) -> str:
+    """The wrapper script text for ``spec``; ``setup`` lines (shell) run before the command."""
+    if not spec.argv:
+        raise ValueError(f"job {spec.name}: argv is empty; give the command to run")
+    exports = []
+    for key, value in spec.env.items():
+        if not _ENV_NAME.match(key):
+            raise ValueError(f"job {spec.name}: {key!r} is not a valid environment variable name")
+        exports.append(f"export {key}={shlex.quote(str(value))}")
+    workdir = shlex.quote(str(Path(spec.workdir).absolute()))
+    command = " ".join(shlex.quote(str(a)) for a in spec.argv)
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# b2cal job wrapper for {_comment(spec.name)}",
+        f"cd {workdir} || exit 1",
+        f"rm -f {EXIT_CODE_FILE} {EXIT_CODE_FILE}.tmp",
+        "",
+        "write_exit_code() {",
+        f"    printf '%s\\n' \"$1\" > {EXIT_CODE_FILE}.tmp && mv -f {EXIT_CODE_FILE}.tmp {EXIT_CODE_FILE}",
+        "}",
+        "child=''",
+        "on_signal() {",
+        "    trap '' INT TERM",
+        '    if [ -n "$child" ]; then',
+        '        kill -TERM "$child" 2>/dev/null',
+        '        wait "$child" 2>/dev/null',
+        "    fi",
+        '    write_exit_code "$1"',
+        '    exit "$1"',
+        "}",
+        "trap 'on_signal 143' TERM",
+        "trap 'on_signal 130' INT",
+        "",
+        *exports,
+        *setup,
+        "",
+        f"{command} > {STDOUT_FILE} 2> {STDERR_FILE} < /dev/null &",
+        "child=$!",
+        'wait "$child"',
+        "code=$?",
+        "child=''",
+        'write_exit_code "$code"',
+        'exit "$code"',
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def write_wrapper(spec: JobSpec, *, setup: Sequence[str] = ()) -> Path:
+    """Write ``<workdir>/run.sh`` (mode 755) and return its path; the workdir must exist."""
+    workdir = Path(spec.workdir)
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"job {spec.name}: work directory {workdir} does not exist; create it first")
+    path = workdir / WRAPPER_FILE
+    tmp = path.with_name(WRAPPER_FILE + ".tmp")
+    tmp.write_text(render_wrapper(spec, setup=setup))
+    tmp.chmod(0o755)
+    tmp.replace(path)
+    return path
+
+
+def read_exit_code(workdir: Path | str) -> int | None:
+    """The job's exit code, or ``None`` while it has not finished (or never ran here)."""
+    try:
+        text = (Path(workdir) / EXIT_CODE_FILE).read_text().strip()
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def log_tail(workdir: Path | str, lines: int = 30) -> str:
+    """The last ``lines`` lines of the job's ``stderr``, or of ``stdout`` when stderr is empty."""
+    for name in (STDERR_FILE, STDOUT_FILE):
+        text = _tail(Path(workdir) / name, lines)
+        if text.strip():
+            return f"--- {name} (last {lines} lines) ---\n{text}"
+    return "(no output in stdout or stderr)"
+
+
+def _tail(path: Path, lines: int) -> str:
+    try:
+        with path.open("rb") as fh:
+            fh.seek(0, 2)
+            size = fh.tell()
+            fh.seek(max(0, size - 64 * 1024))
+            data = fh.read()
+    except FileNotFoundError:
+        return ""
+    text = data.decode("utf-8", errors="replace")
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _comment(text: str) -> str:
+    return text.replace("\n", " ")

@@ -1,0 +1,648 @@
+"""Run one calibration script the framework's way: collector subjobs, algorithm, iterations, outputdb.
+
+Layout under ``job.workdir``::
+
+    state.json                         checkpoint: a rerun of the same job resumes from it
+    <cal>/<iteration>/collector_input/ subjob specs (<i>.json) and the job manager's jobs.json
+    <cal>/<iteration>/collector_output/<i>/  one subjob: run.sh, stdout, stderr, exit_code, collected.npz
+    <cal>/<iteration>/algorithm_output/outputdb/  this iteration's payloads (conditions of the next one)
+    outputdb/                          the job's payloads: database.txt + dbstore_<P>_rev_<r>.root
+
+Conditions a job sees come from a chain of outputdb directories where LATER entries override
+earlier ones: ``job.database_chain`` (newest upstream last), then this job's ``outputdb`` (earlier
+calibrations of the same script), then the previous iteration of the calibration itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, SubmitPolicy
+from b2cal_assets.backends.wrapper import log_tail
+from b2cal_assets.caf.framework import (
+    AlgorithmContext,
+    AlgorithmResult,
+    AlgorithmStatus,
+    Calibration,
+    Strategy,
+)
+from b2cal_assets.caf.localdb import ConditionsChain, StoredPayload, write_outputdb
+from b2cal_assets.caf.splitting import ordered_files, split_files
+from b2cal_assets.caf.subjob import (
+    COLLECTED_FILE,
+    SubjobSpec,
+    call_get_calibrations,
+    load_script,
+    read_collected,
+    script_context,
+    sum_collected,
+)
+from b2cal_assets.domain.iov import ExpRun, IoV
+
+__all__ = [
+    "CalibrationFailed",
+    "CalibrationJob",
+    "CalibrationOutcome",
+    "SubjobRecord",
+    "WorkdirInUse",
+    "run_calibration_job",
+]
+
+STATE_FILE = "state.json"
+OUTPUTDB = "outputdb"
+
+ProgressCallback = Callable[[dict[str, Any]], None]
+
+
+@dataclass(kw_only=True)
+class CalibrationJob:
+    """One run of a calibration script over a bucket of input files.
+
+    ``database_chain``: outputdb directories whose payloads are the conditions; LATER entries
+    override earlier ones (newest upstream payloads last, as in a global-tag chain).
+    ``max_files_per_collector_job`` / ``max_collector_jobs`` override the Calibration's own
+    splitting; ``max_iterations=None`` keeps each Calibration's own limit.
+    """
+
+    script_file: Path
+    calibration_script_name: str
+    input_data: Mapping[str, Mapping[str, IoV]]
+    requested_iov: IoV
+    workdir: Path
+    calibrations_dir: Path | None = None
+    expert_config: Mapping[str, Any] = field(default_factory=dict)
+    database_chain: Sequence[Path] = field(default_factory=list)
+    max_files_per_collector_job: int | None = None
+    max_collector_jobs: int | None = None
+    max_iterations: int | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    backend_args: Mapping[str, Any] = field(default_factory=dict)  # the site's and the submission's
+
+    def identity(self) -> dict[str, Any]:
+        """What makes two jobs the same (a rerun resumes only the same job)."""
+        return {
+            "script_file": str(Path(self.script_file).resolve()),
+            "calibration_script_name": self.calibration_script_name,
+            "input_data": {
+                k: {p: list(iov) for p, iov in sorted(v.items())} for k, v in sorted(self.input_data.items())
+            },
+            "requested_iov": list(self.requested_iov),
+            "expert_config": json.loads(json.dumps(dict(self.expert_config), sort_keys=True, default=str)),
+            "database_chain": [str(Path(p).resolve()) for p in self.database_chain],
+            "max_files_per_collector_job": self.max_files_per_collector_job,
+            "max_collector_jobs": self.max_collector_jobs,
+            "max_iterations": self.max_iterations,
+        }
+
+    def fingerprint(self) -> str:
+        return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class SubjobRecord:
+    """One collector subjob as it ended: enough to find its logs."""
+
+    calibration: str
+    iteration: int
+    name: str
+    state: str
+    exit_code: int | None
+    workdir: Path
+    tries: int = 1
+
+    def to_json(self) -> dict[str, Any]:
+        return {**self.__dict__, "workdir": str(self.workdir)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SubjobRecord:
+        return cls(**{**data, "workdir": Path(data["workdir"])})
+
+
+@dataclass
+class CalibrationOutcome:
+    outputdb: Path
+    payloads: list[StoredPayload]
+    iterations: dict[str, int]
+    subjobs: list[SubjobRecord]
+
+
+class CalibrationFailed(RuntimeError):
+    """A calibration failed; the message names the calibration, iteration, subjob and its log tail."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        calibration: str | None = None,
+        iteration: int | None = None,
+        subjob: str | None = None,
+        exit_code: int | None = None,
+        log_tail: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.calibration = calibration
+        self.iteration = iteration
+        self.subjob = subjob
+        self.exit_code = exit_code
+        self.log_tail = log_tail
+
+
+class WorkdirInUse(ValueError):
+    """The work directory holds the checkpoint of a different job."""
+
+
+def run_calibration_job(
+    job: CalibrationJob,
+    backend: BatchBackend,
+    *,
+    submit_policy: SubmitPolicy | None = None,
+    retry_policy: RetryPolicy | None = None,
+    progress: ProgressCallback | None = None,
+    poll_interval: float | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> CalibrationOutcome:
+    """Run every Calibration the script returns, in order, and write their payloads to ``workdir/outputdb``.
+
+    ``progress`` receives dicts with ``phase``, ``calibration``, ``iteration``, ``message`` and, while
+    collector subjobs run, ``jobs`` (a ``Progress``). Raises ``CalibrationFailed``; the manager's
+    ``JobsCancelled`` passes through (the checkpoint stays, a rerun resumes).
+    """
+    submit_policy = submit_policy or SubmitPolicy()
+    if poll_interval is not None:
+        submit_policy = SubmitPolicy(**{**submit_policy.__dict__, "poll_interval_s": poll_interval})
+    runner = _Runner(
+        job, backend, submit_policy, retry_policy or RetryPolicy(), progress, should_cancel, clock, sleep
+    )
+    return runner.run()
+
+
+class _State:
+    """``state.json``: written atomically after every step."""
+
+    def __init__(self, path: Path, fingerprint: str, identity: Mapping[str, Any]) -> None:
+        self.path = path
+        self.data: dict[str, Any] = {
+            "version": 1,
+            "fingerprint": fingerprint,
+            "job": identity,
+            "calibrations": {},
+        }
+        if path.exists():
+            try:
+                saved = json.loads(path.read_text())
+            except ValueError as exc:
+                raise WorkdirInUse(
+                    f"{path} is not readable ({exc}); remove it to start this job afresh"
+                ) from None
+            if saved.get("fingerprint") != fingerprint:
+                raise WorkdirInUse(
+                    f"{path.parent} holds the checkpoint of a different calibration job "
+                    f"(script {saved.get('job', {}).get('script_file')}); use another workdir or remove it"
+                )
+            self.data = saved
+
+    def cal(self, name: str) -> dict[str, Any]:
+        return self.data["calibrations"].setdefault(
+            name, {"status": "pending", "iteration": 0, "iterations": 0, "payloads": [], "subjobs": []}
+        )
+
+    def completed_payloads(self, order: Sequence[str]) -> list[StoredPayload]:
+        out = []
+        for name in order:
+            cs = self.data["calibrations"].get(name)
+            if cs and cs["status"] == "completed":
+                out.extend(StoredPayload.from_json(p) for p in cs["payloads"])
+        return out
+
+    def save(self) -> None:
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+@dataclass
+class _RunSet:
+    runs: list[ExpRun]
+    result: AlgorithmResult
+
+
+class _Runner:
+    def __init__(
+        self,
+        job: CalibrationJob,
+        backend: BatchBackend,
+        submit_policy: SubmitPolicy,
+        retry_policy: RetryPolicy,
+        progress: ProgressCallback | None,
+        should_cancel: Callable[[], bool] | None,
+        clock: Callable[[], float],
+        sleep: Callable[[float], None],
+    ) -> None:
+        self.job = job
+        self.backend = backend
+        self.submit_policy = submit_policy
+        self.retry_policy = retry_policy
+        self.progress = progress
+        self.should_cancel = should_cancel
+        self.clock = clock
+        self.sleep = sleep
+        self.workdir = Path(job.workdir).resolve()
+        self.outputdb = self.workdir / OUTPUTDB
+        self.script_file = Path(job.script_file).resolve()
+        self.calibrations_dir = Path(job.calibrations_dir).resolve() if job.calibrations_dir else None
+        self.input_data = {k: {p: IoV(*iov) for p, iov in v.items()} for k, v in job.input_data.items()}
+        self.requested_iov = IoV(*job.requested_iov)
+        self.expert_config = dict(job.expert_config)
+
+    # -- top level ------------------------------------------------------------------------------
+
+    def run(self) -> CalibrationOutcome:
+        if self.job.max_files_per_collector_job is not None and self.job.max_collector_jobs is not None:
+            raise ValueError("set max_files_per_collector_job or max_collector_jobs, not both")
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.state = _State(self.workdir / STATE_FILE, self.job.fingerprint(), self.job.identity())
+        calibrations = self._get_calibrations()
+        order = [c.name for c in calibrations]
+        self.state.data["order"] = order
+        self.state.save()
+        for cal in calibrations:
+            cs = self.state.cal(cal.name)
+            if cs["status"] == "completed":
+                self._emit("skipped", cal.name, None, f"{cal.name}: already completed in an earlier run")
+                continue
+            self._run_calibration(cal, cs, order)
+        if not (self.outputdb / "database.txt").exists():
+            write_outputdb(self.outputdb, self.state.completed_payloads(order), [])
+        calibrations_state = self.state.data["calibrations"]
+        return CalibrationOutcome(
+            outputdb=self.outputdb,
+            payloads=self.state.completed_payloads(order),
+            iterations={name: calibrations_state[name]["iterations"] for name in order},
+            subjobs=[
+                SubjobRecord.from_json(s) for name in order for s in calibrations_state[name]["subjobs"]
+            ],
+        )
+
+    def _get_calibrations(self) -> list[Calibration]:
+        where = f"calibration script {self.job.calibration_script_name} ({self.script_file})"
+        try:
+            module = load_script(self.script_file, self.calibrations_dir)
+            with script_context(self.script_file, self.calibrations_dir):
+                calibrations = call_get_calibrations(
+                    module, self.input_data, self.requested_iov, self.expert_config
+                )
+        except Exception as exc:
+            raise CalibrationFailed(
+                f"{where}: get_calibrations failed: {type(exc).__name__}: {exc}\n{_tb(exc)}"
+            ) from exc
+        if not calibrations:
+            raise CalibrationFailed(
+                f"{where}: get_calibrations returned no calibrations; is the input data empty?"
+            )
+        return calibrations
+
+    def _run_calibration(self, cal: Calibration, cs: dict[str, Any], order: Sequence[str]) -> None:
+        max_iterations = self.job.max_iterations or cal.max_iterations
+        if not cal.input_files:
+            raise CalibrationFailed(f"calibration {cal.name}: no input files", calibration=cal.name)
+        base_chain = [*(Path(p) for p in self.job.database_chain), self.outputdb]
+        iteration = int(cs["iteration"])
+        cs["status"] = "running"
+        while True:
+            itdir = self.workdir / cal.name / str(iteration)
+            chain = list(base_chain)
+            if iteration > 0:
+                chain.append(self.workdir / cal.name / str(iteration - 1) / "algorithm_output" / OUTPUTDB)
+            cs["iteration"] = iteration
+            self.state.save()
+            collected = self._collect(cal, iteration, itdir, chain, cs)
+            self._emit(
+                "algorithm", cal.name, iteration, f"{cal.name} iteration {iteration}: running the algorithm"
+            )
+            with script_context(self.script_file, self.calibrations_dir):
+                sets = self._algorithm(cal, iteration, collected, ConditionsChain(chain))
+            new = [
+                (name, iov, constants)
+                for iov, rs in self._iovs(sets)
+                for name, constants in rs.result.payloads.items()
+            ]
+            write_outputdb(itdir / "algorithm_output" / OUTPUTDB, [], new)
+            iterate = any(rs.result.status == AlgorithmStatus.ITERATE for rs in sets)
+            if iterate and iteration + 1 < max_iterations:
+                self._emit(
+                    "iterate", cal.name, iteration, f"{cal.name}: the algorithm asks for another iteration"
+                )
+                iteration += 1
+                cs["iteration"] = iteration
+                self.state.save()
+                continue
+            if iterate:
+                self._emit(
+                    "max_iterations",
+                    cal.name,
+                    iteration,
+                    f"{cal.name}: reached max_iterations={max_iterations}; keeping the last payloads",
+                )
+            written = write_outputdb(self.outputdb, self.state.completed_payloads(order), new)
+            cs.update(status="completed", iterations=iteration + 1, payloads=[p.to_json() for p in written])
+            self.state.save()
+            self._emit(
+                "completed",
+                cal.name,
+                iteration,
+                f"{cal.name}: completed after {iteration + 1} iteration(s), {len(written)} payload(s)",
+            )
+            return
+
+    # -- collector ------------------------------------------------------------------------------
+
+    def _collect(
+        self, cal: Calibration, iteration: int, itdir: Path, chain: list[Path], cs: dict[str, Any]
+    ) -> dict[ExpRun, dict[str, np.ndarray]]:
+        if self.job.max_files_per_collector_job is not None or self.job.max_collector_jobs is not None:
+            split = {
+                "max_files_per_collector_job": self.job.max_files_per_collector_job,
+                "max_collector_jobs": self.job.max_collector_jobs,
+            }
+        else:
+            split = {
+                "max_files_per_collector_job": cal.max_files_per_collector_job,
+                "max_collector_jobs": cal.max_collector_jobs,
+            }
+        chunks = split_files(ordered_files(cal.input_files), **split)
+        input_dir, output_dir = itdir / "collector_input", itdir / "collector_output"
+        for d in (input_dir, output_dir, itdir / "algorithm_output"):
+            d.mkdir(parents=True, exist_ok=True)
+        backend_args = {
+            **cal.backend_args,
+            **dict(self.job.backend_args),
+            **dict(self.expert_config.get("backend_args") or {}),
+        }
+        specs = []
+        for i, files in enumerate(chunks):
+            sub_wd = output_dir / str(i)
+            sub_wd.mkdir(exist_ok=True)
+            spec_path = input_dir / f"{i}.json"
+            subjob = SubjobSpec(
+                script_file=self.script_file,
+                calibrations_dir=self.calibrations_dir,
+                calibration=cal.name,
+                input_data=self.input_data,
+                requested_iov=self.requested_iov,
+                expert_config=self.expert_config,
+                iteration=iteration,
+                files=files,
+                conditions_chain=chain,
+                output=sub_wd / COLLECTED_FILE,
+            )
+            _write_text(spec_path, subjob.to_json())
+            specs.append(
+                JobSpec(
+                    name=f"{cal.name}.{iteration}.{i}",
+                    argv=(sys.executable, "-m", "b2cal_assets.caf.subjob", str(spec_path)),
+                    workdir=sub_wd,
+                    env=dict(self.job.env),
+                    backend_args=backend_args,
+                )
+            )
+        self._emit(
+            "collector",
+            cal.name,
+            iteration,
+            f"{cal.name} iteration {iteration}: {len(specs)} collector subjob(s)",
+        )
+        manager = JobManager(
+            self.backend,
+            submit=self.submit_policy,
+            retry=self.retry_policy,
+            clock=self.clock,
+            sleep=self.sleep,
+            state_file=input_dir / "jobs.json",
+        )
+
+        def on_progress(p: Progress) -> None:
+            self._emit("collector", cal.name, iteration, f"{cal.name} iteration {iteration}: {p}", jobs=p)
+
+        results = manager.run(specs, on_progress=on_progress, should_cancel=self.should_cancel)
+        records = [
+            SubjobRecord(
+                cal.name, iteration, r.spec.name, r.state.value, r.exit_code, Path(r.spec.workdir), r.tries
+            )
+            for r in results
+        ]
+        cs["subjobs"] = [s for s in cs["subjobs"] if s["iteration"] != iteration] + [
+            r.to_json() for r in records
+        ]
+        self.state.save()
+        failed = [r for r in results if r.state != JobState.DONE]
+        if failed:
+            r = failed[0]
+            tail = log_tail(r.spec.workdir)
+            raise CalibrationFailed(
+                f"calibration {cal.name} iteration {iteration}: collector subjob {r.spec.name} failed "
+                f"with exit code {r.exit_code} ({r.reason or 'no reason given'}) after {r.tries} try(ies); "
+                f"{len(failed)} of {len(results)} subjob(s) failed. Logs in {r.spec.workdir}\n{tail}",
+                calibration=cal.name,
+                iteration=iteration,
+                subjob=r.spec.name,
+                exit_code=r.exit_code,
+                log_tail=tail,
+            )
+        parts = []
+        for r in results:
+            path = Path(r.spec.workdir) / COLLECTED_FILE
+            if not path.exists():
+                raise CalibrationFailed(
+                    f"calibration {cal.name} iteration {iteration}: collector subjob {r.spec.name} ended "
+                    f"with exit code 0 but wrote no {COLLECTED_FILE} in {r.spec.workdir}",
+                    calibration=cal.name,
+                    iteration=iteration,
+                    subjob=r.spec.name,
+                    exit_code=r.exit_code,
+                )
+            parts.append(read_collected(path))
+        return sum_collected(parts)
+
+    # -- algorithm ------------------------------------------------------------------------------
+
+    def _algorithm(
+        self,
+        cal: Calibration,
+        iteration: int,
+        collected: Mapping[ExpRun, Mapping[str, np.ndarray]],
+        chain: ConditionsChain,
+    ) -> list[_RunSet]:
+        runs = sorted({ExpRun(*er) for er in cal.input_files.values()})
+
+        def execute(run_set: list[ExpRun]) -> AlgorithmResult:
+            data = sum_collected([{er: collected[er]} for er in run_set if er in collected])
+            arrays = _merge_runs(data)
+            ctx = AlgorithmContext(
+                iteration=iteration,
+                runs=tuple(run_set),
+                conditions=chain.at(run_set[0]),
+                expert_config=self.expert_config,
+                requested_iov=self.requested_iov,
+            )
+            where = f"calibration {cal.name} iteration {iteration} (runs {_runs_text(run_set)})"
+            try:
+                result = cal.algorithm(arrays, ctx)
+            except Exception as exc:
+                raise CalibrationFailed(
+                    f"{where}: the algorithm raised {type(exc).__name__}: {exc}\n{_tb(exc)}",
+                    calibration=cal.name,
+                    iteration=iteration,
+                ) from exc
+            if not isinstance(result, AlgorithmResult):
+                raise CalibrationFailed(
+                    f"{where}: the algorithm returned {type(result).__name__}, not an AlgorithmResult",
+                    calibration=cal.name,
+                    iteration=iteration,
+                )
+            result.status = AlgorithmStatus(result.status)
+            if result.status == AlgorithmStatus.FAILURE:
+                raise CalibrationFailed(
+                    f"{where}: the algorithm failed: {result.message or 'no message'}",
+                    calibration=cal.name,
+                    iteration=iteration,
+                )
+            if result.status in (AlgorithmStatus.OK, AlgorithmStatus.ITERATE):
+                self._check_payloads(cal, result, where, iteration)
+            return result
+
+        if cal.strategy == Strategy.SINGLE_IOV:
+            result = execute(runs)
+            if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
+                raise CalibrationFailed(
+                    f"calibration {cal.name} iteration {iteration}: not enough data in all {len(runs)} run(s) "
+                    f"together: {result.message or 'no message'}",
+                    calibration=cal.name,
+                    iteration=iteration,
+                )
+            return [_RunSet(runs, result)]
+
+        sets: list[_RunSet] = []
+        pending: list[ExpRun] = []
+        for er in runs:
+            pending.append(er)
+            result = execute(pending)
+            if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
+                continue
+            sets.append(_RunSet(pending, result))
+            pending = []
+        if pending:
+            if not sets:
+                raise CalibrationFailed(
+                    f"calibration {cal.name} iteration {iteration}: not enough data even with all {len(runs)} "
+                    f"run(s) merged ({_runs_text(runs)})",
+                    calibration=cal.name,
+                    iteration=iteration,
+                )
+            merged = sets[-1].runs + pending
+            self._emit(
+                "algorithm",
+                cal.name,
+                iteration,
+                f"{cal.name}: folding leftover run(s) {_runs_text(pending)} into the last set",
+            )
+            result = execute(merged)
+            if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
+                raise CalibrationFailed(
+                    f"calibration {cal.name} iteration {iteration}: the last run set {_runs_text(merged)} "
+                    "reports not enough data after folding in the leftover runs",
+                    calibration=cal.name,
+                    iteration=iteration,
+                )
+            sets[-1] = _RunSet(merged, result)
+        return sets
+
+    def _check_payloads(self, cal: Calibration, result: AlgorithmResult, where: str, iteration: int) -> None:
+        if not result.payloads:
+            raise CalibrationFailed(
+                f"{where}: the algorithm returned status {result.status.value} but no payloads",
+                calibration=cal.name,
+                iteration=iteration,
+            )
+        unknown = sorted(set(result.payloads) - set(cal.payload_names)) if cal.payload_names else []
+        if unknown:
+            raise CalibrationFailed(
+                f"{where}: the algorithm returned payload(s) {', '.join(unknown)} not declared in "
+                f"payload_names ({', '.join(cal.payload_names)})",
+                calibration=cal.name,
+                iteration=iteration,
+            )
+
+    def _iovs(self, sets: list[_RunSet]) -> list[tuple[IoV, _RunSet]]:
+        """The first set starts at the requested IoV's start, each ends before the next, the last is open."""
+        out = []
+        req = self.requested_iov
+        for i, rs in enumerate(sets):
+            low = ExpRun(req.exp_low, req.run_low) if i == 0 else rs.runs[0]
+            if i == len(sets) - 1:
+                out.append((IoV(low.exp, low.run, -1, -1), rs))
+                continue
+            nxt = sets[i + 1].runs[0]
+            high = ExpRun(nxt.exp, nxt.run - 1) if nxt.run > 0 else rs.runs[-1]
+            out.append((IoV(low.exp, low.run, high.exp, high.run), rs))
+        return out
+
+    def _emit(
+        self,
+        phase: str,
+        calibration: str | None,
+        iteration: int | None,
+        message: str,
+        jobs: Progress | None = None,
+    ) -> None:
+        if self.progress is None:
+            return
+        event: dict[str, Any] = {
+            "phase": phase,
+            "calibration": calibration,
+            "iteration": iteration,
+            "message": message,
+        }
+        if jobs is not None:
+            event["jobs"] = jobs
+        self.progress(event)
+
+
+def _merge_runs(data: Mapping[ExpRun, Mapping[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    total: dict[str, np.ndarray] = {}
+    for arrays in data.values():
+        for name, values in arrays.items():
+            total[name] = total[name] + values if name in total else np.array(values, copy=True)
+    return total
+
+
+def _runs_text(runs: Sequence[ExpRun]) -> str:
+    if not runs:
+        return "none"
+    if len(runs) == 1:
+        return f"{runs[0].exp}/{runs[0].run}"
+    return f"{runs[0].exp}/{runs[0].run}..{runs[-1].exp}/{runs[-1].run} ({len(runs)} runs)"
+
+
+def _tb(exc: BaseException, lines: int = 15) -> str:
+    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return "\n".join(text.splitlines()[-lines:])
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -1,0 +1,73 @@
+"""What every command needs: the database, the scripts, the loop service, and friendly errors."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+from b2cal_assets.cli import UserError
+
+
+def add_db_argument(parser) -> None:
+    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: $B2CAL_DATABASE_URL or SQLite)")
+
+
+def add_dir_argument(parser) -> None:
+    parser.add_argument("--dir", default=None, help="calibration scripts directory (default: $B2CAL_CALIBRATIONS_DIR)")
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's refusals into one-line user errors."""
+    from b2cal_assets.db.errors import DatabaseError
+    from b2cal_assets.domain.settings import ContractError
+    from b2cal_assets.loop.service import LoopError
+
+    try:
+        yield
+    except (LoopError, ContractError, DatabaseError) as exc:
+        raise UserError(str(exc)) from None
+
+
+def database_url(args) -> str:
+    from b2cal_assets.db.engine import database_url as default_url
+
+    return getattr(args, "database_url", None) or default_url()
+
+
+@functools.cache
+def _service(url: str, calibrations_dir: str):
+    from b2cal_assets.domain.scripts import load_scripts
+    from b2cal_assets.loop.service import LoopService
+
+    return LoopService(url, load_scripts(calibrations_dir or None))
+
+
+def loop_service(args, *, migrate: bool = False):
+    from b2cal_assets.db.engine import check_schema, ensure_schema
+
+    url = database_url(args)
+    with user_errors():
+        if migrate:
+            ensure_schema(url)
+        else:
+            check_schema(url)
+    import os
+
+    return _service(url, getattr(args, "dir", None) or os.environ.get("B2CAL_CALIBRATIONS_DIR", ""))
+
+
+def print_json(value: Any) -> None:
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    sys.stdout.write("\n")
+
+
+def current_user(args) -> str:
+    import getpass
+    import os
+
+    return getattr(args, "user", None) or os.environ.get("B2CAL_USER") or getpass.getuser()

@@ -1,0 +1,250 @@
+"""``b2cal demo``: a whole prompt calibration loop of the synthetic detector, unattended, end to end."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+from b2cal_assets.cli import UserError
+
+DEMO_SITE = "demo_site"
+BASE_TAG = "demo_base"
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="run a whole calibration loop of the synthetic detector through Dagster",
+        description="Generates skims, registers processings, starts the Dagster daemon (sensors, run queue) "
+        "and follows the loop to the end: exit 0 only if every calibration is signed off.",
+    )
+    p.add_argument("--processings", type=int, default=1, help="processings in flight at once (default 1)")
+    p.add_argument("--runs", type=int, default=4, help="runs per processing (default 4)")
+    p.add_argument("--events-per-run", type=int, default=None, help="events per run (default: the generator's)")
+    p.add_argument("--backend", default="local", help="batch backend of the demo site: local (default) or slurm")
+    p.add_argument("--path-prefix", default="", help="read skims through this prefix, e.g. root://127.0.0.1:1094/")
+    p.add_argument("--max-processes", type=int, default=2, help="local pool size for collector subjobs")
+    p.add_argument("--window-minutes", type=float, default=0.0, help="submission window before defaults run")
+    p.add_argument("--signoff", choices=["automatic", "manual"], default="automatic", help="site sign-off policy")
+    p.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
+    p.add_argument("--fresh", action="store_true", help="start from an empty $B2CAL_HOME")
+    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic detector")
+    p.set_defaults(func=run)
+
+
+def _wipe(home: Path) -> None:
+    marker = home / ".b2cal-home"
+    if home.exists() and any(home.iterdir()) and not marker.exists():
+        raise UserError(
+            f"--fresh would delete {home}, which does not look like a b2cal home (no .b2cal-home marker); "
+            "point B2CAL_HOME at an empty or b2cal-made folder"
+        )
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def run(args) -> int:
+    from b2cal_assets import home
+    from b2cal_assets.cli.common import user_errors
+    from b2cal_assets.db.engine import database_url, ensure_schema
+
+    if args.processings < 1 or args.runs < 1:
+        raise UserError("--processings and --runs must be at least 1")
+    root = home.b2cal_home()
+    if args.fresh:
+        _wipe(root)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / ".b2cal-home").touch()
+    os.environ.setdefault("DAGSTER_HOME", str(home.dagster_home()))
+    url = database_url()
+    with user_errors():
+        ensure_schema(url)
+    say = _Printer()
+    say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend})")
+    names = _prepare(args, say)
+    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+
+    dagster_home = Path(os.environ["DAGSTER_HOME"])
+    prepare_dagster_home(dagster_home)
+    env = {"B2CAL_HOME": str(root), "DAGSTER_HOME": str(dagster_home)}
+    env.update(_backend_env(args))
+    say("starting the Dagster daemon (sensors tick, runs start from the queue) ...")
+    daemon = start_daemon(env, root / "logs" / "dagster-daemon.log")
+    try:
+        finished = _follow(names, args, say, daemon)
+    except KeyboardInterrupt:
+        say("interrupted: stopping the daemon")
+        finished = False
+    finally:
+        stop_daemon(daemon)
+    return _report(names, say, finished)
+
+
+def _backend_env(args) -> dict[str, str]:
+    env = {"B2CAL_LOCAL_MAX_PROCESSES": str(args.max_processes)}
+    return env
+
+
+def _prepare(args, say) -> list[str]:
+    from b2cal_assets import home
+    from b2cal_assets.cli.common import user_errors
+    from b2cal_assets.demo import generator, truth
+    from b2cal_assets.domain.iov import IoV
+    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
+    from b2cal_assets.loop import admin
+
+    total_runs = args.processings * args.runs
+    say(f"generating calibration skims for {total_runs} runs of the synthetic detector ...")
+    kwargs = {"exp": 1, "first_run": 1, "runs": total_runs, "seed": args.seed}
+    if args.events_per_run:
+        kwargs["events_per_run"] = args.events_per_run
+    files = generator.generate(home.data_dir(), **kwargs)
+    say(f"  {len(files)} files, {sum(f.n_events for f in files):,} events")
+    with user_errors():
+        admin.ensure_site(
+            SiteSpec(
+                name=DEMO_SITE,
+                backend=args.backend,
+                backend_args={},
+                storage_root=str(home.data_dir()),
+                path_prefix=args.path_prefix,
+                signoff_policy=SignoffPolicy(args.signoff),
+                hold_until_deadline=False,
+            )
+        )
+        admin.write_global_tag(BASE_TAG, truth.NOMINAL)
+        names = []
+        for i in range(args.processings):
+            first = 1 + i * args.runs
+            name = f"prompt_demo_{i + 1}"
+            admin.create_processing(
+                ProcessingSpec(
+                    name=name,
+                    kind=ProcessingKind.PROMPT,
+                    site=DEMO_SITE,
+                    iov=IoV(1, first, 1, first + args.runs - 1),
+                    global_tags=(BASE_TAG,),
+                    window_hours=args.window_minutes / 60.0,
+                ),
+                created_by="demo",
+            )
+            names.append(name)
+            say(f"processing {name}: exp 1 runs {first}-{first + args.runs - 1} at {DEMO_SITE}")
+        new = admin.register_files(files, site_name=DEMO_SITE)
+    say(f"data arrival: {new} files registered in the data catalog")
+    return names
+
+
+class _Printer:
+    def __init__(self) -> None:
+        self.start = time.monotonic()
+
+    def __call__(self, message: str) -> None:
+        print(f"[{time.monotonic() - self.start:6.1f}s] {message}", flush=True)
+
+
+def _follow(names: list[str], args, say, daemon) -> bool:
+    """Print every state change until every processing finished, nothing can move, or time is up."""
+    from b2cal_assets.cli.common import loop_service
+
+    service = loop_service(args)
+    last: dict[tuple[str, str], str] = {}
+    deadline = time.monotonic() + args.timeout
+    idle_since: float | None = None
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            say(f"the Dagster daemon stopped (exit {daemon.returncode}); see $B2CAL_HOME/logs/dagster-daemon.log")
+            return False
+        all_done = True
+        moving = False
+        stuck = False
+        for name in names:
+            rows = service.status_rows(name)
+            for row in rows:
+                key = (name, row.step)
+                if last.get(key) != row.state:
+                    extra = f" ({row.error.splitlines()[0][:160]})" if row.state == "failed" and row.error else ""
+                    say(f"{name:>14} {row.step:<24} {last.get(key, '-'):>11} -> {row.state}{extra}")
+                    last[key] = row.state
+                if row.state not in ("signed_off", "excluded"):
+                    all_done = False
+                if row.state in ("window_open", "submitted", "running", "finished", "waiting"):
+                    moving = moving or row.state != "waiting"
+                if row.state in ("failed", "rejected"):
+                    stuck = True
+            done = sum(r.state in ("signed_off", "excluded") for r in rows)
+            _ = done
+        if all_done:
+            say("every calibration is signed off")
+            return True
+        if stuck and not moving:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since > 20:
+                say("the loop cannot go on: a calibration failed or was rejected (see the table below)")
+                return False
+        else:
+            idle_since = None
+        time.sleep(1.0)
+    say(f"gave up after {args.timeout:.0f} s")
+    return False
+
+
+def _report(names: list[str], say, finished: bool) -> int:
+    from types import SimpleNamespace
+
+    from b2cal_assets.cli.common import loop_service
+    from b2cal_assets.cli.tables import print_table
+    from b2cal_assets.demo import truth
+
+    service = loop_service(SimpleNamespace(database_url=None, dir=None))
+    ok = finished
+    for name in names:
+        table = []
+        for row in service.status_rows(name):
+            deviation = ""
+            if row.payloads:
+                deviation, within = _deviation(service, name, row.step, truth)
+                if not within:
+                    ok = False
+            if row.state != "signed_off":
+                ok = False
+            table.append(
+                [
+                    row.step,
+                    row.stage,
+                    row.state,
+                    str(row.iterations or ""),
+                    str(row.payloads or ""),
+                    f"{row.wall_seconds:.1f}s" if row.wall_seconds is not None else "",
+                    deviation,
+                ]
+            )
+        print(f"\nprocessing {name}")
+        print_table(["calibration", "stage", "state", "iterations", "payloads", "wall time", "deviation from truth"], table)
+    print()
+    print("RESULT: every calibration signed off, constants within tolerance" if ok else "RESULT: the loop did not finish cleanly")
+    print("Open the UI:   make dev   (then http://127.0.0.1:3000)   with the same B2CAL_HOME")
+    sys.stdout.flush()
+    return 0 if ok else 1
+
+
+def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, bool]:
+    from b2cal_assets.caf.payload_io import read_payload
+
+    worst = None
+    within = True
+    for p in service.current_payloads(processing, calibration):
+        if p["name"] not in truth.TRUTH:
+            continue
+        constants = read_payload(p["file"])
+        dev = truth.deviation(p["name"], constants)
+        within = within and truth.within_tolerance(p["name"], constants)
+        for key, value in dev.items():
+            if worst is None or value > worst[1]:
+                worst = (f"{p['name']}.{key}", value)
+    if worst is None:
+        return "", True
+    mark = "ok" if within else "OUT OF TOLERANCE"
+    return f"{worst[0]} {worst[1]:.3g} ({mark})", within

@@ -1,0 +1,151 @@
+"""The file catalog: runs, skim and cDST files, and where each file can be read at a site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy.orm import Session
+
+from b2cal_assets.db.errors import AlreadyExists
+from b2cal_assets.db.models import CatalogFile, Processing, Replica, Run, Site
+from b2cal_assets.db.repo.processings import get_processing
+from b2cal_assets.db.repo.rows import check_choice, get_or_insert
+from b2cal_assets.db.repo.sites import get_site
+
+DATA_FORMATS = ("raw", "cdst", "mdst", "udst")
+RUN_FIELDS = ("run_type", "magnet", "beam_energy", "data_quality", "duration_minutes")
+
+
+def ensure_run(s: Session, exp: int, run: int, run_info: Mapping[str, Any] | None = None) -> Run:
+    """The run ``(exp, run)``, created if missing; metadata in ``run_info`` is brought up to date.
+
+    ``run_info`` may be a whole ``RunInfo`` dict: keys that are not run metadata are ignored.
+    """
+    info = {k: v for k, v in (run_info or {}).items() if k in RUN_FIELDS and v is not None}
+    row, _created = get_or_insert(s, Run, {"exp": int(exp), "run": int(run)}, info)
+    for key, value in info.items():
+        if getattr(row, key) != value:
+            setattr(row, key, value)
+    return row
+
+
+def register_file(
+    s: Session,
+    *,
+    path: str,
+    data_tag: str,
+    data_format: str,
+    exp: int,
+    run: int,
+    run_info: Mapping[str, Any],
+    n_events: int,
+    size_bytes: int,
+    site_name: str | None = None,
+    url: str | None = None,
+    processing_name: str | None = None,
+) -> tuple[CatalogFile, bool]:
+    """Register a file once; ``created`` is False when it was already there (from this or another caller).
+
+    Registering the same path again is harmless, even from two sensor ticks at the same time; registering
+    it for another run or data tag raises ``AlreadyExists``. With ``site_name`` and ``url`` the file's
+    replica at that site is recorded (or its URL updated).
+    """
+    check_choice("data_format", data_format, DATA_FORMATS)
+    run_row = ensure_run(s, exp, run, run_info)
+    processing_id = get_processing(s, processing_name).id if processing_name else None
+    file, created = get_or_insert(
+        s,
+        CatalogFile,
+        {"path": path},
+        {
+            "run": run_row,
+            "data_tag": data_tag,
+            "data_format": data_format,
+            "n_events": int(n_events),
+            "size_bytes": int(size_bytes),
+            "processing_id": processing_id,
+        },
+    )
+    if not created and (
+        file.run_id != run_row.id or file.data_tag != data_tag or file.data_format != data_format
+    ):
+        raise AlreadyExists(
+            f"{path} is already registered for exp {file.run.exp} run {file.run.run}, data tag {file.data_tag!r} "
+            f"({file.data_format}); it cannot also be exp {exp} run {run}, {data_tag!r} ({data_format})"
+        )
+    if site_name is not None and url:
+        site = get_site(s, site_name)
+        replica, replica_created = get_or_insert(
+            s, Replica, {"file_id": file.id, "site_id": site.id}, {"url": url}
+        )
+        if not replica_created and replica.url != url:
+            replica.url = url
+    s.flush()
+    return file, created
+
+
+def files_after(s: Session, last_id: int, limit: int = 1000) -> list[CatalogFile]:
+    """Files with an id above ``last_id``, oldest first: the data-arrival sensor's cursor."""
+    query = select(CatalogFile).where(CatalogFile.id > last_id).order_by(CatalogFile.id).limit(limit)
+    return list(s.scalars(query))
+
+
+def _in_iov(exp_low: int, run_low: int, exp_high: int, run_high: int) -> ColumnElement[bool]:
+    """Runs from ``(exp_low, run_low)`` to ``(exp_high, run_high)`` inclusive; ``-1`` at the high end is open."""
+    low = or_(Run.exp > exp_low, and_(Run.exp == exp_low, Run.run >= run_low))
+    if exp_high == -1:
+        return low
+    if run_high == -1:
+        return and_(low, Run.exp <= exp_high)
+    return and_(low, or_(Run.exp < exp_high, and_(Run.exp == exp_high, Run.run <= run_high)))
+
+
+def files_for(
+    s: Session,
+    *,
+    exp_low: int,
+    run_low: int,
+    exp_high: int,
+    run_high: int,
+    data_tags: Iterable[str] | None,
+    data_format: str = "raw",
+    processing_name: str | None = None,
+    site_name: str | None = None,
+) -> list[tuple[CatalogFile, Run, str]]:
+    """``(file, run, url_or_path)`` for the runs in the IoV, ordered by run, tag and path.
+
+    ``data_tags=None`` means every tag. With ``processing_name`` only files of no processing (skims) or of
+    that processing (its cDSTs) are returned, and the location is the replica URL at the processing's site
+    (``site_name`` overrides the site); without a replica there it is the catalog path.
+    """
+    check_choice("data_format", data_format, DATA_FORMATS)
+    query = (
+        select(CatalogFile, Run)
+        .join(Run, CatalogFile.run_id == Run.id)
+        .where(CatalogFile.data_format == data_format, _in_iov(exp_low, run_low, exp_high, run_high))
+        .order_by(Run.exp, Run.run, CatalogFile.data_tag, CatalogFile.path)
+    )
+    if data_tags is not None:
+        query = query.where(CatalogFile.data_tag.in_(list(data_tags)))
+    site: Site | None = get_site(s, site_name) if site_name else None
+    if processing_name is not None:
+        processing: Processing = get_processing(s, processing_name)
+        query = query.where(
+            or_(CatalogFile.processing_id.is_(None), CatalogFile.processing_id == processing.id)
+        )
+        site = site or processing.site
+    rows = s.execute(query).all()
+    urls: dict[int, str] = {}
+    if site is not None and rows:
+        ids = [f.id for f, _run in rows]
+        for start in range(0, len(ids), 900):
+            chunk = ids[start : start + 900]
+            replicas = s.execute(
+                select(Replica.file_id, Replica.url).where(
+                    Replica.site_id == site.id, Replica.file_id.in_(chunk)
+                )
+            )
+            urls.update({file_id: url for file_id, url in replicas})
+    return [(f, run, urls.get(f.id, f.path)) for f, run in rows]

@@ -1,0 +1,135 @@
+"""One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
+
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+import dagster as dg
+
+from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
+from b2cal_assets.defs.keys import CDST_KEY, SUBMITTED_BY_TAG, USER_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.partitions import processing_partitions
+from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.steps import CDST_STEP, StepInfo
+
+BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
+
+
+def submitted_by(context) -> str:
+    """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI."""
+    tags = context.run.tags
+    return tags.get(USER_TAG) or tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
+
+
+def skim_specs(steps: Iterable[StepInfo]) -> list[dg.AssetSpec]:
+    tags = sorted({tag for step in steps for tag in step.raw_data_names})
+    return [
+        dg.AssetSpec(
+            key=skim_key(tag),
+            partitions_def=processing_partitions,
+            group_name="skims",
+            description=f"Calibration skim {tag}: reported by the data-arrival sensor from the data catalog.",
+            kinds={"root"},
+        )
+        for tag in tags
+    ]
+
+
+def _deps(step: StepInfo) -> list[dg.AssetKey]:
+    keys = [CDST_KEY if dep == CDST_STEP else signoff_key(dep) for dep in step.depends_on]
+    keys += [skim_key(tag) for tag in step.raw_data_names]
+    return keys
+
+
+def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
+    settings = script.settings
+
+    @dg.asset(
+        key=payloads_key(step.name),
+        partitions_def=processing_partitions,
+        group_name=step.stage.value,
+        deps=_deps(step),
+        description=(settings.description or step.name)
+        + f"\n\nExpert: {settings.expert_username}. Script: {script.file}",
+        metadata={
+            "expert_username": settings.expert_username,
+            "script": str(script.file),
+            "input_data_names": ", ".join(sorted(settings.input_data_names)),
+            "expert_config_defaults": json.dumps(settings.expert_config or {}, sort_keys=True),
+        },
+        kinds={"caf"},
+        required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
+    )
+    def _payloads(context: dg.AssetExecutionContext, config: SubmitConfig):
+        from b2cal_assets.defs.running import run_calibration_attempt
+
+        service = context.resources.loop.service()
+        return run_calibration_attempt(context, config, service, step.name, submitted_by(context))
+
+    return _payloads
+
+
+def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=signoff_key(step.name),
+        partitions_def=processing_partitions,
+        group_name=step.stage.value,
+        deps=[payloads_key(step.name)],
+        description=f"Sign-off of {step.name}'s payloads: automatic at automatic sites once the checks pass, "
+        "otherwise the expert materialises it with accept or reject.",
+        kinds={"signoff"},
+    )
+    def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
+        from b2cal_assets.loop.service import AUTO_USER, LoopError
+
+        service = loop.service()
+        processing = context.partition_key
+        by = submitted_by(context)
+        automatic = by == AUTO_USER
+        site = service.site_of(processing)
+        if automatic and site["signoff_policy"] != "automatic":
+            raise dg.Failure(
+                description=f"site {site['name']} signs off by hand: the expert materialises signoff/{step.name}"
+            )
+        try:
+            state = service.sign_off(
+                processing, step.name, decision=config.decision, by=by, comment=config.comment, automatic=automatic
+            )
+        except LoopError as exc:
+            raise dg.Failure(description=str(exc)) from None
+        context.log.info(f"{step.name} in {processing}: {state} by {by}")
+        return dg.MaterializeResult(
+            metadata={"decision": config.decision, "by": by, "automatic": automatic, "comment": config.comment}
+        )
+
+    return _signoff
+
+
+def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=CDST_KEY,
+        partitions_def=processing_partitions,
+        group_name="cdst_production",
+        deps=_deps(step),
+        description="cDST production: raw skims reconstructed with the signed-off alignment and pre-tracking "
+        "payloads applied; the input of post-tracking calibrations.",
+        kinds={"root"},
+    )
+    def _cdst(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
+        from b2cal_assets.defs.running import run_cdst_production
+
+        return run_cdst_production(context, loop.service(), step, loop.cdst_producer)
+
+    return _cdst
+
+
+def build_assets(steps: dict[str, StepInfo], scripts) -> list:
+    assets: list = list(skim_specs(steps.values()))
+    for name, step in steps.items():
+        if name == CDST_STEP:
+            assets.append(cdst_asset(step))
+        else:
+            assets.append(payloads_asset(step, scripts.calibrations[name]))
+            assets.append(signoff_asset(step))
+    return assets

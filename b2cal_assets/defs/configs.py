@@ -1,0 +1,42 @@
+"""What an expert fills in on the launchpad."""
+
+
+from typing import Any, Literal
+
+import dagster as dg
+from pydantic import Field
+
+
+class SubmitConfig(dg.Config):
+    """A calibration submission: expert_config overrides and job settings; empty means the script's defaults."""
+
+    expert_config: dict[str, Any] = Field(
+        default_factory=dict, description="Overrides of the script's expert_config (keys and types are checked)."
+    )
+    input_data_filters: dict[str, list[str]] | None = Field(
+        default=None, description="Replaces input_data_filters for the named data (e.g. {'hadron_calib': ['On']})."
+    )
+    max_files_per_collector_job: int | None = Field(default=None, description="Split collector subjobs by files.")
+    max_collector_jobs: int | None = Field(default=None, description="Split collector subjobs by count.")
+    max_iterations: int | None = Field(default=None, description="At most this many iterations (default: the script's).")
+    backend_args: dict[str, Any] = Field(default_factory=dict, description="Extra batch arguments, e.g. memory.")
+
+    def job_config(self) -> dict[str, Any]:
+        return {
+            k: v
+            for k, v in {
+                "input_data_filters": self.input_data_filters,
+                "max_files_per_collector_job": self.max_files_per_collector_job,
+                "max_collector_jobs": self.max_collector_jobs,
+                "max_iterations": self.max_iterations,
+                "backend_args": self.backend_args or None,
+            }.items()
+            if v is not None
+        }
+
+
+class SignoffConfig(dg.Config):
+    """An expert's verdict on the payloads of the latest attempt."""
+
+    decision: Literal["accept", "reject"] = Field(description="accept lets dependents start; reject stops them.")
+    comment: str = Field(default="", description="Why; it goes to the ticket and the audit log.")

@@ -1,0 +1,34 @@
+"""Everything Dagster serves, built from the calibration scripts found at load time."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from b2cal_assets.defs.assets import build_assets
+from b2cal_assets.defs.checks import build_checks
+from b2cal_assets.defs.resources import CalibrationLoopResource, LocalBackendResource, cached_scripts
+from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
+from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor
+from b2cal_assets.loop.steps import build_steps
+
+
+def backend_resources() -> dict[str, dg.ConfigurableResource]:
+    from b2cal_assets.defs.batch_resources import batch_backend_resources
+
+    local = LocalBackendResource(max_processes=int(os.environ.get("B2CAL_LOCAL_MAX_PROCESSES", "4")))
+    return {"local_backend": local, **batch_backend_resources()}
+
+
+def build_definitions(calibrations_dir: str = "", loop: CalibrationLoopResource | None = None) -> dg.Definitions:
+    scripts = cached_scripts(calibrations_dir)
+    steps = build_steps(scripts.calibrations)
+    return dg.Definitions(
+        assets=build_assets(steps, scripts),
+        asset_checks=build_checks(scripts.calibrations),
+        sensors=[data_arrival_sensor, calibration_loop_sensor],
+        schedules=[database_backup_schedule],
+        jobs=[database_backup_job],
+        resources={"loop": loop or CalibrationLoopResource(calibrations_dir=calibrations_dir), **backend_resources()},
+    )

@@ -1,0 +1,75 @@
+"""Preparing a Dagster home and running the daemon for headless use (``b2cal demo``) and tests."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
+
+DEFAULT_INSTANCE_YAML = """\
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+run_coordinator:
+  module: dagster._core.run_coordinator.queued_run_coordinator
+  class: QueuedRunCoordinator
+  config:
+    max_concurrent_runs: 4
+    dequeue_interval_seconds: 1
+sensors:
+  use_threads: true
+  num_workers: 4
+"""
+
+
+def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -> Path:
+    """Create ``dagster_home`` with an instance config unless it has one already."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    target = dagster_home / "dagster.yaml"
+    if instance_yaml is not None:
+        target.write_text(instance_yaml)
+    elif not target.exists():
+        if REPO_DAGSTER_YAML.exists():
+            shutil.copyfile(REPO_DAGSTER_YAML, target)
+        else:
+            target.write_text(DEFAULT_INSTANCE_YAML)
+    return target
+
+
+def daemon_command(module: str = "b2cal_assets.definitions") -> list[str]:
+    exe = Path(sys.executable).with_name("dagster-daemon")
+    return [str(exe) if exe.exists() else "dagster-daemon", "run", "-m", module]
+
+
+def start_daemon(env: dict[str, str], log_file: Path, module: str = "b2cal_assets.definitions") -> subprocess.Popen:
+    """The real Dagster daemon: sensors tick, queued runs start, as in production."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime
+    return subprocess.Popen(
+        daemon_command(module),
+        env={**os.environ, **env},
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM the daemon's process group (its runs' processes too), then SIGKILL what is left."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=timeout)
+    except (ProcessLookupError, subprocess.TimeoutExpired):
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(timeout=10)

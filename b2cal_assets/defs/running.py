@@ -1,0 +1,198 @@
+"""The bodies of the calibration and cDST assets: attempts recorded, jobs run, payloads stored."""
+
+from __future__ import annotations
+
+import importlib
+import json
+from typing import Any
+
+import dagster as dg
+
+from b2cal_assets import home
+from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calibration_job
+from b2cal_assets.domain.expert_config import merge_expert_config
+from b2cal_assets.domain.filters import validate_filter_name
+from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService
+from b2cal_assets.loop.steps import StepInfo
+
+
+def _fail(message: str) -> dg.Failure:
+    return dg.Failure(description=message)
+
+
+def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The merged expert_config and job settings, or a ``ContractError`` naming what is wrong."""
+    settings = script.settings
+    merged = merge_expert_config(dict(settings.expert_config or {}), dict(config.expert_config))
+    filters = config.input_data_filters or {}
+    unknown = sorted(set(filters) - set(settings.input_data_names))
+    if unknown:
+        raise ContractError(
+            "input_data_filters",
+            f"no input data named {', '.join(unknown)}; {settings.name} reads {', '.join(sorted(settings.input_data_names))}",
+        )
+    for names in filters.values():
+        for name in names:
+            validate_filter_name(name)
+    if config.max_files_per_collector_job is not None and config.max_collector_jobs is not None:
+        raise ContractError("max_collector_jobs", "set max_files_per_collector_job or max_collector_jobs, not both")
+    for field in ("max_files_per_collector_job", "max_collector_jobs", "max_iterations"):
+        value = getattr(config, field)
+        if value is not None and value < 1:
+            raise ContractError(field, f"must be at least 1, not {value}")
+    return merged, config.job_config()
+
+
+def _backend_resource(context, service: LoopService, processing: str):
+    site = service.site_of(processing)
+    key = f"{site['backend']}_backend"
+    try:
+        return site, getattr(context.resources, key)
+    except AttributeError:
+        raise _fail(f"site {site['name']} uses backend {site['backend']!r}, which has no resource {key}") from None
+
+
+def run_calibration_attempt(context, config, service: LoopService, calibration: str, by: str):
+    processing = context.partition_key
+    script = service.scripts.calibrations[calibration]
+    try:
+        expert_config, job_config = checked_job_settings(script, config)
+    except (ContractError, ValueError) as exc:
+        raise _fail(f"{calibration}: the submission was refused: {exc}") from None
+    try:
+        ticket = service.begin_attempt(
+            processing,
+            calibration,
+            submitted_by=by,
+            expert_config=dict(config.expert_config),
+            job_config=job_config,
+            dagster_run_id=context.run_id,
+        )
+    except LoopError as exc:
+        raise _fail(str(exc)) from None
+    context.log.info(
+        f"{calibration} in {processing}: attempt {ticket.number} submitted by {by} "
+        f"with expert_config {json.dumps(expert_config, sort_keys=True)}"
+    )
+    site, backend_resource = _backend_resource(context, service, processing)
+    try:
+        outcome = _run_job(context, service, ticket, script, expert_config, job_config, site, backend_resource)
+    except CalibrationFailed as exc:
+        service.fail_attempt(ticket, str(exc))
+        raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
+    except BaseException as exc:
+        service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
+        raise
+    iterations = max(outcome.iterations.values(), default=0)
+    recorded = service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
+    rows = [
+        {"payload": p["name"], "revision": p["revision"], "iov": str(p["iov"]), "md5": p["checksum"][:12]}
+        for p in recorded
+    ]
+    return dg.MaterializeResult(
+        metadata={
+            "attempt": ticket.number,
+            "submitted_by": by,
+            "iterations": iterations,
+            "payloads": dg.MetadataValue.md(_markdown_table(rows, ["payload", "revision", "iov", "md5"])),
+            "outputdb": dg.MetadataValue.path(str(ticket.payload_dir / "outputdb")),
+            "workdir": dg.MetadataValue.path(str(ticket.workdir)),
+            "expert_config": dg.MetadataValue.json(expert_config),
+            "subjobs": len(outcome.subjobs),
+        }
+    )
+
+
+def _run_job(context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource):
+    input_data = service.input_data(ticket.processing, ticket.calibration, job_config.get("input_data_filters"))
+    n_files = sum(len(files) for files in input_data.values())
+    if n_files == 0:
+        raise CalibrationFailed(
+            f"no input files pass the input_data_filters of {ticket.calibration} in {ticket.processing}; "
+            "check the data catalog or submit with other filters"
+        )
+    context.log.info(f"{n_files} input files: " + ", ".join(f"{k}={len(v)}" for k, v in input_data.items()))
+    from b2cal_assets.backends.manager import xrootd_env
+
+    env = xrootd_env() if site.get("path_prefix") else {}
+    job = CalibrationJob(
+        script_file=script.file,
+        calibrations_dir=script.file.parent,
+        calibration_script_name=script.module_name,
+        input_data=input_data,
+        requested_iov=ticket.requested_iov,
+        expert_config=expert_config,
+        database_chain=service.database_chain(ticket.processing, ticket.calibration),
+        workdir=ticket.workdir,
+        max_files_per_collector_job=job_config.get("max_files_per_collector_job"),
+        max_collector_jobs=job_config.get("max_collector_jobs"),
+        max_iterations=job_config.get("max_iterations"),
+        env=env,
+        backend_args={**site.get("backend_args", {}), **job_config.get("backend_args", {})},
+    )
+
+    def progress(message) -> None:
+        context.log.info(f"{ticket.calibration}: {message}")
+
+    return run_calibration_job(
+        job,
+        backend_resource.build_backend(),
+        submit_policy=backend_resource.submit_policy(),
+        retry_policy=backend_resource.retry_policy(),
+        progress=progress,
+    )
+
+
+def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(str(row.get(c, "")) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def load_producer(reference: str):
+    module_name, _, function = reference.partition(":")
+    return getattr(importlib.import_module(module_name), function or "produce_cdst")
+
+
+def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
+    from b2cal_assets.caf.localdb import ConditionsChain
+    from b2cal_assets.domain.iov import ExpRun
+    from b2cal_assets.defs.assets import submitted_by
+
+    processing = context.partition_key
+    try:
+        ticket = service.begin_attempt(
+            processing,
+            step.name,
+            submitted_by=submitted_by(context),
+            expert_config={},
+            job_config={},
+            dagster_run_id=context.run_id,
+        )
+    except LoopError as exc:
+        raise _fail(str(exc)) from None
+    produce = load_producer(producer_ref)
+    chain = ConditionsChain(service.database_chain(processing, step.name))
+    out_dir = home.cdst_dir(processing)
+    produced: list[dict[str, Any]] = []
+    try:
+        for tag in step.raw_data_names:
+            by_run = service.raw_files_by_run(processing, tag)
+            for (exp, run), files in sorted(by_run.items()):
+                path = produce(files, out_dir / tag, chain.at(ExpRun(exp, run)), exp=exp, run=run)
+                service.register_cdst(processing, path=str(path), data_tag=tag, exp=exp, run=run, n_events=0)
+                produced.append({"data": tag, "exp": exp, "run": run, "file": str(path)})
+                context.log.info(f"cDST {tag} exp {exp} run {run}: {path}")
+    except BaseException as exc:
+        service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
+        raise
+    service.complete_step(ticket)
+    return dg.MaterializeResult(
+        metadata={
+            "files": len(produced),
+            "runs": len({(p["exp"], p["run"]) for p in produced}),
+            "data": ", ".join(step.raw_data_names),
+            "directory": dg.MetadataValue.path(str(out_dir)),
+        }
+    )

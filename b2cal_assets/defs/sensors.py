@@ -1,0 +1,129 @@
+"""Sensors: data arrival from the catalog, and the loop that opens windows and submits at the deadline."""
+
+
+from collections import defaultdict
+
+import dagster as dg
+
+from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
+from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.service import AUTO_USER, Launch
+from b2cal_assets.loop.steps import CDST_STEP
+
+
+def _new_partitions(context, names: list[str]) -> list[dg.AddDynamicPartitionsRequest]:
+    known = set(context.instance.get_dynamic_partitions(PROCESSING_PARTITIONS_NAME))
+    new = [n for n in names if n not in known]
+    return [dg.AddDynamicPartitionsRequest(PROCESSING_PARTITIONS_NAME, new)] if new else []
+
+
+@dg.sensor(
+    name="data_arrival_sensor",
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports calibration skims registered in the data catalog as materialisations of skim/<tag>, "
+    "per processing whose IoV holds the run.",
+)
+def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
+    service = loop.service()
+    iovs = service.processing_iovs(state=None)
+    seen = dict(context.cursor and _parse_cursor(context.cursor) or {})
+    last_id = seen.get("last_id", 0)
+    reported = set(seen.get("processings", []))
+    events: list[dg.AssetMaterialization] = []
+    batches: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    # A processing registered after its data arrived gets the whole catalog once.
+    for processing in sorted(set(iovs) - reported):
+        for f in service.catalog_after(0):
+            if f["data_format"] == "raw" and iovs[processing].contains_run(f["exp"], f["run"]):
+                batches[(processing, f["data_tag"])].append(f)
+    new_files = service.catalog_after(last_id)
+    for f in new_files:
+        if f["data_format"] != "raw":
+            continue
+        for processing, iov in iovs.items():
+            if processing in reported and iov.contains_run(f["exp"], f["run"]):
+                batches[(processing, f["data_tag"])].append(f)
+    for (processing, tag), files in sorted(batches.items()):
+        runs = sorted({(f["exp"], f["run"]) for f in files})
+        events.append(
+            dg.AssetMaterialization(
+                asset_key=skim_key(tag),
+                partition=processing,
+                metadata={
+                    "new_files": len(files),
+                    "runs": ", ".join(f"{e}/{r}" for e, r in runs),
+                    "events": sum(f["n_events"] for f in files),
+                },
+            )
+        )
+    cursor = {
+        "last_id": max([last_id] + [f["id"] for f in new_files]),
+        "processings": sorted(reported | set(iovs)),
+    }
+    return dg.SensorResult(
+        asset_events=events,
+        dynamic_partitions_requests=_new_partitions(context, sorted(iovs)),
+        cursor=_format_cursor(cursor),
+    )
+
+
+def _parse_cursor(text: str) -> dict:
+    import json
+
+    return json.loads(text)
+
+
+def _format_cursor(value: dict) -> str:
+    import json
+
+    return json.dumps(value, sort_keys=True)
+
+
+def run_request_for(launch: Launch) -> dg.RunRequest:
+    tags = {SUBMITTED_BY_TAG: AUTO_USER, REASON_TAG: launch.reason}
+    if launch.step == CDST_STEP:
+        return dg.RunRequest(
+            run_key=launch.run_key, partition_key=launch.processing, asset_selection=[CDST_KEY], tags=tags
+        )
+    selection = [payloads_key(launch.step)]
+    ops: dict[str, dict] = {
+        payloads_key(launch.step).to_python_identifier(): {
+            "config": {"expert_config": launch.expert_config, **launch.job_config}
+        }
+    }
+    if launch.automatic_signoff:
+        selection.append(signoff_key(launch.step))
+        ops[signoff_key(launch.step).to_python_identifier()] = {
+            "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
+        }
+    return dg.RunRequest(
+        run_key=launch.run_key,
+        partition_key=launch.processing,
+        asset_selection=selection,
+        run_config={"ops": ops},
+        tags=tags,
+    )
+
+
+@dg.sensor(
+    name="calibration_loop_sensor",
+    minimum_interval_seconds=2,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    target=dg.AssetSelection.all(),
+    description="Opens submission windows when a calibration's inputs are ready, submits the defaults once "
+    "the window has passed, starts the cDST production, and closes finished processings.",
+)
+def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
+    service = loop.service()
+    partitions = _new_partitions(context, service.open_processing_names())
+    report = service.tick()
+    for processing, step in report.opened:
+        context.log.info(f"{processing}: submission window of {step} opened")
+    for name in report.finished_processings:
+        context.log.info(f"{name}: every calibration signed off or excluded; processing finished")
+    return dg.SensorResult(
+        run_requests=[run_request_for(launch) for launch in report.launches],
+        dynamic_partitions_requests=partitions,
+    )

@@ -1,0 +1,1 @@
+"""The demo's validation scripts, one per calibration, paired by ``settings.name``."""

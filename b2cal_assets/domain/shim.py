@@ -1,0 +1,258 @@
+"""The framework's import names, provided while calibration scripts load and run.
+
+Scripts written for the experiment's framework import ``prompt``, ``prompt.utils``,
+``prompt.validation``, ``caf.utils``, ``caf.framework`` and each other
+(``from prompt.calibrations.caf_cdc import settings as cdc``). Inside ``ScriptNamespace.activate()``
+those names resolve to our implementations and to the files of one calibrations directory.
+
+Each directory gets its own namespace of modules, swapped into ``sys.modules`` on entry and out on
+exit, so two directories (or two loads of one) never see each other's scripts, and a dependency's
+``settings`` object is the very object its own script created. Entry is re-entrant and serialised by
+one process-wide lock.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from types import ModuleType
+
+from b2cal_assets.domain import prompt_utils
+from b2cal_assets.domain.filters import INPUT_DATA_FILTERS
+from b2cal_assets.domain.iov import ExpRun, IoV
+from b2cal_assets.domain.settings import CalibrationSettings, ValidationSettings
+
+__all__ = [
+    "CALIBRATIONS_PACKAGE",
+    "PROVIDED_MODULES",
+    "VALIDATIONS_PACKAGE",
+    "ScriptNamespace",
+    "load_script_module",
+    "namespace_for",
+    "script_imports",
+]
+
+CALIBRATIONS_PACKAGE = "prompt.calibrations"
+VALIDATIONS_PACKAGE = "prompt.validations"
+#: The fixed module names scripts may import (besides the scripts themselves).
+PROVIDED_MODULES = (
+    "prompt",
+    "prompt.utils",
+    "prompt.validation",
+    CALIBRATIONS_PACKAGE,
+    VALIDATIONS_PACKAGE,
+    "caf",
+    "caf.utils",
+    "caf.framework",
+    "caf.strategies",
+)
+_ROOTS = ("prompt", "caf")
+
+_lock = threading.RLock()
+_active: list[ScriptNamespace] = []
+
+
+def _managed(name: str) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in _ROOTS)
+
+
+def _module(name: str, doc: str, *, package: bool = False, **attrs: object) -> ModuleType:
+    module = ModuleType(name, doc)
+    module.__spec__ = importlib.machinery.ModuleSpec(name, None, is_package=package)
+    if package:
+        module.__path__ = []
+    module.__dict__.update(attrs)
+    return module
+
+
+def _framework_module() -> ModuleType:
+    from b2cal_assets.caf import framework
+
+    public = {k: v for k, v in vars(framework).items() if not k.startswith("_")}
+    return _module("caf.framework", framework.__doc__ or "", **public)
+
+
+def _static_modules() -> dict[str, ModuleType]:
+    from b2cal_assets.caf.framework import Strategy
+
+    utils = _module(
+        "prompt.utils",
+        prompt_utils.__doc__ or "",
+        **{name: getattr(prompt_utils, name) for name in prompt_utils.__all__},
+    )
+    validation = _module("prompt.validation", "Validation settings.", ValidationSettings=ValidationSettings)
+    calibrations = _module(CALIBRATIONS_PACKAGE, "The calibration scripts of this directory.", package=True)
+    validations = _module(VALIDATIONS_PACKAGE, "The validation scripts of this directory.", package=True)
+    prompt = _module(
+        "prompt",
+        "The framework's prompt-calibration names (provided by b2cal).",
+        package=True,
+        CalibrationSettings=CalibrationSettings,
+        ValidationSettings=ValidationSettings,
+        INPUT_DATA_FILTERS=INPUT_DATA_FILTERS,
+        utils=utils,
+        validation=validation,
+        calibrations=calibrations,
+        validations=validations,
+    )
+    caf_utils = _module("caf.utils", "IoV and ExpRun.", IoV=IoV, ExpRun=ExpRun)
+    caf_framework = _framework_module()
+    strategies = _module(
+        "caf.strategies",
+        "The framework's strategy names mapped onto ours.",
+        SingleIOV=Strategy.SINGLE_IOV,
+        SequentialRunByRun=Strategy.RUN_BY_RUN,
+    )
+    caf = _module(
+        "caf",
+        "The framework's CAF names (provided by b2cal).",
+        package=True,
+        utils=caf_utils,
+        framework=caf_framework,
+        strategies=strategies,
+    )
+    return {
+        m.__name__: m
+        for m in (
+            prompt,
+            utils,
+            validation,
+            calibrations,
+            validations,
+            caf,
+            caf_utils,
+            caf_framework,
+            strategies,
+        )
+    }
+
+
+class _MissingModuleLoader(importlib.abc.Loader):
+    """Raises a ``ModuleNotFoundError`` that says where we looked, instead of Python's bare one."""
+
+    def __init__(self, message: str) -> None:
+        self.message = message
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> None:
+        return None
+
+    def exec_module(self, module: ModuleType) -> None:
+        raise ModuleNotFoundError(self.message, name=module.__name__)
+
+
+class _ScriptFinder(importlib.abc.MetaPathFinder):
+    """Finds ``prompt.calibrations.<x>`` / ``prompt.validations.<x>`` in the active namespace's directory."""
+
+    def find_spec(
+        self, fullname: str, path: object = None, target: object = None
+    ) -> importlib.machinery.ModuleSpec | None:
+        if not _active or not _managed(fullname):
+            return None
+        namespace = _active[-1]
+        package, _, stem = fullname.rpartition(".")
+        if package == CALIBRATIONS_PACKAGE:
+            folder = namespace.calibrations_dir
+        elif package == VALIDATIONS_PACKAGE:
+            folder = namespace.validations_dir
+        else:
+            provided = ", ".join(PROVIDED_MODULES)
+            message = f"No module named {fullname!r}: b2cal provides {provided} and the scripts of the calibrations directory"
+            return importlib.machinery.ModuleSpec(fullname, _MissingModuleLoader(message))
+        file = folder / f"{stem}.py"
+        if not file.is_file():
+            message = f"No module named {fullname!r}: there is no script {file}"
+            return importlib.machinery.ModuleSpec(fullname, _MissingModuleLoader(message))
+        return importlib.util.spec_from_file_location(fullname, file)
+
+
+_finder = _ScriptFinder()
+
+
+class ScriptNamespace:
+    """The modules seen by the scripts of one calibrations directory (scripts load once per namespace)."""
+
+    def __init__(self, calibrations_dir: Path | str) -> None:
+        self.calibrations_dir = Path(calibrations_dir).resolve()
+        self.validations_dir = self.calibrations_dir / "validations"
+        self._modules: dict[str, ModuleType] = _static_modules()
+
+    def __repr__(self) -> str:
+        return f"ScriptNamespace({str(self.calibrations_dir)!r})"
+
+    @contextmanager
+    def activate(self) -> Iterator[ScriptNamespace]:
+        """Make the framework import names and this directory's scripts importable."""
+        with _lock:
+            saved = {name: module for name, module in sys.modules.items() if _managed(name)}
+            for name in saved:
+                del sys.modules[name]
+            sys.modules.update(self._modules)
+            if not _active:
+                sys.meta_path.insert(0, _finder)
+            _active.append(self)
+            try:
+                yield self
+            finally:
+                _active.pop()
+                if not _active and _finder in sys.meta_path:
+                    sys.meta_path.remove(_finder)
+                for name in [n for n in sys.modules if _managed(n)]:
+                    self._modules[name] = sys.modules.pop(name)
+                sys.modules.update(saved)
+
+    def module_name(self, file: Path | str) -> str:
+        """The import name of a script file: ``prompt.calibrations.<stem>`` or ``prompt.validations.<stem>``."""
+        path = Path(file).resolve()
+        if path.parent == self.calibrations_dir:
+            return f"{CALIBRATIONS_PACKAGE}.{path.stem}"
+        if path.parent == self.validations_dir:
+            return f"{VALIDATIONS_PACKAGE}.{path.stem}"
+        raise ValueError(
+            f"{path} is not a script of {self.calibrations_dir} (nor of its validations/ folder)"
+        )
+
+    def import_module(self, module_name: str) -> ModuleType:
+        """Import (once) a script by its import name; exceptions from the script propagate."""
+        with self.activate():
+            return importlib.import_module(module_name)
+
+    def load_file(self, file: Path | str) -> ModuleType:
+        return self.import_module(self.module_name(file))
+
+    def loaded(self, module_name: str) -> ModuleType | None:
+        return self._modules.get(module_name)
+
+
+_namespaces: dict[Path, ScriptNamespace] = {}
+
+
+def namespace_for(calibrations_dir: Path | str) -> ScriptNamespace:
+    """The process-wide namespace of a directory, for code that re-loads scripts by file (subjobs)."""
+    key = Path(calibrations_dir).resolve()
+    with _lock:
+        if key not in _namespaces:
+            _namespaces[key] = ScriptNamespace(key)
+        return _namespaces[key]
+
+
+@contextmanager
+def script_imports(calibrations_dir: Path | str) -> Iterator[ScriptNamespace]:
+    """Activate the shared namespace of ``calibrations_dir``; wrap calls into script code with it."""
+    with namespace_for(calibrations_dir).activate() as namespace:
+        yield namespace
+
+
+def load_script_module(path: Path | str, calibrations_dir: Path | str) -> ModuleType:
+    """Load a calibration (or validation) script by file, as a collector subjob in another process does.
+
+    Calls into the module that import framework names lazily must run inside
+    ``script_imports(calibrations_dir)``.
+    """
+    return namespace_for(calibrations_dir).load_file(path)

@@ -1,0 +1,89 @@
+"""Setting up a loop: sites, processings, data arrival into the catalog, and local global tags."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from b2cal_assets import home
+from b2cal_assets.caf.localdb import write_outputdb
+from b2cal_assets.db import engine as db_engine
+from b2cal_assets.db.repo import audit, catalog, processings, sites
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.processing import ProcessingSpec, SiteSpec, validate_processing_name
+
+
+def _session(url: str | None):
+    return db_engine.session_scope(db_engine.make_engine(url or db_engine.database_url()))
+
+
+def ensure_site(spec: SiteSpec, url: str | None = None) -> None:
+    with _session(url) as s:
+        sites.ensure_site(
+            s,
+            spec.name,
+            backend=spec.backend,
+            backend_args=dict(spec.backend_args),
+            storage_root=spec.storage_root,
+            path_prefix=spec.path_prefix,
+            signoff_policy=str(spec.signoff_policy),
+            hold_until_deadline=spec.hold_until_deadline,
+        )
+
+
+def create_processing(spec: ProcessingSpec, created_by: str, url: str | None = None) -> None:
+    validate_processing_name(spec.name)
+    with _session(url) as s:
+        processings.create_processing(
+            s,
+            spec.name,
+            kind=str(spec.kind),
+            site_name=spec.site,
+            iov=tuple(spec.iov),
+            global_tags=list(spec.global_tags),
+            window_hours=spec.window_hours,
+            created_by=created_by,
+        )
+        audit.record_audit(
+            s,
+            created_by,
+            "create_processing",
+            spec.name,
+            "",
+            {"site": spec.site, "iov": str(spec.iov), "global_tags": list(spec.global_tags)},
+        )
+
+
+def register_files(files: Iterable[Any], site_name: str | None = None, url: str | None = None) -> int:
+    """Register generated or transferred skim files in the data catalog; returns how many were new."""
+    new = 0
+    with _session(url) as s:
+        for f in files:
+            _row, created = catalog.register_file(
+                s,
+                path=str(f.path),
+                data_tag=f.data_tag,
+                data_format=f.data_format,
+                exp=f.exp,
+                run=f.run,
+                run_info=dict(f.run_info),
+                n_events=f.n_events,
+                size_bytes=f.size_bytes,
+                site_name=site_name,
+            )
+            new += int(created)
+    return new
+
+
+def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: IoV = IoV(0, 0, -1, -1)) -> Path:
+    """A local global tag holding ``payloads`` (name -> constants) valid for ``iov``."""
+    directory = home.globaltag_dir(tag)
+    write_outputdb(
+        directory,
+        keep=[],
+        new=[(name, iov, {k: np.asarray(v) for k, v in constants.items()}) for name, constants in payloads.items()],
+    )
+    return directory

@@ -1,0 +1,46 @@
+"""Payload validity: the rules that block a payload from being used downstream."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+
+from b2cal_assets.caf.payload_io import read_payload
+from b2cal_assets.domain.iov import IoV
+
+
+def iov_inside(iov: IoV, processing: IoV) -> bool:
+    """A payload starts inside the processing; closed payloads also end inside it (open-ended are allowed)."""
+    if not processing.contains_run(iov.exp_low, iov.run_low):
+        return False
+    return iov.is_open_ended or processing.contains_run(iov.exp_high, iov.run_high)
+
+
+def check_payloads(
+    payloads: list[dict[str, Any]], processing_iov: IoV, produced_payloads: Iterable[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Problems found (empty = valid) and a one-line summary per payload."""
+    problems: list[str] = []
+    summary: list[str] = []
+    if not payloads:
+        return ["no payloads were recorded for the latest attempt"], summary
+    names = {p["name"] for p in payloads}
+    for missing in sorted(set(produced_payloads or ()) - names):
+        problems.append(f"payload {missing} is declared in produced_payloads but was not produced")
+    for p in payloads:
+        label = f"{p['name']} rev {p['revision']}"
+        iov = p["iov"]
+        if not iov_inside(iov, processing_iov):
+            problems.append(f"{label}: IoV {iov} is not inside the processing's IoV {processing_iov}")
+        try:
+            constants = read_payload(p["file"])
+        except Exception as exc:  # any unreadable file is a finding, not a crash
+            problems.append(f"{label}: {p['file']} is not readable: {exc}")
+            continue
+        bad = [k for k, v in constants.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
+        if bad:
+            problems.append(f"{label}: non-finite values in {', '.join(sorted(bad))}")
+        summary.append(f"{label} {iov}: {len(constants)} constants")
+    return problems, summary

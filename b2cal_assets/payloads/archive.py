@@ -1,0 +1,59 @@
+"""The download an expert gets: an outputdb (``database.txt`` + its payload files) as one tar.gz.
+
+Members sit at the top level of the archive, the layout ``check_upload`` accepts back. The archive is
+reproducible (sorted, fixed owner and time), so the same payloads always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import tarfile
+from pathlib import Path
+
+from b2cal_assets.domain.outputdb import DATABASE_TXT, parse_database_txt
+
+ARCHIVE_SUFFIX = ".tar.gz"
+
+
+class ArchiveError(Exception):
+    """The outputdb cannot be packed (missing database.txt or a payload file it lists)."""
+
+
+def _normalised(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.mtime = 0
+    info.mode = 0o644
+    return info
+
+
+def make_archive(outputdb_dir: Path | str, dest: Path | str) -> Path:
+    """Pack ``outputdb_dir`` into ``dest`` (a ``.tar.gz`` path, or a directory to put ``<name>.tar.gz`` in)."""
+    outputdb_dir = Path(outputdb_dir)
+    dest = Path(dest)
+    if dest.is_dir():
+        dest = dest / f"{outputdb_dir.name}{ARCHIVE_SUFFIX}"
+    database_txt = outputdb_dir / DATABASE_TXT
+    if not database_txt.is_file():
+        raise ArchiveError(f"{outputdb_dir} holds no {DATABASE_TXT}: it is not an outputdb")
+    entries = parse_database_txt(database_txt.read_text())
+    files = sorted({e.filename for e in entries})
+    missing = [f for f in files if not (outputdb_dir / f).is_file()]
+    if missing:
+        raise ArchiveError(
+            f"{outputdb_dir}/{DATABASE_TXT} lists payload files that are missing: {', '.join(missing)}"
+        )
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    try:
+        with (
+            open(tmp, "wb") as raw,
+            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            for name in [DATABASE_TXT, *files]:
+                tar.add(outputdb_dir / name, arcname=name, recursive=False, filter=_normalised)
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return dest

@@ -1,0 +1,4 @@
+"""Calibration tickets: messages rendered from loop events, kept in the calibration DB, sent to Jira.
+
+``messages`` renders (pure), ``outbox`` stores and sends, ``jira_client`` speaks to a real Jira.
+"""

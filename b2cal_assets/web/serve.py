@@ -1,0 +1,75 @@
+"""Run the served UI: a Dagster instance, the workspace of one Definitions module, uvicorn."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+from b2cal_assets.web.config import AuthConfig
+
+DAGSTER_YAML = """\
+# Written by b2cal: the served UI's Dagster instance (storage defaults to SQLite in this directory).
+telemetry:
+  enabled: false
+nux:
+  enabled: false
+"""
+
+
+def ensure_dagster_home() -> Path:
+    """``$DAGSTER_HOME``, else ``$B2CAL_HOME/dagster`` (created with telemetry and the intro dialog off)."""
+    if os.environ.get("DAGSTER_HOME"):
+        home = Path(os.environ["DAGSTER_HOME"])
+    else:
+        home = Path(os.environ.get("B2CAL_HOME", ".b2cal")).resolve() / "dagster"
+        os.environ["DAGSTER_HOME"] = str(home)
+    home.mkdir(parents=True, exist_ok=True)
+    config = home / "dagster.yaml"
+    if not config.exists():
+        config.write_text(DAGSTER_YAML)
+    return home
+
+
+@contextlib.contextmanager
+def workspace_context(module: str, *, location_name: str = "b2cal") -> Iterator:
+    """The webserver's workspace: the Definitions module served by a code server subprocess."""
+    from dagster import DagsterInstance
+    from dagster._core.workspace.context import WorkspaceProcessContext
+    from dagster._core.workspace.load_target import ModuleTarget
+    from dagster_webserver.version import __version__
+
+    ensure_dagster_home()
+    target = ModuleTarget(
+        module_name=module, attribute=None, working_directory=os.getcwd(), location_name=location_name
+    )
+    with (
+        DagsterInstance.get() as instance,
+        WorkspaceProcessContext(instance, workspace_load_target=target, version=__version__) as context,
+    ):
+        yield context
+
+
+def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_level: str = "warning") -> None:
+    """Serve until interrupted; ``auth=None`` serves without login."""
+    import uvicorn
+
+    from b2cal_assets.web.app import build_app
+    from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
+    from b2cal_assets.web.login import LoginService
+
+    with workspace_context(module) as context:
+        if auth is None:
+            app = build_app(context, login=None)
+        else:
+            audit = DbAudit()
+            app = build_app(
+                context,
+                login=LoginService(auth, audit=audit),
+                assigned_expert=DbAssignedExpert(),
+                audit=audit,
+            )
+        # proxy_headers: behind nginx, the client address (rate limits) and https (Secure cookie)
+        # come from X-Forwarded-For / -Proto sent by a trusted proxy (FORWARDED_ALLOW_IPS).
+        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)

@@ -1,0 +1,119 @@
+"""Signed session cookies and CSRF tokens.
+
+The session is a cookie signed with ``B2CAL_SECRET_KEY`` (itsdangerous): who, which role, a session id
+and when it was issued; it expires after ``max_age_seconds``. Logging out revokes the session id in
+this process, so a copied cookie stops working too. CSRF tokens are a random nonce in a cookie of
+its own plus the same nonce, signed, in every form (double submit).
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+
+from itsdangerous import BadSignature, URLSafeTimedSerializer
+from starlette.requests import HTTPConnection
+from starlette.responses import Response
+
+from b2cal_assets.web.config import SessionSettings
+from b2cal_assets.web.roles import Role
+
+SESSION_COOKIE = "b2cal_session"
+CSRF_COOKIE = "b2cal_csrf"
+CSRF_FIELD = "csrf_token"
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """The logged-in person, as every request after the login sees them."""
+
+    username: str
+    role: Role
+    session_id: str = ""
+
+
+class SessionCodec:
+    def __init__(self, secret_key: str, settings: SessionSettings):
+        self.settings = settings
+        self._sessions = URLSafeTimedSerializer(secret_key, salt="b2cal-session")
+        self._csrf = URLSafeTimedSerializer(secret_key, salt="b2cal-csrf")
+        self._revoked: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    # sessions
+
+    def issue(self, username: str, role: Role) -> tuple[str, SessionUser]:
+        user = SessionUser(username=username, role=role, session_id=secrets.token_urlsafe(16))
+        value = self._sessions.dumps({"u": user.username, "r": user.role.label, "s": user.session_id})
+        return value, user
+
+    def read(self, value: str | None) -> SessionUser | None:
+        """The session's user, or None when the cookie is missing, forged, expired or logged out."""
+        if not value:
+            return None
+        try:
+            data = self._sessions.loads(value, max_age=self.settings.max_age_seconds)
+            user = SessionUser(
+                username=str(data["u"]), role=Role.parse(str(data["r"])), session_id=str(data["s"])
+            )
+        except (BadSignature, KeyError, TypeError, ValueError):
+            return None
+        if user.session_id in self._revoked:
+            return None
+        return user
+
+    def revoke(self, user: SessionUser) -> None:
+        now = time.time()
+        with self._lock:
+            self._revoked = {sid: until for sid, until in self._revoked.items() if until > now}
+            self._revoked[user.session_id] = now + self.settings.max_age_seconds
+
+    def cookie_secure(self, conn: HTTPConnection) -> bool:
+        if self.settings.cookie_secure == "auto":
+            return conn.url.scheme in ("https", "wss")
+        return self.settings.cookie_secure == "true"
+
+    def set_session_cookie(self, response: Response, conn: HTTPConnection, value: str) -> None:
+        response.set_cookie(
+            SESSION_COOKIE,
+            value,
+            max_age=self.settings.max_age_seconds,
+            path="/",
+            httponly=True,
+            samesite="lax",
+            secure=self.cookie_secure(conn),
+        )
+
+    def clear_session_cookie(self, response: Response, conn: HTTPConnection) -> None:
+        response.delete_cookie(
+            SESSION_COOKIE, path="/", httponly=True, samesite="lax", secure=self.cookie_secure(conn)
+        )
+
+    # CSRF (double submit: nonce in a cookie, signed nonce in the form)
+
+    def csrf_nonce(self, conn: HTTPConnection) -> tuple[str, bool]:
+        """The browser's CSRF nonce and whether it is new (then it must be set as a cookie)."""
+        nonce = conn.cookies.get(CSRF_COOKIE)
+        if nonce and 16 <= len(nonce) <= 64:
+            return nonce, False
+        return secrets.token_urlsafe(24), True
+
+    def csrf_token(self, nonce: str) -> str:
+        return self._csrf.dumps(nonce)
+
+    def csrf_valid(self, conn: HTTPConnection, token: str | None) -> bool:
+        nonce = conn.cookies.get(CSRF_COOKIE)
+        if not nonce or not token:
+            return False
+        try:
+            signed = self._csrf.loads(token, max_age=self.settings.max_age_seconds)
+        except BadSignature:
+            return False
+        return secrets.compare_digest(str(signed), nonce)
+
+    def set_csrf_cookie(self, response: Response, conn: HTTPConnection, nonce: str) -> None:
+        response.set_cookie(
+            CSRF_COOKIE, nonce, path="/", httponly=True, samesite="strict", secure=self.cookie_secure(conn)
+        )

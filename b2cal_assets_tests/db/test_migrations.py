@@ -1,0 +1,201 @@
+"""Alembic migrations on every engine: they build exactly the models, go down and up again, and carry
+data stored at an older revision forward."""
+
+from datetime import datetime
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import MetaData, inspect, text
+from sqlalchemy.orm import Session
+
+from b2cal_assets.db import migrate
+from b2cal_assets.db.engine import check_schema, create_database_engine, make_engine
+from b2cal_assets.db.errors import SchemaBehind, SchemaMissing, UnknownRevision
+from b2cal_assets.db.models import Base
+from b2cal_assets.db.repo import payloads
+
+
+def _diff(url):
+    engine = create_database_engine(url)
+    try:
+        with engine.connect() as connection:
+            return compare_metadata(
+                MigrationContext.configure(connection, opts={"compare_type": True}), Base.metadata
+            )
+    finally:
+        engine.dispose()
+
+
+def _tables(url):
+    engine = create_database_engine(url)
+    try:
+        return set(inspect(engine).get_table_names()) - {"alembic_version"}
+    finally:
+        engine.dispose()
+
+
+def test_migrations_build_exactly_the_models(db_url):
+    migrate.upgrade(db_url)
+    assert _diff(db_url) == []
+    assert _tables(db_url) == set(Base.metadata.tables)
+
+
+def test_upgrade_downgrade_upgrade(db_url):
+    assert migrate.upgrade(db_url).current == migrate.head_revision()
+    assert migrate.downgrade(db_url, "0001").current == "0001"
+    assert "audit_entry" not in _tables(db_url) and "payload" in _tables(db_url)
+    assert migrate.downgrade(db_url, "base").state == "missing"
+    assert _tables(db_url) == set()
+    assert migrate.upgrade(db_url).state == "current"
+    assert _diff(db_url) == []
+
+
+def test_data_stored_at_0001_survives_the_upgrade(db_url):
+    migrate.upgrade(db_url, "0001")
+    engine = create_database_engine(db_url)
+    old = MetaData()
+    old.reflect(engine)
+    t = old.tables
+    now = datetime(2026, 1, 1)
+    with engine.begin() as c:
+        c.execute(
+            t["site"].insert(),
+            [
+                dict(
+                    id=1,
+                    name="kek",
+                    backend="local",
+                    backend_args={},
+                    storage_root="",
+                    path_prefix="",
+                    signoff_policy="manual",
+                    hold_until_deadline=False,
+                )
+            ],
+        )
+        c.execute(
+            t["processing"].insert(),
+            [
+                dict(
+                    id=1,
+                    name="p",
+                    kind="prompt",
+                    site_id=1,
+                    exp_low=1,
+                    run_low=0,
+                    exp_high=1,
+                    run_high=-1,
+                    global_tags=["gt"],
+                    window_hours=48.0,
+                    state="open",
+                    created_at=now,
+                    created_by="alice",
+                )
+            ],
+        )
+        attempt = dict(
+            processing_id=1,
+            calibration="beam_spot",
+            submitted_by="alice",
+            expert_config={},
+            job_config={},
+            state="finished",
+            iterations=1,
+            workdir="",
+            dagster_run_id="",
+            error="",
+            submitted_at=now,
+        )
+        c.execute(t["attempt"].insert(), [dict(attempt, id=1, number=1), dict(attempt, id=2, number=2)])
+        payload = dict(
+            processing_id=1,
+            checksum="a" * 32,
+            exp_low=1,
+            run_low=0,
+            exp_high=1,
+            run_high=-1,
+            file="/f",
+            source="job",
+            created_at=now,
+        )
+        c.execute(
+            t["payload"].insert(),
+            [
+                dict(payload, id=1, calibration="beam_spot", attempt_id=1, name="BeamSpot", revision=1),
+                dict(payload, id=2, calibration="beam_spot", attempt_id=1, name="BeamSpotSize", revision=1),
+                dict(payload, id=3, calibration="beam_spot", attempt_id=2, name="BeamSpot", revision=2),
+                dict(
+                    payload,
+                    id=4,
+                    calibration="ecl",
+                    attempt_id=None,
+                    name="ECLGain",
+                    revision=1,
+                    source="upload",
+                ),
+                dict(
+                    payload,
+                    id=5,
+                    calibration="ecl",
+                    attempt_id=None,
+                    name="ECLGain",
+                    revision=2,
+                    source="upload",
+                ),
+            ],
+        )
+    engine.dispose()
+
+    migrate.upgrade(db_url)
+
+    with Session(make_engine(db_url)) as s:
+        history = payloads.payload_history(s, "p")
+        assert [(p.id, p.superseded) for p in sorted(history, key=lambda p: p.id)] == [
+            (1, True),  # a newer revision of the name exists
+            (2, True),  # attempt 2 of the calibration replaced attempt 1's payloads
+            (3, False),
+            (4, True),
+            (5, False),
+        ]
+        assert [(p.name, p.revision) for p in payloads.current_payloads(s, "p")] == [
+            ("BeamSpot", 2),
+            ("ECLGain", 2),
+        ]
+        assert s.execute(text("SELECT COUNT(*) FROM audit_entry")).scalar() == 0
+        # the new schema takes new rows through the models
+        new = payloads.record_payloads(
+            s, "p", "ecl", None, [("ECLGain", "b" * 32, (1, 0, 1, -1), "/g")], "upload"
+        )
+        assert new[0].revision == 3 and not new[0].superseded
+        s.commit()
+    assert _diff(db_url) == []
+
+
+def test_schema_checks_say_what_to_do(db_url):
+    with pytest.raises(SchemaMissing, match="run `b2cal db upgrade`"):
+        check_schema(db_url)
+    migrate.upgrade(db_url, "0001")
+    with pytest.raises(SchemaBehind, match="at revision 0001, the code is at 0002: run `b2cal db upgrade`"):
+        check_schema(db_url)
+    migrate.upgrade(db_url)
+    check_schema(db_url)
+    engine = create_database_engine(db_url)
+    with engine.begin() as c:
+        c.execute(text("UPDATE alembic_version SET version_num = '0099'"))
+    engine.dispose()
+    with pytest.raises(UnknownRevision, match="revision '0099', which this b2cal does not know"):
+        check_schema(db_url)
+    with pytest.raises(UnknownRevision):
+        migrate.upgrade(db_url)
+
+
+def test_history_is_in_order():
+    revisions = migrate.history()
+    assert [r.revision for r in revisions] == ["0001", "0002"]
+    assert revisions[-1].is_head and revisions[1].down_revision == "0001"
+
+
+def test_migration_files_are_numbered():
+    files = sorted(p.name for p in (migrate.migrations_dir() / "versions").glob("*.py"))
+    assert files == ["0001_core_tables.py", "0002_tickets_audit_superseded.py"]

@@ -1,0 +1,47 @@
+"""Drive sensors and the run requests they make in one process, the way the daemon would.
+
+The daemon itself is exercised by the end-to-end test (``e2e/``); this keeps sensor logic fast to test.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+
+def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None = None):
+    sensor = defs.resolve_sensor_def(name)
+    resources = defs.resolve_all_asset_specs and defs.get_repository_def().get_top_level_resources()
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs) as ctx:
+        result = sensor(ctx)
+    for request in result.dynamic_partitions_requests or []:
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+    for event in result.asset_events or []:
+        instance.report_runless_asset_event(event)
+    return result
+
+
+def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance):
+    job = defs.resolve_implicit_global_asset_job_def()
+    return job.execute_in_process(
+        run_config=request.run_config,
+        instance=instance,
+        partition_key=request.partition_key,
+        asset_selection=list(request.asset_selection or []),
+        tags=dict(request.tags),
+        raise_on_error=False,
+    )
+
+
+def drive(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 30) -> list:
+    """Tick both sensors and run what they request until nothing more is requested."""
+    results = []
+    cursor = None
+    for _ in range(max_rounds):
+        arrival = evaluate(defs, "data_arrival_sensor", instance, cursor)
+        cursor = arrival.cursor
+        loop = evaluate(defs, "calibration_loop_sensor", instance)
+        if not loop.run_requests:
+            break
+        for request in loop.run_requests:
+            results.append((request, execute(defs, request, instance)))
+    return results

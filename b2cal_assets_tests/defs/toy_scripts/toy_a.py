@@ -1,0 +1,44 @@
+from prompt import CalibrationSettings
+from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
+import numpy as np
+import uproot
+
+settings = CalibrationSettings(
+    name="toy_a",
+    expert_username="alice",
+    description="Mean of x",
+    input_data_formats=["raw"],
+    input_data_names=["hadron_calib"],
+    input_data_filters={"hadron_calib": ["hadron_calib", "Good", "On"]},
+    depends_on=[],
+    expert_config={"scale": 1.0, "fail": False},
+    produced_payloads=["ToyA"],
+)
+
+
+def collect(path, ctx):
+    if ctx.expert_config.get("fail"):
+        raise RuntimeError("asked to fail by expert_config")
+    x = uproot.open(path)["events"]["x"].array(library="np")
+    return {"sum": np.array([x.sum()]), "n": np.array([float(len(x))])}
+
+
+def algorithm(data, ctx):
+    mean = float(data["sum"][0] / data["n"][0]) * ctx.expert_config.get("scale", 1.0)
+    return AlgorithmResult(AlgorithmStatus.OK, {"ToyA": {"mean": np.array([mean])}})
+
+
+def get_calibrations(input_data, **kwargs):
+    files = {p: (iov.exp_low, iov.run_low) for p, iov in input_data["hadron_calib"].items()}
+    from caf.utils import ExpRun
+
+    return [
+        Calibration(
+            name="toy_a",
+            collector=collect,
+            algorithm=algorithm,
+            input_files={p: ExpRun(*er) for p, er in files.items()},
+            payload_names=("ToyA",),
+            max_collector_jobs=2,
+        )
+    ]

@@ -1,0 +1,24 @@
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from b2cal_assets.caf.payload_io import read_payload
+from prompt.validation import ValidationSettings
+
+settings = ValidationSettings(name="toy_a", description="ToyA mean", download_files=[], expert_config={})
+
+
+def run_validation(job_path, input_data_path, requested_iov, expert_config):
+    outputdb = Path(job_path) / "outputdb"
+    files = sorted(outputdb.glob("dbstore_ToyA_rev_*.root"))
+    mean = float(read_payload(files[-1])["mean"].ravel()[0]) if files else float("nan")
+    out = Path(job_path) / "validation"
+    out.mkdir(exist_ok=True)
+    fig, ax = plt.subplots()
+    ax.bar(["ToyA.mean"], [mean])
+    fig.savefig(out / "toy_a_mean.png")
+    plt.close(fig)
+    return {"plots": [str(out / "toy_a_mean.png")], "passed": abs(mean - 3.0) < 0.2, "summary": f"mean {mean:.3f}",
+            "metrics": {"mean": mean}}

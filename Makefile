@@ -17,7 +17,7 @@ install: $(STAMP)
 
 ## A whole calibration loop of the synthetic detector, headless, through the Dagster daemon.
 demo: install
-	$(BIN)/b2cal demo --fresh --processings 2 --runs 4
+	$(BIN)/b2cal demo --fresh
 
 ## The Dagster UI (webserver + daemon) over the same B2CAL_HOME as the demo.
 dev: install

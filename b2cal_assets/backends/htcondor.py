@@ -231,16 +231,10 @@ class HTCondorBackend(BatchBackend):
         missing = [j for j in wanted if j not in ads]
         if missing:
             missing_clusters = list(dict.fromkeys(j.partition(".")[0] for j in missing))
+            # No -match N: a cluster's other procs (finished earlier) are in the history too, and
+            # -match would stop at them before reaching the ones asked for.
             history = self.runner(
-                [
-                    "condor_history",
-                    "-json",
-                    "-attributes",
-                    QUERY_ATTRIBUTES,
-                    "-match",
-                    str(len(missing)),
-                    *missing_clusters,
-                ]
+                ["condor_history", "-json", "-attributes", QUERY_ATTRIBUTES, *missing_clusters]
             )
             if history.returncode != 0:
                 raise BackendError(describe_failure(history))

@@ -104,7 +104,7 @@ def _migrate(args: argparse.Namespace, direction: str) -> int:
         before = migrate.schema_status(url)
         if before.state in ("unknown", "unversioned"):
             raise UnknownRevision(before.describe())
-        target = migrate._resolve_target(args.revision)
+        target = migrate.resolve_revision(args.revision)
         resolved = migrate.head_revision() if target == "head" else (None if target == "base" else target)
         if before.current == resolved:
             print(f"{display_url(url)} is already at revision {before.current or 'base'}; nothing to do")

@@ -21,11 +21,15 @@ def register(sub) -> None:
         description="Generates skims, registers processings, starts the Dagster daemon (sensors, run queue) "
         "and follows the loop to the end: exit 0 only if every calibration is signed off.",
     )
-    p.add_argument("--processings", type=int, default=1, help="processings in flight at once (default 1)")
-    p.add_argument("--runs", type=int, default=4, help="runs per processing (default 4)")
+    p.add_argument("--processings", type=int, default=2, help="processings in flight at once (default 2)")
+    p.add_argument("--runs", type=int, default=6, help="runs per processing (default 6)")
     p.add_argument("--events-per-run", type=int, default=None, help="events per run (default: the generator's)")
     p.add_argument("--backend", default="local", help="batch backend of the demo site: local (default) or slurm")
-    p.add_argument("--path-prefix", default="", help="read skims through this prefix, e.g. root://127.0.0.1:1094/")
+    p.add_argument("--path-prefix", default="", help="jobs read skims through this prefix, e.g. root://127.0.0.1:1094/")
+    p.add_argument("--data-dir", default=None, help="where the skims are written (default: $B2CAL_HOME/data)")
+    p.add_argument(
+        "--storage-root", default=None, help="the folder the path prefix points at (default: the data dir)"
+    )
     p.add_argument("--max-processes", type=int, default=2, help="local pool size for collector subjobs")
     p.add_argument("--window-minutes", type=float, default=0.0, help="submission window before defaults run")
     p.add_argument("--signoff", choices=["automatic", "manual"], default="automatic", help="site sign-off policy")
@@ -83,7 +87,15 @@ def run(args) -> int:
 
 
 def _backend_env(args) -> dict[str, str]:
-    env = {"B2CAL_LOCAL_MAX_PROCESSES": str(args.max_processes)}
+    env = {"B2CAL_LOCAL_MAX_PROCESSES": str(args.max_processes), "B2CAL_BATCH_POLL_INTERVAL_S": "1"}
+    if args.backend == "slurm" and not (os.environ.get("SLURM_CONF") or os.environ.get("B2CAL_SLURM_CONF")):
+        conf = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services")) / "slurm" / "slurm.conf"
+        if not conf.exists():
+            raise UserError(
+                "--backend slurm needs a Slurm cluster: set SLURM_CONF, or start the test cluster with "
+                "`bash .ci/services/slurm.sh`"
+            )
+        env["SLURM_CONF"] = str(conf)
     return env
 
 
@@ -97,10 +109,19 @@ def _prepare(args, say) -> list[str]:
 
     total_runs = args.processings * args.runs
     say(f"generating calibration skims for {total_runs} runs of the synthetic detector ...")
-    kwargs = {"exp": 1, "first_run": 1, "runs": total_runs, "seed": args.seed}
+    # Every processing gets the same mix of runs (short, cosmic, bad for alignment, continuum, good).
+    kwargs = {
+        "exp": 1,
+        "first_run": 1,
+        "runs": total_runs,
+        "seed": args.seed,
+        "run_info": lambda i: generator.default_run_info(i % args.runs),
+        "small_runs": tuple(r for r in range(1, total_runs + 1) if (r - 1) % args.runs in (1, 4)),
+    }
     if args.events_per_run:
         kwargs["events_per_run"] = args.events_per_run
-    files = generator.generate(home.data_dir(), **kwargs)
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else home.data_dir()
+    files = generator.generate(data_dir, **kwargs)
     say(f"  {len(files)} files, {sum(f.n_events for f in files):,} events")
     with user_errors():
         admin.ensure_site(
@@ -108,7 +129,7 @@ def _prepare(args, say) -> list[str]:
                 name=DEMO_SITE,
                 backend=args.backend,
                 backend_args={},
-                storage_root=str(home.data_dir()),
+                storage_root=str(Path(args.storage_root).resolve() if args.storage_root else data_dir),
                 path_prefix=args.path_prefix,
                 signoff_policy=SignoffPolicy(args.signoff),
                 hold_until_deadline=False,
@@ -162,6 +183,8 @@ def _follow(names: list[str], args, say, daemon) -> bool:
         stuck = False
         for name in names:
             rows = service.status_rows(name)
+            if not rows:
+                all_done = False  # the loop sensor has not seen this processing yet
             for row in rows:
                 key = (name, row.step)
                 if last.get(key) != row.state:
@@ -174,8 +197,6 @@ def _follow(names: list[str], args, say, daemon) -> bool:
                     moving = moving or row.state != "waiting"
                 if row.state in ("failed", "rejected"):
                     stuck = True
-            done = sum(r.state in ("signed_off", "excluded") for r in rows)
-            _ = done
         if all_done:
             say("every calibration is signed off")
             return True
@@ -202,7 +223,9 @@ def _report(names: list[str], say, finished: bool) -> int:
     ok = finished
     for name in names:
         table = []
-        for row in service.status_rows(name):
+        rows = service.status_rows(name)
+        ok = ok and bool(rows)
+        for row in rows:
             deviation = ""
             if row.payloads:
                 deviation, within = _deviation(service, name, row.step, truth)

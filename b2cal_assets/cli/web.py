@@ -11,7 +11,7 @@ from b2cal_assets.cli import UserError
 NO_AUTH_BANNER = """\
 +----------------------------------------------------------------------------+
 |  WARNING: b2cal web --no-auth: LOGIN IS OFF.                               |
-|  Anyone who can reach http://{address:<46} |
+|  Anyone who can reach http://{address:<45} |
 |  can launch, change and delete everything. Use this on a laptop only.      |
 +----------------------------------------------------------------------------+"""
 

@@ -16,7 +16,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util.exc import CommandError
-from sqlalchemy import inspect
+from sqlalchemy import Connection, inspect, text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
@@ -137,7 +137,8 @@ def check_schema(url: str | URL) -> SchemaStatus:
     return status
 
 
-def _resolve_target(revision: str) -> str:
+def resolve_revision(revision: str) -> str:
+    """``head``, ``base`` or the full id of a known revision (a unique prefix is enough)."""
     if revision in ("head", "base"):
         return revision
     try:
@@ -150,11 +151,23 @@ def _resolve_target(revision: str) -> str:
     return script.revision
 
 
+def _lock_migrations(connection: Connection) -> None:
+    """One migration at a time per database (two processes starting on a fresh database both migrate).
+
+    SQLite needs nothing: the transaction began with ``BEGIN IMMEDIATE``.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('b2cal-migrations'))"))
+    elif connection.dialect.name in ("mysql", "mariadb"):
+        # a session lock: MySQL commits each DDL statement; it is released when the connection closes
+        connection.execute(text("SELECT GET_LOCK('b2cal-migrations', 600)"))
+
+
 def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgrade"]) -> SchemaStatus:
     before = schema_status(url)
     if before.state in ("unknown", "unversioned"):
         raise UnknownRevision(before.describe())
-    target = _resolve_target(target)
+    target = resolve_revision(target)
     path = sqlite_path(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -163,6 +176,7 @@ def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgra
     engine = create_database_engine(url, foreign_keys=False, poolclass=NullPool)
     try:
         with engine.begin() as connection:
+            _lock_migrations(connection)
             config.attributes["connection"] = connection
             getattr(command, direction)(config, target)
     except CommandError as exc:

@@ -62,6 +62,14 @@ def validation_check(name: str, script) -> dg.AssetChecksDefinition:
         for key, value in result.metrics.items():
             if isinstance(value, int | float):
                 metadata[f"metric/{key}"] = float(value)
+        service.notify_finished(
+            processing,
+            name,
+            passed=result.passed,
+            checks=[("validation", result.passed, result.summary)],
+            plots=result.plots,
+            payloads=[f"{p['name']} rev {p['revision']}" for p in service.current_payloads(processing, name)],
+        )
         return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
 
     return _validation

@@ -11,6 +11,7 @@ from b2cal_assets.defs.checks import build_checks
 from b2cal_assets.defs.resources import CalibrationLoopResource, LocalBackendResource, cached_scripts
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
 from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor
+from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env, ticket_sensor
 from b2cal_assets.loop.steps import build_steps
 
 
@@ -21,14 +22,21 @@ def backend_resources() -> dict[str, dg.ConfigurableResource]:
     return {"local_backend": local, **batch_backend_resources()}
 
 
-def build_definitions(calibrations_dir: str = "", loop: CalibrationLoopResource | None = None) -> dg.Definitions:
+def build_definitions(
+    calibrations_dir: str = "", loop: CalibrationLoopResource | None = None, jira: JiraResource | None = None
+) -> dg.Definitions:
     scripts = cached_scripts(calibrations_dir)
     steps = build_steps(scripts.calibrations)
     return dg.Definitions(
         assets=build_assets(steps, scripts),
         asset_checks=build_checks(scripts.calibrations),
-        sensors=[data_arrival_sensor, calibration_loop_sensor],
+        sensors=[data_arrival_sensor, calibration_loop_sensor, ticket_sensor],
         schedules=[database_backup_schedule],
         jobs=[database_backup_job],
-        resources={"loop": loop or CalibrationLoopResource(calibrations_dir=calibrations_dir), **backend_resources()},
+        executor=dg.in_process_executor,  # one process per run: a step subprocess costs seconds per hop
+        resources={
+            "loop": loop or CalibrationLoopResource(calibrations_dir=calibrations_dir),
+            "jira": jira or jira_resource_from_env(),
+            **backend_resources(),
+        },
     )

@@ -16,6 +16,9 @@ from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets.loop.service import LoopService
 
 
+DEFAULT_CDST_PRODUCER = "b2cal_assets.demo.reconstruction:produce_cdst"
+
+
 @functools.cache
 def cached_scripts(calibrations_dir: str):
     """Scripts are loaded once per process: definitions, sensors and assets share them."""
@@ -33,7 +36,7 @@ class CalibrationLoopResource(dg.ConfigurableResource):
     database_url: str = Field(default="", description="SQLAlchemy URL; empty means $B2CAL_DATABASE_URL or SQLite.")
     calibrations_dir: str = Field(default="", description="Scripts directory; empty means $B2CAL_CALIBRATIONS_DIR.")
     cdst_producer: str = Field(
-        default="b2cal_assets.demo.reconstruction:produce_cdst",
+        default=DEFAULT_CDST_PRODUCER,
         description="module:function that reconstructs raw skims of one run into a cDST file.",
     )
 

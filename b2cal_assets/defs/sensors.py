@@ -81,8 +81,29 @@ def _format_cursor(value: dict) -> str:
     return json.dumps(value, sort_keys=True)
 
 
+def check_keys(calibration: str) -> list[dg.AssetCheckKey]:
+    """The checks of a calibration's payloads (defs/checks.py): validity, then the validation script."""
+    return [dg.AssetCheckKey(payloads_key(calibration), name) for name in ("payload_validity", "validation")]
+
+
 def run_request_for(launch: Launch) -> dg.RunRequest:
     tags = {SUBMITTED_BY_TAG: AUTO_USER, REASON_TAG: launch.reason}
+    if launch.checks_only:
+        # the payloads exist: run their checks; blocking checks gate the sign-off in the same run
+        selection = [signoff_key(launch.step)] if launch.automatic_signoff else []
+        ops = {
+            signoff_key(launch.step).to_python_identifier(): {
+                "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
+            }
+        }
+        return dg.RunRequest(
+            run_key=launch.run_key,
+            partition_key=launch.processing,
+            asset_selection=selection,
+            asset_check_keys=check_keys(launch.step),
+            run_config={"ops": ops} if launch.automatic_signoff else {},
+            tags=tags,
+        )
     if launch.step == CDST_STEP:
         return dg.RunRequest(
             run_key=launch.run_key, partition_key=launch.processing, asset_selection=[CDST_KEY], tags=tags
@@ -123,7 +144,25 @@ def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: Calibrati
         context.log.info(f"{processing}: submission window of {step} opened")
     for name in report.finished_processings:
         context.log.info(f"{name}: every calibration signed off or excluded; processing finished")
+    for staged in report.staging:
+        if staged.ok:
+            context.log.info(f"{staged.processing}: staging tag {staged.tag} exported to {staged.directory}")
+        else:
+            context.log.warning(f"{staged.processing}: staging tag not exported: " + "; ".join(staged.problems))
+    launches = [launch for launch in report.launches if not _handled_by_own_run(context.instance, launch)]
     return dg.SensorResult(
-        run_requests=[run_request_for(launch) for launch in report.launches],
+        run_requests=[run_request_for(launch) for launch in launches],
         dynamic_partitions_requests=partitions,
     )
+
+
+def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
+    """A finished attempt's own run is still going (its checks run there) or already included the sign-off."""
+    if not launch.checks_only or not launch.attempt_run_id:
+        return False
+    run = instance.get_run_by_id(launch.attempt_run_id)
+    if run is None:
+        return False
+    if not run.is_finished:
+        return True
+    return signoff_key(launch.step) in (run.asset_selection or set())

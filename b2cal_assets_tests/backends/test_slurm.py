@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState
+from b2cal_assets.backends.commands import SubprocessRunner
 from b2cal_assets.backends.slurm import (
     SlurmBackend,
     SlurmOptions,
@@ -227,3 +228,22 @@ def test_unknown_settings_and_backend_args_are_named(tmp_path):
     assert backend.max_array_size == 500
     with pytest.raises(BackendError, match=r"collector_0: unknown Slurm option.*memroy"):
         backend.submit(_specs(tmp_path, 1, memroy="2G"))
+
+
+def test_without_arrays_each_job_is_its_own_sbatch_and_polled_by_its_id(tmp_path):
+    ids = iter(["601", "602"])
+    squeue = "601|COMPLETED|None|0|\n602|RUNNING|None|0|\n"
+    runner = ScriptedRunner({"sbatch": lambda argv: (0, next(ids) + "\n", ""), "squeue": (0, squeue, "")})
+    backend = SlurmBackend(runner=runner, use_arrays=False)
+    handles = backend.submit(_specs(tmp_path, 2))
+    assert [h.job_id for h in handles] == ["601", "602"]
+    assert "--array" not in Path(runner.calls[0][-1]).read_text()
+    statuses = backend.poll(handles)
+    assert runner.calls[-1][-1] == "601,602"
+    assert statuses["601"].state == JobState.DONE and statuses["602"].state == JobState.RUNNING
+
+
+def test_missing_slurm_commands_are_a_clear_error(tmp_path):
+    runner = SubprocessRunner(env={"PATH": str(tmp_path)})
+    with pytest.raises(BackendError, match="sbatch is not on PATH"):
+        SlurmBackend(runner=runner, submit_dir=tmp_path / "s").submit(_specs(tmp_path, 1))

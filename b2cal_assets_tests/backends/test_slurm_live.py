@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from b2cal_assets.backends.base import JobHandle, JobSpec, JobState, JobStatus
-from b2cal_assets.backends.commands import SubprocessRunner
+from b2cal_assets.backends.commands import CommandResult, SubprocessRunner
 from b2cal_assets.backends.manager import JobManager, JobsCancelled, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.slurm import SlurmBackend, SlurmOptions
 from b2cal_assets.backends.wrapper import read_exit_code
@@ -93,6 +93,33 @@ def test_scancel_cancels_a_running_job(tmp_path, runner, slurm_cluster):
     statuses = _wait_for(backend, handles, _all_finished(handles), timeout_s=60)
     assert statuses[handles[0].job_id].state == JobState.CANCELLED
     assert _our_live_jobs(slurm_cluster, handles) == ""
+    # the wrapper got SIGTERM and left its exit code for a manager that finds the job forgotten
+    deadline = time.monotonic() + 30
+    while read_exit_code(spec.workdir) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert read_exit_code(spec.workdir) == 143
+
+
+def test_jobs_purged_from_squeue_are_found_in_the_jobcomp_file(tmp_path, runner, slurm_jobcomp_file):
+    backend = SlurmBackend(runner=runner)
+    specs = [_spec(tmp_path, "ok", "true"), _spec(tmp_path, "bad", "exit 4")]
+    handles = backend.submit(specs)
+    _wait_for(backend, handles, _all_finished(handles))
+
+    def squeue_after_min_job_age(argv, *, stdin=None):
+        if argv[0] == "squeue":  # what squeue says once Slurm has purged the jobs (MinJobAge)
+            return CommandResult(tuple(argv), 1, "", "slurm_load_jobs error: Invalid job id specified\n")
+        return runner(argv, stdin=stdin)
+
+    purged = SlurmBackend(runner=squeue_after_min_job_age)
+    assert purged.poll(handles) == {}
+    with_jobcomp = SlurmBackend(runner=squeue_after_min_job_age, jobcomp_file=slurm_jobcomp_file)
+    deadline = time.monotonic() + 30
+    while len(statuses := with_jobcomp.poll(handles)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.5)  # slurmctld appends to the file when it logs the job's end
+    ok, bad = (statuses[h.job_id] for h in handles)
+    assert ok.state == JobState.DONE
+    assert bad.state == JobState.FAILED and bad.exit_code == 4
 
 
 def test_a_held_job_is_reported_held_with_its_reason(tmp_path, runner):

@@ -17,11 +17,12 @@ from b2cal_assets.db.backup import (
     restore_database,
     table_checksums,
 )
-from b2cal_assets.db.engine import create_database_engine, dialect_name, session_scope
+from b2cal_assets.db.engine import dialect_name, ensure_schema, session_scope
 from b2cal_assets.db.errors import BackupError, InvalidValue, RestoreRefused
 from b2cal_assets.db.models import AuditEntry
 from b2cal_assets.db.repo import attempts, audit, calibrations, payloads, signoffs
 from b2cal_assets_tests.db.factories import make_processing, register_runs
+from b2cal_assets_tests.fixtures.databases import temporary_database
 
 
 def fill(engine) -> None:
@@ -145,8 +146,6 @@ def test_backup_while_a_writer_is_busy_is_consistent_and_does_not_block_it(db_en
 @pytest.fixture
 def sqlite_db(tmp_path):
     url = f"sqlite:///{tmp_path / 'cal.db'}"
-    from b2cal_assets.db.engine import ensure_schema
-
     ensure_schema(url)
     return url
 
@@ -182,13 +181,17 @@ def test_restore_refuses_another_engines_backup_and_junk(sqlite_db, tmp_path):
         restore_database(sqlite_db, tmp_path / "missing.tar.gz")
 
 
-def test_missing_tool_is_a_clear_error(db_url, tmp_path, monkeypatch):
-    if dialect_name(db_url) == "sqlite":
-        pytest.skip("SQLite backups need no external tool")
-    from b2cal_assets.db.engine import ensure_schema
-
-    ensure_schema(db_url)
-    monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(BackupError, match="not found on PATH: install the database client tools"):
-        backup_database(db_url, tmp_path / "b")
-    create_database_engine(db_url).dispose()
+@pytest.mark.parametrize(
+    "kind",
+    [
+        pytest.param("mariadb", marks=pytest.mark.mariadb),
+        pytest.param("postgres", marks=pytest.mark.postgres),
+    ],
+)
+def test_missing_tool_is_a_clear_error(kind, tmp_path, monkeypatch):
+    with temporary_database(kind, tmp_path) as url:
+        ensure_schema(url)
+        monkeypatch.setenv("PATH", str(tmp_path))
+        with pytest.raises(BackupError, match="not found on PATH: install the database client tools"):
+            backup_database(url, tmp_path / "b")
+        assert not list((tmp_path / "b").glob("*"))  # no partial archive left behind

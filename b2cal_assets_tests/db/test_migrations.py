@@ -1,12 +1,13 @@
 """Alembic migrations on every engine: they build exactly the models, go down and up again, and carry
 data stored at an older revision forward."""
 
+import threading
 from datetime import datetime
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, inspect, text
+from sqlalchemy import JSON, MetaData, inspect, text
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db import migrate
@@ -57,45 +58,48 @@ def test_data_stored_at_0001_survives_the_upgrade(db_url):
     old = MetaData()
     old.reflect(engine)
     t = old.tables
+    for table, column in [
+        ("site", "backend_args"),
+        ("processing", "global_tags"),
+        ("attempt", "expert_config"),
+        ("attempt", "job_config"),
+    ]:
+        t[table].c[column].type = JSON()  # MariaDB reflects JSON as LONGTEXT
     now = datetime(2026, 1, 1)
+
+    def insert(c, table, **values):
+        return c.execute(t[table].insert().values(**values)).inserted_primary_key[0]
+
     with engine.begin() as c:
-        c.execute(
-            t["site"].insert(),
-            [
-                dict(
-                    id=1,
-                    name="kek",
-                    backend="local",
-                    backend_args={},
-                    storage_root="",
-                    path_prefix="",
-                    signoff_policy="manual",
-                    hold_until_deadline=False,
-                )
-            ],
+        site = insert(
+            c,
+            "site",
+            name="kek",
+            backend="local",
+            backend_args={},
+            storage_root="",
+            path_prefix="",
+            signoff_policy="manual",
+            hold_until_deadline=False,
         )
-        c.execute(
-            t["processing"].insert(),
-            [
-                dict(
-                    id=1,
-                    name="p",
-                    kind="prompt",
-                    site_id=1,
-                    exp_low=1,
-                    run_low=0,
-                    exp_high=1,
-                    run_high=-1,
-                    global_tags=["gt"],
-                    window_hours=48.0,
-                    state="open",
-                    created_at=now,
-                    created_by="alice",
-                )
-            ],
+        proc = insert(
+            c,
+            "processing",
+            name="p",
+            kind="prompt",
+            site_id=site,
+            exp_low=1,
+            run_low=0,
+            exp_high=1,
+            run_high=-1,
+            global_tags=["gt"],
+            window_hours=48.0,
+            state="open",
+            created_at=now,
+            created_by="alice",
         )
         attempt = dict(
-            processing_id=1,
+            processing_id=proc,
             calibration="beam_spot",
             submitted_by="alice",
             expert_config={},
@@ -107,56 +111,82 @@ def test_data_stored_at_0001_survives_the_upgrade(db_url):
             error="",
             submitted_at=now,
         )
-        c.execute(t["attempt"].insert(), [dict(attempt, id=1, number=1), dict(attempt, id=2, number=2)])
+        first, second = (insert(c, "attempt", number=n, **attempt) for n in (1, 2))
         payload = dict(
-            processing_id=1,
+            processing_id=proc,
             checksum="a" * 32,
             exp_low=1,
             run_low=0,
             exp_high=1,
             run_high=-1,
             file="/f",
-            source="job",
             created_at=now,
         )
-        c.execute(
-            t["payload"].insert(),
-            [
-                dict(payload, id=1, calibration="beam_spot", attempt_id=1, name="BeamSpot", revision=1),
-                dict(payload, id=2, calibration="beam_spot", attempt_id=1, name="BeamSpotSize", revision=1),
-                dict(payload, id=3, calibration="beam_spot", attempt_id=2, name="BeamSpot", revision=2),
-                dict(
-                    payload,
-                    id=4,
-                    calibration="ecl",
-                    attempt_id=None,
-                    name="ECLGain",
-                    revision=1,
-                    source="upload",
-                ),
-                dict(
-                    payload,
-                    id=5,
-                    calibration="ecl",
-                    attempt_id=None,
-                    name="ECLGain",
-                    revision=2,
-                    source="upload",
-                ),
-            ],
-        )
+        ids = [
+            insert(
+                c,
+                "payload",
+                calibration="beam_spot",
+                attempt_id=first,
+                name="BeamSpot",
+                revision=1,
+                source="job",
+                **payload,
+            ),
+            insert(
+                c,
+                "payload",
+                calibration="beam_spot",
+                attempt_id=first,
+                name="BeamSpotSize",
+                revision=1,
+                source="job",
+                **payload,
+            ),
+            insert(
+                c,
+                "payload",
+                calibration="beam_spot",
+                attempt_id=second,
+                name="BeamSpot",
+                revision=2,
+                source="job",
+                **payload,
+            ),
+            insert(
+                c,
+                "payload",
+                calibration="ecl",
+                attempt_id=None,
+                name="ECLGain",
+                revision=1,
+                source="upload",
+                **payload,
+            ),
+            insert(
+                c,
+                "payload",
+                calibration="ecl",
+                attempt_id=None,
+                name="ECLGain",
+                revision=2,
+                source="upload",
+                **payload,
+            ),
+        ]
     engine.dispose()
 
     migrate.upgrade(db_url)
 
     with Session(make_engine(db_url)) as s:
         history = payloads.payload_history(s, "p")
-        assert [(p.id, p.superseded) for p in sorted(history, key=lambda p: p.id)] == [
-            (1, True),  # a newer revision of the name exists
-            (2, True),  # attempt 2 of the calibration replaced attempt 1's payloads
-            (3, False),
-            (4, True),
-            (5, False),
+        superseded = {p.id: p.superseded for p in history}
+        assert [superseded[i] for i in ids] == [
+            True,  # a newer revision of the name exists
+            True,  # attempt 2 of the calibration replaced attempt 1's payloads
+            False,
+            True,
+            False,
         ]
         assert [(p.name, p.revision) for p in payloads.current_payloads(s, "p")] == [
             ("BeamSpot", 2),
@@ -199,3 +229,22 @@ def test_history_is_in_order():
 def test_migration_files_are_numbered():
     files = sorted(p.name for p in (migrate.migrations_dir() / "versions").glob("*.py"))
     assert files == ["0001_core_tables.py", "0002_tickets_audit_superseded.py"]
+
+
+def test_simultaneous_upgrades_of_a_fresh_database(db_url):
+    """The webserver, daemon and code server may all start on an empty database at once."""
+    errors = []
+
+    def upgrade():
+        try:
+            migrate.upgrade(db_url)
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=upgrade) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=300)
+    assert errors == []
+    assert migrate.schema_status(db_url).state == "current"

@@ -32,8 +32,12 @@ def assigned_expert(processing: str, calibration: str) -> str | None:
 class AuditLog(list):
     """An audit sink that keeps what it is told."""
 
-    def __call__(self, user: str, action: str, processing: str, calibration: str, details: dict[str, Any]) -> None:
-        self.append({"user": user, "action": action, "processing": processing, "calibration": calibration, **details})
+    def __call__(
+        self, user: str, action: str, processing: str, calibration: str, details: dict[str, Any]
+    ) -> None:
+        self.append(
+            {"user": user, "action": action, "processing": processing, "calibration": calibration, **details}
+        )
 
 
 def auth_config(ldap: LdapServer, *, limits: LoginLimits | None = None, **ldap_settings: Any) -> AuthConfig:
@@ -157,11 +161,19 @@ mutation Launch($executionParams: ExecutionParams!) {
 def launch_params(asset: list[str] | None, processing: str | None, extra_tags: dict | None = None) -> dict:
     tags = [{"key": "dagster/partition", "value": processing}] if processing else []
     tags += [{"key": k, "value": v} for k, v in (extra_tags or {}).items()]
-    selector = {"repositoryLocationName": "b2cal", "repositoryName": "__repository__", "pipelineName": "__ASSET_JOB"}
+    selector = {
+        "repositoryLocationName": "b2cal",
+        "repositoryName": "__repository__",
+        "pipelineName": "__ASSET_JOB",
+    }
     if asset is not None:
         selector["assetSelection"] = [{"path": asset}]
     return {"executionParams": {"selector": selector, "mode": "default", "executionMetadata": {"tags": tags}}}
 
 
-def launch(client: TestClient, asset: list[str] | None, processing: str | None, extra_tags: dict | None = None) -> dict:
-    return gql(client, LAUNCH, launch_params(asset, processing, extra_tags))["data"]["launchPipelineExecution"]
+def launch(
+    client: TestClient, asset: list[str] | None, processing: str | None, extra_tags: dict | None = None
+) -> dict:
+    return gql(client, LAUNCH, launch_params(asset, processing, extra_tags))["data"][
+        "launchPipelineExecution"
+    ]

@@ -3,12 +3,19 @@
 from __future__ import annotations
 
 import pytest
-from itsdangerous import URLSafeTimedSerializer
+from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from starlette.testclient import TestClient
 
 from b2cal_assets.web.config import LoginLimits
 from b2cal_assets.web.sessions import SESSION_COOKIE
-from b2cal_assets_tests.web.conftest import SECRET_KEY, auth_config, csrf_token, login, make_app, search_config
+from b2cal_assets_tests.web.conftest import (
+    SECRET_KEY,
+    auth_config,
+    csrf_token,
+    login,
+    make_app,
+    search_config,
+)
 
 pytestmark = pytest.mark.ldap
 
@@ -74,7 +81,17 @@ def test_role_mapping_is_configurable(web_workspace, ldap_server, audit_log):
         assert 'id="b2cal-user-role">admin<' in c.get("/", headers={"accept": "text/html"}).text
 
 
-INJECTIONS = ["*", "a*", "alice)(uid=*", "*)(|(uid=*", "alice\\", "alice,ou=people", "uid=alice", "alice\x00", " alice"]
+INJECTIONS = [
+    "*",
+    "a*",
+    "alice)(uid=*",
+    "*)(|(uid=*",
+    "alice\\",
+    "alice,ou=people",
+    "uid=alice",
+    "alice\x00",
+    " alice",
+]
 
 
 @pytest.mark.parametrize("mode", ["dn_template", "search"])
@@ -92,14 +109,18 @@ def test_injection_in_user_names_never_logs_in(web_workspace, ldap_server, audit
 
 
 def test_search_then_bind_logs_in_with_the_service_account(web_workspace, ldap_server, audit_log):
-    with TestClient(make_app(web_workspace, search_config(ldap_server), audit_log), follow_redirects=False) as c:
+    with TestClient(
+        make_app(web_workspace, search_config(ldap_server), audit_log), follow_redirects=False
+    ) as c:
         assert login(c, "mary", ldap_server.password("mary")).status_code == 303
         assert 'id="b2cal-user-role">manager<' in c.get("/", headers={"accept": "text/html"}).text
 
 
 def test_repeated_failures_lock_the_user_name_then_the_address(web_workspace, ldap_server, audit_log):
     limits = LoginLimits(max_failures_per_user=3, max_failures_per_address=5, lockout_seconds=600)
-    with TestClient(make_app(web_workspace, auth_config(ldap_server, limits=limits), audit_log), follow_redirects=False) as c:
+    with TestClient(
+        make_app(web_workspace, auth_config(ldap_server, limits=limits), audit_log), follow_redirects=False
+    ) as c:
         for _ in range(3):
             assert login(c, "bob", "guess").status_code == 401
         locked = login(c, "bob", ldap_server.password("bob"))  # even the right password now
@@ -119,7 +140,8 @@ def test_repeated_failures_lock_the_user_name_then_the_address(web_workspace, ld
 def test_login_form_needs_its_csrf_token(client, ldap_server):
     client.get("/login")
     response = client.post(
-        "/login", data={"username": "alice", "password": ldap_server.password("alice"), "csrf_token": "forged"}
+        "/login",
+        data={"username": "alice", "password": ldap_server.password("alice"), "csrf_token": "forged"},
     )
     assert response.status_code == 400
     assert SESSION_COOKIE not in client.cookies
@@ -141,14 +163,21 @@ def test_logout_needs_csrf_and_ends_the_session_for_good(client, ldap_server, au
 
 
 def test_expired_or_forged_sessions_are_refused(client):
-    class Old(URLSafeTimedSerializer):
-        def get_timestamp(self):
-            return super().get_timestamp() - 9 * 3600
+    class NineHoursAgo(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return super().get_timestamp() - 9 * 3600  # the default session lasts 8 h
 
-    expired = Old(SECRET_KEY, salt="b2cal-session").dumps({"u": "ada", "r": "admin", "s": "x"})
+    expired = URLSafeTimedSerializer(SECRET_KEY, salt="b2cal-session", signer=NineHoursAgo).dumps(
+        {"u": "ada", "r": "admin", "s": "x"}
+    )
     forged = URLSafeTimedSerializer("another-key-of-sufficient-length-000000", salt="b2cal-session").dumps(
         {"u": "ada", "r": "admin", "s": "x"}
     )
+    fresh = URLSafeTimedSerializer(SECRET_KEY, salt="b2cal-session").dumps(
+        {"u": "ada", "r": "admin", "s": "x"}
+    )
+    client.cookies.set(SESSION_COOKIE, fresh)
+    assert client.get("/server_info").status_code == 200  # so it is the age, or the key, that refuses below
     for value in (expired, forged, "garbage"):
         client.cookies.set(SESSION_COOKIE, value)
         assert client.get("/server_info").status_code == 401

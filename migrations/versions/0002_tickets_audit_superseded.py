@@ -100,10 +100,14 @@ def upgrade() -> None:
     with op.batch_alter_table("payload") as batch:
         batch.add_column(sa.Column("superseded", sa.Boolean(), nullable=False, server_default=sa.false()))
 
-    ids = _superseded_ids(op.get_bind())
-    payload = sa.table("payload", sa.column("id"), sa.column("superseded", sa.Boolean()))
-    for start in range(0, len(ids), 500):
-        op.execute(payload.update().where(payload.c.id.in_(ids[start : start + 500])).values(superseded=True))
+    if op.get_context().as_sql:
+        op.execute("-- data step of 0002 (payload.superseded) needs a live database: run it online")
+    else:
+        ids = _superseded_ids(op.get_bind())
+        payload = sa.table("payload", sa.column("id"), sa.column("superseded", sa.Boolean()))
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            op.execute(payload.update().where(payload.c.id.in_(chunk)).values(superseded=True))
 
     # The models give the default in Python; drop the server default used to fill existing rows.
     with op.batch_alter_table("payload") as batch:

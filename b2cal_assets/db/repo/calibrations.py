@@ -52,11 +52,16 @@ def ensure_calibrations(
     return rows
 
 
-def get_calibration(s: Session, processing_name: str, name: str) -> ProcessingCalibration:
+def get_calibration(
+    s: Session, processing_name: str, name: str, *, lock: bool = False
+) -> ProcessingCalibration:
+    """The row, freshly read; ``lock=True`` also locks it until the transaction ends."""
     processing = get_processing(s, processing_name)
     query = select(ProcessingCalibration).where(
         ProcessingCalibration.processing_id == processing.id, ProcessingCalibration.calibration == name
     )
+    if lock:
+        query = query.with_for_update(key_share=True)
     row = s.scalars(query.execution_options(populate_existing=True)).first()
     if row is None:
         known = s.scalars(
@@ -84,15 +89,15 @@ def update_calibration(
     """Set ``fields`` on the calibration's row, guarded by its version column (optimistic locking).
 
     With ``expected_version`` (the version a user saw), a row changed since raises ``ConcurrentUpdate``.
-    Without it, a change by another writer between our read and our write is retried on the fresh row
-    (only the named fields are written, so the other writer's fields are kept); after a few clashes it
-    raises ``ConcurrentUpdate``.
+    Without it, a change by another writer between our read and our write is retried on the fresh, locked
+    row (only the named fields are written, so the other writer's fields are kept).
     """
     check_fields(ProcessingCalibration, fields, SETTABLE)
     if "state" in fields:
         check_choice("a calibration state", fields["state"], STATES)
-    for _ in range(RETRIES):
-        row = get_calibration(s, processing_name, name)
+    for attempt in range(RETRIES):
+        # first optimistically; after a clash, with the row locked so the retry cannot clash again
+        row = get_calibration(s, processing_name, name, lock=attempt > 0)
         if expected_version is not None and row.version != expected_version:
             raise ConcurrentUpdate(
                 f"{name} in {processing_name} was changed by someone else (version {row.version}, you saw "

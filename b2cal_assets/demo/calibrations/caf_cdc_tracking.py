@@ -50,6 +50,6 @@ def get_calibrations(input_data, **kwargs):
             input_files=files,
             payload_names=("CDCTimeZeros",),
             max_iterations=config["max_iterations"],
-            max_files_per_collector_job=2,
+            max_collector_jobs=4,
         )
     ]

@@ -53,7 +53,7 @@ def get_calibrations(input_data, **kwargs):
             input_files=files,
             payload_names=("VXDAlignment", "CDCAlignment"),
             max_iterations=1,
-            max_files_per_collector_job=2,
+            max_collector_jobs=4,
             backend_args=dict(config.get("backend_args", {})),
         )
     ]

@@ -1,0 +1,153 @@
+"""An expert's replacement payloads entering the loop: checked, installed as a new attempt, checked again.
+
+Everything is checked before anything is stored (``payloads.upload.check_upload``). The files go into
+a new attempt directory of the payload store in one rename and the database rows (attempt, payload
+revisions, audit entry, calibration state) in one transaction; if the transaction fails the directory
+is removed again. Earlier revisions are kept (marked superseded). The calibration goes back to
+``finished``, so the loop runs the payload checks again and signs off at automatic sites.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from b2cal_assets import home
+from b2cal_assets.db.repo import attempts, audit, calibrations, payloads, processings
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
+
+UPLOADABLE_STATES = ("finished", "signed_off", "rejected", "failed")
+DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+UPLOAD_KEY = "upload"  # marks an attempt's job_config as an upload (never a job to rerun)
+
+
+def max_upload_bytes() -> int:
+    return int(os.environ.get("B2CAL_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
+
+
+def is_upload(attempt) -> bool:
+    return attempt is not None and UPLOAD_KEY in (attempt.job_config or {})
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    processing: str
+    calibration: str
+    attempt: int
+    directory: Path
+    payloads: list[dict]  # name, revision, iov, checksum, file
+    replaced: list[str]  # "name rev N" now superseded
+    dependents_done: list[str]  # downstream calibrations that already used the old payloads
+
+
+def replace_payloads(service, processing: str, calibration: str, archive: Path, *, by: str, max_bytes: int | None = None):
+    """Check ``archive`` and install it as the calibration's new payloads; ``LoopError`` when refused."""
+    from b2cal_assets.loop.notices import Uploaded
+    from b2cal_assets.loop.service import LoopError
+
+    service._require_calibration(calibration)
+    settings = service.scripts.calibrations[calibration].settings
+    with service.session() as s:
+        proc = processings.get_processing(s, processing)
+        row = calibrations.get_calibration(s, processing, calibration)
+        if row.excluded:
+            raise LoopError(f"{calibration} is excluded from {processing}; include it before uploading payloads")
+        if row.state not in UPLOADABLE_STATES:
+            raise LoopError(
+                f"{calibration} in {processing} is {row.state}: payloads can be replaced once it has run "
+                f"(states {', '.join(UPLOADABLE_STATES)})"
+            )
+        current = payloads.current_payloads(s, processing, calibration)
+        produced = set(settings.produced_payloads or ()) or {p.name for p in current}
+        iov = IoV(proc.exp_low, proc.run_low, proc.exp_high, proc.run_high)
+        processing_finished = proc.state == "finished"
+    if not produced:
+        raise LoopError(
+            f"{calibration} declares no produced_payloads and has none stored in {processing}: "
+            "there is nothing an upload could replace"
+        )
+    try:
+        contents = check_upload(archive, produced_payloads=produced, processing_iov=iov, max_bytes=max_bytes or max_upload_bytes())
+    except UploadRejected as exc:
+        raise LoopError(f"upload refused, nothing was changed: {exc}") from None
+    with contents:
+        names = [p.name for p in contents.payloads]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise LoopError(
+                f"upload refused, nothing was changed: payload {', '.join(twice)} is listed with more than one "
+                "IoV; upload one IoV per payload"
+            )
+        installed_dir: Path | None = None
+        try:
+            with service.session() as s:
+                history = payloads.payload_history(s, processing)
+                latest_rev = {}
+                for p in history:
+                    latest_rev[p.name] = max(latest_rev.get(p.name, 0), p.revision)
+                replaced = [f"{p.name} rev {p.revision}" for p in payloads.current_payloads(s, processing, calibration)]
+                attempt = attempts.create_attempt(
+                    s, processing, calibration, submitted_by=by, job_config={UPLOAD_KEY: archive.name}, state="finished"
+                )
+                target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
+                revisions = {(p.name, p.revision): latest_rev.get(p.name, 0) + 1 for p in contents.payloads}
+                installed = install_upload(contents, target, revisions=revisions)
+                installed_dir = target.parent
+                rows = payloads.record_payloads(
+                    s,
+                    processing,
+                    calibration,
+                    attempt.id,
+                    [(p.name, p.checksum, tuple(p.iov), str(p.file)) for p in installed.payloads],
+                    source="upload",
+                )
+                attempts.finish_attempt(s, attempt.id, "finished")
+                calibrations.update_calibration(s, processing, calibration, state="finished")
+                if processing_finished:
+                    processings.set_processing_state(s, processing, "open")
+                audit.record_audit(
+                    s,
+                    by,
+                    "upload_payloads",
+                    processing,
+                    calibration,
+                    {
+                        "archive": archive.name,
+                        "attempt": attempt.number,
+                        "payloads": [f"{r.name} rev {r.revision}" for r in rows],
+                        "replaced": replaced,
+                    },
+                )
+                done = {c.calibration for c in calibrations.list_calibrations(s, processing) if c.state in ("running", "finished", "signed_off")}
+                result = UploadResult(
+                    processing,
+                    calibration,
+                    attempt.number,
+                    target,
+                    [
+                        {"name": r.name, "revision": r.revision, "iov": IoV(r.exp_low, r.run_low, r.exp_high, r.run_high),
+                         "checksum": r.checksum, "file": r.file}
+                        for r in rows
+                    ],
+                    replaced,
+                    sorted(service.dependents(calibration) & done),
+                )
+        except BaseException:
+            if installed_dir is not None:
+                shutil.rmtree(installed_dir, ignore_errors=True)
+            raise
+    service.notify(
+        Uploaded(
+            processing,
+            calibration,
+            result.attempt,
+            by,
+            archive.name,
+            tuple(f"{p['name']} rev {p['revision']} {p['iov']}" for p in result.payloads),
+            tuple(replaced),
+        )
+    )
+    return result

@@ -1,0 +1,357 @@
+"""Latency from an upstream sign-off to the start of a dependent calibration, through the real daemon.
+
+    .venv/bin/python benchmarks/bench_signoff_latency.py            # 4 processings, 5 stock hops
+    .venv/bin/python benchmarks/bench_signoff_latency.py --quick    # 1 processing, 1 stock hop
+
+Two phases, each with its own Dagster home made by ``prepare_dagster_home`` (the repository's
+``dagster.yaml``: queued run coordinator, 1 s dequeue interval, threaded sensors) and its own
+``dagster-daemon`` started by ``start_daemon``:
+
+1. baseline, a minimal stock Dagster project: assets ``a -> b`` and a plain ``@dg.sensor``
+   (``minimum_interval_seconds=1``) that requests ``b`` when ``a``'s latest materialisation is newer
+   than ``b``'s. This process materialises ``a`` (``dg.materialize``); the hop is ``a``'s
+   materialisation timestamp -> the RUN_START event of the run of ``b``.
+2. b2cal: the toy calibrations ``toy_a -> toy_b`` of ``b2cal_assets_tests/defs/toy_scripts`` (copied
+   to a temporary scripts directory without the cDST-based ``toy_c``, so nothing else runs while a hop
+   is measured) at a site with automatic sign-off and a zero-length submission window. Processings
+   are created one after another (the next once the previous hop is measured); the hop is read from
+   the calibration database: ``Signoff.at`` of ``toy_a`` -> ``Attempt.started_at`` of ``toy_b``.
+
+Both hops cover the same Dagster machinery (sensor tick, run queue, run worker process start); the
+b2cal hop adds its loop sensor's window bookkeeping and the attempt record at the start of the step.
+The per-hop breakdown (to run created, to RUN_START, to attempt start) shows where the time goes.
+
+Output: the hops per phase, their medians and
+``RATIO signoff_to_dependent_start / stock_dagster_sensor_hop``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from common import REPO, describe, median, parser, print_ratio, ratio, say
+
+TOY_SCRIPTS = REPO / "b2cal_assets_tests" / "defs" / "toy_scripts"
+
+STOCK_DEFS = '''\
+"""A minimal stock Dagster project: a -> b, and a plain sensor that requests b when a is newer."""
+
+import dagster as dg
+
+
+@dg.asset
+def a():
+    return 1
+
+
+@dg.asset(deps=[a])
+def b():
+    return 1
+
+
+b_job = dg.define_asset_job("b_job", selection=["b"])
+
+
+@dg.sensor(job=b_job, minimum_interval_seconds=1, default_status=dg.DefaultSensorStatus.RUNNING)
+def b_when_a_is_newer(context):
+    latest_a = context.instance.get_latest_materialization_event(dg.AssetKey("a"))
+    if latest_a is None:
+        return dg.SkipReason("a was never materialised")
+    latest_b = context.instance.get_latest_materialization_event(dg.AssetKey("b"))
+    if latest_b is not None and latest_b.timestamp >= latest_a.timestamp:
+        return dg.SkipReason("b is up to date")
+    return dg.RunRequest(run_key=f"a-{latest_a.storage_id}")
+
+
+defs = dg.Definitions(assets=[a, b], jobs=[b_job], sensors=[b_when_a_is_newer], executor=dg.in_process_executor)
+'''
+
+
+@dataclass
+class Hop:
+    """One upstream event -> dependent start, with the Dagster run in between (epoch seconds)."""
+
+    upstream: float
+    run_created: float
+    run_start: float
+    dependent_start: float
+
+    @property
+    def total(self) -> float:
+        return self.dependent_start - self.upstream
+
+    def breakdown(self) -> str:
+        return (
+            f"{self.total:6.2f} s  (to run created {self.run_created - self.upstream:5.2f}, "
+            f"queue+launch to RUN_START {self.run_start - self.run_created:5.2f}, "
+            f"RUN_START to start {self.dependent_start - self.run_start:5.2f})"
+        )
+
+
+def _epoch(value: datetime | float) -> float:
+    if isinstance(value, int | float):
+        return float(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # the calibration DB stores naive UTC
+    return value.timestamp()
+
+
+def _run_times(instance, run_id: str) -> tuple[float, float] | None:
+    """(created, RUN_START) of a Dagster run, or None while it has not started."""
+    import dagster as dg
+
+    record = instance.get_run_record_by_id(run_id)
+    starts = instance.all_logs(run_id, of_type=dg.DagsterEventType.RUN_START)
+    if record is None or not starts:
+        return None
+    return _epoch(record.create_timestamp), starts[0].timestamp
+
+
+def _check_daemon(daemon, log: Path) -> None:
+    if daemon.poll() is not None:
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        raise SystemExit(f"the Dagster daemon stopped (exit {daemon.returncode}):\n{tail}")
+
+
+def _env_for(home: Path, dagster_home: Path, extra_path: Path | None = None) -> dict[str, str]:
+    paths = [str(p) for p in (extra_path, REPO) if p] + [os.environ.get("PYTHONPATH", "")]
+    return {
+        "B2CAL_HOME": str(home),
+        "DAGSTER_HOME": str(dagster_home),
+        "B2CAL_DATABASE_URL": f"sqlite:///{home / 'b2cal.db'}",
+        "PYTHONPATH": os.pathsep.join(filter(None, paths)),
+    }
+
+
+# --- phase 1: the stock Dagster sensor hop ------------------------------------------------------------
+
+
+def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
+    import dagster as dg
+
+    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+
+    project = root / "project"
+    project.mkdir(parents=True)
+    (project / "stock_defs.py").write_text(STOCK_DEFS)
+    sys.path.insert(0, str(project))
+    import stock_defs
+
+    dagster_home = root / "dagster"
+    prepare_dagster_home(dagster_home)
+    env = _env_for(root, dagster_home, project)
+    log = root / "daemon.log"
+    daemon = start_daemon(env, log, module="stock_defs")
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    hops: list[Hop] = []
+    try:
+        # Warm-up: the first evaluation loads the code location; not measured.
+        for i in range(repeats + 1):
+            seen = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))}
+            dg.materialize([stock_defs.a], instance=instance)
+            upstream = instance.get_latest_materialization_event(dg.AssetKey("a")).timestamp
+            deadline = time.monotonic() + timeout_s
+            hop = None
+            while time.monotonic() < deadline:
+                _check_daemon(daemon, log)
+                runs = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job")) if r.run_id not in seen]
+                if runs and runs[0].is_finished:
+                    times = _run_times(instance, runs[0].run_id)
+                    if times:
+                        hop = Hop(upstream, times[0], times[1], times[1])
+                    break
+                time.sleep(0.2)
+            label = "warm-up" if i == 0 else f"hop {i}"
+            if hop is None:
+                say(f"  stock {label}: no run of b within {timeout_s:.0f} s (left out)")
+                continue
+            say(f"  stock {label}: {hop.breakdown()}")
+            if i > 0:
+                hops.append(hop)
+    finally:
+        instance.dispose()
+        stop_daemon(daemon)
+    return hops
+
+
+# --- phase 2: the b2cal sign-off -> dependent hop ----------------------------------------------------
+
+
+def _toy_scripts(target: Path) -> Path:
+    """toy_a and toy_b (and toy_a's validation): the sign-off hop without the cDST chain behind it."""
+    (target / "validations").mkdir(parents=True)
+    for name in ("toy_a.py", "toy_b.py"):
+        shutil.copy(TOY_SCRIPTS / name, target / name)
+    shutil.copy(TOY_SCRIPTS / "validations" / "toy_a.py", target / "validations" / "toy_a.py")
+    return target
+
+
+def _setup_loop(home: Path, processings: int) -> None:
+    from b2cal_assets.db.engine import database_url, ensure_schema
+    from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
+    from b2cal_assets.loop import admin
+    from b2cal_assets_tests.defs import toy
+
+    ensure_schema(database_url())
+    admin.ensure_site(
+        SiteSpec(
+            name="bench_site",
+            backend="local",
+            backend_args={},
+            storage_root=str(home / "data"),
+            path_prefix="",
+            signoff_policy=SignoffPolicy("automatic"),
+            hold_until_deadline=False,
+        )
+    )
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    files = toy.generate(home / "data", range(1, processings + 1), events=500)
+    admin.register_files(files, site_name="bench_site")
+
+
+def _create_processing(name: str, run: int) -> None:
+    from b2cal_assets.domain.iov import IoV
+    from b2cal_assets.domain.processing import ProcessingSpec
+    from b2cal_assets.loop import admin
+
+    admin.create_processing(
+        ProcessingSpec(
+            name=name, kind="prompt", site="bench_site", iov=IoV(1, run, 1, run), global_tags=("toy_base",),
+            window_hours=0.0,
+        ),
+        created_by="bench",
+    )
+
+
+def _db_hop(engine, processing: str) -> tuple[str, object] | None:
+    """("ok", (signoff_at, attempt_started_at, run_id)) once toy_b started; ("failed", why); or None."""
+    from b2cal_assets.db.engine import session_scope
+    from b2cal_assets.db.errors import NotFound
+    from b2cal_assets.db.repo import attempts, signoffs
+
+    with session_scope(engine) as s:
+        try:
+            upstream = attempts.latest_attempt(s, processing, "toy_a")
+            signoff = signoffs.latest_signoff(s, processing, "toy_a")
+            dependent = attempts.latest_attempt(s, processing, "toy_b")
+        except NotFound:
+            return None
+        for attempt in (upstream, dependent):
+            if attempt is not None and attempt.state == "failed":
+                return "failed", f"{attempt.calibration}: {attempt.error[-1500:]}"
+        if signoff is not None and signoff.decision != "accept":
+            return "failed", f"toy_a was {signoff.decision}ed"
+        if signoff is None or dependent is None or dependent.started_at is None:
+            return None
+        return "ok", (signoff.at, dependent.started_at, dependent.dagster_run_id)
+
+
+def b2cal_hops(root: Path, processings: int, timeout_s: float) -> list[Hop]:
+    import dagster as dg
+
+    from b2cal_assets.db.engine import make_engine
+    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+
+    home = root / "home"
+    home.mkdir(parents=True)
+    scripts = _toy_scripts(root / "scripts")
+    dagster_home = home / "dagster"
+    env = {
+        **_env_for(home, dagster_home),
+        "B2CAL_CALIBRATIONS_DIR": str(scripts),
+        "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
+        "B2CAL_LOCAL_MAX_PROCESSES": "2",
+        "B2CAL_BATCH_POLL_INTERVAL_S": "1",
+    }
+    os.environ.update(env)  # admin and the repo functions below use the same database
+    _setup_loop(home, processings)
+    prepare_dagster_home(dagster_home)
+    log = home / "daemon.log"
+    daemon = start_daemon(env, log)
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    engine = make_engine(env["B2CAL_DATABASE_URL"])
+    hops: list[Hop] = []
+    try:
+        for i in range(processings):
+            name = f"bench_{i + 1}"
+            _create_processing(name, run=i + 1)
+            deadline = time.monotonic() + timeout_s
+            result = None
+            while time.monotonic() < deadline:
+                _check_daemon(daemon, log)
+                result = _db_hop(engine, name)
+                if result is not None:
+                    break
+                time.sleep(0.5)
+            if result is None:
+                say(f"  b2cal {name}: toy_b did not start within {timeout_s:.0f} s (left out)")
+                continue
+            if result[0] == "failed":
+                raise SystemExit(f"{name}: a toy calibration failed, so no hop to measure:\n{result[1]}")
+            signoff_at, started_at, run_id = result[1]
+            times = None
+            while run_id and times is None and time.monotonic() < deadline:
+                times = _run_times(instance, run_id)
+                if times is None:
+                    time.sleep(0.2)
+            created, run_start = times or (_epoch(started_at), _epoch(started_at))
+            hop = Hop(_epoch(signoff_at), created, run_start, _epoch(started_at))
+            say(f"  b2cal {name}: {hop.breakdown()}")
+            hops.append(hop)
+    finally:
+        instance.dispose()
+        engine.dispose()
+        stop_daemon(daemon)
+    return hops
+
+
+def main() -> int:
+    p = parser(__doc__)
+    p.add_argument("--processings", type=int, help="b2cal processings, one hop each (default 4, quick 1)")
+    p.add_argument("--repeats", type=int, help="stock sensor hops (default 5, quick 1)")
+    p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one hop")
+    args = p.parse_args()
+    processings = args.processings or (1 if args.quick else 4)
+    repeats = args.repeats or (1 if args.quick else 5)
+    for var in ("B2CAL_DATABASE_URL", "B2CAL_CALIBRATIONS_DIR", "DAGSTER_HOME", "B2CAL_HOME"):
+        os.environ.pop(var, None)  # never touch a real installation
+
+    with tempfile.TemporaryDirectory(prefix="bench_signoff_") as tmp:
+        root = Path(tmp)
+        say(f"1. stock Dagster: a -> b with a plain sensor, {repeats} hop(s) after a warm-up")
+        stock = stock_hops(root / "stock", repeats, args.timeout)
+        say(f"2. b2cal: toy_a sign-off -> toy_b attempt start, {processings} processing(s)")
+        ours = b2cal_hops(root / "b2cal", processings, args.timeout)
+
+    if not stock or not ours:
+        raise SystemExit("no hop measured in one of the phases; see the lines above")
+    say(describe("stock a materialised -> b RUN_START", [h.total for h in stock]))
+    say(describe("b2cal toy_a signed off -> toy_b attempt started", [h.total for h in ours]))
+    say(describe("b2cal toy_a signed off -> toy_b RUN_START", [h.run_start - h.upstream for h in ours]))
+    stock_median = median([h.total for h in stock])
+    print_ratio(
+        "signoff_to_dependent_start",
+        "stock_dagster_sensor_hop",
+        ratio(median([h.total for h in ours]), stock_median),
+        min(len(ours), len(stock)),
+        note=f"{len(ours)} b2cal hops, {len(stock)} stock hops",
+    )
+    print_ratio(
+        "signoff_to_dependent_run_start",
+        "stock_dagster_sensor_hop",
+        ratio(median([h.run_start - h.upstream for h in ours]), stock_median),
+        min(len(ours), len(stock)),
+        note="the Dagster part of the hop only",
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

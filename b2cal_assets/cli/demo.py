@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import sys
 import time
 from pathlib import Path
@@ -76,6 +77,8 @@ def run(args) -> int:
     env.update(_backend_env(args))
     say("starting the Dagster daemon (sensors tick, runs start from the queue) ...")
     daemon = start_daemon(env, root / "logs" / "dagster-daemon.log")
+    # A SIGTERM (CI timeouts, `kill`) must not leave the daemon running on its own.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         finished = _follow(names, args, say, daemon)
     except KeyboardInterrupt:
@@ -84,6 +87,10 @@ def run(args) -> int:
     finally:
         stop_daemon(daemon)
     return _report(names, say, finished)
+
+
+def _raise_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 def _backend_env(args) -> dict[str, str]:

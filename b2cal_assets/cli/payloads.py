@@ -1,11 +1,18 @@
-"""``b2cal payloads list|download``: a calibration's payloads in a processing."""
+"""``b2cal payloads list|download|upload|staging``: a calibration's payloads, their replacement, the staging tag."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
+from b2cal_assets.cli.common import (
+    add_db_argument,
+    add_dir_argument,
+    current_user,
+    loop_service,
+    print_json,
+    user_errors,
+)
 from b2cal_assets.cli.tables import print_table
 
 
@@ -23,17 +30,48 @@ def register(sub) -> None:
     dl = s.add_parser("download", help="the calibration's outputdb as a .tar.gz")
     dl.add_argument("processing")
     dl.add_argument("calibration")
-    dl.add_argument("-o", "--output", default=None, help="archive path (default: ./<processing>_<calibration>.tar.gz)")
+    dl.add_argument(
+        "-o", "--output", default=None, help="archive path (default: ./<processing>_<calibration>.tar.gz)"
+    )
     add_db_argument(dl)
     add_dir_argument(dl)
     dl.set_defaults(func=download)
+    up = s.add_parser(
+        "upload",
+        help="replace a calibration's payloads by an archive (database.txt + dbstore_*.root); checked first",
+        description="The archive is checked (layout, database.txt, payload names, IoVs, ROOT files, size) and "
+        "becomes a new revision; the old one is kept, the checks run again. A bad upload changes nothing.",
+    )
+    up.add_argument("processing")
+    up.add_argument("calibration")
+    up.add_argument("archive", help="a .tar.gz or .zip, e.g. an edited 'b2cal payloads download'")
+    up.add_argument("--user", default=None, help="who uploads (default: $B2CAL_USER or the login name)")
+    up.add_argument(
+        "--max-bytes", type=int, default=None, help="size limit (default: $B2CAL_UPLOAD_MAX_BYTES or 512 MiB)"
+    )
+    add_db_argument(up)
+    add_dir_argument(up)
+    up.set_defaults(func=upload)
+    st = s.add_parser(
+        "staging",
+        help="the staging global tag of a processing (built when it finishes) and its problems",
+    )
+    st.add_argument("processing")
+    st.add_argument("--build", action="store_true", help="build and export it again now")
+    st.add_argument("--user", default=None, help="who builds it (default: $B2CAL_USER or the login name)")
+    st.add_argument("--json", action="store_true")
+    add_db_argument(st)
+    add_dir_argument(st)
+    st.set_defaults(func=staging)
 
 
 def _rows(service, processing: str, calibration: str | None):
     names = [calibration] if calibration else [n for n in service.order if n in service.scripts.calibrations]
     for name in names:
         if name not in service.scripts.calibrations:
-            raise UserError(f"no calibration {name!r}; known: {', '.join(sorted(service.scripts.calibrations))}")
+            raise UserError(
+                f"no calibration {name!r}; known: {', '.join(sorted(service.scripts.calibrations))}"
+            )
         for p in service.current_payloads(processing, name):
             yield name, p
 
@@ -48,7 +86,10 @@ def list_(args) -> int:
         return 0
     print_table(
         ["calibration", "payload", "revision", "iov", "md5", "source", "file"],
-        [[c, p["name"], str(p["revision"]), str(p["iov"]), p["checksum"], p["source"], p["file"]] for c, p in rows],
+        [
+            [c, p["name"], str(p["revision"]), str(p["iov"]), p["checksum"], p["source"], p["file"]]
+            for c, p in rows
+        ],
     )
     return 0
 
@@ -66,4 +107,72 @@ def download(args) -> int:
     target = Path(args.output or f"{args.processing}_{args.calibration}.tar.gz")
     path = make_archive(outputdb, target)
     print(f"{len(rows)} payloads of {args.calibration} in {args.processing} written to {path}")
+    return 0
+
+
+def upload(args) -> int:
+    service = loop_service(args)
+    archive = Path(args.archive)
+    if not archive.is_file():
+        raise UserError(f"no archive at {archive}; give the path of a .tar.gz or .zip file")
+    with user_errors():
+        result = service.upload_payloads(
+            args.processing, args.calibration, archive, by=current_user(args), max_bytes=args.max_bytes
+        )
+    print(
+        f"{args.calibration} in {args.processing}: upload stored as attempt {result.attempt} in {result.directory}"
+    )
+    for p in result.payloads:
+        print(f"  {p['name']} revision {p['revision']} {p['iov']}")
+    if result.replaced:
+        print(f"  kept as earlier revisions: {', '.join(result.replaced)}")
+    print("  the payload checks run again at the next loop tick; sign-off follows the site's policy")
+    if result.dependents_done:
+        print(
+            f"  note: {', '.join(result.dependents_done)} already used the previous payloads; "
+            "a manager can restart them (b2cal manage restart)"
+        )
+    return 0
+
+
+def staging(args) -> int:
+    from b2cal_assets.loop.staging import show_staging
+
+    service = loop_service(args)
+    with user_errors():
+        service.processing_iov(args.processing)
+        result = (
+            service.export_staging(args.processing, by=current_user(args))
+            if args.build
+            else show_staging(args.processing)
+        )
+    if args.json:
+        print_json(
+            {
+                "processing": result.processing,
+                "tag": result.tag,
+                "directory": str(result.directory) if result.directory else None,
+                "entries": [{**e, "iov": list(e["iov"])} for e in result.entries],
+                "problems": result.problems,
+            }
+        )
+        return 0
+    if result.directory is None and not result.problems:
+        print(
+            f"no staging tag for {args.processing} yet: it is built when every calibration is signed off or excluded"
+        )
+        return 0
+    if result.directory is not None:
+        print(f"staging tag {result.tag}: {result.directory}")
+        print_table(
+            ["payload", "revision", "iov", "md5", "file"],
+            [
+                [e["name"], str(e["revision"]), ",".join(map(str, e["iov"])), e["checksum"], e["file"]]
+                for e in result.entries
+            ],
+        )
+    if result.problems:
+        print(f"the latest build of {result.tag} was not exported:")
+        for problem in result.problems:
+            print(f"  - {problem}")
     return 0

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, current_user, loop_service, print_json, user_errors
+from b2cal_assets.cli.common import (
+    add_db_argument,
+    add_dir_argument,
+    current_user,
+    loop_service,
+    print_json,
+    user_errors,
+)
 from b2cal_assets.cli.tables import print_table
 
 

@@ -1,26 +1,54 @@
-"""``b2cal status``: one view of every processing, calibration and job."""
+"""``b2cal status``: one view of every processing, calibration, latest attempt and its jobs."""
 
 from __future__ import annotations
 
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json
+from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
 from b2cal_assets.cli.tables import print_table
 
 
 def register(sub) -> None:
     p = sub.add_parser("status", help="every processing, calibration and job at a glance")
     p.add_argument("--processing", default=None, help="only this processing")
+    p.add_argument(
+        "--jobs", action="store_true", help="also list the collector subjobs of each latest attempt"
+    )
     p.add_argument("--json", action="store_true")
     add_db_argument(p)
     add_dir_argument(p)
     p.set_defaults(func=run)
 
 
+def _note(r) -> str:
+    if r.excluded:
+        return "excluded: dependents use the global-tag payloads"
+    if r.blocked_by:
+        return f"blocked by rejected {r.blocked_by}"
+    if r.error:
+        return r.error.splitlines()[0][:70]
+    if r.deadline is not None and r.state == "window_open":
+        return f"submit before {r.deadline:%Y-%m-%d %H:%M} UTC"
+    return ""
+
+
 def run(args) -> int:
     service = loop_service(args)
-    names = [args.processing] if args.processing else service.all_processing_names()
-    everything = {name: service.status_rows(name) for name in names}
+    with user_errors():
+        names = [args.processing] if args.processing else service.all_processing_names()
+        everything = {name: service.status_rows(name) for name in names}
+        jobs = {name: service.job_rows(name) for name in names} if args.jobs or args.json else {}
     if args.json:
-        print_json({name: [r.__dict__ for r in rows] for name, rows in everything.items()})
+        print_json(
+            {
+                name: {
+                    "calibrations": [r.__dict__ for r in rows],
+                    "jobs": [j.__dict__ for j in jobs.get(name, [])],
+                }
+                for name, rows in everything.items()
+            }
+        )
+        return 0
+    if not everything:
+        print("no processings yet: create one with 'b2cal processing create'")
         return 0
     table = [
         [
@@ -28,12 +56,36 @@ def run(args) -> int:
             r.step,
             r.state,
             r.expert,
-            str(r.attempts or ""),
+            (f"#{r.attempts} {r.attempt_state} by {r.submitted_by}" if r.attempts else ""),
+            r.jobs,
             str(r.payloads or ""),
-            (f"blocked by rejected {r.blocked_by}" if r.blocked_by else r.error.splitlines()[0][:70] if r.error else ""),
+            _note(r),
         ]
         for rows in everything.values()
         for r in rows
     ]
-    print_table(["processing", "step", "state", "expert", "attempt", "payloads", "note"], table)
+    print_table(
+        ["processing", "step", "state", "expert", "latest attempt", "jobs", "payloads", "note"], table
+    )
+    if args.jobs:
+        print()
+        job_table = [
+            [
+                j.processing,
+                j.calibration,
+                str(j.attempt),
+                j.name,
+                j.backend,
+                j.state,
+                "" if j.exit_code is None else str(j.exit_code),
+                str(j.tries),
+                j.workdir,
+            ]
+            for rows in jobs.values()
+            for j in rows
+        ]
+        print_table(
+            ["processing", "calibration", "attempt", "job", "backend", "state", "exit", "tries", "logs"],
+            job_table,
+        )
     return 0

@@ -15,7 +15,6 @@ from b2cal_assets.db.engine import database_url
 from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets.loop.service import LoopService
 
-
 DEFAULT_CDST_PRODUCER = "b2cal_assets.demo.reconstruction:produce_cdst"
 
 

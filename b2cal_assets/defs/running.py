@@ -13,7 +13,7 @@ from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calib
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.filters import validate_filter_name
 from b2cal_assets.domain.settings import ContractError
-from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService
+from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
 
 
@@ -69,6 +69,10 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             job_config=job_config,
             dagster_run_id=context.run_id,
         )
+    except SubmissionHeld as held:
+        # not a failure: the site starts jobs at the deadline; the loop sensor launches the held settings then
+        context.log.info(str(held))
+        return None
     except LoopError as exc:
         raise _fail(str(exc)) from None
     context.log.info(
@@ -79,13 +83,22 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     try:
         outcome = _run_job(context, service, ticket, script, expert_config, job_config, site, backend_resource)
     except CalibrationFailed as exc:
-        service.fail_attempt(ticket, str(exc))
+        _record_jobs(context, service, ticket, site, None)
+        service.fail_attempt(
+            ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
+        )
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
     except BaseException as exc:
+        _record_jobs(context, service, ticket, site, None)
         service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
         raise
+    _record_jobs(context, service, ticket, site, [s.to_json() for s in outcome.subjobs])
     iterations = max(outcome.iterations.values(), default=0)
-    recorded = service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
+    try:
+        recorded = service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
+    except BaseException as exc:
+        service.fail_attempt(ticket, f"recording the payloads failed: {type(exc).__name__}: {exc}")
+        raise
     rows = [
         {"payload": p["name"], "revision": p["revision"], "iov": str(p["iov"]), "md5": p["checksum"][:12]}
         for p in recorded
@@ -102,6 +115,14 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             "subjobs": len(outcome.subjobs),
         }
     )
+
+
+def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, subjobs) -> None:
+    """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run."""
+    try:
+        service.record_subjobs(ticket, site["backend"], subjobs)
+    except Exception as exc:  # bookkeeping only
+        context.log.warning(f"could not record the collector subjobs of attempt {ticket.number}: {exc}")
 
 
 def _run_job(context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource):
@@ -132,8 +153,14 @@ def _run_job(context, service, ticket: AttemptTicket, script, expert_config, job
         backend_args={**site.get("backend_args", {}), **job_config.get("backend_args", {})},
     )
 
-    def progress(message) -> None:
-        context.log.info(f"{ticket.calibration}: {message}")
+    last: list[str] = [""]
+
+    def progress(event) -> None:
+        """The runner reports every poll cycle; the run log gets a line only when something changed."""
+        message = event.get("message", str(event)) if isinstance(event, dict) else str(event)
+        if message != last[0]:
+            last[0] = message
+            context.log.info(f"{ticket.calibration}: {message}")
 
     return run_calibration_job(
         job,
@@ -157,8 +184,8 @@ def load_producer(reference: str):
 
 def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
     from b2cal_assets.caf.localdb import ConditionsChain
-    from b2cal_assets.domain.iov import ExpRun
     from b2cal_assets.defs.assets import submitted_by
+    from b2cal_assets.domain.iov import ExpRun
 
     processing = context.partition_key
     try:

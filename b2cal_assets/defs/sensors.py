@@ -1,6 +1,5 @@
 """Sensors: data arrival from the catalog, and the loop that opens windows and submits at the deadline."""
 
-
 from collections import defaultdict
 
 import dagster as dg
@@ -28,7 +27,7 @@ def _new_partitions(context, names: list[str]) -> list[dg.AddDynamicPartitionsRe
 def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
     iovs = service.processing_iovs(state=None)
-    seen = dict(context.cursor and _parse_cursor(context.cursor) or {})
+    seen = dict((context.cursor and _parse_cursor(context.cursor)) or {})
     last_id = seen.get("last_id", 0)
     reported = set(seen.get("processings", []))
     events: list[dg.AssetMaterialization] = []
@@ -148,7 +147,9 @@ def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: Calibrati
         if staged.ok:
             context.log.info(f"{staged.processing}: staging tag {staged.tag} exported to {staged.directory}")
         else:
-            context.log.warning(f"{staged.processing}: staging tag not exported: " + "; ".join(staged.problems))
+            context.log.warning(
+                f"{staged.processing}: staging tag not exported: " + "; ".join(staged.problems)
+            )
     launches = [launch for launch in report.launches if not _handled_by_own_run(context.instance, launch)]
     return dg.SensorResult(
         run_requests=[run_request_for(launch) for launch in launches],

@@ -23,10 +23,14 @@ class JiraResource(dg.ConfigurableResource):
 
     url: str = Field(default="", description="Jira base URL, e.g. https://jira.example.org; empty: no Jira.")
     user: str = Field(default="", description="The account that opens tickets and comments.")
-    token: str = Field(default="", description="Its password or API token (set through EnvVar B2CAL_JIRA_TOKEN).")
+    token: str = Field(
+        default="", description="Its password or API token (set through EnvVar B2CAL_JIRA_TOKEN)."
+    )
     project: str = Field(default="", description="Project key the tickets go to, e.g. CAL.")
     verify: bool = Field(default=True, description="Check the server's TLS certificate.")
-    ca_bundle: str = Field(default="", description="CA bundle file for the certificate check (empty: system CAs).")
+    ca_bundle: str = Field(
+        default="", description="CA bundle file for the certificate check (empty: system CAs)."
+    )
     issue_type: str = Field(default="Task", description="Issue type of the tickets.")
     timeout_s: float = Field(default=20.0, description="Seconds per request before Jira counts as down.")
 
@@ -35,7 +39,13 @@ class JiraResource(dg.ConfigurableResource):
             return None
         verify: bool | str = self.ca_bundle if (self.verify and self.ca_bundle) else self.verify
         return JiraTicketClient(
-            self.url, self.user, self.token, self.project, verify, issue_type=self.issue_type, timeout=self.timeout_s
+            self.url,
+            self.user,
+            self.token,
+            self.project,
+            verify,
+            issue_type=self.issue_type,
+            timeout=self.timeout_s,
         )
 
 
@@ -78,11 +88,11 @@ def ticket_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopReso
     try:
         client = jira.get_client()
     except Exception as exc:  # a bad configuration must not stop the sensor: it says what is wrong
-        return dg.SkipReason(f"Jira client could not be built: {exc}")
+        return dg.SensorResult(skip_reason=dg.SkipReason(f"Jira client could not be built: {exc}"))
     report = TicketOutbox(service.session, client).flush()
     text = describe(report, client is not None)
     if report.jira_down or report.errors:
         context.log.warning(text)
     else:
         context.log.info(text)
-    return dg.SkipReason(text)
+    return dg.SensorResult(skip_reason=dg.SkipReason(text))

@@ -78,7 +78,10 @@ def register_files(files: Iterable[Any], site_name: str | None = None, url: str 
     return new
 
 
-def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: IoV = IoV(0, 0, -1, -1)) -> Path:
+ALL_RUNS = IoV(0, 0, -1, -1)
+
+
+def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: IoV = ALL_RUNS) -> Path:
     """A local global tag holding ``payloads`` (name -> constants) valid for ``iov``."""
     directory = home.globaltag_dir(tag)
     write_outputdb(

@@ -208,7 +208,9 @@ class LoopService:
             return []
         calibrations.ensure_calibrations(s, processing, missing)
         window = processings.get_processing(s, processing).window_hours
-        return [ticket_events.Created(processing, name, expert, None, window) for name, expert in missing.items()]
+        return [
+            ticket_events.Created(processing, name, expert, None, window) for name, expert in missing.items()
+        ]
 
     def statuses(self, s: Session, processing: str) -> dict[str, StepStatus]:
         rows = {row.calibration: row for row in calibrations.list_calibrations(s, processing)}
@@ -359,8 +361,12 @@ class LoopService:
                 and row.deadline is not None
                 and row.deadline > self.clock()
             ):
-                number = self._hold(s, processing, calibration, submitted_by, expert_config, job_config, row.deadline)
-                held_notice = Held(processing, calibration, number, submitted_by, row.deadline, dict(expert_config))
+                number = self._hold(
+                    s, processing, calibration, submitted_by, expert_config, job_config, row.deadline
+                )
+                held_notice = Held(
+                    processing, calibration, number, submitted_by, row.deadline, dict(expert_config)
+                )
                 held_message = (
                     f"{calibration} in {processing}: your settings are recorded; site {proc.site.name} starts "
                     f"jobs only when the window closes at {row.deadline:%Y-%m-%d %H:%M} UTC"
@@ -432,9 +438,13 @@ class LoopService:
                     "submitted automatically) has already started, so your submission was refused; "
                     "ask a manager to restart it with your settings once it ends"
                 )
-            raise LoopError(f"{calibration} is already running in {processing}; wait for it or cancel its run")
+            raise LoopError(
+                f"{calibration} is already running in {processing}; wait for it or cancel its run"
+            )
         if row.state == "waiting":
-            waiting_for = missing_inputs(self.steps[calibration], self.statuses(s, processing), self.available_tags(s, processing))
+            waiting_for = missing_inputs(
+                self.steps[calibration], self.statuses(s, processing), self.available_tags(s, processing)
+            )
             raise LoopError(
                 f"{calibration} cannot be submitted yet in {processing}: its window opens when its inputs are "
                 f"ready (waiting for: {', '.join(waiting_for) or 'the next sensor tick'})"
@@ -450,7 +460,9 @@ class LoopService:
                 "ask a manager to restart it"
             )
 
-    def _hold(self, s: Session, processing, calibration, submitted_by, expert_config, job_config, deadline) -> None:
+    def _hold(
+        self, s: Session, processing, calibration, submitted_by, expert_config, job_config, deadline
+    ) -> None:
         held = attempts.latest_attempt(s, processing, calibration)
         if held is not None and held.state == "held":
             attempts.set_attempt_state(s, held.id, "cancelled")
@@ -497,10 +509,7 @@ class LoopService:
             shutil.rmtree(target)
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(outputdb, target)
-        rows = [
-            (e.name, e.checksum, tuple(e.iov), str(target / Path(e.file).name))
-            for e in entries
-        ]
+        rows = [(e.name, e.checksum, tuple(e.iov), str(target / Path(e.file).name)) for e in entries]
         with self.session() as s:
             recorded = payloads.record_payloads(
                 s, ticket.processing, ticket.calibration, ticket.attempt_id, rows, source="job"
@@ -518,6 +527,25 @@ class LoopService:
     def mark_step(self, processing: str, step: str, state: str) -> None:
         with self.session() as s:
             calibrations.update_calibration(s, processing, step, state=state)
+
+    def fail_run(self, dagster_run_id: str, message: str) -> list[tuple[str, str]]:
+        """A Dagster run ended badly (crash, cancel): attempts it left running are failed, not stuck."""
+        ended: list[tuple[str, str, int]] = []
+        with self.session() as s:
+            for attempt in attempts.attempts_of_run(s, dagster_run_id):
+                if attempt.state not in ("submitted", "running"):
+                    continue
+                processing = processings.get_processing_by_id(s, attempt.processing_id).name
+                attempts.finish_attempt(s, attempt.id, "failed", error=message)
+                calibrations.update_calibration(s, processing, attempt.calibration, state="failed")
+                ended.append((processing, attempt.calibration, attempt.number))
+        for processing, calibration, number in ended:
+            self.notify(
+                ticket_events.Failed(
+                    processing, calibration, number, "(the Dagster run)", message, dagster_run_id
+                )
+            )
+        return [(p, c) for p, c, _ in ended]
 
     # --- inputs of a job ---------------------------------------------------------------------
     def input_data(
@@ -555,7 +583,9 @@ class LoopService:
                     data_tag=f.data_tag,
                 )
                 if run_matches(filters.get(f.data_tag, []), info):
-                    result[f.data_tag][site_location(location, site.storage_root, site.path_prefix)] = IoV(run.exp, run.run, run.exp, run.run)
+                    result[f.data_tag][site_location(location, site.storage_root, site.path_prefix)] = IoV(
+                        run.exp, run.run, run.exp, run.run
+                    )
             return result
 
     def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
@@ -575,7 +605,9 @@ class LoopService:
                 by_run.setdefault((run.exp, run.run), []).append(location)  # read here, by this process
             return by_run
 
-    def register_cdst(self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int) -> None:
+    def register_cdst(
+        self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
+    ) -> None:
         with self.session() as s:
             catalog.register_file(
                 s,
@@ -646,7 +678,9 @@ class LoopService:
         with self.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if row.state in ("submitted", "running"):
-                raise LoopError(f"{calibration} in {processing} is {row.state}; wait for it to end before excluding it")
+                raise LoopError(
+                    f"{calibration} in {processing} is {row.state}; wait for it to end before excluding it"
+                )
             if row.excluded:
                 raise LoopError(f"{calibration} is already excluded from {processing}")
             calibrations.update_calibration(s, processing, calibration, excluded=True)
@@ -700,7 +734,11 @@ class LoopService:
                 )
             latest = attempts.latest_attempt(s, processing, calibration)
             # the settings of the last attempt that ran a job (an upload has no job to repeat)
-            ran = [a for a in attempts.list_attempts(s, processing, calibration) if not is_upload(a) and a.state != "held"]
+            ran = [
+                a
+                for a in attempts.list_attempts(s, processing, calibration)
+                if not is_upload(a) and a.state != "held"
+            ]
             source = ran[-1] if ran else None
             attempt = attempts.create_attempt(
                 s,
@@ -718,7 +756,11 @@ class LoopService:
             previous = latest.number if latest else None
             previous_workdir = latest.workdir if latest else ""
             audit.record_audit(
-                s, by, "restart", processing, calibration,
+                s,
+                by,
+                "restart",
+                processing,
+                calibration,
                 {"attempt": attempt.number, "previous": previous, "previous_workdir": previous_workdir},
             )
             number = attempt.number
@@ -726,7 +768,9 @@ class LoopService:
         return number
 
     def _count_audit(self, s: Session, processing: str, calibration: str, action: str) -> int:
-        return len(audit.list_audit(s, processing=processing, calibration=calibration, action=action, limit=10_000))
+        return len(
+            audit.list_audit(s, processing=processing, calibration=calibration, action=action, limit=10_000)
+        )
 
     def dependents(self, calibration: str) -> set[str]:
         """Every step downstream of ``calibration`` (directly or through others)."""
@@ -741,7 +785,9 @@ class LoopService:
         return seen
 
     # --- payload replacement and the staging tag ---------------------------------------------
-    def upload_payloads(self, processing: str, calibration: str, archive: Path | str, *, by: str, max_bytes: int | None = None):
+    def upload_payloads(
+        self, processing: str, calibration: str, archive: Path | str, *, by: str, max_bytes: int | None = None
+    ):
         """Replace the calibration's payloads by an expert's upload (see ``loop/uploads.py``)."""
         from b2cal_assets.loop.uploads import replace_payloads
 
@@ -755,7 +801,14 @@ class LoopService:
                 if row.state == "signed_off" and not row.excluded and row.calibration != CDST_STEP
             ]
             return [
-                SignedOffPayload(p.name, p.revision, p.checksum, IoV(p.exp_low, p.run_low, p.exp_high, p.run_high), Path(p.file), name)
+                SignedOffPayload(
+                    p.name,
+                    p.revision,
+                    p.checksum,
+                    IoV(p.exp_low, p.run_low, p.exp_high, p.run_high),
+                    Path(p.file),
+                    name,
+                )
                 for name in done
                 for p in payloads.current_payloads(s, processing, name)
             ]
@@ -764,7 +817,9 @@ class LoopService:
         """Collect the signed-off payloads into the staging global tag and export it; problems are reported."""
         from b2cal_assets.loop.staging import export_staging
 
-        result = export_staging(processing, self.signed_off_payloads(processing), self.processing_iov(processing))
+        result = export_staging(
+            processing, self.signed_off_payloads(processing), self.processing_iov(processing)
+        )
         with self.session() as s:
             audit.record_audit(
                 s,
@@ -772,13 +827,19 @@ class LoopService:
                 "staging_export" if result.ok else "staging_refused",
                 processing,
                 "",
-                {"tag": result.tag, "directory": str(result.directory or ""), "entries": len(result.entries),
-                 "problems": result.problems},
+                {
+                    "tag": result.tag,
+                    "directory": str(result.directory or ""),
+                    "entries": len(result.entries),
+                    "problems": result.problems,
+                },
             )
         return result
 
     # --- jobs --------------------------------------------------------------------------------
-    def record_subjobs(self, ticket: AttemptTicket, backend: str, subjobs: list[dict[str, Any]] | None = None) -> int:
+    def record_subjobs(
+        self, ticket: AttemptTicket, backend: str, subjobs: list[dict[str, Any]] | None = None
+    ) -> int:
         """Record the attempt's collector subjobs (from the runner's outcome, else its checkpoint file)."""
         if subjobs is None:
             subjobs = _checkpoint_subjobs(ticket.workdir)
@@ -808,8 +869,17 @@ class LoopService:
                     continue
                 for job in jobs.list_jobs(s, latest.id):
                     out.append(
-                        JobRow(processing, name, latest.number, job.name, job.backend, job.state, job.exit_code,
-                               job.tries, job.workdir)
+                        JobRow(
+                            processing,
+                            name,
+                            latest.number,
+                            job.name,
+                            job.backend,
+                            job.state,
+                            job.exit_code,
+                            job.tries,
+                            job.workdir,
+                        )
                     )
             return out
 
@@ -818,7 +888,9 @@ class LoopService:
             known = ", ".join(sorted(self.scripts.calibrations))
             raise LoopError(f"no calibration {calibration!r}; known: {known}")
 
-    def notify_finished(self, processing: str, calibration: str, *, passed: bool, checks, plots, payloads) -> None:
+    def notify_finished(
+        self, processing: str, calibration: str, *, passed: bool, checks, plots, payloads
+    ) -> None:
         with self.session() as s:
             latest = attempts.latest_attempt(s, processing, calibration)
             number = latest.number if latest else 0
@@ -861,7 +933,9 @@ class LoopService:
             state = "signed_off" if decision == "accept" else "rejected"
             calibrations.update_calibration(s, processing, calibration, state=state)
             if not automatic:
-                audit.record_audit(s, by, f"signoff_{decision}", processing, calibration, {"comment": comment})
+                audit.record_audit(
+                    s, by, f"signoff_{decision}", processing, calibration, {"comment": comment}
+                )
             number = latest.number if latest else 0
         if decision == "accept":
             self.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))

@@ -52,7 +52,9 @@ class StagingResult:
         return self.directory is not None and not self.problems
 
 
-def export_staging(processing: str, payloads: Iterable[SignedOffPayload], processing_iov: IoV) -> StagingResult:
+def export_staging(
+    processing: str, payloads: Iterable[SignedOffPayload], processing_iov: IoV
+) -> StagingResult:
     """Build, check and export; an earlier export is moved to ``staging/.history/`` (never deleted)."""
     payloads = list(payloads)
     built_at = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
@@ -97,7 +99,13 @@ def show_staging(processing: str) -> StagingResult:
         return StagingResult(processing, tag_name(processing), None, [], problems, built_at)
     tag = StagingTag.load(directory)
     entries = [
-        {"name": e.name, "revision": e.revision, "checksum": e.checksum, "iov": tuple(e.iov), "file": e.file.name}
+        {
+            "name": e.name,
+            "revision": e.revision,
+            "checksum": e.checksum,
+            "iov": tuple(e.iov),
+            "file": e.file.name,
+        }
         for e in tag.entries
     ]
     return StagingResult(processing, tag.name, directory, entries, problems, built_at)

@@ -43,7 +43,9 @@ class UploadResult:
     dependents_done: list[str]  # downstream calibrations that already used the old payloads
 
 
-def replace_payloads(service, processing: str, calibration: str, archive: Path, *, by: str, max_bytes: int | None = None):
+def replace_payloads(
+    service, processing: str, calibration: str, archive: Path, *, by: str, max_bytes: int | None = None
+):
     """Check ``archive`` and install it as the calibration's new payloads; ``LoopError`` when refused."""
     from b2cal_assets.loop.notices import Uploaded
     from b2cal_assets.loop.service import LoopError
@@ -54,7 +56,9 @@ def replace_payloads(service, processing: str, calibration: str, archive: Path, 
         proc = processings.get_processing(s, processing)
         row = calibrations.get_calibration(s, processing, calibration)
         if row.excluded:
-            raise LoopError(f"{calibration} is excluded from {processing}; include it before uploading payloads")
+            raise LoopError(
+                f"{calibration} is excluded from {processing}; include it before uploading payloads"
+            )
         if row.state not in UPLOADABLE_STATES:
             raise LoopError(
                 f"{calibration} in {processing} is {row.state}: payloads can be replaced once it has run "
@@ -70,7 +74,9 @@ def replace_payloads(service, processing: str, calibration: str, archive: Path, 
             "there is nothing an upload could replace"
         )
     try:
-        contents = check_upload(archive, produced_payloads=produced, processing_iov=iov, max_bytes=max_bytes or max_upload_bytes())
+        contents = check_upload(
+            archive, produced_payloads=produced, processing_iov=iov, max_bytes=max_bytes or max_upload_bytes()
+        )
     except UploadRejected as exc:
         raise LoopError(f"upload refused, nothing was changed: {exc}") from None
     with contents:
@@ -88,9 +94,17 @@ def replace_payloads(service, processing: str, calibration: str, archive: Path, 
                 latest_rev = {}
                 for p in history:
                     latest_rev[p.name] = max(latest_rev.get(p.name, 0), p.revision)
-                replaced = [f"{p.name} rev {p.revision}" for p in payloads.current_payloads(s, processing, calibration)]
+                replaced = [
+                    f"{p.name} rev {p.revision}"
+                    for p in payloads.current_payloads(s, processing, calibration)
+                ]
                 attempt = attempts.create_attempt(
-                    s, processing, calibration, submitted_by=by, job_config={UPLOAD_KEY: archive.name}, state="finished"
+                    s,
+                    processing,
+                    calibration,
+                    submitted_by=by,
+                    job_config={UPLOAD_KEY: archive.name},
+                    state="finished",
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
                 revisions = {(p.name, p.revision): latest_rev.get(p.name, 0) + 1 for p in contents.payloads}
@@ -121,15 +135,24 @@ def replace_payloads(service, processing: str, calibration: str, archive: Path, 
                         "replaced": replaced,
                     },
                 )
-                done = {c.calibration for c in calibrations.list_calibrations(s, processing) if c.state in ("running", "finished", "signed_off")}
+                done = {
+                    c.calibration
+                    for c in calibrations.list_calibrations(s, processing)
+                    if c.state in ("running", "finished", "signed_off")
+                }
                 result = UploadResult(
                     processing,
                     calibration,
                     attempt.number,
                     target,
                     [
-                        {"name": r.name, "revision": r.revision, "iov": IoV(r.exp_low, r.run_low, r.exp_high, r.run_high),
-                         "checksum": r.checksum, "file": r.file}
+                        {
+                            "name": r.name,
+                            "revision": r.revision,
+                            "iov": IoV(r.exp_low, r.run_low, r.exp_high, r.run_high),
+                            "checksum": r.checksum,
+                            "file": r.file,
+                        }
                         for r in rows
                     ],
                     replaced,

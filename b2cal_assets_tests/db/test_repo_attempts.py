@@ -138,10 +138,15 @@ def test_payload_revisions_supersede_and_never_delete(s):
         ("BeamSpot", 1, True),
         ("BeamSpot", 2, False),
     ]
-    with pytest.raises(InvalidValue, match="listed twice: X"):
+    with pytest.raises(InvalidValue, match="listed twice with the same IoV: X"):
         payloads.record_payloads(
             s, "p", "beam_spot", None, [("X", "e" * 32, IOV, "/x"), ("X", "f" * 32, IOV, "/y")]
         )
+    # a run-by-run calibration stores one payload of a name per run set, each its own revision
+    per_run = payloads.record_payloads(
+        s, "p", "beam_spot", None, [("R", "e" * 32, (1, 0, 1, 9), "/r1"), ("R", "f" * 32, (1, 10, -1, -1), "/r2")]
+    )
+    assert [(p.name, p.revision, p.run_low) for p in per_run] == [("R", 1, 0), ("R", 2, 10)]
     with pytest.raises(InvalidValue, match="is not an attempt of ecl_gain"):
         payloads.record_payloads(s, "p", "ecl_gain", two.id, [("Y", "e" * 32, IOV, "/y")])
     with pytest.raises(InvalidValue, match="high end is before the low end"):

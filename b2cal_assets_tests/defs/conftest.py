@@ -61,6 +61,16 @@ def toy_loop(toy_home):
 
 
 @pytest.fixture
+def toy_loop_one(toy_home):
+    """One processing over runs 1-2: the smallest whole loop."""
+    make_site()
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    admin.register_files(toy.generate(toy_home / "data", range(1, 3)), site_name="toy_site")
+    make_processing("p1", range(1, 3))
+    return toy_home
+
+
+@pytest.fixture
 def toy_defs(toy_home):
     from b2cal_assets.defs.definitions import build_definitions
     from b2cal_assets.defs.resources import CalibrationLoopResource

@@ -128,3 +128,10 @@ def finish_attempt(s: Session, attempt_id: int, state: str, iterations: int = 0,
     attempt.finished_at = utcnow()
     s.flush()
     return attempt
+
+
+def attempts_of_run(s: Session, dagster_run_id: str) -> list[Attempt]:
+    """The attempts a Dagster run started (a run materialises one calibration, or the cDST step)."""
+    if not dagster_run_id:
+        return []
+    return list(s.scalars(select(Attempt).where(Attempt.dagster_run_id == dagster_run_id).order_by(Attempt.id)))

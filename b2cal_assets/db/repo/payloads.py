@@ -30,10 +30,11 @@ def _checked(entries: Iterable[Any]) -> list[tuple[str, str, tuple[int, int, int
         if not checksum or len(checksum) > 32:
             raise InvalidValue(f"payload {name}: the checksum is an md5 hex digest; got {checksum!r}")
         checked.append((str(name), str(checksum), iov4(iov), str(file)))
-    names = [e[0] for e in checked]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
+    # A name may appear once per IoV (run-by-run calibrations write one payload per run set).
+    keys = [(e[0], e[2]) for e in checked]
+    duplicates = sorted({f"{n} {','.join(map(str, i))}" for n, i in keys if keys.count((n, i)) > 1})
     if duplicates:
-        raise InvalidValue(f"payload name(s) listed twice: {', '.join(duplicates)}")
+        raise InvalidValue(f"payload(s) listed twice with the same IoV: {', '.join(duplicates)}")
     return checked
 
 
@@ -89,12 +90,13 @@ def record_payloads(
     )
     rows = []
     for name, checksum, (exp_low, run_low, exp_high, run_high), file in checked:
+        revisions[name] = revisions.get(name, 0) + 1
         row = Payload(
             processing_id=processing.id,
             calibration=calibration,
             attempt_id=attempt_id,
             name=name,
-            revision=revisions.get(name, 0) + 1,
+            revision=revisions[name],
             checksum=checksum,
             exp_low=exp_low,
             run_low=run_low,

@@ -98,3 +98,10 @@ def set_processing_state(s: Session, name: str, state: str) -> Processing:
     processing.state = state
     s.flush()
     return processing
+
+
+def get_processing_by_id(s: Session, processing_id: int) -> Processing:
+    processing = s.get(Processing, processing_id)
+    if processing is None:
+        raise NotFound(f"no processing with id {processing_id}")
+    return processing

@@ -1,7 +1,7 @@
-from prompt import CalibrationSettings
-from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
 import numpy as np
 import uproot
+from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
+from prompt import CalibrationSettings
 
 settings = CalibrationSettings(
     name="toy_a",

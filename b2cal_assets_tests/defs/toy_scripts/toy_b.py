@@ -1,9 +1,9 @@
-from prompt import CalibrationSettings
-from prompt.calibrations.toy_a import settings as toy_a
-from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
-from caf.utils import ExpRun
 import numpy as np
 import uproot
+from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
+from caf.utils import ExpRun
+from prompt import CalibrationSettings
+from prompt.calibrations.toy_a import settings as toy_a
 
 settings = CalibrationSettings(
     name="toy_b",

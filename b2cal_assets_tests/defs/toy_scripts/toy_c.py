@@ -1,9 +1,9 @@
-from prompt import CalibrationSettings
-from prompt.calibrations.toy_b import settings as toy_b
-from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
-from caf.utils import ExpRun
 import numpy as np
 import uproot
+from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
+from caf.utils import ExpRun
+from prompt import CalibrationSettings
+from prompt.calibrations.toy_b import settings as toy_b
 
 stage = "post_tracking"
 

@@ -4,8 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from b2cal_assets.caf.payload_io import read_payload
 from prompt.validation import ValidationSettings
+
+from b2cal_assets.caf.payload_io import read_payload
 
 settings = ValidationSettings(name="toy_a", description="ToyA mean", download_files=[], expert_config={})
 

@@ -1,0 +1,73 @@
+"""The production deployment files: the compose file is valid, secrets are required, the pieces fit."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+from b2cal_assets_tests.fixtures.home import skip_or_fail
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+SECRETS = {
+    "MARIADB_ROOT_PASSWORD": "root-secret",
+    "B2CAL_DB_PASSWORD": "db-secret",
+    "B2CAL_LDAP_URL": "ldaps://ldap.example.org",
+    "B2CAL_SECRET_KEY": "k" * 40,
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> str:
+    state = os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services")
+    binary = os.environ.get("B2CAL_COMPOSE", f"{state}/bin/docker-compose")
+    if not Path(binary).exists():
+        subprocess.run(["bash", str(REPO / ".ci/services/compose.sh"), state], check=False, capture_output=True)
+    if not Path(binary).exists():
+        skip_or_fail("no docker compose binary: run `bash .ci/services/compose.sh`")
+    return binary
+
+
+def run_config(compose: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    return subprocess.run(
+        [compose, "-f", str(DOCKER / "compose.yaml"), "config"],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        cwd=DOCKER,
+    )
+
+
+def test_compose_file_is_valid_and_runs_the_whole_platform(compose):
+    result = run_config(compose, SECRETS)
+    assert result.returncode == 0, result.stderr
+    config = yaml.safe_load(result.stdout)
+    services = config["services"]
+    assert {"mariadb", "codeserver", "migrate", "daemon", "webserver", "nginx"} <= set(services)
+    # the daemon launches runs in containers through the host's Docker socket
+    assert any("docker.sock" in str(v) for v in services["daemon"]["volumes"])
+    # migrations run before the daemon starts
+    assert services["daemon"]["depends_on"]["migrate"]["condition"] == "service_completed_successfully"
+    assert "mysql+pymysql://" in services["webserver"]["environment"]["B2CAL_DATABASE_URL"]
+
+
+def test_compose_refuses_to_start_without_its_secrets(compose):
+    env = dict(SECRETS)
+    del env["B2CAL_DB_PASSWORD"]
+    result = run_config(compose, env)
+    assert result.returncode != 0
+    assert "B2CAL_DB_PASSWORD" in result.stderr
+
+
+def test_production_instance_uses_mariadb_storage_and_docker_run_launcher():
+    instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    assert "mysql" in instance["storage"]
+    assert instance["run_launcher"]["class"] == "DockerRunLauncher"
+    assert "B2CAL_DATABASE_URL" in instance["run_launcher"]["config"]["env_vars"]
+    postgres = yaml.safe_load((DOCKER / "dagster.postgres.yaml").read_text())
+    assert "postgres" in postgres["storage"]
+    dockerfile = (DOCKER / "Dockerfile").read_text()
+    assert "COPY migrations" in dockerfile and "B2CAL_MIGRATIONS_DIR" in dockerfile

@@ -1,0 +1,81 @@
+"""Reading what the loop recorded: ticket messages and audit entries, as a person would see them."""
+
+from b2cal_assets.db.repo import audit, tickets
+
+
+def messages(service, processing: str, calibration: str | None = None) -> list:
+    with service.session() as s:
+        return [m for m, _p in tickets.list_messages(s, processing=processing, calibration=calibration)]
+
+
+def kinds(service, processing: str, calibration: str) -> list[str]:
+    return [m.kind for m in messages(service, processing, calibration)]
+
+
+def audit_actions(service, processing: str, calibration: str | None = None) -> list[tuple[str, str, dict]]:
+    """(user, action, details), oldest first."""
+    with service.session() as s:
+        rows = audit.list_audit(s, processing=processing, calibration=calibration, limit=10_000)
+        return [(a.user, a.action, dict(a.details)) for a in reversed(rows)]
+
+
+def fake_run(
+    service,
+    processing: str,
+    calibration: str,
+    constants: dict,
+    *,
+    by: str = "auto",
+    iov=None,
+    expert_config=None,
+):
+    """An attempt that ends with ``constants`` as its payloads, the way a finished job records them."""
+    import tempfile
+    from pathlib import Path
+
+    from b2cal_assets.caf.localdb import write_outputdb
+
+    ticket = service.begin_attempt(
+        processing, calibration, submitted_by=by, expert_config=dict(expert_config or {}), job_config={}
+    )
+    iov = iov or service.processing_iov(processing)
+    ticket.workdir.mkdir(parents=True, exist_ok=True)
+    outputdb = Path(tempfile.mkdtemp(dir=ticket.workdir)) / "outputdb"
+    written = write_outputdb(outputdb, [], [(name, iov, values) for name, values in constants.items()])
+    service.finish_attempt(ticket, outputdb, written, iterations=1)
+    return ticket
+
+
+def snapshot_db(service) -> dict[str, list[tuple]]:
+    """Every row of the tables a user action may change."""
+    from sqlalchemy import select
+
+    from b2cal_assets.db import models
+
+    tables = (
+        models.Attempt,
+        models.Payload,
+        models.AuditEntry,
+        models.TicketMessage,
+        models.ProcessingCalibration,
+        models.Processing,
+        models.Job,
+    )
+    with service.session() as s:
+        return {
+            t.__tablename__: [
+                tuple(getattr(r, c.key) for c in t.__table__.columns) for r in s.scalars(select(t))
+            ]
+            for t in tables
+        }
+
+
+def snapshot_files(root) -> dict[str, str]:
+    import hashlib
+    from pathlib import Path
+
+    return {
+        str(p.relative_to(root)): hashlib.md5(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file() and not p.name.startswith("b2cal.db")
+    }

@@ -74,6 +74,9 @@ defs = dg.Definitions(assets=[a, b], jobs=[b_job], sensors=[b_when_a_is_newer], 
 '''
 
 
+QUIET = {"loggers": {"console": {"config": {"log_level": "ERROR"}}}}
+
+
 @dataclass
 class Hop:
     """One upstream event -> dependent start, with the Dagster run in between (epoch seconds)."""
@@ -155,7 +158,7 @@ def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
         # Warm-up: the first evaluation loads the code location; not measured.
         for i in range(repeats + 1):
             seen = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))}
-            dg.materialize([stock_defs.a], instance=instance)
+            dg.materialize([stock_defs.a], instance=instance, run_config=QUIET)
             upstream = instance.get_latest_materialization_event(dg.AssetKey("a")).timestamp
             deadline = time.monotonic() + timeout_s
             hop = None
@@ -317,6 +320,7 @@ def main() -> int:
     p.add_argument("--processings", type=int, help="b2cal processings, one hop each (default 4, quick 1)")
     p.add_argument("--repeats", type=int, help="stock sensor hops (default 5, quick 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one hop")
+    p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (daemon logs, databases)")
     args = p.parse_args()
     processings = args.processings or (1 if args.quick else 4)
     repeats = args.repeats or (1 if args.quick else 5)
@@ -324,7 +328,7 @@ def main() -> int:
         os.environ.pop(var, None)  # never touch a real installation
 
     with tempfile.TemporaryDirectory(prefix="bench_signoff_") as tmp:
-        root = Path(tmp)
+        root = Path(args.keep).resolve() if args.keep else Path(tmp)
         say(f"1. stock Dagster: a -> b with a plain sensor, {repeats} hop(s) after a warm-up")
         stock = stock_hops(root / "stock", repeats, args.timeout)
         say(f"2. b2cal: toy_a sign-off -> toy_b attempt start, {processings} processing(s)")

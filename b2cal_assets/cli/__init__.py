@@ -13,7 +13,9 @@ from collections.abc import Sequence
 COMMAND_MODULES = (
     "demo",
     "calibrations",
+    "site",
     "processing",
+    "submit",
     "signoff",
     "payloads",
     "status",

@@ -13,11 +13,15 @@ from b2cal_assets.cli import UserError
 
 
 def add_db_argument(parser) -> None:
-    parser.add_argument("--database-url", default=None, help="SQLAlchemy URL (default: $B2CAL_DATABASE_URL or SQLite)")
+    parser.add_argument(
+        "--database-url", default=None, help="SQLAlchemy URL (default: $B2CAL_DATABASE_URL or SQLite)"
+    )
 
 
 def add_dir_argument(parser) -> None:
-    parser.add_argument("--dir", default=None, help="calibration scripts directory (default: $B2CAL_CALIBRATIONS_DIR)")
+    parser.add_argument(
+        "--dir", default=None, help="calibration scripts directory (default: $B2CAL_CALIBRATIONS_DIR)"
+    )
 
 
 @contextlib.contextmanager

@@ -24,16 +24,24 @@ def register(sub) -> None:
     )
     p.add_argument("--processings", type=int, default=2, help="processings in flight at once (default 2)")
     p.add_argument("--runs", type=int, default=6, help="runs per processing (default 6)")
-    p.add_argument("--events-per-run", type=int, default=None, help="events per run (default: the generator's)")
-    p.add_argument("--backend", default="local", help="batch backend of the demo site: local (default) or slurm")
-    p.add_argument("--path-prefix", default="", help="jobs read skims through this prefix, e.g. root://127.0.0.1:1094/")
+    p.add_argument(
+        "--events-per-run", type=int, default=None, help="events per run (default: the generator's)"
+    )
+    p.add_argument(
+        "--backend", default="local", help="batch backend of the demo site: local (default) or slurm"
+    )
+    p.add_argument(
+        "--path-prefix", default="", help="jobs read skims through this prefix, e.g. root://127.0.0.1:1094/"
+    )
     p.add_argument("--data-dir", default=None, help="where the skims are written (default: $B2CAL_HOME/data)")
     p.add_argument(
         "--storage-root", default=None, help="the folder the path prefix points at (default: the data dir)"
     )
     p.add_argument("--max-processes", type=int, default=2, help="local pool size for collector subjobs")
     p.add_argument("--window-minutes", type=float, default=0.0, help="submission window before defaults run")
-    p.add_argument("--signoff", choices=["automatic", "manual"], default="automatic", help="site sign-off policy")
+    p.add_argument(
+        "--signoff", choices=["automatic", "manual"], default="automatic", help="site sign-off policy"
+    )
     p.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
     p.add_argument("--fresh", action="store_true", help="start from an empty $B2CAL_HOME")
     p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic detector")
@@ -181,32 +189,47 @@ def _follow(names: list[str], args, say, daemon) -> bool:
     last: dict[tuple[str, str], str] = {}
     deadline = time.monotonic() + args.timeout
     idle_since: float | None = None
+    next_summary = time.monotonic() + 30
     while time.monotonic() < deadline:
         if daemon.poll() is not None:
-            say(f"the Dagster daemon stopped (exit {daemon.returncode}); see $B2CAL_HOME/logs/dagster-daemon.log")
+            say(
+                f"the Dagster daemon stopped (exit {daemon.returncode}); see $B2CAL_HOME/logs/dagster-daemon.log"
+            )
             return False
-        all_done = True
-        moving = False
-        stuck = False
+        all_done, moving, stuck = True, False, False
+        summaries = []
         for name in names:
             rows = service.status_rows(name)
             if not rows:
                 all_done = False  # the loop sensor has not seen this processing yet
+                continue
+            first = not any((name, r.step) in last for r in rows)
             for row in rows:
                 key = (name, row.step)
-                if last.get(key) != row.state:
-                    extra = f" ({row.error.splitlines()[0][:160]})" if row.state == "failed" and row.error else ""
-                    say(f"{name:>14} {row.step:<24} {last.get(key, '-'):>11} -> {row.state}{extra}")
-                    last[key] = row.state
-                if row.state not in ("signed_off", "excluded"):
-                    all_done = False
-                if row.state in ("window_open", "submitted", "running", "finished", "waiting"):
-                    moving = moving or row.state != "waiting"
-                if row.state in ("failed", "rejected"):
-                    stuck = True
+                if not first and last.get(key) != row.state:
+                    extra = (
+                        f" ({row.error.splitlines()[0][:160]})" if row.state == "failed" and row.error else ""
+                    )
+                    say(f"{name:>14} {row.step:<22} {last.get(key, '-'):>11} -> {row.state}{extra}")
+                last[key] = row.state
+                all_done = all_done and row.state in ("signed_off", "excluded")
+                moving = moving or row.state in ("window_open", "submitted", "running", "finished")
+                stuck = stuck or row.state in ("failed", "rejected")
+            done = sum(r.state in ("signed_off", "excluded") for r in rows)
+            active = [r.step for r in rows if r.state in ("submitted", "running", "finished")]
+            summaries.append(
+                f"{name}: {done}/{len(rows)} signed off"
+                + (f", active: {', '.join(active)}" if active else "")
+            )
+            if first:
+                say(f"{name}: the loop sensor registered {len(rows)} steps; {summaries[-1]}")
         if all_done:
             say("every calibration is signed off")
             return True
+        if time.monotonic() >= next_summary:
+            for line in summaries:
+                say(line)
+            next_summary = time.monotonic() + 30
         if stuck and not moving:
             idle_since = idle_since or time.monotonic()
             if time.monotonic() - idle_since > 20:
@@ -252,9 +275,16 @@ def _report(names: list[str], say, finished: bool) -> int:
                 ]
             )
         print(f"\nprocessing {name}")
-        print_table(["calibration", "stage", "state", "iterations", "payloads", "wall time", "deviation from truth"], table)
+        print_table(
+            ["calibration", "stage", "state", "iterations", "payloads", "wall time", "deviation from truth"],
+            table,
+        )
     print()
-    print("RESULT: every calibration signed off, constants within tolerance" if ok else "RESULT: the loop did not finish cleanly")
+    print(
+        "RESULT: every calibration signed off, constants within tolerance"
+        if ok
+        else "RESULT: the loop did not finish cleanly"
+    )
     print("Open the UI:   make dev   (then http://127.0.0.1:3000)   with the same B2CAL_HOME")
     sys.stdout.flush()
     return 0 if ok else 1

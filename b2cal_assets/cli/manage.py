@@ -34,7 +34,9 @@ def run(args) -> int:
     with user_errors():
         if args.action == "exclude":
             service.exclude(args.processing, args.calibration, by=by, reason=args.reason)
-            print(f"{args.calibration} excluded from {args.processing}; its dependents use the global-tag payloads")
+            print(
+                f"{args.calibration} excluded from {args.processing}; its dependents use the global-tag payloads"
+            )
         elif args.action == "include":
             service.include(args.processing, args.calibration, by=by)
             print(f"{args.calibration} included in {args.processing} again")

@@ -17,7 +17,7 @@ from b2cal_assets.cli.tables import print_table
 
 
 def register(sub) -> None:
-    p = sub.add_parser("payloads", help="list or download payloads")
+    p = sub.add_parser("payloads", help="list, download or upload payloads; the staging tag of a processing")
     s = p.add_subparsers(dest="action", metavar="ACTION")
     s.required = True
     ls = s.add_parser("list", help="the current payloads of a processing (or one calibration)")

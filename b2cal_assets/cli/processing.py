@@ -79,11 +79,15 @@ def list_(args) -> int:
     for name in service.all_processing_names():
         states = service.step_states(name)
         done = sum(s in ("signed_off", "excluded") for s in states.values())
-        rows.append({"name": name, "iov": str(service.processing_iov(name)), "done": done, "steps": len(states)})
+        rows.append(
+            {"name": name, "iov": str(service.processing_iov(name)), "done": done, "steps": len(states)}
+        )
     if args.json:
         print_json({"processings": rows})
     else:
-        print_table(["processing", "iov", "done"], [[r["name"], r["iov"], f"{r['done']}/{r['steps']}"] for r in rows])
+        print_table(
+            ["processing", "iov", "done"], [[r["name"], r["iov"], f"{r['done']}/{r['steps']}"] for r in rows]
+        )
     return 0
 
 
@@ -95,7 +99,9 @@ def show(args) -> int:
     if args.json:
         print_json({"processing": args.name, "steps": [r.__dict__ for r in rows]})
         return 0
-    print(f"processing {args.name}  IoV {service.processing_iov(args.name)}  site {service.site_of(args.name)['name']}")
+    print(
+        f"processing {args.name}  IoV {service.processing_iov(args.name)}  site {service.site_of(args.name)['name']}"
+    )
     print_table(
         ["step", "stage", "state", "expert", "attempt", "iterations", "payloads", "deadline", "note"],
         [
@@ -108,7 +114,13 @@ def show(args) -> int:
                 str(r.iterations or ""),
                 str(r.payloads or ""),
                 r.deadline.strftime("%Y-%m-%d %H:%M") if r.deadline else "",
-                (f"blocked by rejected {r.blocked_by}" if r.blocked_by else r.error.splitlines()[0][:80] if r.error else ""),
+                (
+                    f"blocked by rejected {r.blocked_by}"
+                    if r.blocked_by
+                    else r.error.splitlines()[0][:80]
+                    if r.error
+                    else ""
+                ),
             ]
             for r in rows
         ],

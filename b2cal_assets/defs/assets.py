@@ -1,6 +1,5 @@
 """One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
 
-
 import json
 from collections.abc import Iterable
 
@@ -96,13 +95,23 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
             )
         try:
             state = service.sign_off(
-                processing, step.name, decision=config.decision, by=by, comment=config.comment, automatic=automatic
+                processing,
+                step.name,
+                decision=config.decision,
+                by=by,
+                comment=config.comment,
+                automatic=automatic,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{step.name} in {processing}: {state} by {by}")
         return dg.MaterializeResult(
-            metadata={"decision": config.decision, "by": by, "automatic": automatic, "comment": config.comment}
+            metadata={
+                "decision": config.decision,
+                "by": by,
+                "automatic": automatic,
+                "comment": config.comment,
+            }
         )
 
     return _signoff

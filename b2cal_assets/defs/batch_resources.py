@@ -22,7 +22,9 @@ def _config(resource: dg.ConfigurableResource, keys: tuple[str, ...]) -> dict[st
 class SlurmBackendResource(BatchBackendResource):
     """Slurm: one ``sbatch --array`` per submission, one ``squeue`` per poll, ``scancel`` on cancel."""
 
-    slurm_conf: str = Field(default="", description="SLURM_CONF for the Slurm commands (empty: the system's).")
+    slurm_conf: str = Field(
+        default="", description="SLURM_CONF for the Slurm commands (empty: the system's)."
+    )
     partition: str | None = None
     memory: str | None = None
     time_limit: str | None = None
@@ -41,8 +43,18 @@ class SlurmBackendResource(BatchBackendResource):
 
         config = _config(
             self,
-            ("partition", "memory", "time_limit", "cpus", "account", "qos", "array_limit", "extra_lines",
-             "jobcomp_file", "submit_dir"),
+            (
+                "partition",
+                "memory",
+                "time_limit",
+                "cpus",
+                "account",
+                "qos",
+                "array_limit",
+                "extra_lines",
+                "jobcomp_file",
+                "submit_dir",
+            ),
         )
         config.update(max_array_size=self.max_array_size, use_arrays=self.use_arrays)
         env = {"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {}
@@ -68,8 +80,17 @@ class HTCondorBackendResource(BatchBackendResource):
 
         config = _config(
             self,
-            ("universe", "request_memory", "request_cpus", "request_disk", "max_idle", "max_materialize",
-             "accounting_group", "extra_lines", "submit_dir"),
+            (
+                "universe",
+                "request_memory",
+                "request_cpus",
+                "request_disk",
+                "max_idle",
+                "max_materialize",
+                "accounting_group",
+                "extra_lines",
+                "submit_dir",
+            ),
         )
         return HTCondorBackend.from_config(config, runner=SubprocessRunner())
 
@@ -94,8 +115,17 @@ class LSFBackendResource(BatchBackendResource):
 
         config = _config(
             self,
-            ("queue", "memory", "walltime", "slots", "project", "resources", "array_limit", "extra_lines",
-             "submit_dir"),
+            (
+                "queue",
+                "memory",
+                "walltime",
+                "slots",
+                "project",
+                "resources",
+                "array_limit",
+                "extra_lines",
+                "submit_dir",
+            ),
         )
         config["max_array_size"] = self.max_array_size
         return LSFBackend.from_config(config, runner=SubprocessRunner())

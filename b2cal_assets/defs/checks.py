@@ -1,6 +1,5 @@
 """Asset checks on a calibration's payloads: validity (blocking) and the expert's validation plots."""
 
-
 import base64
 from pathlib import Path
 

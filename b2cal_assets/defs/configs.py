@@ -1,6 +1,5 @@
 """What an expert fills in on the launchpad."""
 
-
 from typing import Any, Literal
 
 import dagster as dg
@@ -11,15 +10,23 @@ class SubmitConfig(dg.Config):
     """A calibration submission: expert_config overrides and job settings; empty means the script's defaults."""
 
     expert_config: dict[str, Any] = Field(
-        default_factory=dict, description="Overrides of the script's expert_config (keys and types are checked)."
+        default_factory=dict,
+        description="Overrides of the script's expert_config (keys and types are checked).",
     )
     input_data_filters: dict[str, list[str]] | None = Field(
-        default=None, description="Replaces input_data_filters for the named data (e.g. {'hadron_calib': ['On']})."
+        default=None,
+        description="Replaces input_data_filters for the named data (e.g. {'hadron_calib': ['On']}).",
     )
-    max_files_per_collector_job: int | None = Field(default=None, description="Split collector subjobs by files.")
+    max_files_per_collector_job: int | None = Field(
+        default=None, description="Split collector subjobs by files."
+    )
     max_collector_jobs: int | None = Field(default=None, description="Split collector subjobs by count.")
-    max_iterations: int | None = Field(default=None, description="At most this many iterations (default: the script's).")
-    backend_args: dict[str, Any] = Field(default_factory=dict, description="Extra batch arguments, e.g. memory.")
+    max_iterations: int | None = Field(
+        default=None, description="At most this many iterations (default: the script's)."
+    )
+    backend_args: dict[str, Any] = Field(
+        default_factory=dict, description="Extra batch arguments, e.g. memory."
+    )
 
     def job_config(self) -> dict[str, Any]:
         return {
@@ -38,5 +45,7 @@ class SubmitConfig(dg.Config):
 class SignoffConfig(dg.Config):
     """An expert's verdict on the payloads of the latest attempt."""
 
-    decision: Literal["accept", "reject"] = Field(description="accept lets dependents start; reject stops them.")
+    decision: Literal["accept", "reject"] = Field(
+        description="accept lets dependents start; reject stops them."
+    )
     comment: str = Field(default="", description="Why; it goes to the ticket and the audit log.")

@@ -48,7 +48,9 @@ def daemon_command(module: str = "b2cal_assets.definitions") -> list[str]:
     return [str(exe) if exe.exists() else "dagster-daemon", "run", "-m", module]
 
 
-def start_daemon(env: dict[str, str], log_file: Path, module: str = "b2cal_assets.definitions") -> subprocess.Popen:
+def start_daemon(
+    env: dict[str, str], log_file: Path, module: str = "b2cal_assets.definitions"
+) -> subprocess.Popen:
     """The real Dagster daemon: sensors tick, queued runs start, as in production."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime

@@ -32,8 +32,12 @@ def _service(url: str, calibrations_dir: str) -> LoopService:
 class CalibrationLoopResource(dg.ConfigurableResource):
     """The calibration database and the calibration scripts, as one loop service."""
 
-    database_url: str = Field(default="", description="SQLAlchemy URL; empty means $B2CAL_DATABASE_URL or SQLite.")
-    calibrations_dir: str = Field(default="", description="Scripts directory; empty means $B2CAL_CALIBRATIONS_DIR.")
+    database_url: str = Field(
+        default="", description="SQLAlchemy URL; empty means $B2CAL_DATABASE_URL or SQLite."
+    )
+    calibrations_dir: str = Field(
+        default="", description="Scripts directory; empty means $B2CAL_CALIBRATIONS_DIR."
+    )
     cdst_producer: str = Field(
         default=DEFAULT_CDST_PRODUCER,
         description="module:function that reconstructs raw skims of one run into a cDST file.",

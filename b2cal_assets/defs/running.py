@@ -10,11 +10,10 @@ import dagster as dg
 
 from b2cal_assets import home
 from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calibration_job
-from b2cal_assets.domain.expert_config import merge_expert_config
-from b2cal_assets.domain.filters import validate_filter_name
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
+from b2cal_assets.loop.submission import checked_submission
 
 
 def _fail(message: str) -> dg.Failure:
@@ -22,26 +21,8 @@ def _fail(message: str) -> dg.Failure:
 
 
 def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The merged expert_config and job settings, or a ``ContractError`` naming what is wrong."""
-    settings = script.settings
-    merged = merge_expert_config(dict(settings.expert_config or {}), dict(config.expert_config))
-    filters = config.input_data_filters or {}
-    unknown = sorted(set(filters) - set(settings.input_data_names))
-    if unknown:
-        raise ContractError(
-            "input_data_filters",
-            f"no input data named {', '.join(unknown)}; {settings.name} reads {', '.join(sorted(settings.input_data_names))}",
-        )
-    for names in filters.values():
-        for name in names:
-            validate_filter_name(name)
-    if config.max_files_per_collector_job is not None and config.max_collector_jobs is not None:
-        raise ContractError("max_collector_jobs", "set max_files_per_collector_job or max_collector_jobs, not both")
-    for field in ("max_files_per_collector_job", "max_collector_jobs", "max_iterations"):
-        value = getattr(config, field)
-        if value is not None and value < 1:
-            raise ContractError(field, f"must be at least 1, not {value}")
-    return merged, config.job_config()
+    """The launchpad's ``SubmitConfig`` checked by the loop's submission rules."""
+    return checked_submission(script.settings, dict(config.expert_config), config.job_config())
 
 
 def _backend_resource(context, service: LoopService, processing: str):
@@ -50,7 +31,9 @@ def _backend_resource(context, service: LoopService, processing: str):
     try:
         return site, getattr(context.resources, key)
     except AttributeError:
-        raise _fail(f"site {site['name']} uses backend {site['backend']!r}, which has no resource {key}") from None
+        raise _fail(
+            f"site {site['name']} uses backend {site['backend']!r}, which has no resource {key}"
+        ) from None
 
 
 def run_calibration_attempt(context, config, service: LoopService, calibration: str, by: str):
@@ -81,12 +64,12 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     )
     site, backend_resource = _backend_resource(context, service, processing)
     try:
-        outcome = _run_job(context, service, ticket, script, expert_config, job_config, site, backend_resource)
+        outcome = _run_job(
+            context, service, ticket, script, expert_config, job_config, site, backend_resource
+        )
     except CalibrationFailed as exc:
         _record_jobs(context, service, ticket, site, None)
-        service.fail_attempt(
-            ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
-        )
+        service.fail_attempt(ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or "")
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
     except BaseException as exc:
         _record_jobs(context, service, ticket, site, None)
@@ -125,8 +108,12 @@ def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, sub
         context.log.warning(f"could not record the collector subjobs of attempt {ticket.number}: {exc}")
 
 
-def _run_job(context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource):
-    input_data = service.input_data(ticket.processing, ticket.calibration, job_config.get("input_data_filters"))
+def _run_job(
+    context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource
+):
+    input_data = service.input_data(
+        ticket.processing, ticket.calibration, job_config.get("input_data_filters")
+    )
     n_files = sum(len(files) for files in input_data.values())
     if n_files == 0:
         raise CalibrationFailed(

@@ -1,6 +1,5 @@
 """Database backups on a schedule (daily by default; ``B2CAL_BACKUP_CRON`` changes it)."""
 
-
 import os
 
 import dagster as dg

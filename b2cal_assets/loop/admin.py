@@ -87,6 +87,25 @@ def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: I
     write_outputdb(
         directory,
         keep=[],
-        new=[(name, iov, {k: np.asarray(v) for k, v in constants.items()}) for name, constants in payloads.items()],
+        new=[
+            (name, iov, {k: np.asarray(v) for k, v in constants.items()})
+            for name, constants in payloads.items()
+        ],
     )
     return directory
+
+
+def list_sites(url: str | None = None) -> list[dict[str, Any]]:
+    with _session(url) as s:
+        return [
+            {
+                "name": x.name,
+                "backend": x.backend,
+                "backend_args": dict(x.backend_args or {}),
+                "storage_root": x.storage_root,
+                "path_prefix": x.path_prefix,
+                "signoff_policy": x.signoff_policy,
+                "hold_until_deadline": x.hold_until_deadline,
+            }
+            for x in sites.list_sites(s)
+        ]

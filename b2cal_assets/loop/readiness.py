@@ -22,7 +22,9 @@ def upstream_done(step: StepInfo, statuses: Mapping[str, StepStatus]) -> bool:
 
 def missing_inputs(step: StepInfo, statuses: Mapping[str, StepStatus], available_tags: Set[str]) -> list[str]:
     """What a step still waits for, in words a person reads ("caf_cdc signed off", "skim hadron_calib")."""
-    missing = [f"{d} signed off" for d in step.depends_on if d in statuses and statuses[d].state not in DONE_STATES]
+    missing = [
+        f"{d} signed off" for d in step.depends_on if d in statuses and statuses[d].state not in DONE_STATES
+    ]
     missing += [f"skim {tag}" for tag in step.raw_data_names if tag not in available_tags]
     return missing
 

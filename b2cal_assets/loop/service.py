@@ -422,6 +422,50 @@ class LoopService:
         )
         return ticket
 
+    def submit(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        by: str,
+        expert_config: dict[str, Any],
+        job_config: dict[str, Any] | None = None,
+    ) -> str:
+        """An expert's submission from outside Dagster (CLI, web page): checked, kept as a held attempt.
+
+        The loop sensor launches it at its next tick, or at the deadline where the site holds every
+        job until then; returns a sentence saying which.
+        """
+        from b2cal_assets.loop.submission import checked_submission
+
+        self._require_calibration(calibration)
+        settings = self.scripts.calibrations[calibration].settings
+        try:
+            checked_submission(settings, expert_config, job_config or {})
+        except ValueError as exc:
+            raise LoopError(f"{calibration}: the submission was refused: {exc}") from None
+        with self.session() as s:
+            created = self.sync_processing(s, processing)
+            proc = processings.get_processing(s, processing)
+            row = calibrations.get_calibration(s, processing, calibration)
+            latest = attempts.latest_attempt(s, processing, calibration)
+            self._check_submission(s, processing, calibration, row, latest, by)
+            if row.state != "window_open":
+                raise LoopError(f"{calibration} in {processing} is {row.state}; submissions are taken while its window is open")
+            now = self.clock()
+            hold = proc.site.hold_until_deadline and row.deadline is not None and row.deadline > now
+            deadline = row.deadline if hold else now
+            number = self._hold(s, processing, calibration, by, dict(expert_config), dict(job_config or {}), deadline)
+            if not hold:
+                calibrations.update_calibration(s, processing, calibration, deadline=now)
+        self.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
+        if hold:
+            return (
+                f"{calibration} in {processing}: attempt {number} recorded; site {proc.site.name} starts jobs when "
+                f"the window closes at {deadline:%Y-%m-%d %H:%M} UTC"
+            )
+        return f"{calibration} in {processing}: attempt {number} submitted; it starts at the next sensor tick"
+
     def _check_submission(self, s: Session, processing, calibration, row, latest, submitted_by) -> None:
         if row.excluded:
             raise LoopError(
@@ -462,7 +506,7 @@ class LoopService:
 
     def _hold(
         self, s: Session, processing, calibration, submitted_by, expert_config, job_config, deadline
-    ) -> None:
+    ) -> int:
         held = attempts.latest_attempt(s, processing, calibration)
         if held is not None and held.state == "held":
             attempts.set_attempt_state(s, held.id, "cancelled")

@@ -11,7 +11,9 @@ import dagster as dg
 def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, cursor: str | None = None):
     sensor = defs.resolve_sensor_def(name)
     resources = defs.resolve_all_asset_specs and defs.get_repository_def().get_top_level_resources()
-    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources, definitions=defs) as ctx:
+    with dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources=resources, definitions=defs
+    ) as ctx:
         result = sensor(ctx)
     for request in result.dynamic_partitions_requests or []:
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))

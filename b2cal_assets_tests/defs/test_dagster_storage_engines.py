@@ -18,7 +18,9 @@ def dagster_storage(kind: str, url: str) -> dict:
     if kind == "mariadb":
         return {"mysql": {"mysql_url": parsed.set(drivername="mysql+mysqlconnector").render_as_string(False)}}
     # dagster-postgres needs psycopg2 (SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://)
-    return {"postgres": {"postgres_url": parsed.set(drivername="postgresql+psycopg2").render_as_string(False)}}
+    return {
+        "postgres": {"postgres_url": parsed.set(drivername="postgresql+psycopg2").render_as_string(False)}
+    }
 
 
 @pytest.fixture(params=["mariadb", "postgres"])

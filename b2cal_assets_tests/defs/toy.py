@@ -24,7 +24,9 @@ class ToyFile:
     run_info: dict = field(default_factory=dict)
 
 
-def generate(out_dir: Path, runs: range, tags=("hadron_calib", "bhabha_all_calib"), events: int = 2000) -> list[ToyFile]:
+def generate(
+    out_dir: Path, runs: range, tags=("hadron_calib", "bhabha_all_calib"), events: int = 2000
+) -> list[ToyFile]:
     out_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
     files = []
@@ -35,8 +37,13 @@ def generate(out_dir: Path, runs: range, tags=("hadron_calib", "bhabha_all_calib
             y = x + rng.normal(TRUE_SHIFT, 0.5, events)
             with uproot.recreate(path) as f:
                 f["events"] = {"x": x, "y": y}
-            info = {"run_type": "physics", "magnet": "On", "beam_energy": "4S", "data_quality": "Good",
-                    "duration_minutes": 60.0}
+            info = {
+                "run_type": "physics",
+                "magnet": "On",
+                "beam_energy": "4S",
+                "data_quality": "Good",
+                "duration_minutes": 60.0,
+            }
             files.append(ToyFile(str(path), tag, 1, run, events, path.stat().st_size, run_info=info))
     return files
 

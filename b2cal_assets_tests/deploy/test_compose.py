@@ -24,7 +24,9 @@ def compose() -> str:
     state = os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services")
     binary = os.environ.get("B2CAL_COMPOSE", f"{state}/bin/docker-compose")
     if not Path(binary).exists():
-        subprocess.run(["bash", str(REPO / ".ci/services/compose.sh"), state], check=False, capture_output=True)
+        subprocess.run(
+            ["bash", str(REPO / ".ci/services/compose.sh"), state], check=False, capture_output=True
+        )
     if not Path(binary).exists():
         skip_or_fail("no docker compose binary: run `bash .ci/services/compose.sh`")
     return binary

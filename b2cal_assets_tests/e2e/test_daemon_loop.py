@@ -79,8 +79,12 @@ def test_two_processings_run_through_the_daemon(toy_loop):
         skim = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=skim_key("hadron_calib"), asset_partitions=["p1"]), limit=5
         ).records
-        assert skim and skim[0].event_log_entry.dagster_event.event_specific_data.materialization.metadata[
-            "new_files"
-        ].value == 2
+        assert (
+            skim
+            and skim[0]
+            .event_log_entry.dagster_event.event_specific_data.materialization.metadata["new_files"]
+            .value
+            == 2
+        )
     finally:
         instance.dispose()

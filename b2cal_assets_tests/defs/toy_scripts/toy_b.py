@@ -34,7 +34,9 @@ def get_calibrations(input_data, **kwargs):
             name="toy_b",
             collector=collect,
             algorithm=algorithm,
-            input_files={p: ExpRun(iov.exp_low, iov.run_low) for p, iov in input_data["bhabha_all_calib"].items()},
+            input_files={
+                p: ExpRun(iov.exp_low, iov.run_low) for p, iov in input_data["bhabha_all_calib"].items()
+            },
             payload_names=("ToyB",),
         )
     ]

@@ -35,7 +35,9 @@ def get_calibrations(input_data, **kwargs):
             name="toy_c",
             collector=collect,
             algorithm=algorithm,
-            input_files={p: ExpRun(iov.exp_low, iov.run_low) for p, iov in input_data["hadron_calib"].items()},
+            input_files={
+                p: ExpRun(iov.exp_low, iov.run_low) for p, iov in input_data["hadron_calib"].items()
+            },
             payload_names=("ToyC",),
         )
     ]

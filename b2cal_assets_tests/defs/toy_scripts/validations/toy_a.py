@@ -21,5 +21,9 @@ def run_validation(job_path, input_data_path, requested_iov, expert_config):
     ax.bar(["ToyA.mean"], [mean])
     fig.savefig(out / "toy_a_mean.png")
     plt.close(fig)
-    return {"plots": [str(out / "toy_a_mean.png")], "passed": abs(mean - 3.0) < 0.2, "summary": f"mean {mean:.3f}",
-            "metrics": {"mean": mean}}
+    return {
+        "plots": [str(out / "toy_a_mean.png")],
+        "passed": abs(mean - 3.0) < 0.2,
+        "summary": f"mean {mean:.3f}",
+        "metrics": {"mean": mean},
+    }

@@ -1,0 +1,83 @@
+"""``b2cal site create|list``: calibration centres, their batch backend and sign-off policy."""
+
+from __future__ import annotations
+
+import json
+
+from b2cal_assets.cli import UserError
+from b2cal_assets.cli.common import add_db_argument, loop_service, print_json, user_errors
+from b2cal_assets.cli.tables import print_table
+
+
+def register(sub) -> None:
+    p = sub.add_parser("site", help="create and list calibration centres (sites)")
+    s = p.add_subparsers(dest="action", metavar="ACTION")
+    s.required = True
+    c = s.add_parser("create", help="create or update a site")
+    c.add_argument("name")
+    c.add_argument("--backend", required=True, choices=["local", "slurm", "htcondor", "lsf"])
+    c.add_argument("--storage-root", required=True, help="where the site's skims live")
+    c.add_argument("--path-prefix", default="", help="jobs read through this prefix, e.g. root://host:1094/")
+    c.add_argument(
+        "--backend-args", default="{}", metavar="JSON", help='e.g. {"partition": "calib", "memory": "4G"}'
+    )
+    c.add_argument("--signoff", choices=["automatic", "manual"], default="manual", help="sign-off policy")
+    c.add_argument("--hold-until-deadline", action="store_true", help="start no job before the window closes")
+    add_db_argument(c)
+    c.set_defaults(func=create)
+    ls = s.add_parser("list", help="list sites")
+    ls.add_argument("--json", action="store_true")
+    add_db_argument(ls)
+    ls.set_defaults(func=list_)
+
+
+def create(args) -> int:
+    from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
+    from b2cal_assets.loop import admin
+
+    try:
+        backend_args = json.loads(args.backend_args)
+    except json.JSONDecodeError as exc:
+        raise UserError(f"--backend-args is not valid JSON ({exc.msg}): {args.backend_args!r}") from None
+    loop_service(args, migrate=True)
+    with user_errors():
+        admin.ensure_site(
+            SiteSpec(
+                name=args.name,
+                backend=args.backend,
+                backend_args=backend_args,
+                storage_root=args.storage_root,
+                path_prefix=args.path_prefix,
+                signoff_policy=SignoffPolicy(args.signoff),
+                hold_until_deadline=args.hold_until_deadline,
+            ),
+            url=args.database_url,
+        )
+    print(f"site {args.name}: backend {args.backend}, sign-off {args.signoff}")
+    return 0
+
+
+def list_(args) -> int:
+    from b2cal_assets.loop import admin
+
+    loop_service(args)
+    sites = admin.list_sites(args.database_url)
+    if args.json:
+        print_json({"sites": sites})
+    else:
+        print_table(
+            ["site", "backend", "signoff", "hold", "storage root", "path prefix", "backend args"],
+            [
+                [
+                    x["name"],
+                    x["backend"],
+                    x["signoff_policy"],
+                    "yes" if x["hold_until_deadline"] else "no",
+                    x["storage_root"],
+                    x["path_prefix"],
+                    json.dumps(x["backend_args"]),
+                ]
+                for x in sites
+            ],
+        )
+    return 0

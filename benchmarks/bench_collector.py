@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 from common import REPO, describe, median, parser, print_ratio, ratio, say
 
-from b2cal_assets.caf.framework import Conditions, CollectorContext
+from b2cal_assets.caf.framework import CollectorContext, Conditions
 from b2cal_assets.caf.subjob import SubjobSpec, call_get_calibrations, load_script, script_context
 from b2cal_assets.demo import detector as det
 from b2cal_assets.demo import generator
@@ -99,7 +99,9 @@ class Case:
 
     def preload(self) -> list[dict[str, np.ndarray]]:
         limit = self.expert_config.get("max_events_per_file")
-        return [read_tree(path, generator.EVENTS_TREE, self.branches, max_events=limit) for path in self.files]
+        return [
+            read_tree(path, generator.EVENTS_TREE, self.branches, max_events=limit) for path in self.files
+        ]
 
     def in_memory(self, arrays: list[dict[str, np.ndarray]]) -> np.ndarray:
         total = None
@@ -122,7 +124,10 @@ class Case:
             output=workdir / "collected.npz",
         )
         (workdir / "spec.json").write_text(spec.to_json())
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
+        env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
         start = time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "b2cal_assets.caf.subjob", str(workdir / "spec.json")],
@@ -176,17 +181,27 @@ def main() -> int:
                 )
             subjob_s = [case.subjob(root / "subjobs" / f"{calibration}_{i}") for i in range(subjob_repeats)]
             n = case.events
-            say(f"\n{module} ({calibration}): {len(case.files)} files, {n} events, {collected.sum():.0f} entries")
+            say(
+                f"\n{module} ({calibration}): {len(case.files)} files, {n} events, {collected.sum():.0f} entries"
+            )
             say(describe("  collector in process", [n / t for t in collector_s], unit="events/s"))
             say(describe("  numpy on in-memory arrays", [n / t for t in memory_s], unit="events/s"))
             if subjob_s:
                 say(describe("  collector subjob process", [n / t for t in subjob_s], unit="events/s"))
             collector_rate, memory_rate = n / median(collector_s), n / median(memory_s)
-            print_ratio(f"{module}_collector_events_per_s", "numpy_in_memory_events_per_s",
-                        ratio(collector_rate, memory_rate), repeats)
+            print_ratio(
+                f"{module}_collector_events_per_s",
+                "numpy_in_memory_events_per_s",
+                ratio(collector_rate, memory_rate),
+                repeats,
+            )
             if subjob_s:
-                print_ratio(f"{module}_subjob_process_events_per_s", "numpy_in_memory_events_per_s",
-                            ratio(n / median(subjob_s), memory_rate), subjob_repeats)
+                print_ratio(
+                    f"{module}_subjob_process_events_per_s",
+                    "numpy_in_memory_events_per_s",
+                    ratio(n / median(subjob_s), memory_rate),
+                    subjob_repeats,
+                )
     return 0
 
 

@@ -29,7 +29,7 @@ from common import REPO, describe, median, parser, print_ratio, ratio, say
 
 TAGS = ("hadron_calib", "bhabha_all_calib", "mumu_tight_or_highm_calib", "cosmic_calib")
 
-SCRIPT = '''\
+SCRIPT = """\
 from prompt import CalibrationSettings
 {imports}
 
@@ -48,7 +48,7 @@ settings = CalibrationSettings(
 
 def get_calibrations(input_data, **kwargs):
     return []
-'''
+"""
 
 CHILD = """
 import json, sys, time
@@ -103,7 +103,9 @@ def load_once(kind: str, directory: str, home: Path) -> dict:
 
 def main() -> int:
     p = parser(__doc__)
-    p.add_argument("--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"), help="default 50 500 (quick: 10 50)")
+    p.add_argument(
+        "--sizes", type=int, nargs=2, metavar=("SMALL", "LARGE"), help="default 50 500 (quick: 10 50)"
+    )
     p.add_argument("--repeats", type=int, help="fresh subprocesses per size (default 3, quick 1)")
     args = p.parse_args()
     small_n, large_n = args.sizes or ((10, 50) if args.quick else (50, 500))
@@ -132,7 +134,9 @@ def main() -> int:
                 imports.append(result["import_dagster_s"])
                 if kind != "empty":
                     b2cal_imports.append(result["import_b2cal_s"])
-                say(f"  repeat {r + 1}: {kind:5s} build+resolve {result['build_s']:.3f} s ({result['assets']} assets)")
+                say(
+                    f"  repeat {r + 1}: {kind:5s} build+resolve {result['build_s']:.3f} s ({result['assets']} assets)"
+                )
 
     say(describe("import dagster (not counted)", imports))
     say(describe("import b2cal_assets.defs.definitions (not counted)", b2cal_imports))
@@ -142,7 +146,9 @@ def main() -> int:
     empty, small, large = (median(samples[k]) for k in ("empty", "small", "large"))
     per_cal = (large - small) / (large_n - small_n)
     say(f"per-calibration cost: {per_cal * 1000:.2f} ms (from the {large_n} - {small_n} difference)")
-    say(f"per-calibration cost at {large_n}: {(large - empty) / large_n * 1000:.2f} ms (total over empty / n)")
+    say(
+        f"per-calibration cost at {large_n}: {(large - empty) / large_n * 1000:.2f} ms (total over empty / n)"
+    )
     print_ratio(f"load_{small_n}_calibrations", "empty_definitions", ratio(small, empty), repeats)
     print_ratio(f"load_{large_n}_calibrations", "empty_definitions", ratio(large, empty), repeats)
     print_ratio(

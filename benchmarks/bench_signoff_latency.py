@@ -67,7 +67,7 @@ def b_when_a_is_newer(context):
     latest_b = context.instance.get_latest_materialization_event(dg.AssetKey("b"))
     if latest_b is not None and latest_b.timestamp >= latest_a.timestamp:
         return dg.SkipReason("b is up to date")
-    return dg.RunRequest(run_key=f"a-{latest_a.storage_id}")
+    return dg.RunRequest(run_key=f"a-{latest_a.run_id}")
 
 
 defs = dg.Definitions(assets=[a, b], jobs=[b_job], sensors=[b_when_a_is_newer], executor=dg.in_process_executor)
@@ -117,10 +117,13 @@ def _run_times(instance, run_id: str) -> tuple[float, float] | None:
     return _epoch(record.create_timestamp), starts[0].timestamp
 
 
+def _tail(log: Path, chars: int = 1500) -> str:
+    return log.read_text(errors="replace")[-chars:] if log.exists() else "(no log)"
+
+
 def _check_daemon(daemon, log: Path) -> None:
     if daemon.poll() is not None:
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        raise SystemExit(f"the Dagster daemon stopped (exit {daemon.returncode}):\n{tail}")
+        raise SystemExit(f"the Dagster daemon stopped (exit {daemon.returncode}):\n{_tail(log, 3000)}")
 
 
 def _env_for(home: Path, dagster_home: Path, extra_path: Path | None = None) -> dict[str, str]:
@@ -136,7 +139,7 @@ def _env_for(home: Path, dagster_home: Path, extra_path: Path | None = None) -> 
 # --- phase 1: the stock Dagster sensor hop ------------------------------------------------------------
 
 
-def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
+def stock_hops(root: Path, repeats: int, timeout_s: float, warm_up: bool = True) -> list[Hop]:
     import dagster as dg
 
     from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
@@ -155,8 +158,9 @@ def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     hops: list[Hop] = []
     try:
-        # Warm-up: the first evaluation loads the code location; not measured.
-        for i in range(repeats + 1):
+        # Warm-up: the first hop waits for the daemon to load the code location; not counted.
+        first = 0 if warm_up else 1
+        for i in range(first, repeats + 1):
             seen = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))}
             dg.materialize([stock_defs.a], instance=instance, run_config=QUIET)
             upstream = instance.get_latest_materialization_event(dg.AssetKey("a")).timestamp
@@ -164,7 +168,11 @@ def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
             hop = None
             while time.monotonic() < deadline:
                 _check_daemon(daemon, log)
-                runs = [r for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job")) if r.run_id not in seen]
+                runs = [
+                    r
+                    for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))
+                    if r.run_id not in seen
+                ]
                 if runs and runs[0].is_finished:
                     times = _run_times(instance, runs[0].run_id)
                     if times:
@@ -173,7 +181,9 @@ def stock_hops(root: Path, repeats: int, timeout_s: float) -> list[Hop]:
                 time.sleep(0.2)
             label = "warm-up" if i == 0 else f"hop {i}"
             if hop is None:
-                say(f"  stock {label}: no run of b within {timeout_s:.0f} s (left out)")
+                say(
+                    f"  stock {label}: no run of b within {timeout_s:.0f} s (left out); daemon log:\n{_tail(log)}"
+                )
                 continue
             say(f"  stock {label}: {hop.breakdown()}")
             if i > 0:
@@ -226,7 +236,11 @@ def _create_processing(name: str, run: int) -> None:
 
     admin.create_processing(
         ProcessingSpec(
-            name=name, kind="prompt", site="bench_site", iov=IoV(1, run, 1, run), global_tags=("toy_base",),
+            name=name,
+            kind="prompt",
+            site="bench_site",
+            iov=IoV(1, run, 1, run),
+            global_tags=("toy_base",),
             window_hours=0.0,
         ),
         created_by="bench",
@@ -294,7 +308,9 @@ def b2cal_hops(root: Path, processings: int, timeout_s: float) -> list[Hop]:
                     break
                 time.sleep(0.5)
             if result is None:
-                say(f"  b2cal {name}: toy_b did not start within {timeout_s:.0f} s (left out)")
+                say(
+                    f"  b2cal {name}: toy_b did not start within {timeout_s:.0f} s (left out); daemon log:\n{_tail(log)}"
+                )
                 continue
             if result[0] == "failed":
                 raise SystemExit(f"{name}: a toy calibration failed, so no hop to measure:\n{result[1]}")
@@ -329,8 +345,9 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="bench_signoff_") as tmp:
         root = Path(args.keep).resolve() if args.keep else Path(tmp)
-        say(f"1. stock Dagster: a -> b with a plain sensor, {repeats} hop(s) after a warm-up")
-        stock = stock_hops(root / "stock", repeats, args.timeout)
+        warm = "no warm-up (--quick)" if args.quick else "after a warm-up"
+        say(f"1. stock Dagster: a -> b with a plain sensor, {repeats} hop(s), {warm}")
+        stock = stock_hops(root / "stock", repeats, args.timeout, warm_up=not args.quick)
         say(f"2. b2cal: toy_a sign-off -> toy_b attempt start, {processings} processing(s)")
         ours = b2cal_hops(root / "b2cal", processings, args.timeout)
 

@@ -62,7 +62,9 @@ def ratio_line(numerator_name: str, denominator_name: str, value: float, samples
     return f"RATIO {numerator_name} / {denominator_name} = {value:.3g} (median of {samples}{extra})"
 
 
-def print_ratio(numerator_name: str, denominator_name: str, value: float, samples: int, note: str = "") -> None:
+def print_ratio(
+    numerator_name: str, denominator_name: str, value: float, samples: int, note: str = ""
+) -> None:
     print(ratio_line(numerator_name, denominator_name, value, samples, note), flush=True)
 
 

@@ -291,6 +291,7 @@ def _report(names: list[str], say, finished: bool) -> int:
 
 
 def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, bool]:
+    """The worst constant's deviation from the generator's truth, as a fraction of its tolerance."""
     from b2cal_assets.caf.payload_io import read_payload
 
     worst = None
@@ -299,12 +300,15 @@ def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, 
         if p["name"] not in truth.TRUTH:
             continue
         constants = read_payload(p["file"])
-        dev = truth.deviation(p["name"], constants)
         within = within and truth.within_tolerance(p["name"], constants)
-        for key, value in dev.items():
-            if worst is None or value > worst[1]:
-                worst = (f"{p['name']}.{key}", value)
+        tolerances = truth.TOLERANCES.get(p["name"], {})
+        for key, value in truth.deviation(p["name"], constants).items():
+            tolerance = tolerances.get(key)
+            fraction = value / tolerance if tolerance else float("inf")
+            if worst is None or fraction > worst[2]:
+                worst = (f"{p['name']}.{key}", value, fraction, tolerance)
     if worst is None:
         return "", True
+    name, value, fraction, tolerance = worst
     mark = "ok" if within else "OUT OF TOLERANCE"
-    return f"{worst[0]} {worst[1]:.3g} ({mark})", within
+    return f"{name} {value:.3g} (tolerance {tolerance:.3g}, {mark})", within

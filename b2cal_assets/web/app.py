@@ -5,7 +5,8 @@
 "no Dagster internals" (docs/architecture.md, STYLE.md). The extension points used are the ones the
 ``dagster-webserver`` command itself goes through: ``build_graphql_schema`` (to guard mutations),
 ``build_middleware`` (the login check in front of every route, websocket included), ``build_routes``
-(login, logout, health check), ``_make_request_context`` (viewers get Dagster's read-only context, so
+(login, logout, health check, and the calibration pages of ``calibration_pages``),
+``_make_request_context`` (viewers get Dagster's read-only context, so
 the UI greys out what they cannot do) and ``index_html_endpoint`` (who is logged in, or the no-login
 warning).
 """
@@ -13,6 +14,7 @@ warning).
 from __future__ import annotations
 
 import getpass
+import secrets
 from typing import Any
 
 from dagster._core.workspace.context import IWorkspaceProcessContext, WorkspaceRequestContext
@@ -25,13 +27,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from b2cal_assets.web.calibration_pages import CalibrationPages, LoopFactory, default_loop_service
+from b2cal_assets.web.config import SessionSettings
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink, MutationGuard
 from b2cal_assets.web.login import LoginService, health, user_of
 from b2cal_assets.web.middleware import LoginRequiredMiddleware
 from b2cal_assets.web.pages import inject_before_body_end, no_auth_strip, user_strip
 from b2cal_assets.web.permissions import AssignedExpert, Authorizer
 from b2cal_assets.web.roles import Role
-from b2cal_assets.web.sessions import SessionUser
+from b2cal_assets.web.sessions import SessionCodec, SessionUser
 
 
 class B2calWebserver(DagsterWebserver):
@@ -44,11 +48,17 @@ class B2calWebserver(DagsterWebserver):
         login: LoginService | None,
         authorizer: Authorizer | None,
         audit: AuditSink | None = None,
+        loop: LoopFactory | None = None,
         live_data_poll_rate: int | None = None,
     ):
         if login is not None and authorizer is None:
             raise ValueError("a login layer needs an authorizer")
         self._login = login
+        # the forms of the calibration pages are signed like the login's; --no-auth signs with a one-off key
+        codec = (
+            login.codec if login is not None else SessionCodec(secrets.token_urlsafe(48), SessionSettings())
+        )
+        self._pages = CalibrationPages(loop or default_loop_service, codec)
         # --no-auth: everyone is a local admin, but launches are still tagged with the local user
         self._authorizer = authorizer or Authorizer(lambda _processing, _calibration: None)
         self._guard = MutationGuard(self._authorizer, audit)
@@ -74,7 +84,7 @@ class B2calWebserver(DagsterWebserver):
         own: list[BaseRoute] = (
             self._login.routes() if self._login is not None else [Route("/healthz", health)]
         )
-        return own + super().build_routes()
+        return own + list(self._pages.routes()) + super().build_routes()
 
     def _make_request_context(self, conn: HTTPConnection) -> Any:
         context = super()._make_request_context(conn)
@@ -139,11 +149,18 @@ def build_app(
     login: LoginService | None,
     assigned_expert: AssignedExpert | None = None,
     audit: AuditSink | None = None,
+    loop: LoopFactory | None = None,
     **starlette_kwargs: Any,
 ) -> Starlette:
-    """The served app: ``login=None`` is the loud ``--no-auth`` mode, else every route needs a session."""
+    """The served app: ``login=None`` is the loud ``--no-auth`` mode, else every route needs a session.
+
+    ``loop`` gives the calibration pages their ``LoopService`` (default: the deployment's database and
+    scripts, see ``calibration_pages.default_loop_service``).
+    """
     if login is not None and assigned_expert is None:
         raise ValueError("build_app with a login needs assigned_expert")
     authorizer = Authorizer(assigned_expert) if login is not None and assigned_expert is not None else None
-    server = B2calWebserver(workspace_process_context, login=login, authorizer=authorizer, audit=audit)
+    server = B2calWebserver(
+        workspace_process_context, login=login, authorizer=authorizer, audit=audit, loop=loop
+    )
     return server.create_asgi_app(**starlette_kwargs)

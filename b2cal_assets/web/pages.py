@@ -7,6 +7,8 @@ from html import escape
 
 from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
 
+CALIBRATION_STATUS_PATH = "/b2cal/status"  # the calibration pages beside the UI (calibration_pages.py)
+
 PAGE_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
@@ -71,6 +73,7 @@ def user_strip(user: SessionUser, csrf_token: str) -> str:
         'opacity:.9">'
         f'<span id="b2cal-user-name">{escape(user.username)}</span> '
         f'(<span id="b2cal-user-role">{escape(user.role.label)}</span>) '
+        f'<a id="b2cal-calibrations-link" href="{CALIBRATION_STATUS_PATH}" style="color:#93c5fd">calibrations</a> '
         '<form method=post action="/logout" style="display:inline;margin:0">'
         f'<input type=hidden name="{CSRF_FIELD}" value="{escape(csrf_token)}">'
         '<button type=submit style="font:inherit;background:none;border:0;color:#93c5fd;cursor:pointer;'

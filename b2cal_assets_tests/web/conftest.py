@@ -12,11 +12,19 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from b2cal_assets.db.engine import database_url, ensure_schema
+from b2cal_assets.domain.scripts import load_scripts
+from b2cal_assets.loop import admin
+from b2cal_assets.loop.service import LoopService
 from b2cal_assets.web.app import build_app
 from b2cal_assets.web.config import AuthConfig, LdapSettings, LoginLimits, SessionSettings
 from b2cal_assets.web.login import LoginService
 from b2cal_assets.web.serve import DAGSTER_YAML, workspace_context
+from b2cal_assets_tests.defs import toy
+from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.fixtures.ldap import LdapServer
+from b2cal_assets_tests.loop.conftest import add_processing, add_site
+from b2cal_assets_tests.loop.helpers import fake_run
 
 TEST_DEFS_MODULE = "b2cal_assets_tests.web.defs_for_web"
 PROCESSINGS = ("p1", "p2")
@@ -96,6 +104,32 @@ def audit_log() -> AuditLog:
 def make_app(workspace, config: AuthConfig, audit: AuditLog):
     login = LoginService(config, audit=audit)
     return build_app(workspace, login=login, assigned_expert=assigned_expert, audit=audit)
+
+
+def make_pages_app(workspace, config: AuthConfig, audit: AuditLog, service: LoopService):
+    """The app whose calibration pages (``/b2cal/...``) act on ``service``."""
+    login = LoginService(config, audit=audit)
+    return build_app(
+        workspace, login=login, assigned_expert=assigned_expert, audit=audit, loop=lambda: service
+    )
+
+
+@pytest.fixture
+def toy_service(b2cal_home, monkeypatch) -> LoopService:
+    """p1 (runs 1-2) and p2 (runs 3-4) with 48 h windows: toy_a's window open in both, and in p2 a
+    finished toy_a attempt with its payloads."""
+    monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(TOY_SCRIPTS))
+    url = database_url()
+    ensure_schema(url)
+    add_site("toy_site")
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    admin.register_files(toy.generate(b2cal_home / "data", range(1, 5), events=20), site_name="toy_site")
+    add_processing("p1", "toy_site", range(1, 3))
+    add_processing("p2", "toy_site", range(3, 5))
+    service = LoopService(url, load_scripts(TOY_SCRIPTS))
+    service.tick()
+    fake_run(service, "p2", "toy_a", {"ToyA": {"mean": [2.5]}})
+    return service
 
 
 @pytest.fixture

@@ -1,0 +1,61 @@
+"""A real browser on the calibration pages: a manager opens the status, then a calibration, and restarts it
+through the form (CSRF cookie, page security headers and all). Screenshots go to test-artifacts/browser/."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from b2cal_assets_tests.web.conftest import auth_config, make_pages_app
+from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, _free_port, log_in, shot
+from b2cal_assets_tests.web.test_browser import browser as browser  # noqa: F401 (the fixture)
+
+pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
+
+
+@pytest.fixture
+def served_pages(web_workspace, ldap_server, audit_log, toy_service) -> Iterator[str]:
+    import uvicorn
+
+    app = make_pages_app(web_workspace, auth_config(ldap_server), audit_log, toy_service)
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("uvicorn did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=15)
+
+
+def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, ldap_server, toy_service):  # noqa: F811
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    log_in(page, served_pages, "mary", ldap_server.password("mary"), "/b2cal/status", "calibrations")
+    page.locator("#status-p2").wait_for()
+    shot(page, "calibrations-02-status")
+
+    page.locator('a[href="/b2cal/processing/p2/toy_a"]').click()
+    page.locator("#form-restart").wait_for()
+    assert page.locator("#calibration-state").inner_text() == "finished"
+    shot(page, "calibrations-03-calibration")
+
+    page.locator("#form-restart button[type=submit]").click()
+    notice = page.locator("#b2cal-notice")
+    notice.wait_for()
+    assert "attempt 2 recorded" in notice.inner_text()
+    assert page.locator("#calibration-state").inner_text() == "window_open"
+    shot(page, "calibrations-04-restarted")
+    with toy_service.session() as s:
+        from b2cal_assets.db.repo import audit
+
+        assert [(e.user, e.action) for e in audit.list_audit(s, processing="p2", action="restart")] == [
+            ("mary", "restart")
+        ]

@@ -136,65 +136,66 @@ def _env_for(home: Path, dagster_home: Path, extra_path: Path | None = None) -> 
     }
 
 
-# --- phase 1: the stock Dagster sensor hop ------------------------------------------------------------
+# --- the stock Dagster sensor hop ------------------------------------------------------------
 
 
-def stock_hops(root: Path, repeats: int, timeout_s: float, warm_up: bool = True) -> list[Hop]:
-    import dagster as dg
+class StockSide:
+    """The stock project under its own daemon; ``hop()`` materialises ``a`` and waits for ``b``'s run."""
 
-    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+    def __init__(self, root: Path) -> None:
+        import dagster as dg
 
-    project = root / "project"
-    project.mkdir(parents=True)
-    (project / "stock_defs.py").write_text(STOCK_DEFS)
-    sys.path.insert(0, str(project))
-    import stock_defs
+        from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon
 
-    dagster_home = root / "dagster"
-    prepare_dagster_home(dagster_home)
-    env = _env_for(root, dagster_home, project)
-    log = root / "daemon.log"
-    daemon = start_daemon(env, log, module="stock_defs")
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    hops: list[Hop] = []
-    try:
-        # Warm-up: the first hop waits for the daemon to load the code location; not counted.
-        first = 0 if warm_up else 1
-        for i in range(first, repeats + 1):
-            seen = {r.run_id for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))}
-            dg.materialize([stock_defs.a], instance=instance, run_config=QUIET)
-            upstream = instance.get_latest_materialization_event(dg.AssetKey("a")).timestamp
-            deadline = time.monotonic() + timeout_s
-            hop = None
-            while time.monotonic() < deadline:
-                _check_daemon(daemon, log)
-                runs = [
-                    r
-                    for r in instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))
-                    if r.run_id not in seen
-                ]
-                if runs and runs[0].is_finished:
-                    times = _run_times(instance, runs[0].run_id)
-                    if times:
-                        hop = Hop(upstream, times[0], times[1], times[1])
-                    break
-                time.sleep(0.2)
-            label = "warm-up" if i == 0 else f"hop {i}"
-            if hop is None:
-                say(
-                    f"  stock {label}: no run of b within {timeout_s:.0f} s (left out); daemon log:\n{_tail(log)}"
-                )
-                continue
-            say(f"  stock {label}: {hop.breakdown()}")
-            if i > 0:
-                hops.append(hop)
-    finally:
-        instance.dispose()
-        stop_daemon(daemon)
-    return hops
+        project = root / "project"
+        project.mkdir(parents=True)
+        (project / "stock_defs.py").write_text(STOCK_DEFS)
+        sys.path.insert(0, str(project))
+        import stock_defs
+
+        self.asset_a = stock_defs.a
+        dagster_home = root / "dagster"
+        prepare_dagster_home(dagster_home)
+        self.log = root / "daemon.log"
+        self.daemon = start_daemon(_env_for(root, dagster_home, project), self.log, module="stock_defs")
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+
+    def _b_runs(self) -> list:
+        import dagster as dg
+
+        return self.instance.get_runs(filters=dg.RunsFilter(job_name="b_job"))
+
+    def hop(self, label: str, timeout_s: float) -> Hop | None:
+        import dagster as dg
+
+        seen = {r.run_id for r in self._b_runs()}
+        dg.materialize([self.asset_a], instance=self.instance, run_config=QUIET)
+        upstream = self.instance.get_latest_materialization_event(dg.AssetKey("a")).timestamp
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            _check_daemon(self.daemon, self.log)
+            runs = [r for r in self._b_runs() if r.run_id not in seen]
+            if runs and runs[0].is_finished:  # wait for the end: the next measurement runs alone
+                times = _run_times(self.instance, runs[0].run_id)
+                if times:
+                    hop = Hop(upstream, times[0], times[1], times[1])
+                    say(f"  stock {label}: {hop.breakdown()}")
+                    return hop
+                break
+            time.sleep(0.2)
+        say(
+            f"  stock {label}: no run of b within {timeout_s:.0f} s (left out); daemon log:\n{_tail(self.log)}"
+        )
+        return None
+
+    def close(self) -> None:
+        from b2cal_assets.defs.instance import stop_daemon
+
+        self.instance.dispose()
+        stop_daemon(self.daemon)
 
 
-# --- phase 2: the b2cal sign-off -> dependent hop ----------------------------------------------------
+# --- the b2cal sign-off -> dependent hop ----------------------------------------------------
 
 
 def _toy_scripts(target: Path) -> Path:
@@ -270,105 +271,124 @@ def _db_hop(engine, processing: str) -> tuple[str, object] | None:
         return "ok", (signoff.at, dependent.started_at, dependent.dagster_run_id)
 
 
-def b2cal_hops(root: Path, processings: int, timeout_s: float) -> list[Hop]:
-    import dagster as dg
+class B2calSide:
+    """The toy loop under the b2cal daemon; ``hop(name)`` creates a processing and measures its hop."""
 
-    from b2cal_assets.db.engine import make_engine
-    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+    def __init__(self, root: Path, processings: int) -> None:
+        import dagster as dg
 
-    home = root / "home"
-    home.mkdir(parents=True)
-    scripts = _toy_scripts(root / "scripts")
-    dagster_home = home / "dagster"
-    env = {
-        **_env_for(home, dagster_home),
-        "B2CAL_CALIBRATIONS_DIR": str(scripts),
-        "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
-        "B2CAL_LOCAL_MAX_PROCESSES": "2",
-        "B2CAL_BATCH_POLL_INTERVAL_S": "1",
-    }
-    os.environ.update(env)  # admin and the repo functions below use the same database
-    _setup_loop(home, processings)
-    prepare_dagster_home(dagster_home)
-    log = home / "daemon.log"
-    daemon = start_daemon(env, log)
-    instance = dg.DagsterInstance.from_config(str(dagster_home))
-    engine = make_engine(env["B2CAL_DATABASE_URL"])
-    hops: list[Hop] = []
-    try:
-        for i in range(processings):
-            name = f"bench_{i + 1}"
-            _create_processing(name, run=i + 1)
-            deadline = time.monotonic() + timeout_s
-            result = None
-            while time.monotonic() < deadline:
-                _check_daemon(daemon, log)
-                result = _db_hop(engine, name)
-                if result is not None:
-                    break
-                time.sleep(0.5)
-            if result is None:
-                say(
-                    f"  b2cal {name}: toy_b did not start within {timeout_s:.0f} s (left out); daemon log:\n{_tail(log)}"
-                )
-                continue
-            if result[0] == "failed":
-                raise SystemExit(f"{name}: a toy calibration failed, so no hop to measure:\n{result[1]}")
-            signoff_at, started_at, run_id = result[1]
-            times = None
-            while run_id and times is None and time.monotonic() < deadline:
-                times = _run_times(instance, run_id)
-                if times is None:
-                    time.sleep(0.2)
-            created, run_start = times or (_epoch(started_at), _epoch(started_at))
-            hop = Hop(_epoch(signoff_at), created, run_start, _epoch(started_at))
-            say(f"  b2cal {name}: {hop.breakdown()}")
-            hops.append(hop)
-    finally:
-        instance.dispose()
-        engine.dispose()
-        stop_daemon(daemon)
-    return hops
+        from b2cal_assets.db.engine import make_engine
+        from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon
+
+        home = root / "home"
+        home.mkdir(parents=True)
+        scripts = _toy_scripts(root / "scripts")
+        dagster_home = home / "dagster"
+        env = {
+            **_env_for(home, dagster_home),
+            "B2CAL_CALIBRATIONS_DIR": str(scripts),
+            "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
+            "B2CAL_LOCAL_MAX_PROCESSES": "2",
+            "B2CAL_BATCH_POLL_INTERVAL_S": "1",
+        }
+        os.environ.update(env)  # admin and the repo functions below use the same database
+        _setup_loop(home, processings)
+        prepare_dagster_home(dagster_home)
+        self.log = home / "daemon.log"
+        self.daemon = start_daemon(env, self.log)
+        self.instance = dg.DagsterInstance.from_config(str(dagster_home))
+        self.engine = make_engine(env["B2CAL_DATABASE_URL"])
+
+    def _wait(self, what: str, probe, deadline: float):
+        while time.monotonic() < deadline:
+            _check_daemon(self.daemon, self.log)
+            result = probe()
+            if result is not None:
+                return result
+            time.sleep(0.3)
+        say(f"  b2cal: {what} did not happen in time (left out); daemon log:\n{_tail(self.log)}")
+        return None
+
+    def hop(self, run: int, timeout_s: float) -> Hop | None:
+        name = f"bench_{run}"
+        _create_processing(name, run=run)
+        deadline = time.monotonic() + timeout_s
+        result = self._wait(f"{name}: toy_b starting", lambda: _db_hop(self.engine, name), deadline)
+        if result is None:
+            return None
+        if result[0] == "failed":
+            raise SystemExit(f"{name}: a toy calibration failed, so there is no hop to measure:\n{result[1]}")
+        signoff_at, started_at, run_id = result[1]
+        times = self._wait(f"{name}: RUN_START of toy_b", lambda: _run_times(self.instance, run_id), deadline)
+        created, run_start = times or (_epoch(started_at), _epoch(started_at))
+        hop = Hop(_epoch(signoff_at), created, run_start, _epoch(started_at))
+        say(f"  b2cal {name}: {hop.breakdown()}")
+        # wait for toy_b's run to end: the next measurement runs alone
+        self._wait(f"{name}: the end of toy_b's run", lambda: self._run_finished(run_id), deadline)
+        return hop
+
+    def _run_finished(self, run_id: str) -> bool | None:
+        run = self.instance.get_run_by_id(run_id)
+        return True if run is not None and run.is_finished else None
+
+    def close(self) -> None:
+        from b2cal_assets.defs.instance import stop_daemon
+
+        self.instance.dispose()
+        self.engine.dispose()
+        stop_daemon(self.daemon)
 
 
 def main() -> int:
     p = parser(__doc__)
-    p.add_argument("--processings", type=int, help="b2cal processings, one hop each (default 4, quick 1)")
-    p.add_argument("--repeats", type=int, help="stock sensor hops (default 5, quick 1)")
+    p.add_argument("--rounds", type=int, help="rounds of one stock and one b2cal hop (default 5, quick 1)")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one hop")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (daemon logs, databases)")
     args = p.parse_args()
-    processings = args.processings or (1 if args.quick else 4)
-    repeats = args.repeats or (1 if args.quick else 5)
+    rounds = args.rounds or (1 if args.quick else 5)
     for var in ("B2CAL_DATABASE_URL", "B2CAL_CALIBRATIONS_DIR", "DAGSTER_HOME", "B2CAL_HOME"):
         os.environ.pop(var, None)  # never touch a real installation
 
+    stock: list[Hop] = []
+    ours: list[Hop] = []
     with tempfile.TemporaryDirectory(prefix="bench_signoff_") as tmp:
         root = Path(args.keep).resolve() if args.keep else Path(tmp)
-        warm = "no warm-up (--quick)" if args.quick else "after a warm-up"
-        say(f"1. stock Dagster: a -> b with a plain sensor, {repeats} hop(s), {warm}")
-        stock = stock_hops(root / "stock", repeats, args.timeout, warm_up=not args.quick)
-        say(f"2. b2cal: toy_a sign-off -> toy_b attempt start, {processings} processing(s)")
-        ours = b2cal_hops(root / "b2cal", processings, args.timeout)
+        say(f"starting two daemons (stock a -> b project, b2cal toy_a -> toy_b); {rounds} round(s) of hops")
+        stock_side = StockSide(root / "stock")
+        try:
+            b2cal_side = B2calSide(root / "b2cal", rounds)
+            try:
+                if not args.quick:
+                    stock_side.hop("warm-up (not counted)", args.timeout)
+                for i in range(1, rounds + 1):
+                    # alternate, so that drift in the machine's load hits both sides alike
+                    ours.append(b2cal_side.hop(i, args.timeout))
+                    stock.append(stock_side.hop(f"hop {i}", args.timeout))
+            finally:
+                b2cal_side.close()
+        finally:
+            stock_side.close()
 
+    stock = [h for h in stock if h is not None]
+    ours = [h for h in ours if h is not None]
     if not stock or not ours:
-        raise SystemExit("no hop measured in one of the phases; see the lines above")
+        raise SystemExit("no hop measured on one of the sides; see the lines above")
     say(describe("stock a materialised -> b RUN_START", [h.total for h in stock]))
     say(describe("b2cal toy_a signed off -> toy_b attempt started", [h.total for h in ours]))
     say(describe("b2cal toy_a signed off -> toy_b RUN_START", [h.run_start - h.upstream for h in ours]))
     stock_median = median([h.total for h in stock])
+    samples = min(len(ours), len(stock))
     print_ratio(
         "signoff_to_dependent_start",
         "stock_dagster_sensor_hop",
         ratio(median([h.total for h in ours]), stock_median),
-        min(len(ours), len(stock)),
-        note=f"{len(ours)} b2cal hops, {len(stock)} stock hops",
+        samples,
     )
     print_ratio(
         "signoff_to_dependent_run_start",
         "stock_dagster_sensor_hop",
         ratio(median([h.run_start - h.upstream for h in ours]), stock_median),
-        min(len(ours), len(stock)),
+        samples,
         note="the Dagster part of the hop only",
     )
     return 0

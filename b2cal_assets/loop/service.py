@@ -1062,12 +1062,15 @@ def site_location(path: str, storage_root: str, prefix: str) -> str:
     """Where a job opens a catalog file: behind the site's ``path_prefix``, relative to its storage root.
 
     ``/data/calib/f.root`` at storage root ``/data`` behind ``root://h:1094/`` is
-    ``root://h:1094//calib/f.root``; without a prefix the local path is used as it is.
+    ``root://h:1094//calib/f.root``. A file outside the storage root (a cDST this installation made)
+    is read where it is, on the shared file system; without a prefix every path is used as it is.
     """
     if not prefix or "://" in path:
         return path
-    root = Path(storage_root) if storage_root else None
-    if root is not None and Path(path).is_relative_to(root):
+    if storage_root:
+        root = Path(storage_root)
+        if not Path(path).is_relative_to(root):
+            return path
         path = "/" + str(Path(path).relative_to(root))
     return prefixed(path, prefix)
 

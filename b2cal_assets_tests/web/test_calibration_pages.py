@@ -321,3 +321,21 @@ def test_unknown_processing_or_calibration_is_a_readable_page(login_as):
     response = post(mary, "p1", "toy_a", "launch")
     assert response.status_code == 404 and "no action &#x27;launch&#x27;" in error_of(response.text)
     assert "Traceback" not in response.text
+
+
+def test_without_login_the_pages_still_want_their_csrf_token(web_workspace, toy_service):
+    """``b2cal web --no-auth``: everyone is the local admin, but a form from elsewhere is still refused."""
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.app import build_app
+
+    app = build_app(web_workspace, login=None, loop=lambda: toy_service)
+    with TestClient(app, follow_redirects=False) as local:
+        page = local.get(page_path("p1", "toy_b"))
+        assert page.status_code == 200 and "(no-auth)" in page.text
+        before = snapshot_db(toy_service)
+        assert local.post(page_path("p1", "toy_b", "exclude"), data={}).status_code == 400
+        assert snapshot_db(toy_service) == before
+        response = post(local, "p1", "toy_b", "exclude", {"reason": "laptop test"})
+        assert response.status_code == 200, error_of(response.text)
+        assert audit_actions(toy_service, "p1", "toy_b")[-1][1] == "exclude"

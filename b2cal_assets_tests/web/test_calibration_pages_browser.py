@@ -11,7 +11,7 @@ import pytest
 
 from b2cal_assets_tests.web.conftest import auth_config, make_pages_app
 from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, _free_port, log_in, shot
-from b2cal_assets_tests.web.test_browser import browser as browser  # noqa: F401 (the fixture)
+from b2cal_assets_tests.web.test_browser import browser as browser  # the fixture
 
 pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
 
@@ -35,7 +35,7 @@ def served_pages(web_workspace, ldap_server, audit_log, toy_service) -> Iterator
     thread.join(timeout=15)
 
 
-def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, ldap_server, toy_service):  # noqa: F811
+def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, ldap_server, toy_service):
     page = browser.new_page(viewport={"width": 1400, "height": 900})
     page.set_default_timeout(UI_TIMEOUT_MS)
     log_in(page, served_pages, "mary", ldap_server.password("mary"), "/b2cal/status", "calibrations")

@@ -1,27 +1,29 @@
 """Latency from an upstream sign-off to the start of a dependent calibration, through the real daemon.
 
-    .venv/bin/python benchmarks/bench_signoff_latency.py            # 4 processings, 5 stock hops
-    .venv/bin/python benchmarks/bench_signoff_latency.py --quick    # 1 processing, 1 stock hop
+    .venv/bin/python benchmarks/bench_signoff_latency.py            # 5 rounds after a warm-up
+    .venv/bin/python benchmarks/bench_signoff_latency.py --quick    # 1 round, no warm-up
 
-Two phases, each with its own Dagster home made by ``prepare_dagster_home`` (the repository's
+Two sides, each with its own Dagster home made by ``prepare_dagster_home`` (the repository's
 ``dagster.yaml``: queued run coordinator, 1 s dequeue interval, threaded sensors) and its own
-``dagster-daemon`` started by ``start_daemon``:
+``dagster-daemon`` started by ``start_daemon``; both daemons run for the whole benchmark:
 
-1. baseline, a minimal stock Dagster project: assets ``a -> b`` and a plain ``@dg.sensor``
-   (``minimum_interval_seconds=1``) that requests ``b`` when ``a``'s latest materialisation is newer
-   than ``b``'s. This process materialises ``a`` (``dg.materialize``); the hop is ``a``'s
-   materialisation timestamp -> the RUN_START event of the run of ``b``.
-2. b2cal: the toy calibrations ``toy_a -> toy_b`` of ``b2cal_assets_tests/defs/toy_scripts`` (copied
-   to a temporary scripts directory without the cDST-based ``toy_c``, so nothing else runs while a hop
-   is measured) at a site with automatic sign-off and a zero-length submission window. Processings
-   are created one after another (the next once the previous hop is measured); the hop is read from
-   the calibration database: ``Signoff.at`` of ``toy_a`` -> ``Attempt.started_at`` of ``toy_b``.
+- baseline, a minimal stock Dagster project: assets ``a -> b`` and a plain ``@dg.sensor``
+  (``minimum_interval_seconds=1``) that requests ``b`` when ``a``'s latest materialisation is newer
+  than ``b``'s. This process materialises ``a`` (``dg.materialize``); the hop is ``a``'s
+  materialisation timestamp -> the RUN_START event of the run of ``b``.
+- b2cal: the toy calibrations ``toy_a -> toy_b`` of ``b2cal_assets_tests/defs/toy_scripts`` (copied
+  to a temporary scripts directory without the cDST-based ``toy_c``, so nothing else runs while a hop
+  is measured) at a site with automatic sign-off and a zero-length submission window. Each round
+  creates one processing; the hop is read from the calibration database with the repo functions:
+  ``Signoff.at`` of ``toy_a`` -> ``Attempt.started_at`` of ``toy_b``.
 
-Both hops cover the same Dagster machinery (sensor tick, run queue, run worker process start); the
-b2cal hop adds its loop sensor's window bookkeeping and the attempt record at the start of the step.
+Each round measures one b2cal hop, waits for toy_b's run to end, then one stock hop (and waits for
+``b``'s run to end), so that drift in the shared machine's load hits both sides alike. Both hops cover
+the same Dagster machinery (sensor tick, run queue, run worker process start); the b2cal hop adds its
+loop sensor's bookkeeping, its heavier code location and the attempt record at the start of the step.
 The per-hop breakdown (to run created, to RUN_START, to attempt start) shows where the time goes.
 
-Output: the hops per phase, their medians and
+Output: the hops per side, their medians and
 ``RATIO signoff_to_dependent_start / stock_dagster_sensor_hop``.
 """
 

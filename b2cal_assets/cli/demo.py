@@ -77,7 +77,7 @@ def run(args) -> int:
     say = _Printer()
     say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend})")
     names = _prepare(args, say)
-    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon, wait_for_runs
 
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     prepare_dagster_home(dagster_home)
@@ -89,6 +89,8 @@ def run(args) -> int:
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         finished = _follow(names, args, say, daemon)
+        if finished and wait_for_runs(dagster_home, timeout=120) != 0:
+            say("some Dagster runs were still going after 2 minutes; see the UI")
     except KeyboardInterrupt:
         say("interrupted: stopping the daemon")
         finished = False

@@ -164,9 +164,6 @@ def _lock_migrations(connection: Connection) -> None:
 
 
 def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgrade"]) -> SchemaStatus:
-    before = schema_status(url)
-    if before.state in ("unknown", "unversioned"):
-        raise UnknownRevision(before.describe())
     target = resolve_revision(target)
     path = sqlite_path(url)
     if path is not None:
@@ -177,6 +174,10 @@ def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgra
     try:
         with engine.begin() as connection:
             _lock_migrations(connection)
+            # Checked under the lock: on MariaDB another migrator's tables exist before its version row.
+            before = schema_status(url)
+            if before.state in ("unknown", "unversioned"):
+                raise UnknownRevision(before.describe())
             config.attributes["connection"] = connection
             getattr(command, direction)(config, target)
     except CommandError as exc:

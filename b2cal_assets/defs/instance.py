@@ -74,3 +74,26 @@ def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=10)
+
+
+IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
+
+
+def wait_for_runs(dagster_home: Path, timeout: float = 120.0, poll: float = 1.0) -> int:
+    """Wait until no run is queued or in progress (the last step of a run may still be writing its
+    events after the calibration database says the loop is done); returns how many are still going."""
+    import time
+
+    import dagster as dg
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        deadline = time.monotonic() + timeout
+        statuses = [dg.DagsterRunStatus[name] for name in IN_FLIGHT]
+        while True:
+            going = len(instance.get_run_records(filters=dg.RunsFilter(statuses=statuses)))
+            if going == 0 or time.monotonic() > deadline:
+                return going
+            time.sleep(poll)
+    finally:
+        instance.dispose()

@@ -78,9 +78,9 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, table_id: s
     """Cells are HTML already (escape before); an empty table is one sentence."""
     body = "".join("<tr>" + "".join(f"<td>{cell}</td>" for cell in row) + "</tr>" for row in rows)
     if not body:
-        return f"<p class=note id={table_id}>{escape(empty)}</p>"
+        return f'<p class=note id="{table_id}">{escape(empty)}</p>'
     head = "".join(f"<th>{escape(h)}</th>" for h in headers)
-    return f"<table id={table_id}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
 def step_notes(row: StepRow) -> list[str]:

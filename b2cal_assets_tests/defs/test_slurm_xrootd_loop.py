@@ -40,8 +40,14 @@ def slurm_site(toy_home, slurm_cluster, xrootd_server, monkeypatch):
     admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
     admin.register_files(files, site_name="slurm_site")
     admin.create_processing(
-        ProcessingSpec(name="p_slurm", kind="prompt", site="slurm_site", iov=IoV(1, 1, 1, 2),
-                       global_tags=("toy_base",), window_hours=0),
+        ProcessingSpec(
+            name="p_slurm",
+            kind="prompt",
+            site="slurm_site",
+            iov=IoV(1, 1, 1, 2),
+            global_tags=("toy_base",),
+            window_hours=0,
+        ),
         created_by="test",
     )
     return xrootd_server

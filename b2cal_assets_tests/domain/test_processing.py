@@ -48,8 +48,9 @@ def test_processing_spec_errors_name_the_field():
         ProcessingSpec("p", "weekly", "kekcc", IoV(26, 0))
     with pytest.raises(ContractError, match=r"iov: .*high end is before the low end"):
         ProcessingSpec("p", "prompt", "kekcc", IoV(26, 10, 26, 5))
-    with pytest.raises(ContractError, match="window_hours: must be a positive number"):
-        ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=0)
+    with pytest.raises(ContractError, match="window_hours: must be a number of hours >= 0"):
+        ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=-1)
+    assert ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=0).window_hours == 0.0  # no window
     with pytest.raises(ContractError, match="global_tags: must be a list"):
         ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), global_tags="gt_online")
 

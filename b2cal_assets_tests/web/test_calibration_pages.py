@@ -232,7 +232,7 @@ def test_download_is_the_payloads_as_a_tar_gz(login_as):
     victor = login_as("victor")
     html = victor.get(page_path("p2", "toy_a")).text
     assert 'href="/b2cal/processing/p2/toy_a/payloads.tar.gz"' in html
-    payload_row = re.search(r"<table id=payloads>.*?</table>", html, re.S).group(0)
+    payload_row = re.search(r'<table id="payloads">.*?</table>', html, re.S).group(0)
     assert "ToyA" in payload_row and "job" in payload_row
 
     response = victor.get(page_path("p2", "toy_a", "payloads.tar.gz"))

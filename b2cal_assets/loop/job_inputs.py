@@ -1,0 +1,155 @@
+"""What a job reads: its input files behind the site's prefix, and the payloads of the database chain."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from b2cal_assets import home
+from b2cal_assets.backends.commands import prefixed
+from b2cal_assets.conditions.staging import SignedOffPayload
+from b2cal_assets.db.repo import calibrations, catalog, payloads, processings
+from b2cal_assets.domain.filters import RunInfo, run_matches
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.loop.records import (
+    _payload_view,
+)
+from b2cal_assets.loop.steps import CDST_STEP
+
+
+class JobInputs:
+    """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
+
+    # --- inputs of a job ---------------------------------------------------------------------
+    def input_data(
+        self, processing: str, calibration: str, filter_overrides: dict[str, list[str]] | None = None
+    ) -> dict[str, dict[str, IoV]]:
+        """``{data_name: {path_or_url: IoV of its run}}`` for the calibration's data, filters applied."""
+        settings = self.scripts.calibrations[calibration].settings
+        formats = [f.lower() for f in settings.input_data_formats]
+        filters = dict(settings.input_data_filters or {})
+        filters.update(filter_overrides or {})
+        data_format = "cdst" if "cdst" in formats else formats[0]
+        with self.session() as s:
+            proc = processings.get_processing(s, processing)
+            rows = catalog.files_for(
+                s,
+                exp_low=proc.exp_low,
+                run_low=proc.run_low,
+                exp_high=proc.exp_high,
+                run_high=proc.run_high,
+                data_tags=sorted(settings.input_data_names),
+                data_format=data_format,
+                processing_name=processing if data_format == "cdst" else None,
+            )
+            site = proc.site
+            result: dict[str, dict[str, IoV]] = {name: {} for name in sorted(settings.input_data_names)}
+            for f, run, location in rows:
+                info = RunInfo(
+                    exp=run.exp,
+                    run=run.run,
+                    run_type=run.run_type,
+                    magnet=run.magnet,
+                    beam_energy=run.beam_energy,
+                    data_quality=run.data_quality,
+                    duration_minutes=run.duration_minutes,
+                    data_tag=f.data_tag,
+                )
+                if run_matches(filters.get(f.data_tag, []), info):
+                    result[f.data_tag][site_location(location, site.storage_root, site.path_prefix)] = IoV(
+                        run.exp, run.run, run.exp, run.run
+                    )
+            return result
+
+    def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
+        with self.session() as s:
+            proc = processings.get_processing(s, processing)
+            rows = catalog.files_for(
+                s,
+                exp_low=proc.exp_low,
+                run_low=proc.run_low,
+                exp_high=proc.exp_high,
+                run_high=proc.run_high,
+                data_tags=[data_tag],
+                data_format="raw",
+            )
+            by_run: dict[tuple[int, int], list[str]] = {}
+            for _f, run, location in rows:
+                by_run.setdefault((run.exp, run.run), []).append(location)  # read here, by this process
+            return by_run
+
+    def register_cdst(
+        self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
+    ) -> None:
+        with self.session() as s:
+            catalog.register_file(
+                s,
+                path=path,
+                data_tag=data_tag,
+                data_format="cdst",
+                exp=exp,
+                run=run,
+                run_info={},
+                n_events=n_events,
+                size_bytes=Path(path).stat().st_size if Path(path).exists() else 0,
+                processing_name=processing,
+            )
+
+    def database_chain(self, processing: str, calibration: str) -> list[Path]:
+        """Global tags first, then the signed-off payloads of every calibration before this one."""
+        with self.session() as s:
+            proc = processings.get_processing(s, processing)
+            chain = [home.globaltag_dir(tag) for tag in proc.global_tags]
+            done = {
+                row.calibration
+                for row in calibrations.list_calibrations(s, processing)
+                if row.state == "signed_off" and not row.excluded
+            }
+            ancestors = self._ancestors(calibration)
+            for name in self.order:
+                if name in ancestors and name in done:
+                    current = payloads.current_payloads(s, processing, name)
+                    dirs = sorted({str(Path(p.file).parent) for p in current})
+                    chain.extend(Path(d) for d in dirs)
+            return [p for p in chain if p.exists()]
+
+    def current_payloads(self, processing: str, calibration: str) -> list[dict[str, Any]]:
+        with self.session() as s:
+            return [_payload_view(p) for p in payloads.current_payloads(s, processing, calibration)]
+
+    def signed_off_payloads(self, processing: str) -> list[SignedOffPayload]:
+        with self.session() as s:
+            done = [
+                row.calibration
+                for row in calibrations.list_calibrations(s, processing)
+                if row.state == "signed_off" and not row.excluded and row.calibration != CDST_STEP
+            ]
+            return [
+                SignedOffPayload(
+                    p.name,
+                    p.revision,
+                    p.checksum,
+                    IoV(p.exp_low, p.run_low, p.exp_high, p.run_high),
+                    Path(p.file),
+                    name,
+                )
+                for name in done
+                for p in payloads.current_payloads(s, processing, name)
+            ]
+
+
+def site_location(path: str, storage_root: str, prefix: str) -> str:
+    """Where a job opens a catalog file: behind the site's ``path_prefix``, relative to its storage root.
+
+    ``/data/calib/f.root`` at storage root ``/data`` behind ``root://h:1094/`` is
+    ``root://h:1094//calib/f.root``. A file outside the storage root (a cDST this installation made)
+    is read where it is, on the shared file system; without a prefix every path is used as it is.
+    """
+    if not prefix or "://" in path:
+        return path
+    if storage_root:
+        root = Path(storage_root)
+        if not Path(path).is_relative_to(root):
+            return path
+        path = "/" + str(Path(path).relative_to(root))
+    return prefixed(path, prefix)

@@ -1,0 +1,110 @@
+"""The loop's records and refusals, shared by the service's parts and its callers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.loop.staging import StagingResult
+
+AUTO_USER = "auto"
+
+
+class LoopError(Exception):
+    """A request the loop's rules refuse; the message says why and what to do instead."""
+
+
+class SubmissionHeld(LoopError):
+    """Not an error: the site holds every job until the deadline; the settings wait in a held attempt."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """A step the loop wants a Dagster run for."""
+
+    processing: str
+    step: str
+    reason: str  # deadline | ready | restart | signoff (checks, then sign-off) | checks (checks only)
+    run_key: str
+    expert_config: dict[str, Any] = field(default_factory=dict)
+    job_config: dict[str, Any] = field(default_factory=dict)
+    automatic_signoff: bool = False
+    attempt: int = 0
+    attempt_run_id: str = ""  # the Dagster run that produced the attempt (signoff/checks launches)
+
+    @property
+    def checks_only(self) -> bool:
+        """The payloads exist already (an upload, or an expert's run without sign-off): only check them."""
+        return self.reason in ("signoff", "checks")
+
+
+@dataclass(frozen=True)
+class TickReport:
+    launches: list[Launch]
+    opened: list[tuple[str, str]]
+    finished_processings: list[str]
+    staging: list[StagingResult] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class StepRow:
+    processing: str
+    step: str
+    stage: str
+    state: str
+    expert: str
+    attempts: int
+    iterations: int
+    payloads: int
+    wall_seconds: float | None
+    deadline: datetime | None
+    error: str
+    blocked_by: str
+    excluded: bool = False
+    submitted_by: str = ""
+    attempt_state: str = ""
+    jobs: str = ""  # "3 done, 1 failed" for the latest attempt's collector subjobs
+    uses_global_tag: bool = False  # excluded: dependents use the global-tag payloads instead
+
+
+@dataclass(frozen=True)
+class JobRow:
+    processing: str
+    calibration: str
+    attempt: int
+    name: str
+    backend: str
+    state: str
+    exit_code: int | None
+    tries: int
+    workdir: str
+
+
+@dataclass(frozen=True)
+class AttemptTicket:
+    """What an asset needs to run an attempt it was allowed to start."""
+
+    attempt_id: int
+    number: int
+    processing: str
+    calibration: str
+    submitted_by: str
+    expert_config: dict[str, Any]
+    job_config: dict[str, Any]
+    requested_iov: IoV
+    workdir: Path
+    payload_dir: Path
+
+
+def _payload_view(p) -> dict[str, Any]:
+    return {
+        "name": p.name,
+        "revision": p.revision,
+        "checksum": p.checksum,
+        "iov": IoV(p.exp_low, p.run_low, p.exp_high, p.run_high),
+        "file": p.file,
+        "source": p.source,
+    }

@@ -51,6 +51,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             expert_config=dict(config.expert_config),
             job_config=job_config,
             dagster_run_id=context.run_id,
+            resume_run_ids=[
+                context.run.tags.get(t, "") for t in ("dagster/parent_run_id", "dagster/root_run_id")
+            ],
         )
     except SubmissionHeld as held:
         # not a failure: the site starts jobs at the deadline; the loop sensor launches the held settings then
@@ -58,8 +61,10 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         return None
     except LoopError as exc:
         raise _fail(str(exc)) from None
+    # the attempt's own settings: a held submission, a restart or a resumed attempt brings its own
+    expert_config, job_config = checked_submission(script.settings, ticket.expert_config, ticket.job_config)
     context.log.info(
-        f"{calibration} in {processing}: attempt {ticket.number} submitted by {by} "
+        f"{calibration} in {processing}: attempt {ticket.number} submitted by {ticket.submitted_by} "
         f"with expert_config {json.dumps(expert_config, sort_keys=True)}"
     )
     site, backend_resource = _backend_resource(context, service, processing)

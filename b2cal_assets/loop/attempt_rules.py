@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +40,19 @@ class AttemptRules:
         expert_config: dict[str, Any],
         job_config: dict[str, Any],
         dagster_run_id: str = "",
+        resume_run_ids: Sequence[str] = (),
     ) -> AttemptTicket:
         """Record a new attempt if the rules allow it; raise ``LoopError`` saying why not.
 
         A launch by the loop (``auto``) takes over a held attempt (an expert's settings kept until
         the deadline, or a manager's restart) so the attempt keeps its submitter and settings.
+        A re-execution of the run that started the latest attempt (``resume_run_ids``: the run's
+        parent and root) resumes that attempt in its work directory, so finished subjobs are not
+        run again and jobs still in the batch system are followed instead of submitted twice.
         """
+        resumed = self._resume(processing, calibration, dagster_run_id, resume_run_ids)
+        if resumed is not None:
+            return resumed
         held_message = ""
         held_notice = None
         with self.session() as s:
@@ -120,6 +128,46 @@ class AttemptRules:
             )
         )
         return ticket
+
+    def _resume(
+        self, processing: str, calibration: str, dagster_run_id: str, resume_run_ids: Sequence[str]
+    ) -> AttemptTicket | None:
+        ids = {r for r in resume_run_ids if r}
+        if not ids:
+            return None
+        with self.session() as s:
+            latest = attempts.latest_attempt(s, processing, calibration)
+            if (
+                latest is None
+                or latest.dagster_run_id not in ids
+                or latest.state not in ("failed", "running")
+            ):
+                return None
+            row = calibrations.get_calibration(s, processing, calibration)
+            if row.excluded:
+                raise LoopError(
+                    f"{calibration} is excluded from {processing}; include it before re-executing"
+                )
+            proc = processings.get_processing(s, processing)
+            attempts.set_attempt_state(s, latest.id, "running")
+            latest.dagster_run_id = dagster_run_id
+            latest.error = ""
+            latest.finished_at = None
+            calibrations.update_calibration(s, processing, calibration, state="running")
+            return AttemptTicket(
+                attempt_id=latest.id,
+                number=latest.number,
+                processing=processing,
+                calibration=calibration,
+                submitted_by=latest.submitted_by,
+                expert_config=dict(latest.expert_config),
+                job_config=dict(latest.job_config),
+                requested_iov=IoV(proc.exp_low, proc.run_low, proc.exp_high, proc.run_high),
+                workdir=Path(latest.workdir)
+                if latest.workdir
+                else home.attempt_work_dir(processing, calibration, latest.number),
+                payload_dir=home.payload_dir(processing, calibration, latest.number),
+            )
 
     def submit(
         self,

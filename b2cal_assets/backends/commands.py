@@ -107,18 +107,47 @@ def prefixed(path: str | os.PathLike[str], prefix: str | None) -> str:
     return (prefix if prefix.endswith("/") else prefix + "/") + text
 
 
+# Calibration scripts name resources the way the experiment's HTCondor sites do ("request_memory":
+# "4 GB"); a script must run unchanged on any backend, so those names are translated per backend.
+_ALIASES = {
+    "slurm": {"request_memory": "memory", "request_cpus": "cpus", "queue": "partition"},
+    "lsf": {"request_memory": "memory", "request_cpus": "slots", "partition": "queue"},
+    "htcondor": {"memory": "request_memory", "cpus": "request_cpus"},
+}
+_MEMORY_UNITS = {"": 1.0, "k": 1 / 1024, "m": 1.0, "g": 1024.0, "t": 1024.0**2}
+
+
+def memory_in_mb(value: object) -> float:
+    """``"4 GB"``, ``"4G"``, ``"4096MB"``, ``4096`` (MB) as megabytes; a clear error otherwise."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kKmMgGtT]?)(i?[bB])?\s*", str(value))
+    if not match:
+        raise BackendError(f"memory {value!r} is not a size such as '4 GB', '4G' or '4096' (MB)")
+    return float(match.group(1)) * _MEMORY_UNITS[match.group(2).lower()]
+
+
+def _translated(backend_args: Mapping[str, object], backend: str) -> dict[str, object]:
+    backend = backend.lower()
+    aliases = _ALIASES.get(backend, {})
+    out = {aliases.get(k, k): v for k, v in backend_args.items()}
+    if "request_memory" in backend_args and backend in ("slurm", "lsf"):
+        mb = round(memory_in_mb(backend_args["request_memory"]))  # HTCondor style, e.g. "4 GB"
+        out["memory"] = f"{mb}M" if backend == "slurm" else f"{mb}MB"
+    return out
+
+
 def merged_options(
     site: Mapping[str, object], spec: JobSpec, known: Iterable[str], backend: str
 ) -> dict[str, object]:
     """The site's options overridden by the job's ``backend_args``; an unknown key is a clear error."""
     known = set(known)
-    unknown = sorted(set(spec.backend_args) - known)
+    args = _translated(spec.backend_args, backend)
+    unknown = sorted(set(args) - known)
     if unknown:
         raise BackendError(
             f"job {spec.name}: unknown {backend} option(s) {', '.join(unknown)}; "
             f"known options are {', '.join(sorted(known))}"
         )
-    return {**site, **spec.backend_args}
+    return {**site, **args}
 
 
 def group_by_backend_args(jobs: Sequence[JobSpec]) -> list[list[int]]:

@@ -468,15 +468,16 @@ def load_scripts(calibrations_dir: Path | str | None = None) -> ScriptSet:
     namespace = ScriptNamespace(folder)
     errors: list[ScriptError] = []
     candidates: list[_Candidate] = []
-    for file in _script_files(namespace.calibrations_dir):
-        module = _load_module(namespace, file, errors)
-        if module is not None and (candidate := _check_calibration_module(module, file, errors)):
-            candidates.append(candidate)
-    all_files = {c.name: c.file for c in candidates}
-    unique = _drop_duplicates(candidates, errors)
-    alive, stages = _prune(unique, all_files, errors)
-    left_out = {name: file for name, file in all_files.items() if name not in alive}
-    validations = _load_validations(namespace, set(alive), left_out, errors)
+    with namespace.activate():  # one activation for the whole directory: the nested ones are free
+        for file in _script_files(namespace.calibrations_dir):
+            module = _load_module(namespace, file, errors)
+            if module is not None and (candidate := _check_calibration_module(module, file, errors)):
+                candidates.append(candidate)
+        all_files = {c.name: c.file for c in candidates}
+        unique = _drop_duplicates(candidates, errors)
+        alive, stages = _prune(unique, all_files, errors)
+        left_out = {name: file for name, file in all_files.items() if name not in alive}
+        validations = _load_validations(namespace, set(alive), left_out, errors)
 
     graph = CalibrationGraph({name: c.settings.depends_on_names for name, c in alive.items()})
     order_key: Callable[[str], Any] = lambda name: (stages[name].order, name)  # noqa: E731

@@ -190,6 +190,9 @@ class ScriptNamespace:
     def activate(self) -> Iterator[ScriptNamespace]:
         """Make the framework import names and this directory's scripts importable."""
         with _lock:
+            if _active and _active[-1] is self:  # nested in our own activation: nothing to swap
+                yield self
+                return
             saved = {name: module for name, module in sys.modules.items() if _managed(name)}
             for name in saved:
                 del sys.modules[name]

@@ -59,6 +59,8 @@ fi
 # Test jobs are short and bound by Slurm's launch latency, not by CPU: the partition lets 16 jobs
 # share each of the 2 cores (32 at once), which doubles the job throughput of the cluster.
 # MaxArraySize/MaxJobCount are raised so benchmarks/bench_batch.py --full fits (10,000 subjobs).
+# The node offers most of this machine's memory, so jobs asking for a few GB (as calibrations do) fit.
+REAL_MEMORY=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
 cat > "$CONF" <<CONF
 ClusterName=b2cal
 SlurmctldHost=localhost(127.0.0.1)
@@ -89,7 +91,7 @@ MinJobAge=300
 MaxArraySize=10001
 MaxJobCount=50000
 SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth=1000
-NodeName=localhost NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=2000 State=UNKNOWN
+NodeName=localhost NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=$REAL_MEMORY State=UNKNOWN
 PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:16
 CONF
 

@@ -213,6 +213,10 @@ def _follow(names: list[str], args, say, daemon) -> bool:
                         f" ({row.error.splitlines()[0][:160]})" if row.state == "failed" and row.error else ""
                     )
                     say(f"{name:>14} {row.step:<22} {last.get(key, '-'):>11} -> {row.state}{extra}")
+                    if row.state == "finished" and args.signoff == "manual":
+                        say(
+                            f"{'':>14} sign it off: b2cal signoff {name} {row.step} --accept (or from the UI)"
+                        )
                 last[key] = row.state
                 all_done = all_done and row.state in ("signed_off", "excluded")
                 moving = moving or row.state in ("window_open", "submitted", "running", "finished")

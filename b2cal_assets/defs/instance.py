@@ -30,7 +30,13 @@ sensors:
 
 
 def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -> Path:
-    """Create ``dagster_home`` with an instance config unless it has one already."""
+    """Create ``dagster_home`` with an instance config unless it has one already, and its storage.
+
+    The storage is created here, once: a daemon and another process creating a fresh SQLite storage at
+    the same moment can find each other's half-made schema.
+    """
+    import dagster as dg
+
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
     if instance_yaml is not None:
@@ -40,6 +46,7 @@ def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -
             shutil.copyfile(REPO_DAGSTER_YAML, target)
         else:
             target.write_text(DEFAULT_INSTANCE_YAML)
+    dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     return target
 
 
@@ -63,17 +70,41 @@ def start_daemon(
     )
 
 
+def _session_members(session_id: int) -> list[int]:
+    """Processes of a session: the daemon's code servers and run workers may sit in groups of their own."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            with contextlib.suppress(OSError):
+                if os.getsid(int(entry.name)) == session_id:
+                    members.append(int(entry.name))
+    return members
+
+
 def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    """SIGTERM the daemon's process group (its runs' processes too), then SIGKILL what is left."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=timeout)
-    except (ProcessLookupError, subprocess.TimeoutExpired):
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
+    """SIGTERM the daemon's session (its code servers and runs too), then SIGKILL what is left."""
+    session = proc.pid  # started with start_new_session: the daemon leads its own session
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=timeout)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+    import time
+
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        left = _session_members(session)
+        for pid in left:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, sig)
+        deadline = time.monotonic() + 10
+        while left and time.monotonic() < deadline:
+            time.sleep(0.2)
+            left = _session_members(session)
+        if not left:
+            return
 
 
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")

@@ -208,3 +208,19 @@ def index_ranges(indices: Iterable[int]) -> str:
         prev = cur
     ranges.append(str(start) if start == prev else f"{start}-{prev}")
     return ",".join(ranges)
+
+
+class BatchOptions:
+    """What every backend's options dataclass shares: its field names and building from a site mapping."""
+
+    @classmethod
+    def names(cls) -> tuple[str, ...]:
+        return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, object]):
+        """``extra_lines`` may come as one multi-line string (a config file) or a list."""
+        extra = values.get("extra_lines") or ()
+        if isinstance(extra, str):
+            extra = tuple(extra.splitlines())
+        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    BatchOptions,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
@@ -51,7 +52,7 @@ QUERY_ATTRIBUTES = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,
 
 
 @dataclass(frozen=True)
-class HTCondorOptions:
+class HTCondorOptions(BatchOptions):
     """One cluster's submit options: the site's configuration, overridden per job by ``backend_args``."""
 
     universe: str = "vanilla"
@@ -62,17 +63,6 @@ class HTCondorOptions:
     max_materialize: int | None = None  # late materialisation: at most N jobs in the queue
     accounting_group: str | None = None
     extra_lines: tuple[str, ...] = ()  # raw submit-description commands, e.g. "+MaxRuntime = 3600"
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(cls.__dataclass_fields__)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> HTCondorOptions:
-        extra = values.get("extra_lines") or ()
-        if isinstance(extra, str):
-            extra = tuple(extra.splitlines())
-        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
 
 
 # -- pure functions -----------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    BatchOptions,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
@@ -61,7 +62,7 @@ _KILLED_ON_REQUEST = ("TERM_OWNER", "TERM_ADMIN", "killed by owner", "killed by 
 
 
 @dataclass(frozen=True)
-class LSFOptions:
+class LSFOptions(BatchOptions):
     """One array's ``bsub`` options: the site's configuration, overridden per job by ``backend_args``."""
 
     queue: str | None = None
@@ -72,17 +73,6 @@ class LSFOptions:
     resources: str | None = None  # -R
     array_limit: int | None = None  # at most N elements run at once (%N)
     extra_lines: tuple[str, ...] = ()  # "#BSUB ..." lines or shell lines before the job runs
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(cls.__dataclass_fields__)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> LSFOptions:
-        extra = values.get("extra_lines") or ()
-        if isinstance(extra, str):
-            extra = tuple(extra.splitlines())
-        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
 
 
 # -- pure functions -----------------------------------------------------------------------------

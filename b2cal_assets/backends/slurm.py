@@ -17,6 +17,7 @@ from pathlib import Path
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    BatchOptions,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
@@ -89,7 +90,7 @@ _FAILURE_REASONS = {
 
 
 @dataclass(frozen=True)
-class SlurmOptions:
+class SlurmOptions(BatchOptions):
     """One array's ``sbatch`` options: the site's configuration, overridden per job by ``backend_args``."""
 
     partition: str | None = None
@@ -100,17 +101,6 @@ class SlurmOptions:
     qos: str | None = None
     array_limit: int | None = None  # at most this many tasks of one array run at once (%N)
     extra_lines: tuple[str, ...] = ()  # "#SBATCH ..." directives or shell lines before the job runs
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(cls.__dataclass_fields__)
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]) -> SlurmOptions:
-        extra = values.get("extra_lines") or ()
-        if isinstance(extra, str):
-            extra = tuple(extra.splitlines())
-        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
 
 
 # -- pure functions -----------------------------------------------------------------------------

@@ -9,13 +9,14 @@ automatically after a delay (30 minutes by default).
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from b2cal_assets.backends.base import BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, read_exit_code
 
 __all__ = [
@@ -27,6 +28,8 @@ __all__ = [
     "SubmitPolicy",
     "xrootd_env",
 ]
+
+_log = logging.getLogger(__name__)
 
 # XRootD client defaults (XrdCl): connection window 120 s, 5 connection retries,
 # request timeout 1800 s, stream timeout 60 s.
@@ -66,10 +69,21 @@ class SubmitPolicy:
     chunk_interval_s: float = 0.0
     poll_interval_s: float = 5.0
     forgotten_grace_s: float = 60.0
+    # a scheduler that is briefly slow is normal at hundreds of jobs: up to this many status queries
+    # may fail in a row (each followed by a longer wait, up to poll_backoff_max_s) before the jobs are given up
+    max_failed_polls: int = 5
+    poll_backoff_max_s: float = 300.0
 
     def __post_init__(self) -> None:
         if self.max_jobs_in_system < 1 or self.chunk_size < 1:
             raise ValueError("max_jobs_in_system and chunk_size must be at least 1")
+        if self.max_failed_polls < 0:
+            raise ValueError("max_failed_polls must not be negative")
+
+    def backoff_s(self, failures: int) -> float:
+        """The wait after ``failures`` failed status queries in a row: the poll interval, doubled each time."""
+        base = max(self.poll_interval_s, 0.1)
+        return min(base * 2 ** max(failures - 1, 0), max(self.poll_backoff_max_s, base))
 
 
 @dataclass
@@ -153,6 +167,7 @@ class JobManager:
         self.clock = clock
         self.sleep = sleep
         self.state_file = Path(state_file) if state_file is not None else None
+        self._on_warning: Callable[[str], None] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -161,10 +176,15 @@ class JobManager:
         specs: Sequence[JobSpec],
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> list[JobResult]:
-        """Results in the order of ``specs``; raises ``JobsCancelled`` after cancelling live jobs."""
+        """Results in the order of ``specs``; raises ``JobsCancelled`` after cancelling live jobs.
+
+        ``on_warning`` hears each failed status query that is tolerated (they are logged too).
+        """
         tracks = self._tracks(specs)
         self._attach(tracks)
+        self._on_warning = on_warning
         try:
             return self._loop(tracks, on_progress, should_cancel)
         except JobsCancelled:
@@ -188,17 +208,41 @@ class JobManager:
         should_cancel: Callable[[], bool] | None,
     ) -> list[JobResult]:
         last_chunk_at: float | None = None
+        failed_polls = 0
         while True:
             if should_cancel is not None and should_cancel():
                 live = sum(t.phase == _LIVE for t in tracks)
                 raise JobsCancelled(f"cancelled on request; {live} live job(s) cancelled")
             last_chunk_at = self._submit_due(tracks, last_chunk_at)
-            self._poll(tracks)
+            try:
+                self._poll(tracks)
+            except (BackendError, OSError) as exc:
+                failed_polls += 1
+                self._query_failed(failed_polls, exc)
+                self.sleep(self.submit_policy.backoff_s(failed_polls))
+                continue
+            failed_polls = 0
             if on_progress is not None:
                 on_progress(self._progress(tracks))
             if all(t.phase in (_DONE, _FAILED) for t in tracks):
                 return [t.result() for t in tracks]
             self.sleep(self._sleep_time(tracks, last_chunk_at))
+
+    def _query_failed(self, failures: int, exc: Exception) -> None:
+        """Log a failed status query (a timeout is one too); after ``max_failed_polls`` in a row, give up."""
+        limit = self.submit_policy.max_failed_polls
+        if failures > limit:
+            raise BackendError(
+                f"the {self.backend.name} status query failed {failures} times in a row "
+                f"(at most {limit} are tolerated); last error: {exc}"
+            ) from exc
+        message = (
+            f"{self.backend.name} status query failed ({failures} of {limit} tolerated in a row), "
+            f"jobs kept, next try in {self.submit_policy.backoff_s(failures):.0f} s: {exc}"
+        )
+        _log.warning("%s", message)
+        if self._on_warning is not None:
+            self._on_warning(message)
 
     def _submit_due(self, tracks: list[_Track], last_chunk_at: float | None) -> float | None:
         policy = self.submit_policy

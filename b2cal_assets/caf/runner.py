@@ -437,7 +437,12 @@ class _Runner:
         def on_progress(p: Progress) -> None:
             self._emit("collector", cal.name, iteration, f"{cal.name} iteration {iteration}: {p}", jobs=p)
 
-        results = manager.run(specs, on_progress=on_progress, should_cancel=self.should_cancel)
+        def on_warning(message: str) -> None:
+            self._emit("collector", cal.name, iteration, f"{cal.name} iteration {iteration}: {message}")
+
+        results = manager.run(
+            specs, on_progress=on_progress, should_cancel=self.should_cancel, on_warning=on_warning
+        )
         records = [
             SubjobRecord(
                 cal.name, iteration, r.spec.name, r.state.value, r.exit_code, Path(r.spec.workdir), r.tries

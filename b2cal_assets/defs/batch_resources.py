@@ -3,6 +3,7 @@ partition, memory, ...) come from its ``backend_args`` and override these per jo
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Any
 
@@ -131,16 +132,41 @@ class LSFBackendResource(BatchBackendResource):
         return LSFBackend.from_config(config, runner=SubprocessRunner())
 
 
+def _number(name: str, default: float, kind: type = float) -> Any:
+    """A non-negative finite number from the environment; a bad value is named, not a traceback."""
+    text = os.environ.get(name)
+    if text is None or text.strip() == "":
+        return kind(default)
+    try:
+        value = kind(text)
+    except ValueError:
+        raise ValueError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name}={text!r} must be a finite number of at least 0")
+    return value
+
+
 def _seconds(name: str, default: float) -> float:
-    return float(os.environ.get(name, default))
+    return _number(name, default)
+
+
+def policy_from_env(retry_delay_s: float = 1800.0, poll_interval_s: float = 5.0) -> dict[str, Any]:
+    """The shared batch settings every backend (the local one included) takes from the environment.
+
+    ``B2CAL_BATCH_RETRY_DELAY_S``, ``B2CAL_BATCH_POLL_INTERVAL_S`` and ``B2CAL_BATCH_MAX_FAILED_POLLS``
+    (status queries that may fail in a row before the jobs are given up); the arguments are the
+    defaults when a variable is unset.
+    """
+    return {
+        "retry_delay_s": _seconds("B2CAL_BATCH_RETRY_DELAY_S", retry_delay_s),
+        "poll_interval_s": _seconds("B2CAL_BATCH_POLL_INTERVAL_S", poll_interval_s),
+        "max_failed_polls": _number("B2CAL_BATCH_MAX_FAILED_POLLS", 5, int),
+    }
 
 
 def batch_backend_resources() -> dict[str, dg.ConfigurableResource]:
     """Retry delay and poll interval may be shortened by environment (tests, demos); the paper's 30 min is the default."""
-    common = {
-        "retry_delay_s": _seconds("B2CAL_BATCH_RETRY_DELAY_S", 1800.0),
-        "poll_interval_s": _seconds("B2CAL_BATCH_POLL_INTERVAL_S", 5.0),
-    }
+    common = policy_from_env()
     return {
         "slurm_backend": SlurmBackendResource(
             slurm_conf=os.environ.get("B2CAL_SLURM_CONF", os.environ.get("SLURM_CONF", "")),

@@ -17,9 +17,15 @@ from b2cal_assets.loop.steps import build_steps
 
 
 def backend_resources() -> dict[str, dg.ConfigurableResource]:
-    from b2cal_assets.defs.batch_resources import batch_backend_resources
+    from b2cal_assets.defs.batch_resources import batch_backend_resources, policy_from_env
 
-    local = LocalBackendResource(max_processes=int(os.environ.get("B2CAL_LOCAL_MAX_PROCESSES", "4")))
+    local = LocalBackendResource(
+        max_processes=int(os.environ.get("B2CAL_LOCAL_MAX_PROCESSES", "4")),
+        **policy_from_env(
+            retry_delay_s=LocalBackendResource.model_fields["retry_delay_s"].default,
+            poll_interval_s=LocalBackendResource.model_fields["poll_interval_s"].default,
+        ),
+    )
     return {"local_backend": local, **batch_backend_resources()}
 
 

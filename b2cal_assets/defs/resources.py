@@ -55,6 +55,7 @@ class BatchBackendResource(dg.ConfigurableResource):
     chunk_interval_s: float = 0.0
     poll_interval_s: float = 5.0
     forgotten_grace_s: float = 60.0
+    max_failed_polls: int = 5
     max_retries: int = 3
     retry_delay_s: float = 1800.0
 
@@ -68,6 +69,7 @@ class BatchBackendResource(dg.ConfigurableResource):
             chunk_interval_s=self.chunk_interval_s,
             poll_interval_s=self.poll_interval_s,
             forgotten_grace_s=self.forgotten_grace_s,
+            max_failed_polls=self.max_failed_polls,
         )
 
     def retry_policy(self) -> RetryPolicy:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from b2cal_assets.backends.base import BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import (
     JobManager,
@@ -247,3 +247,64 @@ def test_xrootd_env_is_five_times_the_defaults():
         "XRD_REQUESTTIMEOUT": "9000",
         "XRD_STREAMTIMEOUT": "300",
     }
+
+
+class FlakyBackend(FakeBackend):
+    """The scheduler's status query fails ``failures`` times in a row, then answers again."""
+
+    def __init__(self, failures, **kw):
+        super().__init__(**kw)
+        self.failures = failures
+        self.failed_queries = 0
+
+    def poll(self, handles):
+        if self.failed_queries < self.failures:
+            self.failed_queries += 1
+            raise BackendError(f"squeue: slurm_load_jobs error: Socket timed out (try {self.failed_queries})")
+        return super().poll(handles)
+
+
+def test_failed_status_queries_in_a_row_keep_the_jobs_with_backoff(tmp_path, caplog):
+    clock, backend = FakeClock(), FlakyBackend(failures=3, duration=2)
+    warnings = []
+    submit = SubmitPolicy(poll_interval_s=5.0, max_failed_polls=5)
+    with caplog.at_level("WARNING", logger="b2cal_assets.backends.manager"):
+        results = _manager(backend, clock, submit=submit).run(_specs(tmp_path, 3), on_warning=warnings.append)
+    assert [r.state for r in results] == [JobState.DONE] * 3
+    assert backend.submits == [["job0", "job1", "job2"]]  # nothing resubmitted
+    assert backend.cancelled == []
+    assert [r.tries for r in results] == [1, 1, 1]
+    assert len(warnings) == 3 and "1 of 5 tolerated" in warnings[0] and "Socket timed out" in warnings[0]
+    assert len([r for r in caplog.records if "status query failed" in r.message]) == 3
+    assert clock.sleeps[:3] == [5.0, 10.0, 20.0]  # the wait doubles after each failed query
+
+
+def test_more_failed_status_queries_than_tolerated_give_up_and_cancel(tmp_path):
+    clock, backend = FakeClock(), FlakyBackend(failures=100, duration=100)
+    submit = SubmitPolicy(poll_interval_s=1.0, max_failed_polls=2)
+    with pytest.raises(JobsCancelled, match="status query failed 3 times in a row") as info:
+        _manager(backend, clock, submit=submit).run(_specs(tmp_path, 2))
+    assert isinstance(info.value.__cause__, BackendError)
+    assert backend.failed_queries == 3
+    assert sorted(backend.cancelled) == ["1", "2"]
+
+
+def test_the_local_backend_survives_failed_status_queries(tmp_path):
+    class FlakyLocal(LocalBackend):
+        queries = 0
+
+        def poll(self, handles):
+            self.queries += 1
+            if self.queries <= 3:
+                raise OSError(f"status query {self.queries} failed")
+            return super().poll(handles)
+
+    backend = FlakyLocal(max_processes=2)
+    submitted = []
+    real_submit = backend.submit
+    backend.submit = lambda specs: submitted.extend(s.name for s in specs) or real_submit(specs)
+    specs = [JobSpec(s.name, ("bash", "-c", "sleep 0.2"), s.workdir) for s in _specs(tmp_path, 3)]
+    manager = JobManager(backend, submit=SubmitPolicy(poll_interval_s=0.02, poll_backoff_max_s=0.05))
+    results = manager.run(specs)
+    assert [r.state for r in results] == [JobState.DONE] * 3
+    assert submitted == ["job0", "job1", "job2"] and [r.tries for r in results] == [1, 1, 1]

@@ -194,3 +194,45 @@ def test_a_cancelled_run_leaves_no_job_behind(tmp_path, runner, slurm_cluster):
     while _our_live_jobs(slurm_cluster, handles) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert _our_live_jobs(slurm_cluster, handles) == ""
+
+
+def _failing_squeue(tmp_path: Path, failures: int) -> Path:
+    """A ``squeue`` first on PATH: its first call hangs (a timeout), the next ones fail, then the real one runs."""
+    real = subprocess.run(["bash", "-c", "command -v squeue"], capture_output=True, text=True).stdout.strip()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    counter = tmp_path / "squeue-calls"
+    script = bindir / "squeue"
+    script.write_text(
+        "#!/bin/bash\n"
+        f'n=$(( $(cat {counter} 2>/dev/null || echo 0) + 1 )); echo $n > {counter}\n'
+        f"if [ $n -eq 1 ]; then exec sleep 5; fi\n"
+        f'if [ $n -le {failures} ]; then echo "squeue: error: slurm_load_jobs error: Socket timed out" >&2; exit 1; fi\n'
+        f'exec {real} "$@"\n'
+    )
+    script.chmod(0o755)
+    return bindir
+
+
+def test_squeue_failing_three_times_in_a_row_keeps_the_jobs(tmp_path, slurm_cluster):
+    import os
+
+    bindir = _failing_squeue(tmp_path, failures=3)
+    env = {**slurm_cluster, "PATH": f"{bindir}:{os.environ['PATH']}"}
+    runner = CountingRunner(SubprocessRunner(env=env, timeout_s=1.0))
+    specs = [_spec(tmp_path, f"job{i}", "sleep 1; echo done") for i in range(3)]
+    warnings: list[str] = []
+    manager = JobManager(
+        SlurmBackend(runner=runner),
+        submit=SubmitPolicy(poll_interval_s=0.3, poll_backoff_max_s=1.0, forgotten_grace_s=30),
+        retry=RetryPolicy(max_retries=2, retry_delay_s=0.1),
+    )
+    results = manager.run(specs, on_warning=warnings.append)
+    assert [r.state for r in results] == [JobState.DONE] * 3
+    assert [r.tries for r in results] == [1, 1, 1]
+    assert runner.count("sbatch") == 1  # nothing resubmitted
+    assert runner.count("scancel") == 0
+    assert len(warnings) == 3
+    assert "did not answer within 1 s" in warnings[0]  # the timeout is a failed query, not a failed job
+    assert "Socket timed out" in warnings[1] and "Socket timed out" in warnings[2]
+    assert int((tmp_path / "squeue-calls").read_text()) > 3

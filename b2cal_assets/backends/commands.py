@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Protocol
 
 from b2cal_assets.backends.base import BackendError, JobSpec
+from b2cal_assets.files import atomic_write_text
 
 __all__ = [
     "CommandResult",
@@ -168,9 +169,7 @@ def write_manifest(path: Path, workdirs: Sequence[Path]) -> Path:
             raise BackendError(f"work directory {text!r} contains a newline; choose another directory")
         lines.append(text)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    tmp.replace(path)
+    atomic_write_text(path, "\n".join(lines) + "\n")
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from b2cal_assets.backends.base import BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.wrapper import read_exit_code, write_wrapper
+from b2cal_assets.files import atomic_write_text
 
 __all__ = ["LocalBackend"]
 
@@ -112,8 +113,14 @@ class LocalBackend(BatchBackend):
                 stderr=subprocess.DEVNULL,
                 start_new_session=True,
             )
-            (workdir / PID_FILE).write_text(f"{job.process.pid}\n")
             free -= 1
+            try:
+                atomic_write_text(workdir / PID_FILE, f"{job.process.pid}\n")
+            except OSError:
+                # without its pid file a restarted loop could not follow the job: stop it, say where
+                _killpg(job.process.pid, signal.SIGKILL)
+                job.process.wait()
+                raise
 
     def _status(self, job: _Job) -> JobStatus:
         if job.process is None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, read_exit_code
+from b2cal_assets.files import atomic_write_text
 
 __all__ = [
     "JobManager",
@@ -216,7 +216,7 @@ class JobManager:
             last_chunk_at = self._submit_due(tracks, last_chunk_at)
             try:
                 self._poll(tracks)
-            except (BackendError, OSError) as exc:
+            except BackendError as exc:  # the query failed (or timed out); the jobs did not
                 failed_polls += 1
                 self._query_failed(failed_polls, exc)
                 self.sleep(self.submit_policy.backoff_s(failed_polls))
@@ -430,9 +430,7 @@ class JobManager:
                 "phase": t.phase,
             }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.state_file.with_name(self.state_file.name + ".tmp")
-        tmp.write_text(json.dumps({"version": 1, "jobs": jobs}, indent=1, sort_keys=True))
-        os.replace(tmp, self.state_file)
+        atomic_write_text(self.state_file, json.dumps({"version": 1, "jobs": jobs}, indent=1, sort_keys=True))
 
 
 def _handle_from(entry: dict, spec: JobSpec) -> JobHandle:

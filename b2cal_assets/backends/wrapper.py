@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from b2cal_assets.backends.base import JobSpec
+from b2cal_assets.files import atomic_write_text
 
 __all__ = [
     "EXIT_CODE_FILE",
@@ -87,10 +88,7 @@ def write_wrapper(spec: JobSpec, *, setup: Sequence[str] = ()) -> Path:
     if not workdir.is_dir():
         raise FileNotFoundError(f"job {spec.name}: work directory {workdir} does not exist; create it first")
     path = workdir / WRAPPER_FILE
-    tmp = path.with_name(WRAPPER_FILE + ".tmp")
-    tmp.write_text(render_wrapper(spec, setup=setup))
-    tmp.chmod(0o755)
-    tmp.replace(path)
+    atomic_write_text(path, render_wrapper(spec, setup=setup), mode=0o755)
     return path
 
 

@@ -8,7 +8,6 @@ upstream payloads last; inside one directory the highest revision valid for a ru
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +23,7 @@ from b2cal_assets.domain.outputdb import (
     parse_database_txt,
     payload_filename,
 )
+from b2cal_assets.files import atomic_write_text
 
 __all__ = ["DATABASE_TXT", "ConditionsChain", "StoredPayload", "read_entries", "write_outputdb"]
 
@@ -91,9 +91,7 @@ def write_outputdb(
         path = write_payload(outputdb / payload_filename(name, revision), constants)
         written.append(StoredPayload(name, revision, iov, path, md5sum(path)))
     entries = [PayloadEntry(p.name, p.revision, p.iov) for p in [*keep, *written]]
-    tmp = outputdb / f".{DATABASE_TXT}.tmp"
-    tmp.write_text(format_database_txt(entries))
-    os.replace(tmp, outputdb / DATABASE_TXT)
+    atomic_write_text(outputdb / DATABASE_TXT, format_database_txt(entries))
     return written
 
 

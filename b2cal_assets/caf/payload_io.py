@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from b2cal_assets.files import atomic_path
 
 __all__ = ["md5sum", "read_payload", "write_payload"]
 
@@ -32,15 +33,10 @@ def write_payload(path: Path | str, constants: Mapping[str, np.ndarray | float])
     branches = {name: a for name, a in arrays.items() if a.size > 0}
     import uproot  # imported here: a collector subjob that reads no payload starts faster
 
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with uproot.recreate(tmp) as f:
-            f[SHAPES_NAME] = json.dumps(shapes, sort_keys=True)
-            tree = f.mktree(TREE_NAME, {n: (a.dtype, a.shape) for n, a in branches.items()} or {"_": np.int8})
-            tree.extend({n: a[np.newaxis] for n, a in branches.items()} or {"_": np.zeros(1, np.int8)})
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
+        f[SHAPES_NAME] = json.dumps(shapes, sort_keys=True)
+        tree = f.mktree(TREE_NAME, {n: (a.dtype, a.shape) for n, a in branches.items()} or {"_": np.int8})
+        tree.extend({n: a[np.newaxis] for n, a in branches.items()} or {"_": np.zeros(1, np.int8)})
     return path
 
 

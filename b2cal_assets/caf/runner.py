@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import sys
 import time
 import traceback
@@ -50,6 +49,7 @@ from b2cal_assets.caf.subjob import (
     sum_collected,
 )
 from b2cal_assets.domain.iov import ExpRun, IoV
+from b2cal_assets.files import atomic_write_text
 
 __all__ = [
     "CalibrationFailed",
@@ -229,9 +229,7 @@ class _State:
         return out
 
     def save(self) -> None:
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 @dataclass
@@ -648,6 +646,4 @@ def _tb(exc: BaseException, lines: int = 15) -> str:
 
 
 def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    atomic_write_text(path, text)

@@ -8,7 +8,6 @@ per run to ``collected.npz`` (keys ``<exp>_<run>/<array>``), atomically, in its 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from collections.abc import Mapping, Sequence
@@ -23,6 +22,7 @@ from b2cal_assets.caf.framework import Calibration, CollectorContext
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.domain.iov import ExpRun, IoV
 from b2cal_assets.domain.shim import load_script_module, script_imports
+from b2cal_assets.files import atomic_path
 
 __all__ = [
     "COLLECTED_FILE",
@@ -213,13 +213,8 @@ def _add(total: dict[str, np.ndarray], arrays: Mapping[str, Any], where: str) ->
 
 
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}.npz")
-    try:
+    with atomic_path(path, suffix=".npz") as tmp:
         np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -23,6 +23,7 @@ from pathlib import Path
 from b2cal_assets.caf.payload_io import md5sum
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt, payload_filename
+from b2cal_assets.files import atomic_copy, atomic_write_text
 
 TAG_JSON = "tag.json"
 
@@ -251,7 +252,7 @@ class StagingTag:
             for e in self.entries:
                 target = tmp / e.filename
                 if not target.exists():
-                    shutil.copyfile(e.file, target)
+                    atomic_copy(e.file, target)
                 exported.append(StagingEntry(e.name, e.revision, e.checksum, e.iov, dest_dir / e.filename))
             (tmp / DATABASE_TXT).write_text(
                 format_database_txt(PayloadEntry(e.name, e.revision, e.iov) for e in exported),
@@ -282,9 +283,7 @@ class StagingTag:
                 for e in self.entries
             ],
         }
-        tmp = directory / f".{TAG_JSON}.tmp"
-        tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, directory / TAG_JSON)
+        atomic_write_text(directory / TAG_JSON, json.dumps(data, indent=2) + "\n")
 
     @classmethod
     def load(cls, directory: Path | str) -> StagingTag:

@@ -18,6 +18,7 @@ import uproot
 
 from b2cal_assets.demo import detector as det
 from b2cal_assets.demo.truth import TRUTH
+from b2cal_assets.files import atomic_path
 
 DATA_FORMAT = "raw"
 EVENTS_TREE = "events"
@@ -141,12 +142,10 @@ def generate(
 
 def _write(path: Path, branches: dict[str, np.ndarray], tag: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    with uproot.recreate(partial) as out:
+    with atomic_path(path) as partial, uproot.recreate(partial) as out:
         out[EVENTS_TREE] = branches
         out["data_tag"] = tag
         out["data_format"] = DATA_FORMAT
-    partial.replace(path)
 
 
 def _events(

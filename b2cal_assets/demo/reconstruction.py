@@ -18,6 +18,7 @@ from b2cal_assets.demo import detector as det
 from b2cal_assets.demo.conditions import constants
 from b2cal_assets.demo.generator import EVENTS_TREE
 from b2cal_assets.demo.skim_io import read_label
+from b2cal_assets.files import atomic_path
 
 CDST_TREE = "tracks"
 CDST_FORMAT = "cdst"
@@ -60,12 +61,10 @@ def produce_cdst(
     tracks = reconstruct(raw, conditions)
     path = cdst_path(out_dir, data_tag, exp=exp, run=run)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".part")
-    with uproot.recreate(partial) as out:
+    with atomic_path(path) as partial, uproot.recreate(partial) as out:
         out[CDST_TREE] = tracks
         out["data_tag"] = data_tag
         out["data_format"] = CDST_FORMAT
-    partial.replace(path)
     return path
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from b2cal_assets import home
 from b2cal_assets.db.repo import attempts, audit, calibrations, jobs, payloads, processings, signoffs
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.notices import Held
 from b2cal_assets.loop.readiness import (
     missing_inputs,
@@ -300,18 +301,21 @@ class AttemptRules:
     def finish_attempt(self, ticket: AttemptTicket, outputdb: Path, entries: list, iterations: int) -> list:
         """Copy the outputdb into the payload store and record its payloads as new revisions."""
         target = ticket.payload_dir / "outputdb"
-        if target.exists():
-            shutil.rmtree(target)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copytree(outputdb, target)
+        # whole files or none (a full disk leaves the old copy and names the path); and a copy the
+        # database did not record is removed, so no payload on disk is unaccounted for
+        atomic_copytree(outputdb, target)
         rows = [(e.name, e.checksum, tuple(e.iov), str(target / Path(e.file).name)) for e in entries]
-        with self.session() as s:
-            recorded = payloads.record_payloads(
-                s, ticket.processing, ticket.calibration, ticket.attempt_id, rows, source="job"
-            )
-            attempts.finish_attempt(s, ticket.attempt_id, "finished", iterations=iterations)
-            calibrations.update_calibration(s, ticket.processing, ticket.calibration, state="finished")
-            return [_payload_view(p) for p in recorded]
+        try:
+            with self.session() as s:
+                recorded = payloads.record_payloads(
+                    s, ticket.processing, ticket.calibration, ticket.attempt_id, rows, source="job"
+                )
+                attempts.finish_attempt(s, ticket.attempt_id, "finished", iterations=iterations)
+                calibrations.update_calibration(s, ticket.processing, ticket.calibration, state="finished")
+                return [_payload_view(p) for p in recorded]
+        except BaseException:
+            shutil.rmtree(target, ignore_errors=True)
+            raise
 
     def complete_step(self, ticket: AttemptTicket) -> None:
         """A step without payloads or sign-off (the cDST production) is done when its attempt finishes."""

@@ -7,11 +7,11 @@ reproducible (sorted, fixed owner and time), so the same payloads always give th
 from __future__ import annotations
 
 import gzip
-import os
 import tarfile
 from pathlib import Path
 
 from b2cal_assets.domain.outputdb import DATABASE_TXT, parse_database_txt
+from b2cal_assets.files import atomic_open
 
 ARCHIVE_SUFFIX = ".tar.gz"
 
@@ -44,16 +44,11 @@ def make_archive(outputdb_dir: Path | str, dest: Path | str) -> Path:
         raise ArchiveError(
             f"{outputdb_dir}/{DATABASE_TXT} lists payload files that are missing: {', '.join(missing)}"
         )
-    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    try:
-        with (
-            open(tmp, "wb") as raw,
-            gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
-            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
-        ):
-            for name in [DATABASE_TXT, *files]:
-                tar.add(outputdb_dir / name, arcname=name, recursive=False, filter=_normalised)
-        os.replace(tmp, dest)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with (
+        atomic_open(dest, "wb") as raw,
+        gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as gz,
+        tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar,
+    ):
+        for name in [DATABASE_TXT, *files]:
+            tar.add(outputdb_dir / name, arcname=name, recursive=False, filter=_normalised)
     return dest

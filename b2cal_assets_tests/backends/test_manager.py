@@ -296,7 +296,7 @@ def test_the_local_backend_survives_failed_status_queries(tmp_path):
         def poll(self, handles):
             self.queries += 1
             if self.queries <= 3:
-                raise OSError(f"status query {self.queries} failed")
+                raise BackendError(f"status query {self.queries} failed")
             return super().poll(handles)
 
     backend = FlakyLocal(max_processes=2)

@@ -8,6 +8,7 @@ the temporary file and raises ``WriteError`` naming the destination, so the old 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import shutil
 import uuid
@@ -56,11 +57,20 @@ def _fsync_dir(directory: Path) -> None:
         _fsync_path(directory)
 
 
+_NO_ROOM = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _about_writing(exc: OSError, tmp: Path) -> bool:
+    """A full disk, or an error about the temporary file (or no file in particular)."""
+    if isinstance(exc, WriteError):
+        return False
+    names = {str(n) for n in (exc.filename, exc.filename2) if n is not None}
+    return exc.errno in _NO_ROOM or not names or any(n.startswith(str(tmp)) for n in names)
+
+
 def _named(dest: Path, tmp: Path, exc: OSError) -> OSError:
-    """An error about the temporary file (or none in particular) is an error writing ``dest``."""
-    if isinstance(exc, WriteError) or exc.filename not in (None, str(tmp), tmp):
-        return exc
-    return WriteError(dest, exc)
+    """An error writing the temporary file is an error writing ``dest``; others pass as they are."""
+    return WriteError(dest, exc) if _about_writing(exc, tmp) else exc
 
 
 @contextlib.contextmanager
@@ -142,7 +152,7 @@ def atomic_copytree(source: Path | str, dest: Path | str) -> Path:
         except OSError as exc:
             if aside.exists() and not dest.exists():
                 os.rename(aside, dest)
-            if isinstance(exc, WriteError) or (exc.filename and not str(exc.filename).startswith(str(tmp))):
+            if not _about_writing(exc, tmp):
                 raise
             raise WriteError(dest, exc) from exc
         _fsync_dir(dest.parent)

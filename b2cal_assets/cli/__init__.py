@@ -9,6 +9,7 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 COMMAND_MODULES = (
     "demo",
@@ -31,8 +32,15 @@ class UserError(Exception):
     """A mistake the user can fix; the message says what is wrong and what to do."""
 
 
+class _Parser(argparse.ArgumentParser):
+    """A bad value is one line naming the option (exit 2), not a usage dump; ``--help`` has the usage."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"b2cal: error: {self.prog.removeprefix('b2cal ')}: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="b2cal", description="Automated detector calibration on Dagster.")
+    parser = _Parser(prog="b2cal", description="Automated detector calibration on Dagster.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -48,7 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, or a bad option (one line already printed)
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -37,6 +37,25 @@ def user_errors() -> Iterator[None]:
         raise UserError(str(exc)) from None
 
 
+def parse_number(
+    text: str, option: str, *, minimum: float = 0.0, maximum: float | None = None, integer: bool = False
+) -> float:
+    """``text`` as a finite number in range, or a ``UserError`` naming ``option`` (no inf, no NaN)."""
+    import math
+
+    kind = "a whole number" if integer else "a number"
+    try:
+        value = int(text) if integer else float(text)
+    except (TypeError, ValueError):
+        raise UserError(f"{option}: {text!r} is not {kind}") from None
+    if not math.isfinite(value):
+        raise UserError(f"{option}: {text!r} is not a finite number")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = f" to {maximum:g}" if maximum is not None else " or more"
+        raise UserError(f"{option}: {text!r} is out of range; give {minimum:g}{upper}")
+    return value
+
+
 def database_url(args) -> str:
     from b2cal_assets.db.engine import database_url as default_url
 

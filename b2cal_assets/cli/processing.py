@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import (
     add_db_argument,
     add_dir_argument,
     current_user,
     loop_service,
+    parse_number,
     print_json,
     user_errors,
 )
@@ -25,10 +28,22 @@ def register(sub) -> None:
     c.add_argument("--site", required=True, help="calibration centre (see `b2cal site list`)")
     c.add_argument("--kind", default="prompt", choices=["prompt", "reprocessing"])
     c.add_argument("--global-tag", action="append", default=[], help="global tag of the chain (repeatable)")
-    c.add_argument("--window-hours", type=float, default=48.0, help="submission window (default 48)")
+    c.add_argument("--window-hours", default="48", help="submission window in hours (default 48)")
+    c.add_argument(
+        "--allow-overlap",
+        action="store_true",
+        help="allow an IoV overlapping another processing (its runs are then calibrated twice)",
+    )
     c.add_argument("--user", default=None, help="who creates it (default: $B2CAL_USER or the login name)")
     add_db_argument(c)
     c.set_defaults(func=create)
+
+    cancel = s.add_parser("cancel", help="close a processing: the loop launches nothing more for it")
+    cancel.add_argument("name")
+    cancel.add_argument("--reason", default="", help="why (kept in the audit log)")
+    cancel.add_argument("--user", default=None, help="who cancels (default: $B2CAL_USER or the login name)")
+    add_db_argument(cancel)
+    cancel.set_defaults(func=cancel_)
 
     ls = s.add_parser("list", help="list processings")
     ls.add_argument("--json", action="store_true")
@@ -46,30 +61,45 @@ def register(sub) -> None:
 
 def create(args) -> int:
     from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec
+    from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
     from b2cal_assets.loop import admin
 
     try:
         iov = IoV.parse(args.iov)
     except ValueError as exc:
         raise UserError(f"--iov: {exc}") from None
-    if args.window_hours < 0:
-        raise UserError("--window-hours must not be negative")
+    window_hours = parse_number(args.window_hours, "--window-hours", maximum=MAX_WINDOW_HOURS)
     loop_service(args)
     with user_errors():
-        admin.create_processing(
+        warnings = admin.create_processing(
             ProcessingSpec(
                 name=args.name,
                 kind=ProcessingKind(args.kind),
                 site=args.site,
                 iov=iov,
                 global_tags=tuple(args.global_tag),
-                window_hours=args.window_hours,
+                window_hours=window_hours,
             ),
             created_by=current_user(args),
             url=args.database_url,
+            allow_overlap=args.allow_overlap,
         )
     print(f"processing {args.name} created for IoV {iov} at {args.site}")
+    for warning in warnings:
+        print(f"b2cal: warning: {warning}", file=sys.stderr)
+    return 0
+
+
+def cancel_(args) -> int:
+    from b2cal_assets.loop import admin
+
+    loop_service(args)
+    with user_errors():
+        was = admin.cancel_processing(args.name, by=current_user(args), reason=args.reason, url=args.database_url)
+    print(
+        f"processing {args.name} cancelled (was {was}): the loop launches nothing more for it; "
+        "runs already going finish on their own"
+    )
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, loop_service, print_json, user_errors
@@ -39,6 +40,8 @@ def create(args) -> int:
         backend_args = json.loads(args.backend_args)
     except json.JSONDecodeError as exc:
         raise UserError(f"--backend-args is not valid JSON ({exc.msg}): {args.backend_args!r}") from None
+    if "://" not in args.storage_root and not Path(args.storage_root).is_dir():
+        raise UserError(f"--storage-root: {args.storage_root} is not an existing directory on this machine")
     loop_service(args, migrate=True)
     with user_errors():
         admin.ensure_site(

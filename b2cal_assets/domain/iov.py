@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+#: IoV numbers are stored as signed 32-bit integers (the framework's, and every engine's INTEGER)
+MAX_IOV_NUMBER = 2**31 - 1
+
 
 class ExpRun(NamedTuple):
     exp: int
@@ -59,6 +62,12 @@ class IoV(NamedTuple):
 
     def check(self) -> None:
         """Raise ``ValueError`` naming what is wrong with this IoV."""
+        too_big = [v for v in self if v > MAX_IOV_NUMBER or v < -1]
+        if too_big:
+            raise ValueError(
+                f"IoV {self}: {too_big[0]} is out of range; experiment and run numbers are 0 to "
+                f"{MAX_IOV_NUMBER} (-1 for an open high end)"
+            )
         if self.exp_low < 0 or self.run_low < 0:
             raise ValueError(f"IoV {self}: the low end must be non-negative")
         if (self.exp_high == -1) != (self.run_high == -1):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ __all__ = [
 MAX_PROCESSING_NAME_LENGTH = 64
 KNOWN_BACKENDS = ("local", "slurm", "htcondor", "lsf")
 DEFAULT_WINDOW_HOURS = 48.0
+#: ten years: a deadline past that overflows date arithmetic and is a typo anyway
+MAX_WINDOW_HOURS = 24 * 366 * 10
 
 _NAME_CHARS = re.compile(r"[A-Za-z0-9_.\-]")
 
@@ -181,10 +184,12 @@ class ProcessingSpec:
         if (
             isinstance(self.window_hours, bool)
             or not isinstance(self.window_hours, (int, float))
-            or self.window_hours < 0
+            or not math.isfinite(self.window_hours)
+            or not 0 <= self.window_hours <= MAX_WINDOW_HOURS
         ):
             raise ContractError(
                 "window_hours",
-                f"must be a number of hours >= 0 (0 submits the defaults at once), got {self.window_hours!r}",
+                f"must be a finite number of hours from 0 to {MAX_WINDOW_HOURS} (0 submits the defaults "
+                f"at once), got {self.window_hours!r}",
             )
         object.__setattr__(self, "window_hours", float(self.window_hours))

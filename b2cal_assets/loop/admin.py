@@ -14,6 +14,7 @@ from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.repo import audit, catalog, processings, sites
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SiteSpec, validate_processing_name
+from b2cal_assets.domain.settings import ContractError
 
 
 def _session(url: str | None):
@@ -34,9 +35,46 @@ def ensure_site(spec: SiteSpec, url: str | None = None) -> None:
         )
 
 
-def create_processing(spec: ProcessingSpec, created_by: str, url: str | None = None) -> None:
+OVERLAP_WHY = (
+    "two processings over the same runs calibrate them twice and both claim those runs in the "
+    "conditions; pass --allow-overlap if that is meant (e.g. a reprocessing)"
+)
+
+
+def create_processing(
+    spec: ProcessingSpec, created_by: str, url: str | None = None, *, allow_overlap: bool = True
+) -> list[str]:
+    """Register ``spec``; returns warnings (no data yet). Unknown global tags are refused.
+
+    With ``allow_overlap=False`` (what the CLI passes by default) an IoV overlapping a processing
+    that is not cancelled is refused too.
+    """
     validate_processing_name(spec.name)
+    unknown = [t for t in spec.global_tags if not (home.globaltag_dir(t) / "database.txt").is_file()]
+    if unknown:
+        raise ContractError(
+            "global_tags",
+            f"unknown global tag {unknown[0]!r}: no {home.globaltag_dir(unknown[0])}/database.txt",
+        )
+    warnings = []
     with _session(url) as s:
+        sites.get_site(s, spec.site)  # an unknown site is named before any overlap
+        if not allow_overlap:
+            for other in processings.list_processings(s):
+                other_iov = IoV(other.exp_low, other.run_low, other.exp_high, other.run_high)
+                if other.state != "cancelled" and other.name != spec.name and other_iov.overlaps(spec.iov):
+                    same = "the same IoV as" if other_iov == spec.iov else "an IoV overlapping"
+                    raise ContractError(
+                        "iov", f"{spec.iov} is {same} processing {other.name} ({other_iov}): {OVERLAP_WHY}"
+                    )
+        low, high = spec.iov.start, (spec.iov.exp_high, spec.iov.run_high)
+        found = catalog.files_for(
+            s, exp_low=low.exp, run_low=low.run, exp_high=high[0], run_high=high[1], data_tags=None
+        )
+        if not found:
+            warnings.append(
+                f"no data registered for IoV {spec.iov} yet; the processing waits until runs arrive"
+            )
         processings.create_processing(
             s,
             spec.name,
@@ -55,6 +93,18 @@ def create_processing(spec: ProcessingSpec, created_by: str, url: str | None = N
             "",
             {"site": spec.site, "iov": str(spec.iov), "global_tags": list(spec.global_tags)},
         )
+    return warnings
+
+
+def cancel_processing(name: str, by: str, reason: str = "", url: str | None = None) -> str:
+    """Close ``name`` for good: the loop no longer opens, launches or retries its steps; returns its old state."""
+    with _session(url) as s:
+        old = processings.get_processing(s, name).state
+        if old == "cancelled":
+            raise ContractError("processing", f"{name} is already cancelled")
+        processings.set_processing_state(s, name, "cancelled")
+        audit.record_audit(s, by, "cancel_processing", name, "", {"reason": reason, "was": old})
+    return old
 
 
 def register_files(files: Iterable[Any], site_name: str | None = None, url: str | None = None) -> int:

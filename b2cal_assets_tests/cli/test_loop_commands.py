@@ -15,6 +15,9 @@ def run(capsys, *argv):
 
 
 def test_site_and_processing_commands(toy_home, capsys, tmp_path):  # noqa: F811
+    from b2cal_assets.loop import admin
+
+    admin.write_global_tag("base", {"ToyA": {"mean": [0.0]}})
     code, out, _ = run(
         capsys,
         "site",

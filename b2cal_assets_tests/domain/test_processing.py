@@ -48,7 +48,7 @@ def test_processing_spec_errors_name_the_field():
         ProcessingSpec("p", "weekly", "kekcc", IoV(26, 0))
     with pytest.raises(ContractError, match=r"iov: .*high end is before the low end"):
         ProcessingSpec("p", "prompt", "kekcc", IoV(26, 10, 26, 5))
-    with pytest.raises(ContractError, match="window_hours: must be a number of hours >= 0"):
+    with pytest.raises(ContractError, match="window_hours: must be a finite number of hours from 0"):
         ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=-1)
     assert ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=0).window_hours == 0.0  # no window
     with pytest.raises(ContractError, match="global_tags: must be a list"):
@@ -72,3 +72,15 @@ def test_site_spec_errors():
         SiteSpec("kek", "lsf")
     with pytest.raises(ContractError, match="signoff_policy: 'sometimes' is not one of automatic, manual"):
         SiteSpec("kek", "lsf", storage_root="/data", signoff_policy="sometimes")
+
+
+@pytest.mark.parametrize("hours", [float("inf"), float("nan"), 1e308])
+def test_window_hours_must_be_finite_and_sane(hours):
+    with pytest.raises(ContractError, match="window_hours: must be a finite number"):
+        ProcessingSpec("p", "prompt", "kekcc", IoV(26, 0), window_hours=hours)
+
+
+@pytest.mark.parametrize("iov", [IoV(0, 0, 1, 2**31), IoV(2**31, 0, -1, -1), IoV(1, 10**20, -1, -1)])
+def test_iov_numbers_fit_a_signed_32_bit_integer_on_every_engine(iov):
+    with pytest.raises(ContractError, match="out of range"):
+        ProcessingSpec("p", "prompt", "kekcc", iov)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 from sqlalchemy import select
@@ -33,8 +34,8 @@ def create_processing(
         raise InvalidValue(f"a processing name has 1 to {MAX_NAME_LENGTH} characters; got {name!r}")
     check_choice("a processing's kind", kind, KINDS)
     exp_low, run_low, exp_high, run_high = iov4(iov)
-    if window_hours < 0:
-        raise InvalidValue(f"window_hours must not be negative; got {window_hours}")
+    if not math.isfinite(window_hours) or window_hours < 0:
+        raise InvalidValue(f"window_hours must be a finite number of at least 0; got {window_hours}")
     site = get_site(s, site_name)
     taken = AlreadyExists(f"a processing named {name!r} already exists; choose another name")
     if s.scalars(select(Processing.id).where(Processing.name == name)).first() is not None:

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.db.errors import InvalidValue
 from b2cal_assets.db.models import Base
+from b2cal_assets.domain.iov import MAX_IOV_NUMBER
 
 M = TypeVar("M", bound=Base)
 
@@ -70,6 +71,10 @@ def iov4(value: Iterable[int]) -> tuple[int, int, int, int]:
     if len(parts) != 4:
         raise InvalidValue(f"an IoV is four integers exp_low, run_low, exp_high, run_high; got {value!r}")
     exp_low, run_low, exp_high, run_high = parts
+    if any(v > MAX_IOV_NUMBER or v < -1 for v in parts):
+        raise InvalidValue(
+            f"IoV {parts}: experiment and run numbers are 0 to {MAX_IOV_NUMBER} (-1 for an open high end)"
+        )
     if exp_low < 0 or run_low < 0:
         raise InvalidValue(f"IoV {parts}: the low end must be non-negative")
     if exp_high == -1 and run_high != -1:

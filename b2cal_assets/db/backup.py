@@ -353,13 +353,14 @@ def restore_database(
         Path(payload_dir or manifest.get("payload_dir") or "") if manifest.get("payloads") else None
     )
     path = sqlite_path(parsed)
-    if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_database_engine(parsed, sqlite_begin="DEFERRED", poolclass=NullPool)
-    try:
-        tables = _user_tables(engine)
-    finally:
-        engine.dispose()
+    if path is not None and not path.exists():
+        tables: list[str] = []  # nothing there yet; connecting would leave an empty file on a refusal
+    else:
+        engine = create_database_engine(parsed, sqlite_begin="DEFERRED", poolclass=NullPool)
+        try:
+            tables = _user_tables(engine)
+        finally:
+            engine.dispose()
     refusals = []
     if tables:
         refusals.append(f"{display_url(parsed)} holds {len(tables)} tables")
@@ -377,6 +378,9 @@ def restore_database(
         dump = unpacked / str(manifest.get("dump"))
         if not dump.is_file():
             raise BackupError(f"{archive.name} has no {manifest.get('dump')} in it: damaged archive")
+        _check_dump(engine_name, dump, archive.name)  # before the safety backup: a refusal leaves nothing
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
         safety = None
         if tables and safety_backup_dir is not None:
             safety = backup_database(parsed, safety_backup_dir, retention=None).path
@@ -407,6 +411,31 @@ def restore_database(
         safety_backup=safety,
         notes=tuple(notes),
     )
+
+
+def _check_dump(engine_name: str, dump: Path, archive_name: str) -> None:
+    """Refuse a damaged database inside the archive before anything is changed or backed up."""
+    damaged = f"{archive_name}: the database inside ({dump.name}) is damaged"
+    if engine_name == "sqlite":
+        try:
+            connection = sqlite3.connect(f"file:{dump}?mode=ro", uri=True)
+            try:
+                (verdict,) = connection.execute("PRAGMA quick_check").fetchone()
+                connection.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            finally:
+                connection.close()
+        except sqlite3.Error as exc:
+            raise BackupError(f"{damaged} ({exc}); nothing was changed") from None
+        if verdict != "ok":
+            raise BackupError(f"{damaged} (integrity check: {verdict}); nothing was changed")
+        return
+    tail = b""
+    with dump.open("rb") as fh:  # a SQL dump: text, with the tables in it
+        while chunk := fh.read(1 << 20):
+            if b"CREATE TABLE" in (tail + chunk).upper():
+                return
+            tail = chunk[-16:]
+    raise BackupError(f"{damaged} (no CREATE TABLE in it); nothing was changed")
 
 
 def _load(url: URL, engine_name: str, dump: Path, existing_tables: list[str], work: Path) -> None:

@@ -122,3 +122,42 @@ def test_unknown_target_revision(b2cal_home, capsys):
 def test_restore_of_a_missing_file(b2cal_home, capsys):
     code, _, err = b2cal(capsys, "db", "restore", b2cal_home / "nope.tar.gz")
     assert code == 2 and "no backup archive at" in err
+
+
+def _with_damaged_database(archive, into):
+    """The same archive, its manifest intact, with the database inside overwritten by junk."""
+    import io
+    import tarfile
+
+    damaged = into / archive.name
+    with tarfile.open(archive, "r:gz") as src, tarfile.open(damaged, "w:gz") as dst:
+        manifest = json.load(src.extractfile("manifest.json"))
+        for member in src.getmembers():
+            data = src.extractfile(member).read() if member.isfile() else None
+            if member.name == manifest["dump"]:
+                data = b"SQLite format 3\0" + b"\xff" * 5000  # a header, then garbage
+                member.size = len(data)
+            dst.addfile(member, None if data is None else io.BytesIO(data))
+    return damaged
+
+
+def test_restore_of_a_damaged_inner_database_refuses_and_leaves_nothing(b2cal_home, capsys, tmp_path):
+    db_file = b2cal_home / "b2cal.db"
+    assert b2cal(capsys, "db", "upgrade")[0] == 0
+    with session_scope(make_engine(f"sqlite:///{db_file}")) as s:
+        make_processing(s, "p")
+    assert b2cal(capsys, "db", "backup")[0] == 0
+    (good,) = list_backups(b2cal_home / "backups")
+    (tmp_path / "damaged").mkdir()
+    damaged = _with_damaged_database(good, tmp_path / "damaged")
+    before = db_file.read_bytes()
+    for _try in range(2):
+        code, out, err = b2cal(capsys, "db", "restore", damaged, "--force")
+        assert code == 2, out
+        assert len(err.strip().splitlines()) == 1 and "the database inside" in err and "damaged" in err
+    assert db_file.read_bytes() == before
+    assert list_backups(b2cal_home / "backups") == [good]  # no extra safety backup
+    db_file.unlink()
+    code, _out, err = b2cal(capsys, "db", "restore", damaged)
+    assert code == 2 and "damaged" in err
+    assert not db_file.exists()  # no empty b2cal.db left behind

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from b2cal_assets.cli.common import add_db_argument, database_url, print_json
+from b2cal_assets.cli.common import add_db_argument, database_url, number_type, print_json
 from b2cal_assets.cli.db import database_errors
 
 
@@ -15,7 +15,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--calibration", default=None, help="only entries of this calibration")
     parser.add_argument("--user", default=None, help="only entries by this user")
     parser.add_argument("--action", default=None, help="only this action (e.g. submit, signoff_accept)")
-    parser.add_argument("--limit", type=int, default=50, help="at most this many entries (default: 50)")
+    parser.add_argument(
+        "--limit",
+        type=number_type(minimum=1, integer=True),
+        default=50,
+        help="at most this many entries (default: 50)",
+    )
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
     add_db_argument(parser)
     parser.set_defaults(func=audit_command)

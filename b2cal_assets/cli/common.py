@@ -6,7 +6,7 @@ import contextlib
 import functools
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from b2cal_assets.cli import UserError
@@ -54,6 +54,23 @@ def parse_number(
         upper = f" to {maximum:g}" if maximum is not None else " or more"
         raise UserError(f"{option}: {text!r} is out of range; give {minimum:g}{upper}")
     return value
+
+
+def number_type(
+    *, minimum: float = 0, maximum: float | None = None, integer: bool = False
+) -> Callable[[str], Any]:
+    """An argparse ``type`` checking as ``parse_number`` does; a bad value is one line naming the option."""
+    import argparse
+
+    def parse(text: str) -> Any:
+        try:
+            value = parse_number(text, "value", minimum=minimum, maximum=maximum, integer=integer)
+        except UserError as exc:
+            raise argparse.ArgumentTypeError(str(exc).removeprefix("value: ")) from None
+        return int(value) if integer else value
+
+    parse.__name__ = "whole number" if integer else "number"
+    return parse
 
 
 def database_url(args) -> str:

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, database_url
+from b2cal_assets.cli.common import add_db_argument, database_url, number_type
 
 
 @contextlib.contextmanager
@@ -57,7 +57,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "are not blocked. Keeps the newest --keep backups in the directory.",
     )
     backup.add_argument("--dir", type=Path, default=None, help="default: $B2CAL_HOME/backups")
-    backup.add_argument("--keep", type=int, default=14, help="how many backups to keep (default: 14)")
+    backup.add_argument(
+        "--keep",
+        type=number_type(minimum=1, integer=True),
+        default=14,
+        help="how many backups to keep (default: 14)",
+    )
     payloads = backup.add_mutually_exclusive_group()
     payloads.add_argument("--payload-dir", type=Path, default=None, help="default: $B2CAL_HOME/payloads")
     payloads.add_argument("--no-payloads", action="store_true", help="back up the database only")

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from b2cal_assets.cli import UserError
+from b2cal_assets.cli.common import number_type
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -22,10 +23,23 @@ def register(sub) -> None:
         description="Generates skims, registers processings, starts the Dagster daemon (sensors, run queue) "
         "and follows the loop to the end: exit 0 only if every calibration is signed off.",
     )
-    p.add_argument("--processings", type=int, default=2, help="processings in flight at once (default 2)")
-    p.add_argument("--runs", type=int, default=6, help="runs per processing (default 6)")
     p.add_argument(
-        "--events-per-run", type=int, default=None, help="events per run (default: the generator's)"
+        "--processings",
+        type=number_type(minimum=1, maximum=100, integer=True),
+        default=2,
+        help="processings in flight at once (default 2)",
+    )
+    p.add_argument(
+        "--runs",
+        type=number_type(minimum=1, maximum=10_000, integer=True),
+        default=6,
+        help="runs per processing (default 6)",
+    )
+    p.add_argument(
+        "--events-per-run",
+        type=number_type(minimum=1, integer=True),
+        default=None,
+        help="events per run (default: the generator's)",
     )
     p.add_argument(
         "--backend", default="local", help="batch backend of the demo site: local (default) or slurm"
@@ -37,14 +51,31 @@ def register(sub) -> None:
     p.add_argument(
         "--storage-root", default=None, help="the folder the path prefix points at (default: the data dir)"
     )
-    p.add_argument("--max-processes", type=int, default=2, help="local pool size for collector subjobs")
-    p.add_argument("--window-minutes", type=float, default=0.0, help="submission window before defaults run")
+    p.add_argument(
+        "--max-processes",
+        type=number_type(minimum=1, maximum=1024, integer=True),
+        default=2,
+        help="local pool size for collector subjobs",
+    )
+    p.add_argument(
+        "--window-minutes",
+        type=number_type(maximum=60 * 24 * 366),
+        default=0.0,
+        help="submission window before defaults run",
+    )
     p.add_argument(
         "--signoff", choices=["automatic", "manual"], default="automatic", help="site sign-off policy"
     )
-    p.add_argument("--timeout", type=float, default=1800.0, help="give up after this many seconds")
+    p.add_argument(
+        "--timeout", type=number_type(maximum=10**7), default=1800.0, help="give up after this many seconds"
+    )
     p.add_argument("--fresh", action="store_true", help="start from an empty $B2CAL_HOME")
-    p.add_argument("--seed", type=int, default=1, help="random seed of the synthetic detector")
+    p.add_argument(
+        "--seed",
+        type=number_type(maximum=2**32 - 1, integer=True),
+        default=1,
+        help="random seed of the synthetic detector",
+    )
     p.set_defaults(func=run)
 
 

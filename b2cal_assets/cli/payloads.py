@@ -10,6 +10,7 @@ from b2cal_assets.cli.common import (
     add_dir_argument,
     current_user,
     loop_service,
+    number_type,
     print_json,
     user_errors,
 )
@@ -47,7 +48,10 @@ def register(sub) -> None:
     up.add_argument("archive", help="a .tar.gz or .zip, e.g. an edited 'b2cal payloads download'")
     up.add_argument("--user", default=None, help="who uploads (default: $B2CAL_USER or the login name)")
     up.add_argument(
-        "--max-bytes", type=int, default=None, help="size limit (default: $B2CAL_UPLOAD_MAX_BYTES or 512 MiB)"
+        "--max-bytes",
+        type=number_type(minimum=1, integer=True),
+        default=None,
+        help="size limit (default: $B2CAL_UPLOAD_MAX_BYTES or 512 MiB)",
     )
     add_db_argument(up)
     add_dir_argument(up)

@@ -5,7 +5,14 @@ from __future__ import annotations
 import json
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, current_user, loop_service, user_errors
+from b2cal_assets.cli.common import (
+    add_db_argument,
+    add_dir_argument,
+    current_user,
+    loop_service,
+    number_type,
+    user_errors,
+)
 
 
 def register(sub) -> None:
@@ -27,9 +34,9 @@ def register(sub) -> None:
     p.add_argument(
         "--config", default=None, metavar="JSON", help="all expert_config overrides as one JSON object"
     )
-    p.add_argument("--max-collector-jobs", type=int, default=None)
-    p.add_argument("--max-files-per-collector-job", type=int, default=None)
-    p.add_argument("--max-iterations", type=int, default=None)
+    p.add_argument("--max-collector-jobs", type=number_type(minimum=1, integer=True), default=None)
+    p.add_argument("--max-files-per-collector-job", type=number_type(minimum=1, integer=True), default=None)
+    p.add_argument("--max-iterations", type=number_type(minimum=1, integer=True), default=None)
     p.add_argument(
         "--filters",
         default=None,

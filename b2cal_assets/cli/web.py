@@ -7,6 +7,7 @@ import importlib.util
 import sys
 
 from b2cal_assets.cli import UserError
+from b2cal_assets.cli.common import number_type
 
 NO_AUTH_BANNER = """\
 +----------------------------------------------------------------------------+
@@ -25,7 +26,12 @@ def register(subparsers) -> None:
         "B2CAL_SECRET_KEY and B2CAL_LDAP_BIND_PASSWORD come from the environment only.",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=3000, help="port to listen on (default 3000)")
+    parser.add_argument(
+        "--port",
+        type=number_type(minimum=1, maximum=65535, integer=True),
+        default=3000,
+        help="port to listen on (default 3000)",
+    )
     parser.add_argument("--config", metavar="FILE", help="login configuration file (.yaml/.yml or .toml)")
     parser.add_argument(
         "-m",

@@ -50,6 +50,12 @@ BAD_INPUTS = [
         id="site-storage-root",
     ),
     pytest.param(["audit", "--limit", "many"], "--limit", id="argparse-int"),
+    pytest.param(["audit", "--limit", "0"], "out of range", id="limit-zero"),
+    pytest.param(["db", "backup", "--keep", "1.5"], "not a whole number", id="keep-fraction"),
+    pytest.param(["web", "--port", "70000"], "give 1 to 65535", id="port"),
+    pytest.param(["submit", "p1", "toy_a", "--max-iterations", "-2"], "--max-iterations", id="iterations"),
+    pytest.param(["demo", "--timeout", "inf"], "not a finite number", id="demo-timeout-inf"),
+    pytest.param(["demo", "--window-minutes", "nan"], "not a finite number", id="demo-window-nan"),
 ]
 
 

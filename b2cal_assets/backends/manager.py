@@ -238,7 +238,7 @@ class JobManager:
             ) from exc
         message = (
             f"{self.backend.name} status query failed ({failures} of {limit} tolerated in a row), "
-            f"jobs kept, next try in {self.submit_policy.backoff_s(failures):.0f} s: {exc}"
+            f"jobs kept, next try in {self.submit_policy.backoff_s(failures):.3g} s: {exc}"
         )
         _log.warning("%s", message)
         if self._on_warning is not None:

@@ -81,3 +81,12 @@ def test_signoff_latency_benchmark_measures_both_hops():
         },
     )
     assert "stock hop 1:" in out and "b2cal bench_1:" in out, out
+
+
+def test_fault_benchmark_reports_each_fault_against_a_clean_run():
+    out, ratios = run_quick("bench_faults.py", timeout=300)
+    faults = ("status_fails_3", "status_fails_6", "transient_10pct")
+    assert_measured(ratios, {(f"{f}_wall", "clean_wall") for f in faults})
+    assert "FAULT status_fails_3: survived yes, manual steps 0, batch jobs submitted 10 for 10 jobs" in out
+    assert "FAULT status_fails_6: survived no, manual steps 1" in out  # one more than tolerated
+    assert "FAULT transient_10pct: survived yes, manual steps 0, batch jobs submitted 11 for 10 jobs" in out

@@ -4,6 +4,7 @@ session cookie, audit."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -12,6 +13,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.web.config import AuthConfig
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink
 from b2cal_assets.web.ldap_auth import AuthFailed, DirectoryUnavailable, DirectoryUser, LdapAuthenticator
@@ -27,6 +29,15 @@ LOGOUT_PATH = "/logout"
 HEALTH_PATH = "/healthz"
 
 WRONG_CREDENTIALS = "Wrong user name or password."
+
+
+RESERVED_USERNAMES = frozenset({AUTO_USER, "ui"})  # the loop's automatic user, the bare UI (defs/assets.py)
+
+
+def is_reserved_username(username: str) -> bool:
+    """A directory user named like the loop's own users could otherwise pass as them."""
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return folded in RESERVED_USERNAMES or "(no-auth)" in folded
 
 
 def safe_next(value: str | None) -> str:
@@ -110,7 +121,7 @@ class LoginService:
                 status=400,
             )
         address = request.client.host if request.client else "unknown"
-        wait = self.limiter.seconds_locked(username, address)
+        wait, ticket = self.limiter.begin_attempt(username, address)
         if wait > 0:
             minutes = max(1, round(wait / 60))
             log.warning("login refused, too many failures: user %r from %s", shown_name, address)
@@ -124,12 +135,12 @@ class LoginService:
         try:
             found = await run_in_threadpool(self.authenticate, username, password)
         except AuthFailed:
-            self.limiter.record_failure(username, address)
             log.warning("failed login: user %r from %s", shown_name, address)
             return self._login_response(
                 request, message=WRONG_CREDENTIALS, username=shown_name, next_path=next_path, status=401
             )
         except DirectoryUnavailable as exc:
+            self.limiter.cancel_attempt(username, address, ticket)
             log.error("login impossible, LDAP unavailable: %s", exc)
             return self._login_response(
                 request,
@@ -138,7 +149,17 @@ class LoginService:
                 next_path=next_path,
                 status=503,
             )
+        self.limiter.cancel_attempt(username, address, ticket)  # the password was right
         role = role_for_groups(found.groups, self.config.role_groups)
+        if is_reserved_username(found.username):
+            log.warning("login refused, reserved user name: %s", found.username)
+            return self._login_response(
+                request,
+                message=f"{found.username} is a name the calibration loop uses for itself; it cannot log in.",
+                username=shown_name,
+                next_path=next_path,
+                status=403,
+            )
         if role is None:
             log.warning("login refused, no b2cal group: %s", found.username)
             return self._login_response(

@@ -118,3 +118,77 @@ def test_loop_refuses_sign_off_and_launch_by_someone_not_assigned(toy_service):
     require_authority(toy_service, "p2", "toy_a", by="alice", role="expert", action="sign off")
     require_authority(toy_service, "p2", "toy_a", by="mary", role="manager", action="sign off")
     require_authority(toy_service, "p2", "toy_a", by="auto", role="", action="sign off")
+
+
+# -- item 3: the lockout counts names as the directory does, and holds under parallel guesses ----
+
+
+def _counting_app(web_workspace, ldap_server, audit_log, limits):
+    from b2cal_assets.web.app import build_app
+    from b2cal_assets.web.ldap_auth import LdapAuthenticator
+    from b2cal_assets.web.login import LoginService
+    from b2cal_assets_tests.web.conftest import assigned_expert, auth_config
+
+    config = auth_config(ldap_server, limits=limits)
+    real = LdapAuthenticator(config.ldap).authenticate
+    calls: list[str] = []
+
+    def counted(username: str, password: str):
+        calls.append(username)
+        return real(username, password)
+
+    login_service = LoginService(config, authenticate=counted, audit=audit_log)
+    app = build_app(web_workspace, login=login_service, assigned_expert=assigned_expert, audit=audit_log)
+    return app, calls
+
+
+def test_thirty_parallel_guesses_reach_ldap_at_most_the_limit(web_workspace, ldap_server, audit_log):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.config import LoginLimits
+    from b2cal_assets_tests.web.conftest import login
+
+    limits = LoginLimits(max_failures_per_user=5, max_failures_per_address=100, lockout_seconds=600)
+    app, calls = _counting_app(web_workspace, ldap_server, audit_log, limits)
+
+    def guess(i: int) -> int:
+        with TestClient(app, follow_redirects=False) as c:
+            return login(c, "bob", f"guess-{i}").status_code
+
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        codes = list(pool.map(guess, range(30)))
+    assert len(calls) <= 5, calls
+    assert codes.count(401) == len(calls) and codes.count(429) == 30 - len(calls)
+    assert not any(e["action"] == "web.login" for e in audit_log)
+
+
+def test_lockout_counts_names_as_the_directory_compares_them(web_workspace, ldap_server, audit_log):
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.config import LoginLimits
+    from b2cal_assets.web.sessions import SESSION_COOKIE
+    from b2cal_assets_tests.web.conftest import login
+
+    limits = LoginLimits(max_failures_per_user=3, max_failures_per_address=100, lockout_seconds=600)
+    app, calls = _counting_app(web_workspace, ldap_server, audit_log, limits)
+    with TestClient(app, follow_redirects=False) as c:
+        for name in ("bob", "BOB", "\uff42\uff4f\uff42"):  # the last is fullwidth "bob" (NFKC: bob)
+            assert login(c, name, "guess").status_code == 401
+        before = len(calls)
+        assert login(c, "\uff22\uff2f\uff22", ldap_server.password("bob")).status_code == 429
+        assert len(calls) == before and SESSION_COOKIE not in c.cookies
+
+
+# -- item 7: a directory user named like the loop's automatic user cannot pass as it -------------
+
+
+def test_directory_user_named_like_the_automatic_user_cannot_log_in(client, ldap_server, audit_log):
+    from b2cal_assets.web.sessions import SESSION_COOKIE
+    from b2cal_assets_tests.web.conftest import login
+
+    response = login(client, "Auto", ldap_server.password("Auto"))
+    assert response.status_code == 403 and "loop uses for itself" in response.text
+    assert SESSION_COOKIE not in client.cookies
+    assert not any(e["action"] == "web.login" for e in audit_log)

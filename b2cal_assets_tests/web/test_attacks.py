@@ -192,3 +192,42 @@ def test_directory_user_named_like_the_automatic_user_cannot_log_in(client, ldap
     assert response.status_code == 403 and "loop uses for itself" in response.text
     assert SESSION_COOKIE not in client.cookies
     assert not any(e["action"] == "web.login" for e in audit_log)
+
+
+# -- item 5: proxy headers only from configured proxies ------------------------------------------
+
+
+def test_forwarded_headers_from_an_unconfigured_peer_are_ignored(monkeypatch):
+    """A local process sending X-Forwarded-For from 127.0.0.1 cannot pose as another client."""
+    import asyncio
+
+    from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
+
+    from b2cal_assets.web.serve import uvicorn_config
+
+    seen: list = []
+
+    async def app(scope, receive, send):
+        seen.append((scope["client"], scope["scheme"]))
+
+    def served_as(proxies: str | None):
+        if proxies is None:
+            monkeypatch.delenv("B2CAL_TRUSTED_PROXIES", raising=False)
+        else:
+            monkeypatch.setenv("B2CAL_TRUSTED_PROXIES", proxies)
+        config = uvicorn_config(app, host="127.0.0.1", port=0)
+        config.load()
+        scope = {
+            "type": "http",
+            "client": ("127.0.0.1", 5555),
+            "scheme": "http",
+            "headers": [(b"x-forwarded-for", b"203.0.113.9"), (b"x-forwarded-proto", b"https")],
+        }
+        seen.clear()
+        asyncio.run(config.loaded_app(scope, None, None))
+        return isinstance(getattr(config.loaded_app, "app", None), ProxyHeadersMiddleware), seen[0]
+
+    wrapped, (client, scheme) = served_as(None)
+    assert not wrapped and client == ("127.0.0.1", 5555) and scheme == "http"
+    wrapped, (client, scheme) = served_as("127.0.0.1")
+    assert client[0] == "203.0.113.9" and scheme == "https"

@@ -231,3 +231,40 @@ def test_forwarded_headers_from_an_unconfigured_peer_are_ignored(monkeypatch):
     assert not wrapped and client == ("127.0.0.1", 5555) and scheme == "http"
     wrapped, (client, scheme) = served_as("127.0.0.1")
     assert client[0] == "203.0.113.9" and scheme == "https"
+
+
+# -- item 6: --no-auth still checks Host and Origin, and serves loopback only ---------------------
+
+
+def test_no_auth_refuses_rebound_hosts_and_cross_site_launches(web_workspace):
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.app import build_app
+
+    app = build_app(web_workspace, login=None)
+    before = runs(web_workspace)
+    params = launch_params(CAF_X, "p1")
+    with TestClient(app, base_url="http://127.0.0.1:3000") as local:
+        evil = local.post(
+            "/graphql",
+            json={"query": LAUNCH, "variables": params},
+            headers={"origin": "http://evil.example"},
+        )
+        assert evil.status_code == 403
+        assert local.get("/server_info").status_code == 200
+    with TestClient(app, base_url="http://rebound.evil.example:3000") as rebound:
+        response = rebound.post("/graphql", json={"query": LAUNCH, "variables": params})
+        assert response.status_code == 403 and "Host" in response.json()["error"]
+    assert runs(web_workspace) == before
+
+
+def test_no_auth_will_not_listen_beyond_loopback():
+    import argparse
+
+    from b2cal_assets.cli import UserError, web
+
+    parser = argparse.ArgumentParser()
+    web.register(parser.add_subparsers())
+    args = parser.parse_args(["web", "--no-auth", "--host", "0.0.0.0"])
+    with pytest.raises(UserError, match="loopback"):
+        args.func(args)

@@ -32,7 +32,12 @@ from b2cal_assets.web.calibration_pages import CalibrationPages, LoopFactory, de
 from b2cal_assets.web.config import SessionSettings
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink, MutationGuard
 from b2cal_assets.web.login import LoginService, health, user_of
-from b2cal_assets.web.middleware import UNSAFE_METHODS, LoginRequiredMiddleware, same_origin
+from b2cal_assets.web.middleware import (
+    UNSAFE_METHODS,
+    HardeningMiddleware,
+    LoginRequiredMiddleware,
+    same_origin,
+)
 from b2cal_assets.web.pages import inject_before_body_end, no_auth_strip, user_strip
 from b2cal_assets.web.permissions import AssignedExpert, Authorizer
 from b2cal_assets.web.roles import Role
@@ -79,6 +84,7 @@ class B2calWebserver(DagsterWebserver):
             )
         else:
             middleware.insert(0, Middleware(NoAuthUserMiddleware, user=no_auth_user()))
+        middleware.insert(0, Middleware(HardeningMiddleware))
         return middleware
 
     def build_routes(self) -> list[BaseRoute]:

@@ -15,6 +15,7 @@ from starlette.routing import Route
 
 from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.web.config import AuthConfig
+from b2cal_assets.web.forms import FormRejected, read_form
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink
 from b2cal_assets.web.ldap_auth import AuthFailed, DirectoryUnavailable, DirectoryUser, LdapAuthenticator
 from b2cal_assets.web.login_limits import LoginRateLimiter
@@ -28,6 +29,7 @@ LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 HEALTH_PATH = "/healthz"
 
+LOGIN_FORM_MAX_BYTES = 16 * 1024
 WRONG_CREDENTIALS = "Wrong user name or password."
 
 
@@ -107,7 +109,12 @@ class LoginService:
         return self._login_response(request, next_path=next_path)
 
     async def login_post(self, request: Request) -> Response:
-        form = await request.form()
+        try:  # capped while it streams in: a huge body is refused before it is read
+            form = await read_form(request, max_bytes=LOGIN_FORM_MAX_BYTES)
+        except FormRejected as exc:
+            return HTMLResponse(
+                "The login request is too large.", status_code=exc.status, headers=PAGE_HEADERS
+            )
         username = str(form.get("username") or "")
         password = str(form.get("password") or "")
         next_path = safe_next(str(form.get("next") or "/"))
@@ -189,7 +196,12 @@ class LoginService:
         return response
 
     async def logout_post(self, request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await read_form(request, max_bytes=LOGIN_FORM_MAX_BYTES)
+        except FormRejected as exc:
+            return HTMLResponse(
+                "The logout request is too large.", status_code=exc.status, headers=PAGE_HEADERS
+            )
         if not self.codec.csrf_valid(request, str(form.get(CSRF_FIELD) or "")):
             return HTMLResponse(
                 "The logout form expired; reload the page and try again.",

@@ -268,3 +268,39 @@ def test_no_auth_will_not_listen_beyond_loopback():
     args = parser.parse_args(["web", "--no-auth", "--host", "0.0.0.0"])
     with pytest.raises(UserError, match="loopback"):
         args.func(args)
+
+
+# -- item 7: framing, oversized logins, batched GraphQL ------------------------------------------
+
+
+def test_ui_pages_cannot_be_framed(client, login_as):
+    for response in (client.get("/login"), login_as("victor").get("/", headers={"accept": "text/html"})):
+        assert response.status_code == 200
+        assert response.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
+
+
+def test_an_oversized_login_is_refused_before_ldap_is_asked(web_workspace, ldap_server, audit_log):
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.config import LoginLimits
+    from b2cal_assets_tests.web.conftest import csrf_token
+
+    app, calls = _counting_app(web_workspace, ldap_server, audit_log, LoginLimits())
+    with TestClient(app, follow_redirects=False) as c:
+        token = csrf_token(c.get("/login").text)
+        response = c.post(
+            "/login", data={"username": "alice", "password": "x" * (2 << 20), "csrf_token": token}
+        )
+    assert response.status_code == 413
+    assert calls == []
+
+
+def test_a_batched_graphql_array_gets_a_clear_400(login_as, web_workspace):
+    ada = login_as("ada")
+    before = runs(web_workspace)
+    operation = {"query": LAUNCH, "variables": launch_params(CAF_X, "p1")}
+    response = ada.post("/graphql", json=[operation, operation])
+    assert response.status_code == 400 and "one operation per request" in response.json()["error"]
+    assert runs(web_workspace) == before
+    assert ada.post("/graphql", json={"query": "{ version }"}).status_code == 200

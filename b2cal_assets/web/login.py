@@ -20,8 +20,8 @@ from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink
 from b2cal_assets.web.ldap_auth import AuthFailed, DirectoryUnavailable, DirectoryUser, LdapAuthenticator
 from b2cal_assets.web.login_limits import LoginRateLimiter
 from b2cal_assets.web.pages import PAGE_HEADERS, login_page, logout_page
-from b2cal_assets.web.roles import role_for_groups
-from b2cal_assets.web.sessions import CSRF_FIELD, SESSION_COOKIE, SessionCodec, SessionUser
+from b2cal_assets.web.roles import Role, role_for_groups
+from b2cal_assets.web.sessions import CSRF_FIELD, SESSION_COOKIE, SessionCodec, SessionStore, SessionUser
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +65,10 @@ class LoginService:
         *,
         authenticate: Callable[[str, str], DirectoryUser] | None = None,
         audit: AuditSink | None = None,
+        session_store: SessionStore | None = None,
     ):
         self.config = config
-        self.codec = SessionCodec(config.secret_key, config.session)
+        self.codec = SessionCodec(config.secret_key, config.session, session_store)
         self.limiter = LoginRateLimiter(config.limits)
         self.authenticate = authenticate or LdapAuthenticator(config.ldap).authenticate
         self.audit = audit
@@ -228,6 +229,18 @@ class LoginService:
             self.audit(user.username, action, "", "", details)
         except Exception:
             log.exception("audit log write failed for %s of %s", action, user.username)
+
+
+def ldap_role_lookup(config: AuthConfig) -> Callable[[str], Role | None]:
+    """The role LDAP gives a user now, for ``DbSessionStore``'s refresh."""
+    directory = LdapAuthenticator(config.ldap)
+
+    def lookup(username: str) -> Role | None:
+        if is_reserved_username(username):
+            return None
+        return role_for_groups(directory.groups_of(username), config.role_groups)
+
+    return lookup
 
 
 async def health(_request: Request) -> JSONResponse:

@@ -57,16 +57,19 @@ def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_lev
 
     from b2cal_assets.web.app import build_app
     from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
-    from b2cal_assets.web.login import LoginService
+    from b2cal_assets.web.login import LoginService, ldap_role_lookup
+    from b2cal_assets.web.session_store import DbSessionStore
 
     with workspace_context(module) as context:
         if auth is None:
             app = build_app(context, login=None)
         else:
             audit = DbAudit()
+            # sessions in the calibration database: logout and lost roles reach every worker
+            store = DbSessionStore(refresh=ldap_role_lookup(auth))
             app = build_app(
                 context,
-                login=LoginService(auth, audit=audit),
+                login=LoginService(auth, audit=audit, session_store=store),
                 assigned_expert=DbAssignedExpert(),
                 audit=audit,
             )

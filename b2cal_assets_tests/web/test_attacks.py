@@ -304,3 +304,84 @@ def test_a_batched_graphql_array_gets_a_clear_400(login_as, web_workspace):
     assert response.status_code == 400 and "one operation per request" in response.json()["error"]
     assert runs(web_workspace) == before
     assert ada.post("/graphql", json={"query": "{ version }"}).status_code == 200
+
+
+# -- item 4: logout and role changes reach every worker and survive a restart --------------------
+
+
+@pytest.fixture
+def session_db(b2cal_home):
+    from b2cal_assets.db.engine import database_url, ensure_schema, make_engine
+
+    url = database_url()
+    ensure_schema(url)
+    return make_engine(url)
+
+
+def _app_with_store(web_workspace, config, audit_log, store):
+    from b2cal_assets.web.app import build_app
+    from b2cal_assets.web.login import LoginService
+    from b2cal_assets_tests.web.conftest import assigned_expert
+
+    login_service = LoginService(config, audit=audit_log, session_store=store)
+    return build_app(web_workspace, login=login_service, assigned_expert=assigned_expert, audit=audit_log)
+
+
+def test_a_logged_out_cookie_is_refused_by_every_worker_and_after_a_restart(
+    web_workspace, ldap_server, audit_log, session_db
+):
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.session_store import DbSessionStore
+    from b2cal_assets.web.sessions import SESSION_COOKIE
+    from b2cal_assets_tests.web.conftest import auth_config, csrf_token, login
+
+    config = auth_config(ldap_server)
+    worker_a = _app_with_store(web_workspace, config, audit_log, DbSessionStore(session_db))
+    worker_b = _app_with_store(web_workspace, config, audit_log, DbSessionStore(session_db))
+    with TestClient(worker_a, follow_redirects=False) as a, TestClient(worker_b, follow_redirects=False) as b:
+        assert login(a, "alice", ldap_server.password("alice")).status_code == 303
+        stolen = a.cookies[SESSION_COOKIE]
+        b.cookies.set(SESSION_COOKIE, stolen)
+        assert b.get("/server_info").status_code == 200
+        assert a.post("/logout", data={"csrf_token": csrf_token(a.get("/logout").text)}).status_code == 303
+        assert b.get("/server_info").status_code == 401  # the other worker
+        before = runs(web_workspace)
+        assert (
+            b.post("/graphql", json={"query": LAUNCH, "variables": launch_params(CAF_X, "p1")}).status_code
+            == 401
+        )
+        assert runs(web_workspace) == before
+    restarted = _app_with_store(web_workspace, config, audit_log, DbSessionStore(session_db))
+    with TestClient(restarted, follow_redirects=False) as c:
+        c.cookies.set(SESSION_COOKIE, stolen)
+        assert c.get("/server_info").status_code == 401
+
+
+def test_a_user_removed_from_every_group_loses_the_session_at_the_next_refresh(
+    web_workspace, ldap_server, audit_log, session_db
+):
+    """nora's session says expert (as if she was in b2cal-experts at login); LDAP now gives her no group."""
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.login import ldap_role_lookup
+    from b2cal_assets.web.roles import Role
+    from b2cal_assets.web.session_store import DbSessionStore
+    from b2cal_assets.web.sessions import SESSION_COOKIE, SessionCodec
+    from b2cal_assets_tests.web.conftest import search_config
+
+    config = search_config(ldap_server)
+    lookup = ldap_role_lookup(config)
+    assert lookup("mary") == Role.MANAGER and lookup("nora") is None  # the real directory, re-read
+    store = DbSessionStore(session_db, refresh=lookup, refresh_seconds=0)
+    app = _app_with_store(web_workspace, config, audit_log, store)
+    with TestClient(app, follow_redirects=False) as c:
+        value, _user = SessionCodec(config.secret_key, config.session, store).issue("nora", Role.EXPERT)
+        c.cookies.set(SESSION_COOKIE, value)
+        before = runs(web_workspace)
+        response = c.post("/graphql", json={"query": LAUNCH, "variables": launch_params(CAF_X, "p1")})
+        assert response.status_code == 401
+        assert runs(web_workspace) == before
+        mary_value, _ = SessionCodec(config.secret_key, config.session, store).issue("mary", Role.VIEWER)
+        c.cookies.set(SESSION_COOKIE, mary_value)  # promoted since: the fresh role counts
+        assert 'id="b2cal-user-role">manager<' in c.get("/", headers={"accept": "text/html"}).text

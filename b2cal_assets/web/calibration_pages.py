@@ -157,7 +157,7 @@ class CalibrationPages:
     def _html(self, request: Request, render: Callable[[str], str], status: int = 200) -> HTMLResponse:
         nonce, new = self.codec.csrf_nonce(request)
         response = HTMLResponse(
-            render(self.codec.csrf_token(nonce)), status_code=status, headers=PAGE_HEADERS
+            render(self.codec.csrf_token(nonce, request)), status_code=status, headers=PAGE_HEADERS
         )
         if new:
             self.codec.set_csrf_cookie(response, request, nonce)

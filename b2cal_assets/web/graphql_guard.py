@@ -26,6 +26,12 @@ log = logging.getLogger(__name__)
 USER_TAG = "b2cal/user"
 ROLE_TAG = "b2cal/role"  # the role of the user who launched, for the loop's own check (loop/authority.py)
 RESERVED_TAG_PREFIXES = ("dagster/", "b2cal/")  # set by Dagster and b2cal only, never by a client
+UI_TAGS = frozenset({"dagster/from_ui"})  # the Dagster UI marks its launches; it decides nothing
+# what the launchpad writes next to a launch's own selection (informational; the guard decides on the
+# selector and the partition tags themselves)
+LAUNCH_UI_TAGS = frozenset(
+    {"dagster/partition_set", "dagster/solid_selection", "dagster/step_selection", "dagster/op_selection"}
+)
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -102,7 +108,7 @@ def _tag_refusal(tag_list: Iterable[Mapping[str, Any]] | None, allowed: Iterable
 
     ``allowed`` names the few a launch uses to choose its partition (the guard decides on those).
     """
-    allowed = set(allowed)
+    allowed = set(allowed) | UI_TAGS
     for tag in tag_list or ():
         key = str(tag.get("key", ""))
         if key.startswith(RESERVED_TAG_PREFIXES) and key not in allowed:
@@ -245,7 +251,7 @@ class MutationGuard:
     @staticmethod
     def _client_input_refusal(user: SessionUser, name: str, args: Mapping[str, Any]) -> str:
         """Tags and run config a client may not send, whatever else the mutation asks for."""
-        partition_tags = (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG)
+        partition_tags = (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG, *LAUNCH_UI_TAGS)
         if name in LAUNCHES or name in REEXECUTIONS or name == "launchMultipleRuns":
             params_list = (
                 list(args.get("executionParamsList") or ())

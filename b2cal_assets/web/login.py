@@ -96,7 +96,7 @@ class LoginService:
     ) -> HTMLResponse:
         nonce, new = self.codec.csrf_nonce(request)
         page = login_page(
-            csrf_token=self.codec.csrf_token(nonce), next_path=next_path, message=message, username=username
+            csrf_token=self.codec.csrf_token(nonce, request), next_path=next_path, message=message, username=username
         )
         response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
         if new:
@@ -190,7 +190,7 @@ class LoginService:
             return RedirectResponse(LOGIN_PATH, status_code=303)
         nonce, new = self.codec.csrf_nonce(request)
         response = HTMLResponse(
-            logout_page(csrf_token=self.codec.csrf_token(nonce), user=user), headers=PAGE_HEADERS
+            logout_page(csrf_token=self.codec.csrf_token(nonce, request), user=user), headers=PAGE_HEADERS
         )
         if new:
             self.codec.set_csrf_cookie(response, request, nonce)
@@ -220,7 +220,7 @@ class LoginService:
     def csrf_token_for(self, conn: HTTPConnection) -> tuple[str, str | None]:
         """A CSRF token for a form on a page, and the nonce to set as a cookie if the browser has none."""
         nonce, new = self.codec.csrf_nonce(conn)
-        return self.codec.csrf_token(nonce), nonce if new else None
+        return self.codec.csrf_token(nonce, conn), nonce if new else None
 
     def _audit(self, user: SessionUser, action: str, details: dict) -> None:
         if self.audit is None:

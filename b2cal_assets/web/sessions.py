@@ -5,7 +5,8 @@ and when it was issued; it expires after ``max_age_seconds``. With a ``SessionSt
 uses the calibration database) every session is recorded: logging out revokes it for every worker and
 across restarts, so a copied cookie stops working too, and the role is re-read from LDAP every few
 minutes, so a person removed from a group loses the role promptly. CSRF tokens are a random nonce in a cookie of
-its own plus the same nonce, signed, in every form (double submit).
+its own plus the same nonce, signed together with the session id, in every form (double submit bound
+to the session).
 """
 
 from __future__ import annotations
@@ -125,10 +126,23 @@ class SessionCodec:
             return nonce, False
         return secrets.token_urlsafe(24), True
 
-    def csrf_token(self, nonce: str) -> str:
-        return self._csrf.dumps(nonce)
+    def session_id(self, conn: HTTPConnection) -> str:
+        """The id in the request's session cookie if its signature holds (else ""), to bind CSRF tokens."""
+        value = conn.cookies.get(SESSION_COOKIE)
+        if not value:
+            return ""
+        try:
+            return str(self._sessions.loads(value, max_age=self.settings.max_age_seconds)["s"])
+        except (BadSignature, KeyError, TypeError, ValueError):
+            return ""
+
+    def csrf_token(self, nonce: str, conn: HTTPConnection | None = None) -> str:
+        """The signed nonce, bound to the session of ``conn`` (none before login)."""
+        return self._csrf.dumps([nonce, self.session_id(conn) if conn is not None else ""])
 
     def csrf_valid(self, conn: HTTPConnection, token: str | None) -> bool:
+        """The token was made for this browser's nonce and this session: another session's token (or a
+        planted nonce cookie with an attacker's token) is refused."""
         nonce = conn.cookies.get(CSRF_COOKIE)
         if not nonce or not token:
             return False
@@ -136,7 +150,11 @@ class SessionCodec:
             signed = self._csrf.loads(token, max_age=self.settings.max_age_seconds)
         except BadSignature:
             return False
-        return secrets.compare_digest(str(signed), nonce)
+        if not isinstance(signed, list) or len(signed) != 2:
+            return False
+        return secrets.compare_digest(str(signed[0]), nonce) and secrets.compare_digest(
+            str(signed[1]), self.session_id(conn)
+        )
 
     def set_csrf_cookie(self, response: Response, conn: HTTPConnection, nonce: str) -> None:
         response.set_cookie(

@@ -385,3 +385,19 @@ def test_a_user_removed_from_every_group_loses_the_session_at_the_next_refresh(
         mary_value, _ = SessionCodec(config.secret_key, config.session, store).issue("mary", Role.VIEWER)
         c.cookies.set(SESSION_COOKIE, mary_value)  # promoted since: the fresh role counts
         assert 'id="b2cal-user-role">manager<' in c.get("/", headers={"accept": "text/html"}).text
+
+
+def test_a_csrf_token_from_another_session_is_refused(login_as, ldap_server):
+    """victor's valid token and nonce, planted in alice's browser, cannot log alice out."""
+    from b2cal_assets.web.sessions import CSRF_COOKIE
+    from b2cal_assets_tests.web.conftest import csrf_token
+
+    victor = login_as("victor")
+    token = csrf_token(victor.get("/logout").text)
+    nonce = victor.cookies[CSRF_COOKIE]
+    alice = login_as("alice")
+    alice.cookies.set(CSRF_COOKIE, nonce)
+    assert alice.post("/logout", data={"csrf_token": token}).status_code == 400
+    assert alice.get("/server_info").status_code == 200  # still logged in: nothing changed
+    own = csrf_token(alice.get("/logout").text)
+    assert alice.post("/logout", data={"csrf_token": own}).status_code == 303

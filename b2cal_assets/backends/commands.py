@@ -7,6 +7,7 @@ commands and answers with output captured from the real tools.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 import subprocess
@@ -23,6 +24,8 @@ __all__ = [
     "CommandResult",
     "CommandRunner",
     "SubprocessRunner",
+    "check_job_backend_args",
+    "check_option_value",
     "describe_failure",
     "group_by_backend_args",
     "index_ranges",
@@ -31,6 +34,7 @@ __all__ = [
     "prefixed",
     "run_checked",
     "safe_job_name",
+    "safe_path",
     "write_manifest",
 ]
 
@@ -141,6 +145,10 @@ def merged_options(
 ) -> dict[str, object]:
     """The site's options overridden by the job's ``backend_args``; an unknown key is a clear error."""
     known = set(known)
+    try:
+        check_job_backend_args(spec.backend_args)
+    except BackendError as exc:
+        raise BackendError(f"job {spec.name}: {exc}") from None
     args = _translated(spec.backend_args, backend)
     unknown = sorted(set(args) - known)
     if unknown:
@@ -209,17 +217,82 @@ def index_ranges(indices: Iterable[int]) -> str:
     return ",".join(ranges)
 
 
+# what an option value may look like, by kind (a value reaches a batch script or submit file)
+NAME_PATTERN = r"[A-Za-z0-9_.@-]{1,128}"
+SAFE_TEXT = re.compile(r"[A-Za-z0-9_.,:=@%+/ \[\]()<>!&|~-]{0,512}")
+SITE_ONLY_OPTIONS = frozenset({"extra_lines"})
+
+
+def check_option_value(option: str, value: object, pattern: str | None) -> object:
+    """``value`` if the batch system accepts it for ``option``; else a ``BackendError`` naming it.
+
+    Whole numbers must be numbers of at least 1; text must match ``pattern`` in full (no newlines,
+    quotes or shell characters), so nothing a job asks for becomes a line of its own in a script.
+    """
+    if value is None or value == "":
+        return value
+    if pattern == "int":
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, str) and value.isdigit())
+        ):
+            raise BackendError(f"option {option} must be a whole number, not {value!r}")
+        number = int(value)
+        if number < 1:
+            raise BackendError(f"option {option} must be at least 1, not {number}")
+        return number
+    if not isinstance(value, str | int | float) or isinstance(value, bool):
+        raise BackendError(f"option {option} must be text or a number, not {value!r}")
+    text = str(value)
+    if not (re.fullmatch(pattern, text) if pattern else SAFE_TEXT.fullmatch(text)):
+        raise BackendError(
+            f"option {option} has a value the batch system does not take: {text!r} "
+            "(no newlines, quotes or shell characters)"
+        )
+    return value
+
+
+def check_job_backend_args(backend_args: Mapping[str, object]) -> None:
+    """A submission's ``backend_args``: never ``extra_lines`` (the site's configuration only), and no
+    value that could become a line or a command of its own; each backend checks its own patterns too."""
+    for key, value in backend_args.items():
+        if key in SITE_ONLY_OPTIONS:
+            raise BackendError(
+                f"option {key} comes only from the site's backend configuration, never from a submission"
+            )
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)):
+            raise BackendError(f"option name {key!r} is not a batch option")
+        check_option_value(str(key), value, None)
+
+
 class BatchOptions:
-    """What every backend's options dataclass shares: its field names and building from a site mapping."""
+    """What every backend's options dataclass shares: its field names, the pattern each value must
+    match (``PATTERNS``: a regular expression, or ``"int"``), and building from a site mapping."""
+
+    PATTERNS: Mapping[str, str] = {}
 
     @classmethod
     def names(cls) -> tuple[str, ...]:
-        return tuple(cls.__dataclass_fields__)  # type: ignore[attr-defined]
+        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, object]):
-        """``extra_lines`` may come as one multi-line string (a config file) or a list."""
+        """``extra_lines`` may come as one multi-line string (a config file) or a list; every other value
+        is checked against its pattern."""
         extra = values.get("extra_lines") or ()
         if isinstance(extra, str):
             extra = tuple(extra.splitlines())
-        return cls(**{**values, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
+        checked = {
+            k: check_option_value(k, v, cls.PATTERNS.get(k)) for k, v in values.items() if k != "extra_lines"
+        }
+        return cls(**{**checked, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
+
+
+def safe_path(path: Path | str, what: str) -> str:
+    """A path written into a scheduler directive: refused with spaces, quotes, newlines or ``$``."""
+    text = str(path)
+    if not re.fullmatch(r"[A-Za-z0-9_.,:@%+/=~-]+", text):
+        raise BackendError(
+            f"{what} {text!r} contains characters a batch script cannot take safely "
+            "(spaces, quotes, newlines, $); choose another directory"
+        )
+    return text

@@ -11,9 +11,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    NAME_PATTERN,
     BatchOptions,
     CommandRunner,
     SubprocessRunner,
@@ -23,6 +25,7 @@ from b2cal_assets.backends.commands import (
     new_submission_dir,
     run_checked,
     safe_job_name,
+    safe_path,
     write_manifest,
 )
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
@@ -64,6 +67,16 @@ class HTCondorOptions(BatchOptions):
     accounting_group: str | None = None
     extra_lines: tuple[str, ...] = ()  # raw submit-description commands, e.g. "+MaxRuntime = 3600"
 
+    PATTERNS: ClassVar[Mapping[str, str]] = {
+        "universe": r"[a-z]{1,16}",
+        "request_memory": r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?",
+        "request_cpus": "int",
+        "request_disk": r"[0-9]{1,12}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?",
+        "max_idle": "int",
+        "max_materialize": "int",
+        "accounting_group": NAME_PATTERN,
+    }
+
 
 # -- pure functions -----------------------------------------------------------------------------
 
@@ -72,6 +85,7 @@ def render_submit_description(
     manifest: Path, options: HTCondorOptions, *, batch_name: str, log_dir: Path
 ) -> str:
     """One submit description queueing one job per manifest line; each runs its workdir's ``run.sh``."""
+    log_dir_text = safe_path(log_dir, "log directory")
     lines = [
         f"universe = {options.universe}",
         "executable = /bin/bash",
@@ -79,9 +93,9 @@ def render_submit_description(
         "initialdir = $(workdir)",
         "transfer_executable = false",
         "should_transfer_files = IF_NEEDED",
-        f"output = {log_dir}/condor-$(ClusterId).$(ProcId).out",
-        f"error = {log_dir}/condor-$(ClusterId).$(ProcId).err",
-        f"log = {log_dir}/condor.log",
+        f"output = {log_dir_text}/condor-$(ClusterId).$(ProcId).out",
+        f"error = {log_dir_text}/condor-$(ClusterId).$(ProcId).err",
+        f"log = {log_dir_text}/condor.log",
         f"batch_name = {safe_job_name(batch_name)}",
     ]
     for key, value in (
@@ -95,7 +109,7 @@ def render_submit_description(
         if value is not None and value != "":
             lines.append(f"{key} = {value}")
     lines.extend(options.extra_lines)
-    lines.append(f"queue workdir from {manifest}")
+    lines.append(f"queue workdir from {safe_path(manifest, 'manifest')}")
     return "\n".join(lines) + "\n"
 
 

@@ -12,9 +12,11 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    NAME_PATTERN,
     BatchOptions,
     CommandRunner,
     SubprocessRunner,
@@ -25,6 +27,7 @@ from b2cal_assets.backends.commands import (
     new_submission_dir,
     run_checked,
     safe_job_name,
+    safe_path,
     write_manifest,
 )
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
@@ -74,6 +77,16 @@ class LSFOptions(BatchOptions):
     array_limit: int | None = None  # at most N elements run at once (%N)
     extra_lines: tuple[str, ...] = ()  # "#BSUB ..." lines or shell lines before the job runs
 
+    PATTERNS: ClassVar[Mapping[str, str]] = {
+        "queue": NAME_PATTERN,
+        "memory": r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt][Bb]?)?",
+        "walltime": r"[0-9]{1,6}(:[0-9]{1,2})?",
+        "slots": "int",
+        "project": NAME_PATTERN,
+        "resources": r"[A-Za-z0-9_.,:=\[\]()<>!&|~ -]{1,512}",
+        "array_limit": "int",
+    }
+
 
 # -- pure functions -----------------------------------------------------------------------------
 
@@ -87,8 +100,8 @@ def render_array_script(
     limit = f"%{options.array_limit}" if options.array_limit else ""
     directives = [
         f'-J "{safe_job_name(job_name)}[1-{n_tasks}]{limit}"',
-        f"-o {log_dir}/lsf-%J_%I.out",
-        f"-e {log_dir}/lsf-%J_%I.err",
+        f"-o {safe_path(log_dir, 'log directory')}/lsf-%J_%I.out",
+        f"-e {safe_path(log_dir, 'log directory')}/lsf-%J_%I.err",
     ]
     for flag, value in (
         ("-q", options.queue),
@@ -109,7 +122,7 @@ def render_array_script(
             *options.extra_lines,
             f'workdir=$(sed -n "${{LSB_JOBINDEX}}p" {manifest_q})',
             'if [ -z "$workdir" ]; then',
-            f'    echo "b2cal: no job for array element $LSB_JOBINDEX in {manifest}" >&2',
+            f'    echo "b2cal: no job for array element $LSB_JOBINDEX in "{manifest_q} >&2',
             "    exit 1",
             "fi",
             f'cd "$workdir" && exec bash ./{WRAPPER_FILE}',

@@ -14,9 +14,11 @@ import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
+    NAME_PATTERN,
     BatchOptions,
     CommandRunner,
     SubprocessRunner,
@@ -27,6 +29,7 @@ from b2cal_assets.backends.commands import (
     new_submission_dir,
     run_checked,
     safe_job_name,
+    safe_path,
     write_manifest,
 )
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
@@ -102,6 +105,16 @@ class SlurmOptions(BatchOptions):
     array_limit: int | None = None  # at most this many tasks of one array run at once (%N)
     extra_lines: tuple[str, ...] = ()  # "#SBATCH ..." directives or shell lines before the job runs
 
+    PATTERNS: ClassVar[Mapping[str, str]] = {
+        "partition": r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*",
+        "memory": r"[0-9]{1,9}[KMGT]?",
+        "time_limit": r"[0-9]{1,6}(-[0-9]{1,2})?(:[0-9]{1,2}){0,2}",
+        "cpus": "int",
+        "account": NAME_PATTERN,
+        "qos": NAME_PATTERN,
+        "array_limit": "int",
+    }
+
 
 # -- pure functions -----------------------------------------------------------------------------
 
@@ -121,7 +134,7 @@ def render_array_script(
     directives = [
         f"--job-name={safe_job_name(job_name)}",
         f"--array={array}",
-        f"--output={log_dir}/slurm-%A_%a.out",
+        f"--output={safe_path(log_dir, 'log directory')}/slurm-%A_%a.out",
         "--open-mode=append",
     ]
     for flag, value in (
@@ -142,7 +155,7 @@ def render_array_script(
             *options.extra_lines,
             f'workdir=$(sed -n "$((SLURM_ARRAY_TASK_ID + 1))p" {manifest_q})',
             'if [ -z "$workdir" ]; then',
-            f'    echo "b2cal: no job for array task $SLURM_ARRAY_TASK_ID in {manifest}" >&2',
+            f'    echo "b2cal: no job for array task $SLURM_ARRAY_TASK_ID in "{manifest_q} >&2',
             "    exit 1",
             "fi",
             f'cd "$workdir" && exec bash ./{WRAPPER_FILE}',
@@ -153,7 +166,10 @@ def render_array_script(
 
 def render_single_script(workdir: Path, options: SlurmOptions, *, job_name: str, log_dir: Path) -> str:
     """The ``sbatch`` script for one job without an array (sites that forbid arrays)."""
-    directives = [f"--job-name={safe_job_name(job_name)}", f"--output={log_dir}/slurm-%j.out"]
+    directives = [
+        f"--job-name={safe_job_name(job_name)}",
+        f"--output={safe_path(log_dir, 'log directory')}/slurm-%j.out",
+    ]
     for flag, value in (
         ("--partition", options.partition),
         ("--mem", options.memory),

@@ -58,6 +58,7 @@ def _check_module(module: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from b2cal_assets.web.app import loopback_host
     from b2cal_assets.web.config import ConfigError, load_auth_config
     from b2cal_assets.web.serve import serve
 
@@ -66,6 +67,11 @@ def run(args: argparse.Namespace) -> int:
     if args.no_auth and args.config:
         raise UserError("--no-auth and --config contradict each other: drop one")
     _check_module(args.module)
+    if args.no_auth and not loopback_host(args.host):
+        raise UserError(
+            f"--no-auth serves only this machine: --host {args.host} is not a loopback address "
+            "(use 127.0.0.1, or configure the LDAP login)"
+        )
     auth = None
     if not args.no_auth:
         try:

@@ -240,3 +240,15 @@ class AuditEntry(Base):
     processing: Mapped[str] = mapped_column(String(64), default="")
     calibration: Mapped[str] = mapped_column(String(64), default="")
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+class WebSession(Base):
+    """A login of the served UI: revoked at logout, its role re-read from LDAP every few minutes."""
+
+    __tablename__ = "web_session"
+    session_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    username: Mapped[str] = mapped_column(String(128))
+    role: Mapped[str] = mapped_column(String(16))
+    issued_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    checked_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)

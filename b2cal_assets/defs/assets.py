@@ -20,6 +20,27 @@ def submitted_by(context) -> str:
     return tags.get(USER_TAG) or tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
 
 
+def check_authority(context, service, calibration: str, action: str) -> None:
+    """A run launched through the web (``b2cal/user``) acts only for the assigned expert or a manager."""
+    from b2cal_assets.loop.authority import ROLE_TAG, require_authority
+    from b2cal_assets.loop.service import LoopError
+
+    tags = context.run.tags
+    if USER_TAG not in tags:
+        return  # the loop's own runs (b2cal/submitted_by) and the operators' tools on the host
+    try:
+        require_authority(
+            service,
+            context.partition_key,
+            calibration,
+            by=tags[USER_TAG],
+            role=tags.get(ROLE_TAG, ""),
+            action=action,
+        )
+    except LoopError as exc:
+        raise dg.Failure(description=str(exc)) from None
+
+
 def skim_specs(steps: Iterable[StepInfo]) -> list[dg.AssetSpec]:
     tags = sorted({tag for step in steps for tag in step.raw_data_names})
     return [
@@ -64,6 +85,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         from b2cal_assets.defs.running import run_calibration_attempt
 
         service = context.resources.loop.service()
+        check_authority(context, service, step.name, "launch")
         result = run_calibration_attempt(context, config, service, step.name, submitted_by(context))
         if result is not None:
             yield result
@@ -85,6 +107,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         from b2cal_assets.loop.service import AUTO_USER, LoopError
 
         service = loop.service()
+        check_authority(context, service, step.name, "sign off")
         processing = context.partition_key
         by = submitted_by(context)
         automatic = by == AUTO_USER

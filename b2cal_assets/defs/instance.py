@@ -50,9 +50,25 @@ def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -
     return target
 
 
-def daemon_command(module: str = "b2cal_assets.definitions") -> list[str]:
+LOCATION_NAME = "b2cal"  # the code location's name, the same for `b2cal web` (web/serve.py) and compose
+
+
+def daemon_command(module: str = "b2cal_assets.definitions", workspace: Path | None = None) -> list[str]:
+    """The daemon's command line; with ``workspace`` it loads ``module`` as the location ``b2cal``, so runs
+    launched from ``b2cal web`` (location ``b2cal``) start under it too."""
     exe = Path(sys.executable).with_name("dagster-daemon")
-    return [str(exe) if exe.exists() else "dagster-daemon", "run", "-m", module]
+    command = [str(exe) if exe.exists() else "dagster-daemon", "run"]
+    if workspace is None:
+        return [*command, "-m", module]
+    workspace.parent.mkdir(parents=True, exist_ok=True)
+    workspace.write_text(
+        "load_from:\n"
+        "  - python_module:\n"
+        f"      module_name: {module}\n"
+        f"      location_name: {LOCATION_NAME}\n"
+        f"      working_directory: {os.getcwd()}\n"
+    )
+    return [*command, "-w", str(workspace)]
 
 
 def start_daemon(
@@ -62,7 +78,7 @@ def start_daemon(
     log_file.parent.mkdir(parents=True, exist_ok=True)
     out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime
     return subprocess.Popen(
-        daemon_command(module),
+        daemon_command(module, log_file.parent / "daemon-workspace.yaml"),
         env={**os.environ, **env},
         stdout=out,
         stderr=subprocess.STDOUT,

@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from b2cal_assets.backends.base import BackendError
+from b2cal_assets.backends.commands import check_job_backend_args
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.filters import validate_filter_name
 from b2cal_assets.domain.settings import ContractError
@@ -56,4 +58,8 @@ def checked_submission(
         raise ContractError(
             "backend_args", f"must be a mapping such as {{'memory': '4G'}}, not {backend_args!r}"
         )
+    try:
+        check_job_backend_args(backend_args)
+    except BackendError as exc:
+        raise ContractError("backend_args", str(exc)) from None
     return merged, {k: v for k, v in job_config.items() if v not in (None, {}, [])}

@@ -14,6 +14,7 @@ warning).
 from __future__ import annotations
 
 import getpass
+import ipaddress
 import secrets
 from typing import Any
 
@@ -23,7 +24,7 @@ from graphene import Schema
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection, Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -31,7 +32,12 @@ from b2cal_assets.web.calibration_pages import CalibrationPages, LoopFactory, de
 from b2cal_assets.web.config import SessionSettings
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink, MutationGuard
 from b2cal_assets.web.login import LoginService, health, user_of
-from b2cal_assets.web.middleware import LoginRequiredMiddleware
+from b2cal_assets.web.middleware import (
+    UNSAFE_METHODS,
+    HardeningMiddleware,
+    LoginRequiredMiddleware,
+    same_origin,
+)
 from b2cal_assets.web.pages import inject_before_body_end, no_auth_strip, user_strip
 from b2cal_assets.web.permissions import AssignedExpert, Authorizer
 from b2cal_assets.web.roles import Role
@@ -78,6 +84,7 @@ class B2calWebserver(DagsterWebserver):
             )
         else:
             middleware.insert(0, Middleware(NoAuthUserMiddleware, user=no_auth_user()))
+        middleware.insert(0, Middleware(HardeningMiddleware))
         return middleware
 
     def build_routes(self) -> list[BaseRoute]:
@@ -132,13 +139,44 @@ def no_auth_user() -> SessionUser:
     return SessionUser(username=f"{name} (no-auth)", role=Role.ADMIN)
 
 
+def loopback_host(host_header: str) -> bool:
+    """A ``Host`` that names this machine's loopback (DNS rebinding sends another name)."""
+    host = host_header.strip().lower()
+    if host.startswith("["):
+        host = host[1 : host.find("]")] if "]" in host else host
+    else:
+        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 class NoAuthUserMiddleware:
+    """``--no-auth``: everyone is the local admin, so only this machine's browser may talk to it:
+    a ``Host`` other than loopback (DNS rebinding) and cross-site changes (CSRF) are refused."""
+
     def __init__(self, app: ASGIApp, *, user: SessionUser):
         self.app = app
         self.user = user
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
+            conn = HTTPConnection(scope)
+            unsafe = scope["type"] == "websocket" or scope.get("method") in UNSAFE_METHODS
+            refusal = ""
+            if not loopback_host(conn.headers.get("host", "")):
+                refusal = "--no-auth serves only http://localhost or 127.0.0.1 (Host refused)"
+            elif unsafe and not same_origin(conn.headers):
+                refusal = "cross-site request refused"
+            if refusal:
+                if scope["type"] == "websocket":
+                    await send({"type": "websocket.close", "code": 4403, "reason": refusal})
+                else:
+                    await JSONResponse({"error": refusal}, status_code=403)(scope, receive, send)
+                return
             scope[USER_SCOPE_KEY] = self.user
         await self.app(scope, receive, send)
 

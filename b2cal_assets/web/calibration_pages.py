@@ -26,6 +26,7 @@ from starlette.routing import Route
 from b2cal_assets.db.errors import DatabaseError
 from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.loop.authority import require_authority
 from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
 from b2cal_assets.payloads.archive import ArchiveError, make_archive
@@ -156,7 +157,7 @@ class CalibrationPages:
     def _html(self, request: Request, render: Callable[[str], str], status: int = 200) -> HTMLResponse:
         nonce, new = self.codec.csrf_nonce(request)
         response = HTMLResponse(
-            render(self.codec.csrf_token(nonce)), status_code=status, headers=PAGE_HEADERS
+            render(self.codec.csrf_token(nonce, request)), status_code=status, headers=PAGE_HEADERS
         )
         if new:
             self.codec.set_csrf_cookie(response, request, nonce)
@@ -374,6 +375,16 @@ class CalibrationPages:
     ) -> str:
         """Do the action through the loop service; the sentence to show, or a ``USER_ERRORS`` refusal."""
         by = user.username
+        if action in ("submit", "signoff"):  # the loop's own check, behind expert_decision
+            await run_in_threadpool(
+                require_authority,
+                service,
+                processing,
+                calibration,
+                by=by,
+                role=user.role.label,
+                action=EXPERT_ACTIONS[action],
+            )
         if action == "submit":
             expert_config = json_object_field(form, "expert_config")
             job_config: dict[str, Any] = {}

@@ -13,15 +13,25 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+import yaml
 from dagster_graphql.schema.errors import GrapheneUnauthorizedError
 from graphql import GraphQLError, GraphQLSchema, GraphQLUnionType, get_named_type
 
 from b2cal_assets.web.permissions import Authorizer, Decision, Target, asset_keys_from_paths
+from b2cal_assets.web.roles import Role
 from b2cal_assets.web.sessions import SessionUser
 
 log = logging.getLogger(__name__)
 
 USER_TAG = "b2cal/user"
+ROLE_TAG = "b2cal/role"  # the role of the user who launched, for the loop's own check (loop/authority.py)
+RESERVED_TAG_PREFIXES = ("dagster/", "b2cal/")  # set by Dagster and b2cal only, never by a client
+UI_TAGS = frozenset({"dagster/from_ui"})  # the Dagster UI marks its launches; it decides nothing
+# what the launchpad writes next to a launch's own selection (informational; the guard decides on the
+# selector and the partition tags themselves)
+LAUNCH_UI_TAGS = frozenset(
+    {"dagster/partition_set", "dagster/solid_selection", "dagster/step_selection", "dagster/op_selection"}
+)
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
@@ -34,6 +44,34 @@ OPEN_TO_ALL = frozenset({"logTelemetry", "setNuxSeen"})  # the UI's own bookkeep
 LAUNCHES = frozenset({"launchPipelineExecution", "launchRun"})
 REEXECUTIONS = frozenset({"launchPipelineReexecution", "launchRunReexecution"})
 TERMINATIONS = frozenset({"terminatePipelineExecution", "terminateRun"})
+# every other mutation of the schema, named so a new one Dagster adds is noticed (test_guard_schema)
+ADMIN_ONLY = frozenset(
+    {
+        "deleteAppManagedComponent",
+        "deleteConcurrencyLimit",
+        "deletePipelineRun",
+        "deleteRun",
+        "freeConcurrencySlots",
+        "freeConcurrencySlotsForRun",
+        "refreshComponentState",
+        "reloadRepositoryLocation",
+        "reloadWorkspace",
+        "resetSchedule",
+        "resetSensor",
+        "scheduleDryRun",
+        "sensorDryRun",
+        "setAppManagedComponent",
+        "setAutoMaterializePaused",
+        "setConcurrencyLimit",
+        "setSensorCursor",
+        "shutdownRepositoryLocation",
+        "startSchedule",
+        "startSensor",
+        "stopRunningSchedule",
+        "stopSensor",
+        "wipeAssets",
+    }
+)
 MANAGER_ONLY = frozenset(
     {
         "cancelPartitionBackfill",
@@ -59,10 +97,45 @@ def _processings_from_tags(tags: Mapping[str, str]) -> tuple[str, ...] | None:
     return ()
 
 
-def _with_user_tag(tag_list: list[Mapping[str, Any]] | None, username: str) -> list[dict[str, str]]:
-    """The tags with ``b2cal/user`` set to the logged-in user (a client cannot set it for someone else)."""
-    kept = [dict(t) for t in tag_list or () if t.get("key") != USER_TAG]
-    return [*kept, {"key": USER_TAG, "value": username}]
+def _with_user_tag(tag_list: list[Mapping[str, Any]] | None, user: SessionUser) -> list[dict[str, str]]:
+    """The tags with ``b2cal/user`` and ``b2cal/role`` set to the logged-in user (after ``_tag_refusal``)."""
+    kept = [dict(t) for t in tag_list or () if t.get("key") not in (USER_TAG, ROLE_TAG)]
+    return [*kept, {"key": USER_TAG, "value": user.username}, {"key": ROLE_TAG, "value": user.role.label}]
+
+
+def _tag_refusal(tag_list: Iterable[Mapping[str, Any]] | None, allowed: Iterable[str] = ()) -> str:
+    """Why these client tags are refused: ``dagster/*`` and ``b2cal/*`` decide what runs and who ran it.
+
+    ``allowed`` names the few a launch uses to choose its partition (the guard decides on those).
+    """
+    allowed = set(allowed) | UI_TAGS
+    for tag in tag_list or ():
+        key = str(tag.get("key", ""))
+        if key.startswith(RESERVED_TAG_PREFIXES) and key not in allowed:
+            return f"the tag {key} may not be set by a client (dagster/* and b2cal/* are set by the system)"
+    return ""
+
+
+def _run_config_refusal(user: SessionUser, run_config: Any) -> str:
+    """Below admin, a launch configures only the assets (``ops``), never resources or the executor."""
+    if user.role >= Role.ADMIN or not run_config:
+        return ""
+    if isinstance(run_config, str):
+        try:
+            run_config = yaml.safe_load(run_config)
+        except yaml.YAMLError:
+            return "the run config is not valid YAML"
+    if not run_config:
+        return ""
+    if not isinstance(run_config, Mapping):
+        return "the run config must be a mapping"
+    others = sorted(str(k) for k in run_config if k != "ops")
+    if others:
+        return (
+            f"the run config may set only ops (the calibration's settings), not {', '.join(others)}; "
+            "resources and the executor are the site's configuration"
+        )
+    return ""
 
 
 class MutationGuard:
@@ -134,6 +207,9 @@ class MutationGuard:
         az = self.authorizer
         if name in OPEN_TO_ALL:
             return Decision(True), args
+        refusal = self._client_input_refusal(user, name, args)
+        if refusal:
+            return Decision(False, refusal), args
         if name in LAUNCHES:
             params = dict(args["executionParams"])
             decision = az.calibration_action(user, "launch", self._launch_target(params))
@@ -155,7 +231,7 @@ class MutationGuard:
         if name == "launchPartitionBackfill":
             params = dict(args["backfillParams"])
             decision = az.calibration_action(user, "launch", self._backfill_target(params))
-            params["tags"] = _with_user_tag(params.get("tags"), user.username)
+            params["tags"] = _with_user_tag(params.get("tags"), user)
             return decision, {**args, "backfillParams": params}
         if name in TERMINATIONS:
             return az.calibration_action(user, "stop", self._runs_target(info, [args["runId"]])), args
@@ -170,7 +246,32 @@ class MutationGuard:
             return az.calibration_action(user, "report events on", target), args
         if name in MANAGER_ONLY:
             return az.manager_action(user, name), args
-        return az.admin_only(user, name), args
+        return az.admin_only(user, name), args  # ADMIN_ONLY, and whatever Dagster adds next
+
+    @staticmethod
+    def _client_input_refusal(user: SessionUser, name: str, args: Mapping[str, Any]) -> str:
+        """Tags and run config a client may not send, whatever else the mutation asks for."""
+        partition_tags = (PARTITION_TAG, RANGE_START_TAG, RANGE_END_TAG, *LAUNCH_UI_TAGS)
+        if name in LAUNCHES or name in REEXECUTIONS or name == "launchMultipleRuns":
+            params_list = (
+                list(args.get("executionParamsList") or ())
+                if name == "launchMultipleRuns"
+                else [args.get("executionParams") or {}]
+            )
+            for params in params_list:
+                tags = (params.get("executionMetadata") or {}).get("tags")
+                refusal = _tag_refusal(tags, partition_tags) or _run_config_refusal(
+                    user, params.get("runConfigData")
+                )
+                if refusal:
+                    return refusal
+            if name in REEXECUTIONS and args.get("reexecutionParams"):
+                return _tag_refusal(args["reexecutionParams"].get("extraTags"))
+            return ""
+        if name == "launchPartitionBackfill":
+            params = args.get("backfillParams") or {}
+            return _tag_refusal(params.get("tags")) or _run_config_refusal(user, params.get("runConfigData"))
+        return ""
 
     @staticmethod
     def _launch_target(params: Mapping[str, Any]) -> Target:
@@ -183,7 +284,7 @@ class MutationGuard:
     @staticmethod
     def _stamp_execution_params(params: dict[str, Any], user: SessionUser) -> dict[str, Any]:
         metadata = dict(params.get("executionMetadata") or {})
-        metadata["tags"] = _with_user_tag(metadata.get("tags"), user.username)
+        metadata["tags"] = _with_user_tag(metadata.get("tags"), user)
         return {**params, "executionMetadata": metadata}
 
     @staticmethod
@@ -233,7 +334,7 @@ class MutationGuard:
         if args.get("reexecutionParams"):
             params = dict(args["reexecutionParams"])
             target = self._runs_target(info, [params["parentRunId"]])
-            params["extraTags"] = _with_user_tag(params.get("extraTags"), user.username)
+            params["extraTags"] = _with_user_tag(params.get("extraTags"), user)
             return az.calibration_action(user, "re-execute", target), {**args, "reexecutionParams": params}
         params = dict(args.get("executionParams") or {})
         target = self._launch_target(params)

@@ -130,6 +130,30 @@ class LdapAuthenticator:
             raise DirectoryUnavailable(f"LDAP server {s.url}: {exc}") from None
         return DirectoryUser(username=canonical, dn=user_dn, groups=groups)
 
+    def groups_of(self, username: str) -> tuple[str, ...]:
+        """The user's groups now, read with the service account (or anonymously): the session's role
+        is re-read with it. A user the directory no longer has is in no group."""
+        s = self.settings
+        try:
+            server = self._server()
+            if s.user_dn_template:
+                user_dn = s.user_dn_template.format(username=escape_rdn(username))
+            else:
+                user_dn = self._find_user_dn(server, username)
+            conn = self._connection(server, s.bind_dn or None, s.bind_password or None)
+            try:
+                if s.bind_dn and not conn.bind():
+                    raise DirectoryUnavailable(f"the service account {s.bind_dn} could not bind")
+                return self._groups(conn, user_dn, username)
+            finally:
+                conn.unbind()
+        except AuthFailed:
+            return ()
+        except (LDAPInvalidDnError, LDAPInvalidFilterError):
+            return ()
+        except LDAPException as exc:
+            raise DirectoryUnavailable(f"LDAP server {s.url}: {exc}") from None
+
     def _canonical_username(self, conn: ldap3.Connection, user_dn: str, typed: str) -> str:
         attr = self.settings.username_attribute
         conn.search(user_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attr])

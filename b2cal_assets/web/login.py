@@ -4,6 +4,7 @@ session cookie, audit."""
 from __future__ import annotations
 
 import logging
+import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -12,13 +13,15 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.web.config import AuthConfig
+from b2cal_assets.web.forms import FormRejected, read_form
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink
 from b2cal_assets.web.ldap_auth import AuthFailed, DirectoryUnavailable, DirectoryUser, LdapAuthenticator
 from b2cal_assets.web.login_limits import LoginRateLimiter
 from b2cal_assets.web.pages import PAGE_HEADERS, login_page, logout_page
-from b2cal_assets.web.roles import role_for_groups
-from b2cal_assets.web.sessions import CSRF_FIELD, SESSION_COOKIE, SessionCodec, SessionUser
+from b2cal_assets.web.roles import Role, role_for_groups
+from b2cal_assets.web.sessions import CSRF_FIELD, SESSION_COOKIE, SessionCodec, SessionStore, SessionUser
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +29,17 @@ LOGIN_PATH = "/login"
 LOGOUT_PATH = "/logout"
 HEALTH_PATH = "/healthz"
 
+LOGIN_FORM_MAX_BYTES = 16 * 1024
 WRONG_CREDENTIALS = "Wrong user name or password."
+
+
+RESERVED_USERNAMES = frozenset({AUTO_USER, "ui"})  # the loop's automatic user, the bare UI (defs/assets.py)
+
+
+def is_reserved_username(username: str) -> bool:
+    """A directory user named like the loop's own users could otherwise pass as them."""
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return folded in RESERVED_USERNAMES or "(no-auth)" in folded
 
 
 def safe_next(value: str | None) -> str:
@@ -52,9 +65,10 @@ class LoginService:
         *,
         authenticate: Callable[[str, str], DirectoryUser] | None = None,
         audit: AuditSink | None = None,
+        session_store: SessionStore | None = None,
     ):
         self.config = config
-        self.codec = SessionCodec(config.secret_key, config.session)
+        self.codec = SessionCodec(config.secret_key, config.session, session_store)
         self.limiter = LoginRateLimiter(config.limits)
         self.authenticate = authenticate or LdapAuthenticator(config.ldap).authenticate
         self.audit = audit
@@ -82,7 +96,7 @@ class LoginService:
     ) -> HTMLResponse:
         nonce, new = self.codec.csrf_nonce(request)
         page = login_page(
-            csrf_token=self.codec.csrf_token(nonce), next_path=next_path, message=message, username=username
+            csrf_token=self.codec.csrf_token(nonce, request), next_path=next_path, message=message, username=username
         )
         response = HTMLResponse(page, status_code=status, headers=PAGE_HEADERS)
         if new:
@@ -96,7 +110,12 @@ class LoginService:
         return self._login_response(request, next_path=next_path)
 
     async def login_post(self, request: Request) -> Response:
-        form = await request.form()
+        try:  # capped while it streams in: a huge body is refused before it is read
+            form = await read_form(request, max_bytes=LOGIN_FORM_MAX_BYTES)
+        except FormRejected as exc:
+            return HTMLResponse(
+                "The login request is too large.", status_code=exc.status, headers=PAGE_HEADERS
+            )
         username = str(form.get("username") or "")
         password = str(form.get("password") or "")
         next_path = safe_next(str(form.get("next") or "/"))
@@ -110,7 +129,7 @@ class LoginService:
                 status=400,
             )
         address = request.client.host if request.client else "unknown"
-        wait = self.limiter.seconds_locked(username, address)
+        wait, ticket = self.limiter.begin_attempt(username, address)
         if wait > 0:
             minutes = max(1, round(wait / 60))
             log.warning("login refused, too many failures: user %r from %s", shown_name, address)
@@ -124,12 +143,12 @@ class LoginService:
         try:
             found = await run_in_threadpool(self.authenticate, username, password)
         except AuthFailed:
-            self.limiter.record_failure(username, address)
             log.warning("failed login: user %r from %s", shown_name, address)
             return self._login_response(
                 request, message=WRONG_CREDENTIALS, username=shown_name, next_path=next_path, status=401
             )
         except DirectoryUnavailable as exc:
+            self.limiter.cancel_attempt(username, address, ticket)
             log.error("login impossible, LDAP unavailable: %s", exc)
             return self._login_response(
                 request,
@@ -138,7 +157,17 @@ class LoginService:
                 next_path=next_path,
                 status=503,
             )
+        self.limiter.cancel_attempt(username, address, ticket)  # the password was right
         role = role_for_groups(found.groups, self.config.role_groups)
+        if is_reserved_username(found.username):
+            log.warning("login refused, reserved user name: %s", found.username)
+            return self._login_response(
+                request,
+                message=f"{found.username} is a name the calibration loop uses for itself; it cannot log in.",
+                username=shown_name,
+                next_path=next_path,
+                status=403,
+            )
         if role is None:
             log.warning("login refused, no b2cal group: %s", found.username)
             return self._login_response(
@@ -161,14 +190,19 @@ class LoginService:
             return RedirectResponse(LOGIN_PATH, status_code=303)
         nonce, new = self.codec.csrf_nonce(request)
         response = HTMLResponse(
-            logout_page(csrf_token=self.codec.csrf_token(nonce), user=user), headers=PAGE_HEADERS
+            logout_page(csrf_token=self.codec.csrf_token(nonce, request), user=user), headers=PAGE_HEADERS
         )
         if new:
             self.codec.set_csrf_cookie(response, request, nonce)
         return response
 
     async def logout_post(self, request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await read_form(request, max_bytes=LOGIN_FORM_MAX_BYTES)
+        except FormRejected as exc:
+            return HTMLResponse(
+                "The logout request is too large.", status_code=exc.status, headers=PAGE_HEADERS
+            )
         if not self.codec.csrf_valid(request, str(form.get(CSRF_FIELD) or "")):
             return HTMLResponse(
                 "The logout form expired; reload the page and try again.",
@@ -186,7 +220,7 @@ class LoginService:
     def csrf_token_for(self, conn: HTTPConnection) -> tuple[str, str | None]:
         """A CSRF token for a form on a page, and the nonce to set as a cookie if the browser has none."""
         nonce, new = self.codec.csrf_nonce(conn)
-        return self.codec.csrf_token(nonce), nonce if new else None
+        return self.codec.csrf_token(nonce, conn), nonce if new else None
 
     def _audit(self, user: SessionUser, action: str, details: dict) -> None:
         if self.audit is None:
@@ -195,6 +229,18 @@ class LoginService:
             self.audit(user.username, action, "", "", details)
         except Exception:
             log.exception("audit log write failed for %s of %s", action, user.username)
+
+
+def ldap_role_lookup(config: AuthConfig) -> Callable[[str], Role | None]:
+    """The role LDAP gives a user now, for ``DbSessionStore``'s refresh."""
+    directory = LdapAuthenticator(config.ldap)
+
+    def lookup(username: str) -> Role | None:
+        if is_reserved_username(username):
+            return None
+        return role_for_groups(directory.groups_of(username), config.role_groups)
+
+    return lookup
 
 
 async def health(_request: Request) -> JSONResponse:

@@ -2,13 +2,16 @@
 
 Kept in the webserver's memory: one process serves the UI. After ``max_failures`` within
 ``lockout_seconds`` the user name (or address) is locked until the oldest of those failures is
-``lockout_seconds`` old; a locked attempt is refused without asking LDAP.
+``lockout_seconds`` old; a locked attempt is refused without asking LDAP. User names count the way
+the directory compares them (Unicode NFKC, case-insensitive). ``begin_attempt`` counts an attempt as
+a failure before LDAP is asked, under the lock, so parallel guesses cannot all slip past the limit.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+import unicodedata
 from collections import defaultdict, deque
 from collections.abc import Callable
 
@@ -25,7 +28,7 @@ class LoginRateLimiter:
 
     @staticmethod
     def _user_key(username: str) -> str:
-        return username.strip().casefold()
+        return unicodedata.normalize("NFKC", username).strip().casefold()
 
     def _prune(self, failures: deque[float], now: float) -> None:
         while failures and now - failures[0] >= self.limits.lockout_seconds:
@@ -51,6 +54,30 @@ class LoginRateLimiter:
                 self._wait(self._by_user, self._user_key(username), self.limits.max_failures_per_user, now),
                 self._wait(self._by_address, address, self.limits.max_failures_per_address, now),
             )
+
+    def begin_attempt(self, username: str, address: str) -> tuple[float, float]:
+        """``(wait, ticket)``: ``wait > 0`` refuses the attempt; otherwise it already counts as a failure
+        (``ticket`` identifies it) until ``record_success`` or ``cancel_attempt`` takes it back."""
+        now = self._clock()
+        key = self._user_key(username)
+        with self._lock:
+            wait = max(
+                self._wait(self._by_user, key, self.limits.max_failures_per_user, now),
+                self._wait(self._by_address, address, self.limits.max_failures_per_address, now),
+            )
+            if wait > 0:
+                return wait, now
+            self._by_user[key].append(now)
+            self._by_address[address].append(now)
+            return 0.0, now
+
+    def cancel_attempt(self, username: str, address: str, ticket: float) -> None:
+        """The attempt was not a wrong password (the directory was down, or it succeeded)."""
+        with self._lock:
+            for table, key in ((self._by_user, self._user_key(username)), (self._by_address, address)):
+                failures = table.get(key)
+                if failures is not None and ticket in failures:
+                    failures.remove(ticket)
 
     def record_failure(self, username: str, address: str) -> None:
         now = self._clock()

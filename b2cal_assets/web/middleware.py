@@ -140,3 +140,73 @@ class LoginRequiredMiddleware:
             await send({"type": "websocket.close", "code": WS_CLOSE_FORBIDDEN, "reason": reason})
         else:
             await JSONResponse({"error": reason}, status_code=status)(scope, receive, send)
+
+
+GRAPHQL_PATH = "/graphql"
+MAX_GRAPHQL_BODY_BYTES = 4 * 1024 * 1024
+FRAME_HEADERS = ((b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
+
+
+class HardeningMiddleware:
+    """Outermost: no page of the server may be framed (clickjacking), and a GraphQL POST must be one
+    operation (a batched array would reach Dagster as a 500) of bounded size."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def framed_send(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = []
+                for key, value in message.get("headers", []):
+                    if key.lower() == b"content-security-policy" and b"frame-ancestors" not in value:
+                        value = value.rstrip(b"; ") + b"; frame-ancestors 'none'"
+                    headers.append((key, value))
+                names = {k.lower() for k, _v in headers}
+                headers += [(k, v) for k, v in FRAME_HEADERS if k not in names]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        if scope["path"] == GRAPHQL_PATH and scope.get("method") == "POST":
+            body, refusal = await _read_body(receive, MAX_GRAPHQL_BODY_BYTES)
+            if not refusal and body.lstrip()[:1] == b"[":
+                refusal = "batched GraphQL requests are not served: send one operation per request"
+            if refusal:
+                status = 413 if "larger" in refusal else 400
+                await JSONResponse({"error": refusal}, status_code=status)(scope, receive, framed_send)
+                return
+            receive = _replay(body)
+        await self.app(scope, receive, framed_send)
+
+
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes, str]:
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return b"", "the client went away"
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return b"", f"the request is larger than {limit} bytes"
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks), ""
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive

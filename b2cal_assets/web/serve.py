@@ -57,19 +57,42 @@ def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_lev
 
     from b2cal_assets.web.app import build_app
     from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
-    from b2cal_assets.web.login import LoginService
+    from b2cal_assets.web.login import LoginService, ldap_role_lookup
+    from b2cal_assets.web.session_store import DbSessionStore
 
     with workspace_context(module) as context:
         if auth is None:
             app = build_app(context, login=None)
         else:
             audit = DbAudit()
+            # sessions in the calibration database: logout and lost roles reach every worker
+            store = DbSessionStore(refresh=ldap_role_lookup(auth))
             app = build_app(
                 context,
-                login=LoginService(auth, audit=audit),
+                login=LoginService(auth, audit=audit, session_store=store),
                 assigned_expert=DbAssignedExpert(),
                 audit=audit,
             )
-        # proxy_headers: behind nginx, the client address (rate limits) and https (Secure cookie)
-        # come from X-Forwarded-For / -Proto sent by a trusted proxy (FORWARDED_ALLOW_IPS).
-        uvicorn.run(app, host=host, port=port, log_level=log_level, proxy_headers=True)
+        uvicorn.Server(uvicorn_config(app, host=host, port=port, log_level=log_level)).run()
+
+
+def uvicorn_config(app, *, host: str, port: int, log_level: str = "warning"):
+    """Behind nginx, the client address (login limits) and https (Secure cookie) come from
+    X-Forwarded-For / -Proto, believed only from the addresses in ``$B2CAL_TRUSTED_PROXIES``."""
+    import uvicorn
+
+    proxies = trusted_proxies()
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies or None,
+    )
+
+
+def trusted_proxies() -> str:
+    """``$B2CAL_TRUSTED_PROXIES`` (comma-separated addresses or networks); empty trusts no proxy, not
+    even one on loopback, so a local process cannot pose as another client."""
+    return ",".join(p.strip() for p in os.environ.get("B2CAL_TRUSTED_PROXIES", "").split(",") if p.strip())

@@ -73,3 +73,33 @@ def test_production_instance_uses_mariadb_storage_and_docker_run_launcher():
     assert "postgres" in postgres["storage"]
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert "COPY migrations" in dockerfile and "B2CAL_MIGRATIONS_DIR" in dockerfile
+
+
+def test_webserver_command_is_one_b2cal_web_accepts_and_names_the_daemons_location():
+    """Issue 10 item 8: `-w` made the container exit; runs from the web need the daemon's location name."""
+    import argparse
+
+    from b2cal_assets.cli import web
+    from b2cal_assets.defs.instance import LOCATION_NAME
+
+    services = yaml.safe_load((DOCKER / "compose.yaml").read_text())["services"]
+    command = services["webserver"]["command"]
+    assert command[:2] == ["b2cal", "web"]
+    parser = argparse.ArgumentParser()
+    web.register(parser.add_subparsers())
+    args = parser.parse_args(command[1:])  # exits (SystemExit) on an option b2cal web does not have
+    assert args.module == "b2cal_assets.definitions"
+    daemon_workspace = yaml.safe_load((DOCKER / "workspace.yaml").read_text())
+    assert daemon_workspace["load_from"][0]["grpc_server"]["location_name"] == LOCATION_NAME
+    assert services["webserver"]["environment"]["B2CAL_TRUSTED_PROXIES"] == (
+        services["nginx"]["networks"]["b2cal"]["ipv4_address"]
+    )
+
+
+def test_demo_daemon_loads_the_location_the_web_launches_into(tmp_path):
+    from b2cal_assets.defs.instance import LOCATION_NAME, daemon_command
+
+    command = daemon_command("b2cal_assets.definitions", tmp_path / "ws.yaml")
+    assert command[-2:] == ["-w", str(tmp_path / "ws.yaml")]
+    loaded = yaml.safe_load((tmp_path / "ws.yaml").read_text())["load_from"][0]["python_module"]
+    assert loaded["location_name"] == LOCATION_NAME == "b2cal"

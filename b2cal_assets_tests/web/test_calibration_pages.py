@@ -330,7 +330,7 @@ def test_without_login_the_pages_still_want_their_csrf_token(web_workspace, toy_
     from b2cal_assets.web.app import build_app
 
     app = build_app(web_workspace, login=None, loop=lambda: toy_service)
-    with TestClient(app, follow_redirects=False) as local:
+    with TestClient(app, base_url="http://localhost", follow_redirects=False) as local:
         page = local.get(page_path("p1", "toy_b"))
         assert page.status_code == 200 and "(no-auth)" in page.text
         before = snapshot_db(toy_service)

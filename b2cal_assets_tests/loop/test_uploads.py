@@ -221,7 +221,11 @@ def test_uploading_one_iov_replaces_only_that_iov_and_keeps_the_others(loop, tmp
     again = tmp_path / "again.tar.gz"
     assert main(["payloads", "download", "prompt_now", "toy_a", "-o", str(again)]) == 0
     with tarfile.open(again) as tar:
-        assert sorted(tar.getnames()) == ["database.txt", "dbstore_ToyA_rev_1.root", "dbstore_ToyA_rev_3.root"]
+        assert sorted(tar.getnames()) == [
+            "database.txt",
+            "dbstore_ToyA_rev_1.root",
+            "dbstore_ToyA_rev_3.root",
+        ]
     assert main(["payloads", "upload", "prompt_now", "toy_a", str(again), "--user", "alice"]) == 0
     capsys.readouterr()
     assert current_by_iov(loop) == {(1, 1, 1, 1): (4, 1.0), (1, 2, 1, 2): (5, 5.0)}

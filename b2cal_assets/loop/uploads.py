@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from b2cal_assets import home
-from b2cal_assets.db.repo import attempts, audit, calibrations, payloads, processings
+from b2cal_assets.db.repo import attempts, audit, calibrations, catalog, payloads, processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
 
@@ -43,6 +43,46 @@ class UploadResult:
     payloads: list[dict]  # name, revision, iov, checksum, file
     replaced: list[str]  # "name rev N" now superseded
     dependents_done: list[str]  # downstream calibrations that already used the old payloads
+
+
+def _runs_left_without(s, processing: str, calibration: str, processing_iov: IoV, uploaded) -> str:
+    """Why the upload would leave a catalogued run of the processing without a payload it has now ('' = none).
+
+    The revisions an upload replaces (same name, overlapping IoV) must have their runs covered again by
+    the upload or by the revisions it keeps.
+    """
+    replaced = payloads.overlapping_current(s, processing, calibration, [(n, tuple(i)) for n, i in uploaded])
+    if not replaced:
+        return ""
+    ids = {p.id for p in replaced}
+    kept = [p for p in payloads.current_payloads(s, processing, calibration) if p.id not in ids]
+    runs = catalog.runs_in(
+        s,
+        exp_low=processing_iov.exp_low,
+        run_low=processing_iov.run_low,
+        exp_high=processing_iov.exp_high,
+        run_high=processing_iov.run_high,
+    )
+
+    def iov_of(p) -> IoV:
+        return IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+
+    for old in replaced:
+        after = [i for n, i in uploaded if n == old.name] + [iov_of(p) for p in kept if p.name == old.name]
+        lost = [
+            f"{e},{r}"
+            for e, r in runs
+            if iov_of(old).contains_run(e, r) and not any(i.contains_run(e, r) for i in after)
+        ]
+        if lost:
+            plural = "s" if len(lost) > 1 else ""
+            shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+            return (
+                f"it replaces {old.name} rev {old.revision} (IoV {iov_of(old)}) but would leave run{plural} "
+                f"{shown} without {old.name}; cover those runs in the upload too (download the current "
+                "payloads with 'b2cal payloads download' and change only what needs fixing)"
+            )
+    return ""
 
 
 def replace_payloads(
@@ -89,6 +129,12 @@ def replace_payloads(
                 f"upload refused, nothing was changed: {', '.join(twice)} is listed for more than one IoV; "
                 "give each IoV its own revision file (as 'b2cal payloads download' does)"
             )
+        with service.session() as s:
+            lost = _runs_left_without(
+                s, processing, calibration, iov, [(p.name, p.iov) for p in contents.payloads]
+            )
+        if lost:
+            raise LoopError(f"upload refused, nothing was changed: {lost}")
         installed_dir: Path | None = None
         try:
             with service.session() as s:

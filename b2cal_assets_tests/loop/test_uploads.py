@@ -9,7 +9,7 @@ import pytest
 from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload, write_payload
 from b2cal_assets.cli import main
-from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.iov import ExpRun, IoV
 from b2cal_assets.domain.outputdb import PayloadEntry, format_database_txt
 from b2cal_assets.loop.service import LoopError
 from b2cal_assets_tests.loop.conftest import T0, add_processing, add_site
@@ -245,3 +245,42 @@ def test_validity_fails_when_a_run_of_the_processing_has_no_payload(loop, tmp_pa
         s.execute(update(Payload).where(Payload.run_low == 1).values(superseded=True))
     problems, _summary = validity_problems(loop, "prompt_now", "toy_a", settings.produced_payloads)
     assert problems == ["payload ToyA has no current revision for run 1,1"]
+
+
+def test_an_upload_that_would_leave_a_run_without_a_payload_is_refused(finished, tmp_path, capsys):
+    archive = tar_gz(  # the current ToyA covers runs 1-2; this replacement covers run 2 only
+        tmp_path / "half.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 1, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_1.root": payload_bytes(tmp_path, mean=3.0),
+        },
+    )
+    before_db, before_files = snapshot_db(finished), snapshot_files(home.b2cal_home())
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(archive), "--user", "alice"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "upload refused, nothing was changed" in err[0]
+    assert "would leave run 1,1 without ToyA" in err[0] and "ToyA rev 1 (IoV 1,1,1,2)" in err[0]
+    assert snapshot_db(finished) == before_db
+    assert snapshot_files(home.b2cal_home()) == before_files
+
+
+def test_after_a_partial_upload_downstream_jobs_read_the_uploaded_revision(loop, tmp_path):
+    from b2cal_assets.caf.localdb import ConditionsChain
+    from b2cal_assets.db.repo import calibrations
+
+    for _ in range(9):  # attempt 9 is the job's, attempt 10 the upload's: the chain is not in name order
+        two_iov_run(loop, tmp_path)
+    archive = tar_gz(
+        tmp_path / "fix.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 2, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_2.root": payload_bytes(tmp_path, revision=2, mean=5.0),
+        },
+    )
+    assert loop.upload_payloads("prompt_now", "toy_a", archive, by="alice").attempt == 10
+    with loop.session() as s:
+        calibrations.update_calibration(s, "prompt_now", "toy_a", state="signed_off")
+    chain = ConditionsChain(loop.database_chain("prompt_now", "toy_b"))
+    assert chain.at(ExpRun(1, 1)).get("ToyA")["mean"][0] == pytest.approx(1.0)
+    assert chain.at(ExpRun(1, 2)).get("ToyA")["mean"][0] == pytest.approx(5.0)

@@ -99,7 +99,7 @@ def list_(args) -> int:
 
 
 def download(args) -> int:
-    from b2cal_assets.payloads.archive import make_archive
+    from b2cal_assets.payloads.archive import current_payloads_archive
 
     service = loop_service(args)
     with user_errors():
@@ -107,9 +107,8 @@ def download(args) -> int:
         rows = list(_rows(service, args.processing, args.calibration))
     if not rows:
         raise UserError(f"{args.calibration} has no payloads in {args.processing} yet")
-    outputdb = Path(rows[0][1]["file"]).parent
     target = Path(args.output or f"{args.processing}_{args.calibration}.tar.gz")
-    path = make_archive(outputdb, target)
+    path = current_payloads_archive([p for _c, p in rows], target)
     print(f"{len(rows)} payloads of {args.calibration} in {args.processing} written to {path}")
     return 0
 

@@ -7,7 +7,7 @@ import dagster as dg
 
 from b2cal_assets.defs.keys import payloads_key
 from b2cal_assets.defs.resources import CalibrationLoopResource
-from b2cal_assets.loop.payload_checks import check_payloads
+from b2cal_assets.loop.payload_checks import validity_problems
 from b2cal_assets.loop.validation import run_validation_script
 
 
@@ -20,15 +20,14 @@ def validity_check(name: str, script) -> dg.AssetChecksDefinition:
         asset=payloads_key(name),
         name="payload_validity",
         blocking=True,
-        description="Every payload file is readable, its values finite, its IoV inside the processing.",
+        description="Every payload file is readable, its values finite, its IoV inside the processing; "
+        "every run of the processing has a current revision of each payload.",
     )
     def _validity(context, loop: CalibrationLoopResource) -> dg.AssetCheckResult:
         service = loop.service()
         processing = _processing(context)
-        problems, summary = check_payloads(
-            service.current_payloads(processing, name),
-            service.processing_iov(processing),
-            produced_payloads=script.settings.produced_payloads,
+        problems, summary = validity_problems(
+            service, processing, name, produced_payloads=script.settings.produced_payloads
         )
         return dg.AssetCheckResult(
             passed=not problems,

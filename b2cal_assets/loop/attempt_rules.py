@@ -27,6 +27,8 @@ from b2cal_assets.loop.records import (
 from b2cal_assets.loop.status import _checkpoint_subjobs
 from b2cal_assets.tickets import messages as ticket_events
 
+RESUBMIT_STATES = ("failed", "rejected")  # an expert or a manager may submit again with new settings
+
 
 class AttemptRules:
     """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
@@ -198,7 +200,14 @@ class AttemptRules:
             row = calibrations.get_calibration(s, processing, calibration)
             latest = attempts.latest_attempt(s, processing, calibration)
             self._check_submission(s, processing, calibration, row, latest, by)
-            if row.state != "window_open":
+            resubmission = row.state in RESUBMIT_STATES
+            if resubmission:  # a new attempt with new settings, started at once (the window is over)
+                now = self.clock()
+                calibrations.update_calibration(
+                    s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
+                )
+                row = calibrations.get_calibration(s, processing, calibration)
+            elif row.state != "window_open":
                 raise LoopError(
                     f"{calibration} in {processing} is {row.state}; submissions are taken while its window is open"
                 )
@@ -210,6 +219,21 @@ class AttemptRules:
             )
             if not hold:
                 calibrations.update_calibration(s, processing, calibration, deadline=now)
+            if resubmission:
+                audit.record_audit(
+                    s,
+                    by,
+                    "resubmit",
+                    processing,
+                    calibration,
+                    {
+                        "attempt": number,
+                        "previous": latest.number if latest else None,
+                        "after": latest.state if latest else "",
+                        "expert_config": dict(expert_config),
+                        "job_config": dict(job_config or {}),
+                    },
+                )
         self.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
         if hold:
             return (
@@ -219,6 +243,13 @@ class AttemptRules:
         return f"{calibration} in {processing}: attempt {number} submitted; it starts at the next sensor tick"
 
     def _check_submission(self, s: Session, processing, calibration, row, latest, submitted_by) -> None:
+        """Who may submit when: the one place for these rules (the page and the CLI both call ``submit``).
+
+        - while the window is open: the expert's settings (or the defaults by the loop at the deadline);
+        - after a failure or a reject (``RESUBMIT_STATES``): a resubmission with new settings, a new attempt
+          that starts at once; the page lets the assigned expert and managers do it;
+        - never while it waits for inputs, runs, awaits sign-off (``finished``) or is signed off / excluded.
+        """
         if row.excluded:
             raise LoopError(
                 f"{calibration} is excluded from processing {processing} by a manager; include it again first"
@@ -232,7 +263,7 @@ class AttemptRules:
                 raise LoopError(
                     f"{calibration} in {processing}: the window closed and the default run (attempt {latest.number}, "
                     "submitted automatically) has already started, so your submission was refused; "
-                    "ask a manager to restart it with your settings once it ends"
+                    "if it fails or is rejected, resubmit it with your settings"
                 )
             raise LoopError(
                 f"{calibration} is already running in {processing}; wait for it or cancel its run"
@@ -248,12 +279,12 @@ class AttemptRules:
         if submitted_by != AUTO_USER and row.state == "submitted":
             raise LoopError(
                 f"{calibration} in {processing} was already submitted with its defaults after the deadline; "
-                "ask a manager to restart it with your settings"
+                "if it fails or is rejected, resubmit it with your settings"
             )
-        if submitted_by != AUTO_USER and row.state in ("failed", "finished", "rejected"):
+        if submitted_by != AUTO_USER and row.state == "finished":
             raise LoopError(
-                f"{calibration} in {processing} has already run (state {row.state}); "
-                "ask a manager to restart it"
+                f"{calibration} in {processing} has finished and awaits sign-off; reject it first to resubmit "
+                "with new settings"
             )
 
     def _hold(

@@ -109,8 +109,13 @@ class JobInputs:
             for name in self.order:
                 if name in ancestors and name in done:
                     current = payloads.current_payloads(s, processing, name)
-                    dirs = sorted({str(Path(p.file).parent) for p in current})
-                    chain.extend(Path(d) for d in dirs)
+                    # after a partial upload the current revisions sit in several outputdbs: newest last,
+                    # so the upload's revisions win over the ones they superseded in the older database.txt
+                    newest: dict[str, int] = {}
+                    for p in current:
+                        d = str(Path(p.file).parent)
+                        newest[d] = max(newest.get(d, 0), p.id)
+                    chain.extend(Path(d) for d in sorted(newest, key=newest.__getitem__))
             return [p for p in chain if p.exists()]
 
     def current_payloads(self, processing: str, calibration: str) -> list[dict[str, Any]]:

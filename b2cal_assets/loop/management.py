@@ -71,6 +71,8 @@ class Management:
     def restart(self, processing: str, calibration: str, *, by: str) -> int:
         """Run a failed (or rejected) calibration again with the same settings, as a new attempt.
 
+        To run it with new settings, resubmit it instead (``submit``; the rules are ``_check_submission``).
+
         The old attempt and its logs stay where they are; the loop sensor launches the new one.
         """
         self._require_calibration(calibration)

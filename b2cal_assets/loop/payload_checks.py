@@ -18,10 +18,33 @@ def iov_inside(iov: IoV, processing: IoV) -> bool:
     return iov.is_open_ended or processing.contains_run(iov.exp_high, iov.run_high)
 
 
-def check_payloads(
-    payloads: list[dict[str, Any]], processing_iov: IoV, produced_payloads: Iterable[str] | None = None
+def validity_problems(
+    service, processing: str, calibration: str, produced_payloads: Iterable[str] | None = None
 ) -> tuple[list[str], list[str]]:
-    """Problems found (empty = valid) and a one-line summary per payload."""
+    """``check_payloads`` over the calibration's current payloads and the catalogued runs of the processing."""
+    from b2cal_assets.db.repo import catalog
+
+    iov = service.processing_iov(processing)
+    with service.session() as s:
+        runs = catalog.runs_in(
+            s, exp_low=iov.exp_low, run_low=iov.run_low, exp_high=iov.exp_high, run_high=iov.run_high
+        )
+    return check_payloads(
+        service.current_payloads(processing, calibration), iov, produced_payloads=produced_payloads, runs=runs
+    )
+
+
+def check_payloads(
+    payloads: list[dict[str, Any]],
+    processing_iov: IoV,
+    produced_payloads: Iterable[str] | None = None,
+    runs: Iterable[tuple[int, int]] = (),
+) -> tuple[list[str], list[str]]:
+    """Problems found (empty = valid) and a one-line summary per payload.
+
+    Every payload name must have a current revision for each of ``runs`` (the processing's runs): a run
+    left without one would be calibrated by nothing.
+    """
     problems: list[str] = []
     summary: list[str] = []
     if not payloads:
@@ -29,6 +52,15 @@ def check_payloads(
     names = {p["name"] for p in payloads}
     for missing in sorted(set(produced_payloads or ()) - names):
         problems.append(f"payload {missing} is declared in produced_payloads but was not produced")
+    for name in sorted(names):
+        iovs = [p["iov"] for p in payloads if p["name"] == name]
+        uncovered = [f"{e},{r}" for e, r in runs if not any(IoV(*i).contains_run(e, r) for i in iovs)]
+        if uncovered:
+            shown = ", ".join(uncovered[:10]) + (
+                f" and {len(uncovered) - 10} more" if len(uncovered) > 10 else ""
+            )
+            plural = "s" if len(uncovered) > 1 else ""
+            problems.append(f"payload {name} has no current revision for run{plural} {shown}")
     for p in payloads:
         label = f"{p['name']} rev {p['revision']}"
         iov = p["iov"]

@@ -3,7 +3,9 @@
 Everything is checked before anything is stored (``payloads.upload.check_upload``). The files go into
 a new attempt directory of the payload store in one rename and the database rows (attempt, payload
 revisions, audit entry, calibration state) in one transaction; if the transaction fails the directory
-is removed again. Earlier revisions are kept (marked superseded). The calibration goes back to
+is removed again. An upload replaces exactly what it holds: the current revisions of the same payload
+name whose IoV overlaps an uploaded one are marked superseded (kept, never deleted); every other current
+revision stays in force. The calibration goes back to
 ``finished``, so the loop runs the payload checks again and signs off at automatic sites.
 """
 
@@ -15,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from b2cal_assets import home
-from b2cal_assets.db.repo import attempts, audit, calibrations, payloads, processings
+from b2cal_assets.db.repo import attempts, audit, calibrations, catalog, payloads, processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
 
@@ -41,6 +43,46 @@ class UploadResult:
     payloads: list[dict]  # name, revision, iov, checksum, file
     replaced: list[str]  # "name rev N" now superseded
     dependents_done: list[str]  # downstream calibrations that already used the old payloads
+
+
+def _runs_left_without(s, processing: str, calibration: str, processing_iov: IoV, uploaded) -> str:
+    """Why the upload would leave a catalogued run of the processing without a payload it has now ('' = none).
+
+    The revisions an upload replaces (same name, overlapping IoV) must have their runs covered again by
+    the upload or by the revisions it keeps.
+    """
+    replaced = payloads.overlapping_current(s, processing, calibration, [(n, tuple(i)) for n, i in uploaded])
+    if not replaced:
+        return ""
+    ids = {p.id for p in replaced}
+    kept = [p for p in payloads.current_payloads(s, processing, calibration) if p.id not in ids]
+    runs = catalog.runs_in(
+        s,
+        exp_low=processing_iov.exp_low,
+        run_low=processing_iov.run_low,
+        exp_high=processing_iov.exp_high,
+        run_high=processing_iov.run_high,
+    )
+
+    def iov_of(p) -> IoV:
+        return IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+
+    for old in replaced:
+        after = [i for n, i in uploaded if n == old.name] + [iov_of(p) for p in kept if p.name == old.name]
+        lost = [
+            f"{e},{r}"
+            for e, r in runs
+            if iov_of(old).contains_run(e, r) and not any(i.contains_run(e, r) for i in after)
+        ]
+        if lost:
+            plural = "s" if len(lost) > 1 else ""
+            shown = ", ".join(lost[:10]) + (f" and {len(lost) - 10} more" if len(lost) > 10 else "")
+            return (
+                f"it replaces {old.name} rev {old.revision} (IoV {iov_of(old)}) but would leave run{plural} "
+                f"{shown} without {old.name}; cover those runs in the upload too (download the current "
+                "payloads with 'b2cal payloads download' and change only what needs fixing)"
+            )
+    return ""
 
 
 def replace_payloads(
@@ -80,13 +122,19 @@ def replace_payloads(
     except UploadRejected as exc:
         raise LoopError(f"upload refused, nothing was changed: {exc}") from None
     with contents:
-        names = [p.name for p in contents.payloads]
-        twice = sorted({n for n in names if names.count(n) > 1})
+        keys = [(p.name, p.revision) for p in contents.payloads]
+        twice = sorted({f"{n} revision {r}" for n, r in keys if keys.count((n, r)) > 1})
         if twice:
             raise LoopError(
-                f"upload refused, nothing was changed: payload {', '.join(twice)} is listed with more than one "
-                "IoV; upload one IoV per payload"
+                f"upload refused, nothing was changed: {', '.join(twice)} is listed for more than one IoV; "
+                "give each IoV its own revision file (as 'b2cal payloads download' does)"
             )
+        with service.session() as s:
+            lost = _runs_left_without(
+                s, processing, calibration, iov, [(p.name, p.iov) for p in contents.payloads]
+            )
+        if lost:
+            raise LoopError(f"upload refused, nothing was changed: {lost}")
         installed_dir: Path | None = None
         try:
             with service.session() as s:
@@ -94,9 +142,10 @@ def replace_payloads(
                 latest_rev = {}
                 for p in history:
                     latest_rev[p.name] = max(latest_rev.get(p.name, 0), p.revision)
+                uploaded = [(p.name, tuple(p.iov)) for p in contents.payloads]
                 replaced = [
                     f"{p.name} rev {p.revision}"
-                    for p in payloads.current_payloads(s, processing, calibration)
+                    for p in payloads.overlapping_current(s, processing, calibration, uploaded)
                 ]
                 attempt = attempts.create_attempt(
                     s,
@@ -107,7 +156,11 @@ def replace_payloads(
                     state="finished",
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
-                revisions = {(p.name, p.revision): latest_rev.get(p.name, 0) + 1 for p in contents.payloads}
+                revisions = {}  # the numbers record_payloads gives: the next revisions of each name, in order
+                for p in contents.payloads:
+                    if (p.name, p.revision) not in revisions:
+                        latest_rev[p.name] = latest_rev.get(p.name, 0) + 1
+                        revisions[(p.name, p.revision)] = latest_rev[p.name]
                 installed = install_upload(contents, target, revisions=revisions)
                 installed_dir = target.parent
                 rows = payloads.record_payloads(
@@ -117,6 +170,7 @@ def replace_payloads(
                     attempt.id,
                     [(p.name, p.checksum, tuple(p.iov), str(p.file)) for p in installed.payloads],
                     source="upload",
+                    replace="overlapping",
                 )
                 attempts.finish_attempt(s, attempt.id, "finished")
                 calibrations.update_calibration(s, processing, calibration, state="finished")

@@ -7,10 +7,14 @@ reproducible (sorted, fixed owner and time), so the same payloads always give th
 from __future__ import annotations
 
 import gzip
+import shutil
 import tarfile
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from b2cal_assets.domain.outputdb import DATABASE_TXT, parse_database_txt
+from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt, parse_database_txt
 from b2cal_assets.files import atomic_open
 
 ARCHIVE_SUFFIX = ".tar.gz"
@@ -52,3 +56,36 @@ def make_archive(outputdb_dir: Path | str, dest: Path | str) -> Path:
         for name in [DATABASE_TXT, *files]:
             tar.add(outputdb_dir / name, arcname=name, recursive=False, filter=_normalised)
     return dest
+
+
+def current_payloads_archive(payloads: Iterable[Mapping[str, Any]], dest: Path | str) -> Path:
+    """The current payloads (``name``, ``revision``, ``iov``, ``file``) as one ``.tar.gz`` an upload takes back.
+
+    One outputdb directory listing exactly these revisions (a job's or a full upload's) is packed as it
+    is; payloads spread over several (after a partial replacement) are gathered with a fresh
+    ``database.txt`` naming only their current revisions.
+    """
+    payloads = list(payloads)
+    if not payloads:
+        raise ArchiveError("there are no current payloads to pack")
+    entries = [PayloadEntry(p["name"], int(p["revision"]), p["iov"]) for p in payloads]
+    dirs = {Path(p["file"]).parent for p in payloads}
+    if len(dirs) == 1:
+        outputdb = next(iter(dirs))
+        listed = (
+            parse_database_txt((outputdb / DATABASE_TXT).read_text())
+            if (outputdb / DATABASE_TXT).is_file()
+            else []
+        )
+        if sorted(listed) == sorted(entries):
+            return make_archive(outputdb, dest)
+    with tempfile.TemporaryDirectory(prefix="b2cal-download-") as tmp:
+        outputdb = Path(tmp) / "outputdb"
+        outputdb.mkdir()
+        for payload, entry in zip(payloads, entries, strict=True):
+            shutil.copyfile(payload["file"], outputdb / entry.filename)
+        (outputdb / DATABASE_TXT).write_text(format_database_txt(entries))
+        dest = Path(dest)
+        if dest.is_dir():
+            dest = dest / f"{Path(next(iter(dirs))).name}{ARCHIVE_SUFFIX}"
+        return make_archive(outputdb, dest)

@@ -24,12 +24,11 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Redire
 from starlette.routing import Route
 
 from b2cal_assets.db.errors import DatabaseError
-from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.authority import require_authority
 from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
-from b2cal_assets.payloads.archive import ArchiveError, make_archive
+from b2cal_assets.payloads.archive import ArchiveError, current_payloads_archive
 from b2cal_assets.payloads.upload import UploadRejected
 from b2cal_assets.web.calibration_html import (
     STATUS_PATH,
@@ -87,25 +86,6 @@ def default_loop_service() -> LoopService:
     from b2cal_assets.defs.resources import _service
 
     return _service(database_url(), os.environ.get("B2CAL_CALIBRATIONS_DIR", ""))
-
-
-def current_payloads_archive(payloads: list[dict[str, Any]], dest: Path) -> Path:
-    """The current payloads as one ``.tar.gz`` in the layout an upload takes back.
-
-    One outputdb directory (a job's or an upload's) is packed as it is, like ``b2cal payloads
-    download``; payloads spread over several (a partial replacement) are gathered with a fresh
-    ``database.txt`` naming their current revisions.
-    """
-    dirs = {Path(p["file"]).parent for p in payloads}
-    if len(dirs) == 1:
-        return make_archive(dirs.pop(), dest)
-    outputdb = dest.parent / "outputdb"
-    outputdb.mkdir()
-    entries = [PayloadEntry(p["name"], int(p["revision"]), p["iov"]) for p in payloads]
-    for payload, entry in zip(payloads, entries, strict=True):
-        shutil.copyfile(payload["file"], outputdb / entry.filename)
-    (outputdb / DATABASE_TXT).write_text(format_database_txt(entries))
-    return make_archive(outputdb, dest)
 
 
 class CalibrationPages:

@@ -112,3 +112,45 @@ def test_restart_runs_the_same_settings_as_a_new_attempt_and_keeps_the_old_logs(
     assert "toy_a/0" in failed.body and "Traceback: boom" in failed.body and str(first.workdir) in failed.body
     restart = [d for u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "restart"]
     assert restart == [{"attempt": 2, "previous": 1, "previous_workdir": str(first.workdir)}]
+
+
+@pytest.mark.parametrize("outcome", ["failed", "rejected"])
+def test_after_a_failure_or_reject_the_expert_resubmits_with_new_settings(loop, clock, outcome, capsys):
+    from b2cal_assets.cli import main
+    from b2cal_assets.db.models import utcnow
+
+    loop.tick(now=T0)
+    clock.now = T0 + timedelta(hours=1)
+    first = loop.begin_attempt(
+        "prompt_now", "toy_a", submitted_by="alice", expert_config={"scale": 1.02}, job_config={}
+    )
+    if outcome == "failed":
+        loop.fail_attempt(first, "collector subjob 0 failed", subjob="toy_a/0", log_tail="Traceback: boom")
+    else:
+        from b2cal_assets.caf.localdb import write_outputdb
+
+        outputdb = first.workdir / "job" / "outputdb"
+        written = write_outputdb(outputdb, [], [("ToyA", loop.processing_iov("prompt_now"), {"mean": [9.0]})])
+        loop.finish_attempt(first, outputdb, written, iterations=1)
+        loop.sign_off("prompt_now", "toy_a", decision="reject", by="alice", comment="off", automatic=False)
+    assert loop.step_states("prompt_now")["toy_a"] == outcome
+
+    argv = ["submit", "prompt_now", "toy_a", "--set", "scale=1.05", "--user", "alice"]
+    assert main(argv) == 0  # the CLI's loop runs on the real clock: it starts at once, at the next tick
+    assert "attempt 2 submitted" in capsys.readouterr().out
+    (launch,) = [x for x in loop.tick(now=utcnow()).launches if x.processing == "prompt_now"]
+    assert (launch.step, launch.expert_config) == ("toy_a", {"scale": 1.05})
+    second = loop.begin_attempt(
+        "prompt_now", "toy_a", submitted_by=AUTO_USER, expert_config=launch.expert_config, job_config={}
+    )
+    assert (second.number, second.submitted_by, second.expert_config) == (2, "alice", {"scale": 1.05})
+
+    # a manager's resubmission after the next failure takes the manager's settings, not the failed ones
+    loop.fail_attempt(second, "boom again")
+    assert main(["submit", "prompt_now", "toy_a", "--set", "scale=0.9", "--user", "mgr"]) == 0
+    (launch,) = [x for x in loop.tick(now=utcnow()).launches if x.processing == "prompt_now"]
+    assert launch.expert_config == {"scale": 0.9}
+    resubmits = [
+        (u, d["expert_config"]) for u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "resubmit"
+    ]
+    assert resubmits == [("alice", {"scale": 1.05}), ("mgr", {"scale": 0.9})]

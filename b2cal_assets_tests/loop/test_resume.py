@@ -27,19 +27,16 @@ def test_reexecution_resumes_the_attempt_in_its_workdir(toy_loop):  # noqa: F811
     assert (resumed.attempt_id, resumed.number, resumed.workdir) == (first.attempt_id, 1, first.workdir)
     assert service.step_states("p1")["toy_a"] == "running"
 
-    # a re-execution of some other run is no resume: the failed calibration needs a manager's restart
+    # a re-execution of some other run is no resume: it is a resubmission, a new attempt in a new directory
     service.fail_attempt(resumed, "again")
-    try:
-        service.begin_attempt(
-            "p1",
-            "toy_a",
-            submitted_by="alice",
-            expert_config={},
-            job_config={},
-            dagster_run_id="run-3",
-            resume_run_ids=["unrelated"],
-        )
-    except Exception as exc:
-        assert "ask a manager to restart" in str(exc)
-    else:
-        raise AssertionError("a new submission of a failed calibration was accepted")
+    again = service.begin_attempt(
+        "p1",
+        "toy_a",
+        submitted_by="alice",
+        expert_config={"scale": 1.1},
+        job_config={},
+        dagster_run_id="run-3",
+        resume_run_ids=["unrelated"],
+    )
+    assert (again.number, again.expert_config) == (2, {"scale": 1.1})
+    assert again.attempt_id != first.attempt_id and again.workdir != first.workdir

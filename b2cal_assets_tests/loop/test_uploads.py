@@ -9,7 +9,7 @@ import pytest
 from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload, write_payload
 from b2cal_assets.cli import main
-from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.iov import ExpRun, IoV
 from b2cal_assets.domain.outputdb import PayloadEntry, format_database_txt
 from b2cal_assets.loop.service import LoopError
 from b2cal_assets_tests.loop.conftest import T0, add_processing, add_site
@@ -169,3 +169,118 @@ def test_too_big_and_too_early_uploads_are_refused_by_the_cli(finished, tmp_path
     assert main(["payloads", "upload", "prompt_now", "toy_a", str(tmp_path / "nope.tar.gz")]) == 2
     assert "no archive at" in capsys.readouterr().err
     assert snapshot_db(finished) == before
+
+
+def two_iov_run(loop, tmp_path):
+    """toy_a finished with ToyA in two IoVs, run 1 (rev 1) and run 2 (rev 2), as a run-by-run job writes."""
+    from b2cal_assets.caf.localdb import write_outputdb
+
+    loop.tick(now=T0)
+    ticket = loop.begin_attempt("prompt_now", "toy_a", submitted_by="auto", expert_config={}, job_config={})
+    ticket.workdir.mkdir(parents=True, exist_ok=True)
+    outputdb = ticket.workdir / "job" / "outputdb"
+    written = write_outputdb(
+        outputdb, [], [("ToyA", IoV(1, 1, 1, 1), {"mean": [1.0]}), ("ToyA", IoV(1, 2, 1, 2), {"mean": [2.0]})]
+    )
+    loop.finish_attempt(ticket, outputdb, written, iterations=1)
+    return loop
+
+
+def current_by_iov(loop):
+    return {
+        tuple(p["iov"]): (p["revision"], read_payload(p["file"])["mean"][0])
+        for p in loop.current_payloads("prompt_now", "toy_a")
+    }
+
+
+def test_a_downloaded_archive_with_several_iovs_goes_back_as_is(loop, tmp_path, capsys):
+    two_iov_run(loop, tmp_path)
+    archive = tmp_path / "toy_a.tar.gz"
+    assert main(["payloads", "download", "prompt_now", "toy_a", "-o", str(archive)]) == 0
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(archive), "--user", "alice"]) == 0
+    capsys.readouterr()
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (3, 1.0), (1, 2, 1, 2): (4, 2.0)}
+
+
+def test_uploading_one_iov_replaces_only_that_iov_and_keeps_the_others(loop, tmp_path, capsys):
+    two_iov_run(loop, tmp_path)
+    archive = tar_gz(
+        tmp_path / "fix.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 2, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_2.root": payload_bytes(tmp_path, revision=2, mean=5.0),
+        },
+    )
+    result = loop.upload_payloads("prompt_now", "toy_a", archive, by="alice")
+    assert result.replaced == ["ToyA rev 2"]
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (1, 1.0), (1, 2, 1, 2): (3, 5.0)}
+    (upload,) = [d for _u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "upload_payloads"]
+    assert upload["payloads"] == ["ToyA rev 3"] and upload["replaced"] == ["ToyA rev 2"]
+
+    # the download after a partial replacement holds every current revision, and goes back in as-is
+    again = tmp_path / "again.tar.gz"
+    assert main(["payloads", "download", "prompt_now", "toy_a", "-o", str(again)]) == 0
+    with tarfile.open(again) as tar:
+        assert sorted(tar.getnames()) == [
+            "database.txt",
+            "dbstore_ToyA_rev_1.root",
+            "dbstore_ToyA_rev_3.root",
+        ]
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(again), "--user", "alice"]) == 0
+    capsys.readouterr()
+    assert current_by_iov(loop) == {(1, 1, 1, 1): (4, 1.0), (1, 2, 1, 2): (5, 5.0)}
+
+
+def test_validity_fails_when_a_run_of_the_processing_has_no_payload(loop, tmp_path):
+    from b2cal_assets.loop.payload_checks import validity_problems
+
+    two_iov_run(loop, tmp_path)
+    settings = loop.scripts.calibrations["toy_a"].settings
+    assert validity_problems(loop, "prompt_now", "toy_a", settings.produced_payloads)[0] == []
+    with loop.session() as s:  # as the old upload left it: run 1's revision superseded, nothing in its place
+        from sqlalchemy import update
+
+        from b2cal_assets.db.models import Payload
+
+        s.execute(update(Payload).where(Payload.run_low == 1).values(superseded=True))
+    problems, _summary = validity_problems(loop, "prompt_now", "toy_a", settings.produced_payloads)
+    assert problems == ["payload ToyA has no current revision for run 1,1"]
+
+
+def test_an_upload_that_would_leave_a_run_without_a_payload_is_refused(finished, tmp_path, capsys):
+    archive = tar_gz(  # the current ToyA covers runs 1-2; this replacement covers run 2 only
+        tmp_path / "half.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 1, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_1.root": payload_bytes(tmp_path, mean=3.0),
+        },
+    )
+    before_db, before_files = snapshot_db(finished), snapshot_files(home.b2cal_home())
+    assert main(["payloads", "upload", "prompt_now", "toy_a", str(archive), "--user", "alice"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "upload refused, nothing was changed" in err[0]
+    assert "would leave run 1,1 without ToyA" in err[0] and "ToyA rev 1 (IoV 1,1,1,2)" in err[0]
+    assert snapshot_db(finished) == before_db
+    assert snapshot_files(home.b2cal_home()) == before_files
+
+
+def test_after_a_partial_upload_downstream_jobs_read_the_uploaded_revision(loop, tmp_path):
+    from b2cal_assets.caf.localdb import ConditionsChain
+    from b2cal_assets.db.repo import calibrations
+
+    for _ in range(9):  # attempt 9 is the job's, attempt 10 the upload's: the chain is not in name order
+        two_iov_run(loop, tmp_path)
+    archive = tar_gz(
+        tmp_path / "fix.tar.gz",
+        {
+            "database.txt": format_database_txt([PayloadEntry("ToyA", 2, IoV(1, 2, 1, 2))]).encode(),
+            "dbstore_ToyA_rev_2.root": payload_bytes(tmp_path, revision=2, mean=5.0),
+        },
+    )
+    assert loop.upload_payloads("prompt_now", "toy_a", archive, by="alice").attempt == 10
+    with loop.session() as s:
+        calibrations.update_calibration(s, "prompt_now", "toy_a", state="signed_off")
+    chain = ConditionsChain(loop.database_chain("prompt_now", "toy_b"))
+    assert chain.at(ExpRun(1, 1)).get("ToyA")["mean"][0] == pytest.approx(1.0)
+    assert chain.at(ExpRun(1, 2)).get("ToyA")["mean"][0] == pytest.approx(5.0)

@@ -339,3 +339,37 @@ def test_without_login_the_pages_still_want_their_csrf_token(web_workspace, toy_
         response = post(local, "p1", "toy_b", "exclude", {"reason": "laptop test"})
         assert response.status_code == 200, error_of(response.text)
         assert audit_actions(toy_service, "p1", "toy_b")[-1][1] == "exclude"
+
+
+def test_after_a_reject_the_expert_and_a_manager_resubmit_with_new_settings(login_as, toy_service):
+    alice = login_as("alice")
+    response = post(alice, "p2", "toy_a", "signoff", {"decision": "reject", "comment": "offset"})
+    assert response.status_code == 200, error_of(response.text)
+    assert post(login_as("bob"), "p2", "toy_a", "submit", {"expert_config": "{}"}).status_code == 403
+
+    response = post(alice, "p2", "toy_a", "submit", {"expert_config": '{"scale": 1.5, "fail": false}'})
+    assert response.status_code == 200, error_of(response.text)
+    assert "attempt 2 submitted" in notice_of(response.text)
+    with toy_service.session() as s:
+        held = attempts.latest_attempt(s, "p2", "toy_a")
+        assert (held.number, held.state, held.submitted_by, held.expert_config["scale"]) == (
+            2,
+            "held",
+            "alice",
+            1.5,
+        )
+    assert toy_service.step_states("p2")["toy_a"] == "window_open"
+    assert audit_actions(toy_service, "p2", "toy_a")[-1][:2] == ("alice", "resubmit")
+
+    with toy_service.session() as s:  # that attempt fails too; the manager resubmits with other settings
+        attempts.set_attempt_state(s, held.id, "failed")
+        from b2cal_assets.db.repo import calibrations
+
+        calibrations.update_calibration(s, "p2", "toy_a", state="failed")
+    response = post(
+        login_as("mary"), "p2", "toy_a", "submit", {"expert_config": '{"scale": 0.5, "fail": false}'}
+    )
+    assert response.status_code == 200, error_of(response.text)
+    with toy_service.session() as s:
+        latest = attempts.latest_attempt(s, "p2", "toy_a")
+        assert (latest.number, latest.submitted_by, latest.expert_config["scale"]) == (3, "mary", 0.5)

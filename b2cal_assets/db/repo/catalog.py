@@ -102,6 +102,16 @@ def _in_iov(exp_low: int, run_low: int, exp_high: int, run_high: int) -> ColumnE
     return and_(low, or_(Run.exp < exp_high, and_(Run.exp == exp_high, Run.run <= run_high)))
 
 
+def runs_in(s: Session, *, exp_low: int, run_low: int, exp_high: int, run_high: int) -> list[tuple[int, int]]:
+    """``(exp, run)`` of every catalogued run in the IoV, in order."""
+    query = (
+        select(Run.exp, Run.run)
+        .where(_in_iov(exp_low, run_low, exp_high, run_high))
+        .order_by(Run.exp, Run.run)
+    )
+    return [(exp, run) for exp, run in s.execute(query).all()]
+
+
 def files_for(
     s: Session,
     *,

@@ -13,8 +13,10 @@ from b2cal_assets.db.models import Payload
 from b2cal_assets.db.repo.attempts import get_attempt
 from b2cal_assets.db.repo.processings import get_processing, lock_processing
 from b2cal_assets.db.repo.rows import check_choice, iov4
+from b2cal_assets.domain.iov import IoV
 
 SOURCES = ("job", "upload")
+REPLACE_MODES = ("all", "overlapping")
 PayloadEntry = tuple[str, str, Sequence[int], str]  # (name, md5 checksum, iov 4-tuple, file)
 
 
@@ -45,13 +47,18 @@ def record_payloads(
     attempt_id: int | None,
     entries: Iterable[PayloadEntry],
     source: str = "job",
+    *,
+    replace: str = "all",
 ) -> list[Payload]:
     """Store a calibration's new payloads as the next revision of each name in the processing.
 
-    Every earlier payload of the calibration in the processing is marked superseded. Recording the same
+    ``replace="all"`` (a job's output) marks every earlier payload of the calibration in the processing
+    superseded; ``replace="overlapping"`` (an upload) only those of the same name whose IoV overlaps a new
+    entry's, so the other current revisions stay in force. Recording the same
     entries for the same attempt again (a retried step) returns the stored rows instead of new revisions.
     """
     check_choice("a payload source", source, SOURCES)
+    check_choice("replace", replace, REPLACE_MODES)
     checked = _checked(entries)
     processing = lock_processing(s, processing_name)
     if attempt_id is not None:
@@ -78,16 +85,21 @@ def record_payloads(
             .group_by(Payload.name)
         ).all()
     )
-    s.execute(
-        update(Payload)
-        .where(
-            Payload.processing_id == processing.id,
-            Payload.calibration == calibration,
-            Payload.superseded.is_(False),
+    if replace == "all":
+        s.execute(
+            update(Payload)
+            .where(
+                Payload.processing_id == processing.id,
+                Payload.calibration == calibration,
+                Payload.superseded.is_(False),
+            )
+            .values(superseded=True)
+            .execution_options(synchronize_session="fetch")
         )
-        .values(superseded=True)
-        .execution_options(synchronize_session="fetch")
-    )
+    else:
+        for row in overlapping_current(s, processing_name, calibration, [(e[0], e[2]) for e in checked]):
+            row.superseded = True
+        s.flush()
     rows = []
     for name, checksum, (exp_low, run_low, exp_high, run_high), file in checked:
         revisions[name] = revisions.get(name, 0) + 1
@@ -110,6 +122,21 @@ def record_payloads(
         rows.append(row)
     s.flush()
     return rows
+
+
+def overlapping_current(
+    s: Session, processing_name: str, calibration: str, entries: Iterable[tuple[str, Sequence[int]]]
+) -> list[Payload]:
+    """The calibration's current payloads that ``(name, iov)`` entries would replace: same name, IoV overlapping."""
+    wanted = [(name, IoV(*iov4(iov))) for name, iov in entries]
+    return [
+        p
+        for p in current_payloads(s, processing_name, calibration)
+        if any(
+            name == p.name and iov.overlaps(IoV(p.exp_low, p.run_low, p.exp_high, p.run_high))
+            for name, iov in wanted
+        )
+    ]
 
 
 def _key(p: Payload) -> tuple[str, str, tuple[int, int, int, int], str]:

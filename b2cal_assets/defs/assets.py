@@ -51,6 +51,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         description=(settings.description or step.name)
         + f"\n\nExpert: {settings.expert_username}. Script: {script.file}",
         metadata={
+            "calibration": step.name,  # the real name; the key holds its Dagster form
             "expert_username": settings.expert_username,
             "script": str(script.file),
             "input_data_names": ", ".join(sorted(settings.input_data_names)),
@@ -79,6 +80,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         deps=[payloads_key(step.name)],
         description=f"Sign-off of {step.name}'s payloads: automatic at automatic sites once the checks pass, "
         "otherwise the expert materialises it with accept or reject.",
+        metadata={"calibration": step.name},
         kinds={"signoff"},
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
@@ -91,7 +93,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         site = service.site_of(processing)
         if automatic and site["signoff_policy"] != "automatic":
             raise dg.Failure(
-                description=f"site {site['name']} signs off by hand: the expert materialises signoff/{step.name}"
+                description=f"site {site['name']} signs off by hand: the expert materialises {signoff_key(step.name).to_user_string()}"
             )
         try:
             state = service.sign_off(

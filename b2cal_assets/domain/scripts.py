@@ -17,10 +17,10 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycle
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.settings import CalibrationSettings, ContractError, ValidationSettings
 from b2cal_assets.domain.shim import ScriptNamespace
 from b2cal_assets.domain.stages import Stage

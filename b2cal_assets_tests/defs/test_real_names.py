@@ -49,6 +49,9 @@ def test_code_location_loads_with_mapped_keys_and_real_labels(real_dir, monkeypa
         assert calibration_of_key(payloads_key(name), [*REAL.values()]) == name
         spec = repo.assets_defs_by_key[payloads_key(name)].specs_by_key[payloads_key(name)]
         assert spec.description.startswith(f"Calibration {name}.")
+        assert spec.metadata["calibration"] == name
+        signoff = repo.assets_defs_by_key[signoff_key(name)].specs_by_key[signoff_key(name)]
+        assert signoff.metadata["calibration"] == name and name in signoff.description
     assert dg.AssetKey(["payloads", "PXD_hot_dead_pixel_calibration"]) in keys
     assert dg.AssetKey(["payloads", "ARICH/channel masks"]) not in keys
     assert all(len(k.path) != 2 or " " not in k.path[1] for k in keys)

@@ -37,3 +37,12 @@ def slug_collisions(names: Iterable[str]) -> dict[str, str]:
         else:
             seen.setdefault(slug, name)
     return clashes
+
+
+def real_name(name_or_slug: str, known: Iterable[str]) -> str:
+    """The real calibration name among ``known`` that ``name_or_slug`` is, or whose Dagster name it is
+    (asset keys carry the Dagster name); unchanged when neither."""
+    names = list(known)
+    if name_or_slug in names:
+        return name_or_slug
+    return next((name for name in names if asset_name(name) == name_or_slug), name_or_slug)

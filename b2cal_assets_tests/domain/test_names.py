@@ -4,7 +4,7 @@ import re
 
 import pytest
 
-from b2cal_assets.domain.names import asset_name, slug_collisions
+from b2cal_assets.domain.names import asset_name, real_name, slug_collisions
 
 DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -31,3 +31,10 @@ def test_a_name_with_nothing_usable_is_refused():
 
 def test_collisions_name_the_later_name_and_the_earlier_one():
     assert slug_collisions(["A b", "c", "A/b", "A b"]) == {"A/b": "A b"}
+
+
+def test_an_asset_key_name_maps_back_to_the_real_name():
+    known = ["ARICH channel masks", "PXD hot/dead pixel calibration"]
+    assert real_name("PXD_hot_dead_pixel_calibration", known) == "PXD hot/dead pixel calibration"
+    assert real_name("ARICH channel masks", known) == "ARICH channel masks"
+    assert real_name("unknown", known) == "unknown"

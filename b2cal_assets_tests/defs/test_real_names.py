@@ -55,3 +55,52 @@ def test_code_location_loads_with_mapped_keys_and_real_labels(real_dir, monkeypa
     assert dg.AssetKey(["payloads", "PXD_hot_dead_pixel_calibration"]) in keys
     assert dg.AssetKey(["payloads", "ARICH/channel masks"]) not in keys
     assert all(len(k.path) != 2 or " " not in k.path[1] for k in keys)
+
+
+RENAMED = {"toy_a": "Toy A/mean (x)", "toy_b": "Toy B: y-x shift"}
+
+
+@pytest.fixture
+def renamed_toy_dir(tmp_path):
+    """The toy scripts with real-style names (spaces, a slash, parentheses, a colon)."""
+    import shutil
+
+    from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
+
+    folder = tmp_path / "renamed"
+    shutil.copytree(TOY_SCRIPTS, folder, ignore=shutil.ignore_patterns("__pycache__"))
+    for path in folder.rglob("*.py"):
+        text = path.read_text()
+        for old, new in RENAMED.items():
+            text = text.replace(f'name="{old}"', f"name={new!r}")
+        path.write_text(text)
+    return folder
+
+
+def test_a_run_of_a_renamed_asset_calibrates_the_right_calibration(
+    toy_loop_one, renamed_toy_dir, monkeypatch
+):
+    from b2cal_assets.db.engine import database_url
+    from b2cal_assets.defs.definitions import build_definitions
+    from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+    from b2cal_assets_tests.defs.driver import drive
+
+    monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(renamed_toy_dir))
+    loop = CalibrationLoopResource(
+        calibrations_dir=str(renamed_toy_dir), cdst_producer="b2cal_assets_tests.defs.toy:produce_cdst"
+    )
+    defs = build_definitions(str(renamed_toy_dir), loop=loop)
+    with dg.instance_for_test() as instance:
+        results = drive(defs, instance)
+        assert results and all(r.success for _, r in results), [r for _, r in results if not r.success]
+        ran = {k for request, _ in results for k in request.asset_selection or []}
+        assert payloads_key("Toy A/mean (x)") in ran
+        assert dg.AssetKey(["payloads", "Toy_A_mean_x"]) in ran
+        service = _service(database_url(), str(renamed_toy_dir))
+        assert service.step_states("p1") == {
+            "Toy A/mean (x)": "signed_off",
+            "Toy B: y-x shift": "signed_off",
+            "cdst": "signed_off",
+            "toy_c": "signed_off",
+        }
+        assert service.current_payloads("p1", "Toy A/mean (x)")

@@ -6,7 +6,7 @@ from b2cal_assets.domain.names import asset_name
 
 
 def skim_key(data_tag: str) -> dg.AssetKey:
-    return dg.AssetKey(["skim", data_tag])
+    return dg.AssetKey(["skim", asset_name(data_tag)])
 
 
 def payloads_key(calibration: str) -> dg.AssetKey:

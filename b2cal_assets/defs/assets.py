@@ -137,12 +137,20 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
     return _cdst
 
 
-def build_assets(steps: dict[str, StepInfo], scripts) -> list:
+def build_assets(steps: dict[str, StepInfo], scripts, errors: dict[str, str] | None = None) -> list:
+    """The assets; a calibration whose definition Dagster still refuses is left out and its reason put
+    in ``errors`` (calibration name -> message), so one bad script never takes the others down."""
     assets: list = list(skim_specs(steps.values()))
     for name, step in steps.items():
         if name == CDST_STEP:
             assets.append(cdst_asset(step))
-        else:
-            assets.append(payloads_asset(step, scripts.calibrations[name]))
-            assets.append(signoff_asset(step))
+            continue
+        try:
+            built = [payloads_asset(step, scripts.calibrations[name]), signoff_asset(step)]
+        except dg.DagsterInvalidDefinitionError as exc:
+            if errors is None:
+                raise
+            errors[name] = f"{scripts.calibrations[name].file}: Dagster refuses the definition: {exc}"
+            continue
+        assets.extend(built)
     return assets

@@ -55,6 +55,36 @@ def test_code_location_loads_with_mapped_keys_and_real_labels(real_dir, monkeypa
     assert dg.AssetKey(["payloads", "PXD_hot_dead_pixel_calibration"]) in keys
     assert dg.AssetKey(["payloads", "ARICH/channel masks"]) not in keys
     assert all(len(k.path) != 2 or " " not in k.path[1] for k in keys)
+    [shown] = defs.metadata["script_errors"].data
+    assert shown["file"].endswith("zz_clash.py") and shown["field"] == "name"
+
+
+def test_a_definition_dagster_refuses_leaves_the_others_loaded(real_dir, monkeypatch):
+    from b2cal_assets.defs import assets as assets_module
+    from b2cal_assets.defs.definitions import build_definitions
+
+    real_payloads_asset = assets_module.payloads_asset
+
+    def refuse_pxd(step, script):
+        if step.name == "PXD hot/dead pixel calibration":
+            raise dg.DagsterInvalidDefinitionError("refused for the test")
+        return real_payloads_asset(step, script)
+
+    monkeypatch.setattr(assets_module, "payloads_asset", refuse_pxd)
+    defs = build_definitions(str(real_dir))
+    repo = defs.get_repository_def()
+    keys = set(repo.asset_graph.get_all_asset_keys())
+    assert payloads_key("ARICH channel masks") in keys and payloads_key("Full VXD and CDC Alignment") in keys
+    assert payloads_key("PXD hot/dead pixel calibration") not in keys
+    refused = [e for e in defs.metadata["script_errors"].data if e.get("field") == "dagster"]
+    assert refused == [
+        {
+            "calibration": "PXD hot/dead pixel calibration",
+            "field": "dagster",
+            "message": refused[0]["message"],
+        }
+    ]
+    assert "pxd_hot_dead.py" in refused[0]["message"] and "refused for the test" in refused[0]["message"]
 
 
 RENAMED = {"toy_a": "Toy A/mean (x)", "toy_b": "Toy B: y-x shift"}

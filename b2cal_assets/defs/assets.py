@@ -72,6 +72,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         description=(settings.description or step.name)
         + f"\n\nExpert: {settings.expert_username}. Script: {script.file}",
         metadata={
+            "calibration": step.name,  # the real name; the key holds its Dagster form
             "expert_username": settings.expert_username,
             "script": str(script.file),
             "input_data_names": ", ".join(sorted(settings.input_data_names)),
@@ -101,6 +102,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         deps=[payloads_key(step.name)],
         description=f"Sign-off of {step.name}'s payloads: automatic at automatic sites once the checks pass, "
         "otherwise the expert materialises it with accept or reject.",
+        metadata={"calibration": step.name},
         kinds={"signoff"},
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
@@ -114,7 +116,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         site = service.site_of(processing)
         if automatic and site["signoff_policy"] != "automatic":
             raise dg.Failure(
-                description=f"site {site['name']} signs off by hand: the expert materialises signoff/{step.name}"
+                description=f"site {site['name']} signs off by hand: the expert materialises {signoff_key(step.name).to_user_string()}"
             )
         try:
             state = service.sign_off(
@@ -158,12 +160,20 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
     return _cdst
 
 
-def build_assets(steps: dict[str, StepInfo], scripts) -> list:
+def build_assets(steps: dict[str, StepInfo], scripts, errors: dict[str, str] | None = None) -> list:
+    """The assets; a calibration whose definition Dagster still refuses is left out and its reason put
+    in ``errors`` (calibration name -> message), so one bad script never takes the others down."""
     assets: list = list(skim_specs(steps.values()))
     for name, step in steps.items():
         if name == CDST_STEP:
             assets.append(cdst_asset(step))
-        else:
-            assets.append(payloads_asset(step, scripts.calibrations[name]))
-            assets.append(signoff_asset(step))
+            continue
+        try:
+            built = [payloads_asset(step, scripts.calibrations[name]), signoff_asset(step)]
+        except dg.DagsterInvalidDefinitionError as exc:
+            if errors is None:
+                raise
+            errors[name] = f"{scripts.calibrations[name].file}: Dagster refuses the definition: {exc}"
+            continue
+        assets.extend(built)
     return assets

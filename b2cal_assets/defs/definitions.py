@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 
 import dagster as dg
@@ -14,6 +15,8 @@ from b2cal_assets.defs.schedules import database_backup_job, database_backup_sch
 from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor
 from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env, ticket_sensor
 from b2cal_assets.loop.steps import build_steps
+
+log = logging.getLogger(__name__)
 
 
 def backend_resources() -> dict[str, dg.ConfigurableResource]:
@@ -34,9 +37,19 @@ def build_definitions(
 ) -> dg.Definitions:
     scripts = cached_scripts(calibrations_dir)
     steps = build_steps(scripts.calibrations)
+    refused: dict[str, str] = {}
+    assets = build_assets(steps, scripts, refused)
+    for name, message in refused.items():
+        log.error("calibration %r left out of the code location: %s", name, message)
     return dg.Definitions(
-        assets=build_assets(steps, scripts),
-        asset_checks=build_checks(scripts.calibrations),
+        assets=assets,
+        asset_checks=build_checks({n: s for n, s in scripts.calibrations.items() if n not in refused}),
+        metadata={
+            "script_errors": dg.MetadataValue.json(
+                [e.to_json() for e in scripts.errors]
+                + [{"calibration": n, "field": "dagster", "message": m} for n, m in refused.items()]
+            )
+        },
         sensors=[
             data_arrival_sensor,
             calibration_loop_sensor,

@@ -20,6 +20,7 @@ from typing import Any
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycle
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.settings import CalibrationSettings, ContractError, ValidationSettings
 from b2cal_assets.domain.shim import ScriptNamespace
 from b2cal_assets.domain.stages import Stage
@@ -316,7 +317,32 @@ def _drop_duplicates(candidates: list[_Candidate], errors: list[ScriptError]) ->
                     f"calibration name {name!r} is used by several scripts ({files}); names must be unique",
                 )
             )
-    return unique
+    return _drop_slug_clashes(unique, errors)
+
+
+def _drop_slug_clashes(unique: dict[str, _Candidate], errors: list[ScriptError]) -> dict[str, _Candidate]:
+    """Keep the first script (by file) of each Dagster name; the others and unusable names are errors."""
+    kept: dict[str, _Candidate] = {}
+    taken: dict[str, _Candidate] = {}
+    for name, candidate in sorted(unique.items(), key=lambda item: (str(item[1].file), item[0])):
+        try:
+            slug = asset_name(name)
+        except ValueError as exc:
+            errors.append(ScriptError(str(candidate.file), "name", str(exc)))
+            continue
+        if (first := taken.get(slug)) is not None:
+            errors.append(
+                ScriptError(
+                    str(candidate.file),
+                    "name",
+                    f"calibration name {name!r} gives the Dagster name {slug!r}, already taken by "
+                    f"{first.name!r} ({first.file.name}); rename one of them",
+                )
+            )
+            continue
+        taken[slug] = candidate
+        kept[name] = candidate
+    return kept
 
 
 def _prune(

@@ -37,7 +37,10 @@ class DbAssignedExpert:
         from b2cal_assets.db.engine import session_scope
         from b2cal_assets.db.errors import NotFound
         from b2cal_assets.db.repo.calibrations import get_calibration
+        from b2cal_assets.domain.names import real_name
 
+        if self._script_expert is script_settings_expert:  # asset keys carry the Dagster name
+            calibration = real_name(calibration, _script_experts())
         with session_scope(self.engine) as session:
             try:
                 expert = get_calibration(session, processing, calibration).expert_username

@@ -70,7 +70,11 @@ def status_by_processing(service: LoopService) -> list[tuple[str, list[StepRow]]
 
 
 def assigned_expert(service: LoopService, processing: str, calibration: str) -> str | None:
-    """The expert the calibration database names for this calibration in this processing."""
+    """The expert the calibration database names for this calibration in this processing
+    (``calibration`` may be the Dagster name an asset key carries)."""
+    from b2cal_assets.domain.names import real_name
+
+    calibration = real_name(calibration, service.scripts.calibrations)
     with service.session() as s:
         try:
             return calibration_repo.get_calibration(s, processing, calibration).expert_username or None

@@ -7,6 +7,7 @@ import pytest
 from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
+from b2cal_assets.home import globaltag_dir
 from b2cal_assets.loop import admin
 from b2cal_assets_tests.defs import toy
 
@@ -35,6 +36,9 @@ def make_site(name="toy_site", policy="automatic", backend="local"):
 
 
 def make_processing(name, runs: range, site="toy_site", window_hours=0.0):
+    """A toy processing over ``runs``; its base global tag is written first when it does not exist yet."""
+    if not (globaltag_dir("toy_base") / "database.txt").is_file():
+        admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
     admin.create_processing(
         ProcessingSpec(
             name=name,

@@ -307,15 +307,17 @@ class Reconciliation:
             )
             return
         # the run is gone or ended while the attempt still says running: resume it, unless that is
-        # already under way (a resume run of this generation in flight)
+        # already under way (a resume run of this generation in flight, or its request to be made again)
+        dead = latest.dagster_run_id
         if row.launch_generation:
-            pending = runs.by_key(run_key(processing, step, latest.number, "resume", row.launch_generation))
-            if pending is not None and pending.not_created_yet:
+            key = run_key(processing, step, latest.number, "resume", row.launch_generation)
+            pending = runs.by_key(key)
+            lost = pending is None and not self._first_time(s, processing, step, "resumed", key)
+            if lost or (pending is not None and pending.not_created_yet):
                 plan.launches.append(self._resume_launch(s, processing, row, latest, row.launch_generation))
                 return
             if pending is not None and pending.in_flight:
                 return
-        dead = latest.dagster_run_id
         why = "Dagster has no such run any more" if run is None else _short(runs.why_ended(dead))
         ended = "is gone" if run is None else f"ended ({run.status.lower()})"
         if latest.resumes >= MAX_RESUMES:

@@ -1,5 +1,6 @@
 """``b2cal db`` and ``b2cal audit``: what an operator types, on every engine, and what bad input gives."""
 
+import itertools
 import json
 
 import pytest
@@ -77,7 +78,7 @@ def test_history_lists_the_migrations(capsys):
     assert code == 0
     revisions = [r.revision for r in migrate.history()]
     expected = [f"base -> {revisions[0]}"] + [
-        f"{older} -> {newer}" for older, newer in zip(revisions, revisions[1:], strict=False)
+        f"{older} -> {newer}" for older, newer in itertools.pairwise(revisions)
     ]
     expected[-1] += " (head)"
     assert [line for line in out.splitlines() if line.startswith(tuple(expected))] == out.splitlines()

@@ -1,6 +1,7 @@
 """Alembic migrations on every engine: they build exactly the models, go down and up again, and carry
 data stored at an older revision forward."""
 
+import itertools
 import threading
 from datetime import datetime
 
@@ -227,7 +228,7 @@ def test_history_is_in_order():
     revisions = migrate.history()
     assert [r.revision for r in revisions][:2] == ["0001", "0002"]
     assert revisions[-1].is_head and revisions[1].down_revision == "0001"
-    assert all(newer.down_revision == older.revision for older, newer in zip(revisions, revisions[1:]))
+    assert all(newer.down_revision == older.revision for older, newer in itertools.pairwise(revisions))
 
 
 def test_migration_files_are_numbered():

@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
@@ -19,6 +22,9 @@ settings = CalibrationSettings(
 def collect(path, ctx):
     if ctx.expert_config.get("fail"):
         raise RuntimeError("asked to fail by expert_config")
+    # a broken node for one input file, while $B2CAL_HOME/toy_a.fail/<file name> exists (fault tests)
+    if (Path(os.environ.get("B2CAL_HOME", ".")) / "toy_a.fail" / Path(path).name).exists():
+        raise RuntimeError(f"broken node for {Path(path).name}")
     x = uproot.open(path)["events"]["x"].array(library="np")
     return {"sum": np.array([x.sum()]), "n": np.array([float(len(x))])}
 

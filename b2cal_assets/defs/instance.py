@@ -133,6 +133,32 @@ def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
             return
 
 
+def stop_daemon_session(pid: int, timeout: float = 30.0) -> bool:
+    """Stop a daemon started by ``start_daemon`` in an earlier process (its pid from a pid file).
+
+    Only a live ``dagster-daemon`` leading its own session is touched; returns whether one was stopped.
+    Its run workers stop with it; the loop resumes their attempts when a daemon runs again.
+    """
+    import time
+
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    if "dagster-daemon" not in cmdline or os.getsid(pid) != pid:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for member in [pid, *_session_members(pid)]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, sig)
+        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+        while _session_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _session_members(pid):
+            return True
+    return True
+
+
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 
 

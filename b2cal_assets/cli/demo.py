@@ -69,7 +69,11 @@ def register(sub) -> None:
     p.add_argument(
         "--timeout", type=number_type(maximum=10**7), default=1800.0, help="give up after this many seconds"
     )
-    p.add_argument("--fresh", action="store_true", help="start from an empty $B2CAL_HOME")
+    p.add_argument(
+        "--fresh",
+        action="store_true",
+        help="start from an empty $B2CAL_HOME (without it, a demo that was stopped resumes where it was)",
+    )
     p.add_argument(
         "--seed",
         type=number_type(maximum=2**32 - 1, integer=True),
@@ -114,8 +118,10 @@ def run(args) -> int:
     prepare_dagster_home(dagster_home)
     env = {"B2CAL_HOME": str(root), "DAGSTER_HOME": str(dagster_home)}
     env.update(_backend_env(args))
+    _stop_leftover_daemon(root, say)
     say("starting the Dagster daemon (sensors tick, runs start from the queue) ...")
     daemon = start_daemon(env, root / "logs" / "dagster-daemon.log")
+    _daemon_pid_file(root).write_text(f"{daemon.pid}\n")
     # A SIGTERM (CI timeouts, `kill`) must not leave the daemon running on its own.
     signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
@@ -127,7 +133,25 @@ def run(args) -> int:
         finished = False
     finally:
         stop_daemon(daemon)
+        _daemon_pid_file(root).unlink(missing_ok=True)
     return _report(names, say, finished)
+
+
+def _daemon_pid_file(root: Path) -> Path:
+    return root / "logs" / "dagster-daemon.pid"
+
+
+def _stop_leftover_daemon(root: Path, say) -> None:
+    """A demo killed with SIGKILL leaves its daemon running; two daemons on one instance must not be."""
+    from b2cal_assets.defs.instance import stop_daemon_session
+
+    try:
+        pid = int(_daemon_pid_file(root).read_text().strip())
+    except (OSError, ValueError):
+        return
+    if stop_daemon_session(pid):
+        say(f"stopped the Dagster daemon (pid {pid}) that an interrupted demo left running")
+    _daemon_pid_file(root).unlink(missing_ok=True)
 
 
 def _raise_interrupt(signum, frame) -> None:
@@ -148,14 +172,100 @@ def _backend_env(args) -> dict[str, str]:
 
 
 def _prepare(args, say) -> list[str]:
+    """Generate the skims and register site, processings and files, or resume where that got."""
     from b2cal_assets import home
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.demo import generator, truth
-    from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
-    from b2cal_assets.loop import admin
 
+    manifest = _Manifest(home.b2cal_home() / MANIFEST)
+    settings = _settings(args)
+    manifest.check(settings)
+    if manifest.stage == "registered":
+        names = manifest.data["processings"]
+        say(
+            f"resuming the demo: {len(names)} processing(s) and {len(manifest.files())} skim files are "
+            "already registered (kept as they are); the loop goes on where it was"
+        )
+        return names
     total_runs = args.processings * args.runs
+    files = manifest.files() if manifest.stage == "generated" else None
+    if files and all(Path(f.path).is_file() and Path(f.path).stat().st_size == f.size_bytes for f in files):
+        say(f"resuming the demo: the skims of {total_runs} runs were generated already (kept as they are)")
+    else:
+        files = None
+    if files is None:
+        files = _generate(args, say, total_runs)
+        manifest.save(settings, "generated", files=files)
+    return _register(args, say, files, manifest, settings)
+
+
+MANIFEST = "demo.json"
+
+
+def _settings(args) -> dict:
+    """What a resumed demo must share with the one it resumes (data, processings, site)."""
+    return {
+        "processings": args.processings,
+        "runs": args.runs,
+        "events_per_run": args.events_per_run,
+        "seed": args.seed,
+        "backend": args.backend,
+        "path_prefix": args.path_prefix,
+        "data_dir": str(Path(args.data_dir).resolve()) if args.data_dir else "",
+        "storage_root": str(Path(args.storage_root).resolve()) if args.storage_root else "",
+        "signoff": args.signoff,
+        "window_minutes": args.window_minutes,
+    }
+
+
+class _Manifest:
+    """``$B2CAL_HOME/demo.json``: how far the demo's preparation got, so a rerun does not repeat it."""
+
+    def __init__(self, path: Path) -> None:
+        import json
+
+        self.path = path
+        try:
+            self.data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    @property
+    def stage(self) -> str:
+        return self.data.get("stage", "")
+
+    def check(self, settings: dict) -> None:
+        saved = self.data.get("settings")
+        if saved is None or saved == settings:
+            return
+        differ = ", ".join(
+            f"{k} {saved.get(k)!r} (now {v!r})" for k, v in settings.items() if saved.get(k) != v
+        )
+        raise UserError(
+            f"{self.path.parent} holds a demo made with other settings: {differ}; rerun with those to "
+            "resume it, or add --fresh to start again"
+        )
+
+    def files(self) -> list:
+        from b2cal_assets.demo.generator import GeneratedFile
+
+        return [GeneratedFile(**f) for f in self.data.get("files", [])]
+
+    def save(self, settings: dict, stage: str, *, files=None, processings=None) -> None:
+        import json
+
+        self.data.update(settings=settings, stage=stage)
+        if files is not None:
+            self.data["files"] = [f.to_dict() for f in files]
+        if processings is not None:
+            self.data["processings"] = processings
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+        os.replace(tmp, self.path)
+
+
+def _generate(args, say, total_runs: int) -> list:
+    from b2cal_assets import home
+    from b2cal_assets.demo import generator
+
     say(f"generating calibration skims for {total_runs} runs of the synthetic detector ...")
     # Every processing gets the same mix of runs (short, cosmic, bad for alignment, continuum, good).
     kwargs = {
@@ -171,6 +281,22 @@ def _prepare(args, say) -> list[str]:
     data_dir = Path(args.data_dir).resolve() if args.data_dir else home.data_dir()
     files = generator.generate(data_dir, **kwargs)
     say(f"  {len(files)} files, {sum(f.n_events for f in files):,} events")
+    return files
+
+
+def _register(args, say, files, manifest, settings) -> list[str]:
+    from b2cal_assets import home
+    from b2cal_assets.cli.common import user_errors
+    from b2cal_assets.db.engine import database_url, make_engine, session_scope
+    from b2cal_assets.db.repo import processings
+    from b2cal_assets.demo import truth
+    from b2cal_assets.domain.iov import IoV
+    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
+    from b2cal_assets.loop import admin
+
+    data_dir = Path(args.data_dir).resolve() if args.data_dir else home.data_dir()
+    with session_scope(make_engine(database_url())) as s:
+        existing = {p.name for p in processings.list_processings(s)}
     with user_errors():
         admin.ensure_site(
             SiteSpec(
@@ -188,6 +314,10 @@ def _prepare(args, say) -> list[str]:
         for i in range(args.processings):
             first = 1 + i * args.runs
             name = f"prompt_demo_{i + 1}"
+            names.append(name)
+            if name in existing:  # an interrupted preparation got this far
+                say(f"processing {name}: already registered")
+                continue
             admin.create_processing(
                 ProcessingSpec(
                     name=name,
@@ -199,10 +329,10 @@ def _prepare(args, say) -> list[str]:
                 ),
                 created_by="demo",
             )
-            names.append(name)
             say(f"processing {name}: exp 1 runs {first}-{first + args.runs - 1} at {DEMO_SITE}")
         new = admin.register_files(files, site_name=DEMO_SITE)
     say(f"data arrival: {new} files registered in the data catalog")
+    manifest.save(settings, "registered", processings=names)
     return names
 
 

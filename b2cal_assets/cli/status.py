@@ -1,4 +1,5 @@
-"""``b2cal status``: one view of every processing, calibration, latest attempt and its jobs."""
+"""``b2cal status``: one view of every processing, calibration, latest attempt and its jobs, what the loop
+did by itself (relaunches, resumes), and the Dagster runs that are stuck."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ def register(sub) -> None:
         "--jobs", action="store_true", help="also list the collector subjobs of each latest attempt"
     )
     p.add_argument("--json", action="store_true")
+    p.add_argument(
+        "--no-runs",
+        action="store_true",
+        help="skip the check of Dagster's runs and daemon ($DAGSTER_HOME) for stuck runs",
+    )
     add_db_argument(p)
     add_dir_argument(p)
     p.set_defaults(func=run)
@@ -23,6 +29,8 @@ def _note(r) -> str:
         return "excluded: dependents use the global-tag payloads"
     if r.blocked_by:
         return f"blocked by rejected {r.blocked_by}"
+    if r.recovery and r.state in ("submitted", "running", "failed", "finished"):
+        return r.recovery.splitlines()[0][:110]
     if r.error:
         return r.error.splitlines()[0][:70]
     if r.deadline is not None and r.state == "window_open":
@@ -88,4 +96,36 @@ def run(args) -> int:
             ["processing", "calibration", "attempt", "job", "backend", "state", "exit", "tries", "logs"],
             job_table,
         )
+    if not args.no_runs:
+        _print_dagster_health()
     return 0
+
+
+def _print_dagster_health() -> None:
+    """Stuck runs and a silent daemon, from the Dagster instance in $DAGSTER_HOME (if there is one)."""
+    from b2cal_assets import home
+
+    try:
+        from b2cal_assets.defs.run_health import daemon_problem, open_instance, stuck_runs
+
+        instance = open_instance(home.dagster_home())
+        if instance is None:
+            return
+        try:
+            problem = daemon_problem(instance)
+            stuck = stuck_runs(instance)
+        finally:
+            instance.dispose()
+    except Exception as exc:  # the calibration status above stands on its own
+        print(f"(Dagster's runs not checked: {type(exc).__name__}: {str(exc).splitlines()[0][:120]})")
+        return
+    if problem or stuck:
+        print()
+    if problem:
+        print(f"DAEMON: {problem}")
+    if stuck:
+        print(f"{len(stuck)} Dagster run(s) stuck:")
+        print_table(
+            ["run", "status", "processing", "run key / assets", "problem", "what happens next"],
+            [[r.run_id[:8], r.status, r.partition, r.what, r.problem, r.next_step] for r in stuck],
+        )

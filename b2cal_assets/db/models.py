@@ -66,6 +66,7 @@ class Processing(Base):
     global_tags: Mapped[list[Any]] = mapped_column(default=list)
     window_hours: Mapped[float] = mapped_column(default=48.0)
     state: Mapped[str] = mapped_column(String(16), default="open")  # open | finished | cancelled
+    staging_due: Mapped[bool] = mapped_column(default=False)  # finished; the staging sensor exports its tag
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64), default="")
     site: Mapped[Site] = relationship(lazy="joined")
@@ -129,6 +130,9 @@ class ProcessingCalibration(Base):
     window_opened_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     deadline: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # part of the run keys of the loop's runs; raised when the loop launches the step again (loop/reconcile.py)
+    launch_generation: Mapped[int] = mapped_column(Integer, default=0)
+    relaunches: Mapped[int] = mapped_column(Integer, default=0)  # of the current submission, bounded
     version: Mapped[int] = mapped_column(Integer, default=1)  # optimistic locking
     __mapper_args__ = {"version_id_col": version}
 
@@ -150,6 +154,7 @@ class Attempt(Base):
     workdir: Mapped[str] = mapped_column(String(1024), default="")
     dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
     error: Mapped[str] = mapped_column(Text, default="")
+    resumes: Mapped[int] = mapped_column(Integer, default=0)  # automatic resumes after its run died
     submitted_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)

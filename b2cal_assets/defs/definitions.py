@@ -10,9 +10,8 @@ import dagster as dg
 from b2cal_assets.defs.assets import build_assets
 from b2cal_assets.defs.checks import build_checks
 from b2cal_assets.defs.resources import CalibrationLoopResource, LocalBackendResource, cached_scripts
-from b2cal_assets.defs.run_status import run_canceled_sensor, run_failure_sensor
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
-from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor
+from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor, staging_sensor
 from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env, ticket_sensor
 from b2cal_assets.loop.steps import build_steps
 
@@ -52,9 +51,8 @@ def build_definitions(
         },
         sensors=[
             data_arrival_sensor,
-            calibration_loop_sensor,
-            run_failure_sensor,
-            run_canceled_sensor,
+            calibration_loop_sensor,  # also reconciles with Dagster's runs (failed, lost, dead runs)
+            staging_sensor,
             ticket_sensor,
         ],
         schedules=[database_backup_schedule],

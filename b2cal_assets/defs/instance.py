@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -12,7 +11,9 @@ from pathlib import Path
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
+# The repo's dagster.yaml, for an installed package without the repo (kept equal by a test).
 DEFAULT_INSTANCE_YAML = """\
+# The embedded default Dagster instance, as written by b2cal (no repo dagster.yaml found).
 telemetry:
   enabled: false
 nux:
@@ -23,15 +24,33 @@ run_coordinator:
   config:
     max_concurrent_runs: 4
     dequeue_interval_seconds: 1
+run_launcher:
+  module: b2cal_assets.defs.launcher
+  class: LocalRunLauncher
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 300
+  cancel_timeout_seconds: 180
+  poll_interval_seconds: 15
+  max_runtime_seconds: 0
 sensors:
   use_threads: true
   num_workers: 4
+run_retries:
+  enabled: false
 """
+WRITTEN_BY_B2CAL = "# The embedded default Dagster instance"
+
+
+def default_instance_yaml() -> str:
+    return REPO_DAGSTER_YAML.read_text() if REPO_DAGSTER_YAML.exists() else DEFAULT_INSTANCE_YAML
 
 
 def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -> Path:
     """Create ``dagster_home`` with an instance config unless it has one already, and its storage.
 
+    A config that b2cal wrote earlier (it starts with the default's first line) is brought up to date,
+    so an existing home gets run monitoring too; one an operator wrote is left alone.
     The storage is created here, once: a daemon and another process creating a fresh SQLite storage at
     the same moment can find each other's half-made schema.
     """
@@ -41,13 +60,20 @@ def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -
     target = dagster_home / "dagster.yaml"
     if instance_yaml is not None:
         target.write_text(instance_yaml)
-    elif not target.exists():
-        if REPO_DAGSTER_YAML.exists():
-            shutil.copyfile(REPO_DAGSTER_YAML, target)
-        else:
-            target.write_text(DEFAULT_INSTANCE_YAML)
+    elif not target.exists() or _written_by_b2cal(target):
+        default = default_instance_yaml()
+        if not target.exists() or target.read_text() != default:
+            target.write_text(default)
     dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     return target
+
+
+def _written_by_b2cal(path: Path) -> bool:
+    try:
+        first = path.read_text().splitlines()[:1]
+    except OSError:
+        return False
+    return bool(first) and first[0].startswith(WRITTEN_BY_B2CAL)
 
 
 LOCATION_NAME = "b2cal"  # the code location's name, the same for `b2cal web` (web/serve.py) and compose
@@ -121,6 +147,32 @@ def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
             left = _session_members(session)
         if not left:
             return
+
+
+def stop_daemon_session(pid: int, timeout: float = 30.0) -> bool:
+    """Stop a daemon started by ``start_daemon`` in an earlier process (its pid from a pid file).
+
+    Only a live ``dagster-daemon`` leading its own session is touched; returns whether one was stopped.
+    Its run workers stop with it; the loop resumes their attempts when a daemon runs again.
+    """
+    import time
+
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+    except OSError:
+        return False
+    if "dagster-daemon" not in cmdline or os.getsid(pid) != pid:
+        return False
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for member in [pid, *_session_members(pid)]:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(member, sig)
+        deadline = time.monotonic() + (timeout if sig == signal.SIGTERM else 10)
+        while _session_members(pid) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        if not _session_members(pid):
+            return True
+    return True
 
 
 IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")

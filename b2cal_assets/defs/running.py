@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 from typing import Any
@@ -9,8 +10,9 @@ from typing import Any
 import dagster as dg
 
 from b2cal_assets import home
-from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calibration_job
+from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
 from b2cal_assets.loop.submission import checked_submission
@@ -51,9 +53,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             expert_config=dict(config.expert_config),
             job_config=job_config,
             dagster_run_id=context.run_id,
-            resume_run_ids=[
-                context.run.tags.get(t, "") for t in ("dagster/parent_run_id", "dagster/root_run_id")
-            ],
+            resume_run_ids=resume_run_ids(context),
         )
     except SubmissionHeld as held:
         # not a failure: the site starts jobs at the deadline; the loop sensor launches the held settings then
@@ -74,17 +74,27 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         )
     except CalibrationFailed as exc:
         _record_jobs(context, service, ticket, site, None)
+        _unless_cancelled(service, ticket)
         service.fail_attempt(ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or "")
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
-    except BaseException as exc:
+    except Exception as exc:
         _record_jobs(context, service, ticket, site, None)
+        _unless_cancelled(service, ticket)
         service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
+        raise
+    except BaseException:
+        # Interrupted (the run terminated, its worker stopped): not the calibration's failure. The
+        # attempt stays running; the loop's reconciliation fails it if a person cancelled the run and
+        # resumes it from its checkpoint otherwise.
+        _record_jobs(context, service, ticket, site, None)
         raise
     _record_jobs(context, service, ticket, site, [s.to_json() for s in outcome.subjobs])
     iterations = max(outcome.iterations.values(), default=0)
+    _unless_cancelled(service, ticket)
     try:
         recorded = service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
-    except BaseException as exc:
+    except Exception as exc:
+        # the checkpoint says the job is complete: a resume records the payloads without rerunning
         service.fail_attempt(ticket, f"recording the payloads failed: {type(exc).__name__}: {exc}")
         raise
     rows = [
@@ -103,6 +113,54 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             "subjobs": len(outcome.subjobs),
         }
     )
+
+
+def resume_run_ids(context) -> list[str]:
+    """Runs whose attempt this run may take over: a re-execution's parent and root, or the dead run
+    named by the loop's resume request (``loop/reconcile.py``)."""
+    return [context.run.tags.get(t, "") for t in ("dagster/parent_run_id", "dagster/root_run_id", RESUME_TAG)]
+
+
+def _unless_cancelled(service: LoopService, ticket: AttemptTicket) -> None:
+    """A manager restarted or excluded the step while this run worked: record nothing of it."""
+    if service.attempt_state(ticket.attempt_id) == "cancelled":
+        raise _fail(
+            f"{ticket.calibration} in {ticket.processing}: attempt {ticket.number} was cancelled by a manager "
+            "(restart or exclusion) while it ran; nothing of this run is recorded"
+        )
+
+
+def _cancelled_check(service: LoopService, ticket: AttemptTicket):
+    """For the job manager's poll loop: stop the batch jobs once a manager cancelled the attempt."""
+
+    def cancelled() -> bool:
+        try:
+            return service.attempt_state(ticket.attempt_id) == "cancelled"
+        except Exception:  # the database briefly away is no reason to stop the jobs
+            return False
+
+    return cancelled
+
+
+def _fresh_workdir_if_changed(context, service: LoopService, ticket: AttemptTicket, job) -> AttemptTicket:
+    """A restart reuses the failed attempt's work directory so only failed subjobs run again; if that
+    checkpoint belongs to another job (upstream payloads or settings changed), start in its own."""
+    state = ticket.workdir / STATE_FILE
+    try:
+        saved = json.loads(state.read_text()).get("fingerprint")
+    except (OSError, ValueError):
+        return ticket
+    if saved == job.fingerprint():
+        context.log.info(f"resuming from the checkpoint in {ticket.workdir}")
+        return ticket
+    own = home.attempt_work_dir(ticket.processing, ticket.calibration, ticket.number)
+    if own == ticket.workdir:
+        return ticket  # the runner says what is wrong with it
+    context.log.info(
+        f"the checkpoint in {ticket.workdir} is of a different job (inputs or conditions changed); "
+        f"attempt {ticket.number} starts afresh in {own}"
+    )
+    return service.move_attempt_workdir(ticket, own)
 
 
 def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, subjobs) -> None:
@@ -145,6 +203,8 @@ def _run_job(
         backend_args={**site.get("backend_args", {}), **job_config.get("backend_args", {})},
     )
 
+    ticket = _fresh_workdir_if_changed(context, service, ticket, job)
+    job = dataclasses.replace(job, workdir=ticket.workdir)
     last: list[str] = [""]
 
     def progress(event) -> None:
@@ -160,6 +220,7 @@ def _run_job(
         submit_policy=backend_resource.submit_policy(),
         retry_policy=backend_resource.retry_policy(),
         progress=progress,
+        should_cancel=_cancelled_check(service, ticket),
     )
 
 
@@ -188,6 +249,7 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
             expert_config={},
             job_config={},
             dagster_run_id=context.run_id,
+            resume_run_ids=resume_run_ids(context),
         )
     except LoopError as exc:
         raise _fail(str(exc)) from None
@@ -203,9 +265,12 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
                 service.register_cdst(processing, path=str(path), data_tag=tag, exp=exp, run=run, n_events=0)
                 produced.append({"data": tag, "exp": exp, "run": run, "file": str(path)})
                 context.log.info(f"cDST {tag} exp {exp} run {run}: {path}")
-    except BaseException as exc:
+    except Exception as exc:
+        _unless_cancelled(service, ticket)
         service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
         raise
+    # an interruption (BaseException) leaves the attempt running for the loop's reconciliation
+    _unless_cancelled(service, ticket)
     service.complete_step(ticket)
     return dg.MaterializeResult(
         metadata={

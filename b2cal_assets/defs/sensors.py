@@ -1,4 +1,5 @@
-"""Sensors: data arrival from the catalog, and the loop that opens windows and submits at the deadline."""
+"""Sensors: data arrival from the catalog, the loop (windows, deadlines, reconciliation with Dagster's
+runs), and the staging tag of a finished processing."""
 
 from collections import defaultdict
 
@@ -7,8 +8,13 @@ import dagster as dg
 from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
 from b2cal_assets.loop.service import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
+
+LOOP_SENSOR = "calibration_loop_sensor"
+RUN_KEY_TAG = "dagster/run_key"
+SENSOR_NAME_TAG = "dagster/sensor_name"
 
 
 def _new_partitions(context, names: list[str]) -> list[dg.AddDynamicPartitionsRequest]:
@@ -87,6 +93,8 @@ def check_keys(calibration: str) -> list[dg.AssetCheckKey]:
 
 def run_request_for(launch: Launch) -> dg.RunRequest:
     tags = {SUBMITTED_BY_TAG: AUTO_USER, REASON_TAG: launch.reason}
+    if launch.resume_run_id:
+        tags[RESUME_TAG] = launch.resume_run_id  # the new run takes over the attempt of the dead one
     if launch.checks_only:
         # the payloads exist: run their checks; blocking checks gate the sign-off in the same run
         selection = [signoff_key(launch.step)] if launch.automatic_signoff else []
@@ -127,34 +135,106 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
     )
 
 
+class DagsterRuns:
+    """The loop's view of Dagster's runs (``loop.reconcile.RunLookup``), read from the instance."""
+
+    def __init__(self, instance: dg.DagsterInstance, sensor_name: str = LOOP_SENSOR) -> None:
+        self.instance = instance
+        self.sensor_name = sensor_name
+
+    @staticmethod
+    def _info(record) -> RunInfo:
+        run = record.dagster_run
+        return RunInfo(run_id=run.run_id, status=run.status.value, started=record.start_time is not None)
+
+    def by_key(self, run_key: str) -> RunInfo | None:
+        records = self.instance.get_run_records(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=5)
+        ours = [r for r in records if r.dagster_run.tags.get(SENSOR_NAME_TAG) == self.sensor_name]
+        return self._info(ours[0]) if ours else None  # newest first
+
+    def by_id(self, run_id: str) -> RunInfo | None:
+        record = self.instance.get_run_record_by_id(run_id)
+        return self._info(record) if record is not None else None
+
+    def why_ended(self, run_id: str) -> str:
+        """The run's failure (or cancel) message, and the error that made Dagster fail it, if any."""
+        from dagster._core.events import DagsterEventType
+
+        parts: list[str] = []
+        for kind in (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED):
+            records = self.instance.get_records_for_run(
+                run_id, of_type=kind, limit=1, ascending=False
+            ).records
+            if records and records[0].event_log_entry.message:
+                parts.append(records[0].event_log_entry.message)
+        engine = self.instance.get_records_for_run(
+            run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=5, ascending=False
+        ).records
+        for record in engine:
+            event = record.event_log_entry.dagster_event
+            data = getattr(event, "engine_event_data", None) if event is not None else None
+            if data is not None and data.error is not None:
+                parts.append(f"{record.event_log_entry.message} {data.error.message}".strip())
+                break
+        return " / ".join(dict.fromkeys(p.strip() for p in parts if p.strip()))
+
+
 @dg.sensor(
-    name="calibration_loop_sensor",
+    name=LOOP_SENSOR,
     minimum_interval_seconds=2,
     default_status=dg.DefaultSensorStatus.RUNNING,
     target=dg.AssetSelection.all(),
     description="Opens submission windows when a calibration's inputs are ready, submits the defaults once "
-    "the window has passed, starts the cDST production, and closes finished processings.",
+    "the window has passed, starts the cDST production, closes finished processings, and reconciles the "
+    "calibration database with Dagster's runs: a lost or never-started run is launched again, an attempt "
+    "whose run died is resumed from its checkpoint.",
 )
 def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
     partitions = _new_partitions(context, service.open_processing_names())
-    report = service.tick()
+    report = service.tick(runs=DagsterRuns(context.instance))
     for processing, step in report.opened:
         context.log.info(f"{processing}: submission window of {step} opened")
     for name in report.finished_processings:
         context.log.info(f"{name}: every calibration signed off or excluded; processing finished")
-    for staged in report.staging:
+    for line in report.recovered:
+        context.log.warning(f"reconciliation: {line}")
+    for run_id in report.terminate:
+        _terminate(context, run_id)
+    launches = [launch for launch in report.launches if not _handled_by_own_run(context.instance, launch)]
+    return dg.SensorResult(
+        run_requests=[run_request_for(launch) for launch in launches],
+        dynamic_partitions_requests=partitions,
+    )
+
+
+def _terminate(context, run_id: str) -> None:
+    """A manager restarted or excluded the step: the run of its cancelled attempt is stopped."""
+    try:
+        if context.instance.run_coordinator.cancel_run(run_id):
+            context.log.info(f"run {run_id} of a cancelled attempt terminated")
+    except Exception as exc:  # the next tick tries again
+        context.log.warning(f"could not terminate run {run_id} of a cancelled attempt: {exc}")
+
+
+@dg.sensor(
+    name="staging_sensor",
+    minimum_interval_seconds=10,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Exports the staging global tag of each processing that finished (copies the signed-off "
+    "payloads), outside the loop's tick.",
+)
+def staging_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
+    results = loop.service().export_due_staging()
+    for staged in results:
         if staged.ok:
             context.log.info(f"{staged.processing}: staging tag {staged.tag} exported to {staged.directory}")
         else:
             context.log.warning(
                 f"{staged.processing}: staging tag not exported: " + "; ".join(staged.problems)
             )
-    launches = [launch for launch in report.launches if not _handled_by_own_run(context.instance, launch)]
-    return dg.SensorResult(
-        run_requests=[run_request_for(launch) for launch in launches],
-        dynamic_partitions_requests=partitions,
-    )
+    text = f"{len(results)} staging tag(s) exported" if results else "no processing finished"
+    return dg.SensorResult(skip_reason=dg.SkipReason(text))
 
 
 def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:

@@ -97,7 +97,12 @@ class AttemptRules:
                         job_config=job_config,
                         dagster_run_id=dagster_run_id,
                     )
-                workdir = home.attempt_work_dir(processing, calibration, attempt.number)
+                # a restart with unchanged settings runs where the failed attempt left its checkpoint
+                workdir = (
+                    Path(attempt.workdir)
+                    if attempt.workdir
+                    else home.attempt_work_dir(processing, calibration, attempt.number)
+                )
                 attempts.start_attempt(s, attempt.id, workdir=str(workdir), dagster_run_id=dagster_run_id)
                 calibrations.update_calibration(s, processing, calibration, state="running")
                 if submitted_by != AUTO_USER:

@@ -28,14 +28,15 @@ class Management:
         self._require_calibration(calibration)
         with self.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
-            if row.state in ("submitted", "running"):
-                raise LoopError(
-                    f"{calibration} in {processing} is {row.state}; wait for it to end before excluding it"
-                )
             if row.excluded:
                 raise LoopError(f"{calibration} is already excluded from {processing}")
+            # a live attempt is cancelled: the loop terminates its run, and nothing of it is recorded
+            cancelled = _cancel_live_attempt(s, processing, calibration, f"cancelled: excluded by {by}")
             calibrations.update_calibration(s, processing, calibration, excluded=True)
-            audit.record_audit(s, by, "exclude", processing, calibration, {"reason": reason})
+            details: dict[str, Any] = {"reason": reason}
+            if cancelled is not None:
+                details["cancelled_attempt"] = cancelled
+            audit.record_audit(s, by, "exclude", processing, calibration, details)
             occurrence = self._count_audit(s, processing, calibration, "exclude")
         dependents = tuple(sorted(self.dependents(calibration) - {CDST_STEP}))
         self.notify(Excluded(processing, calibration, by, reason, occurrence, dependents))
@@ -49,6 +50,7 @@ class Management:
             fields: dict[str, Any] = {"excluded": False}
             if row.state != "signed_off":
                 fields.update(state="waiting", deadline=None, window_opened_at=None)
+                _reopen(s, processing)
             calibrations.update_calibration(s, processing, calibration, **fields)
             audit.record_audit(s, by, "include", processing, calibration, {})
             occurrence = self._count_audit(s, processing, calibration, "include")
@@ -69,22 +71,30 @@ class Management:
         self.notify(ticket_events.Reassigned(processing, calibration, old, expert, by, occurrence))
 
     def restart(self, processing: str, calibration: str, *, by: str) -> int:
-        """Run a failed (or rejected) calibration again with the same settings, as a new attempt.
+        """Run a calibration again with the same settings, as a new attempt, in any state but signed off.
+
+        The loop sensor launches the new one. After a failure it runs in the failed attempt's work
+        directory, so it resumes from the checkpoint (only failed subjobs run again); otherwise the old
+        attempt and its logs stay where they are. A live attempt (submitted or running: its run may be
+        stuck) is cancelled first and the loop terminates its run.
 
         To run it with new settings, resubmit it instead (``submit``; the rules are ``_check_submission``).
-
-        The old attempt and its logs stay where they are; the loop sensor launches the new one.
         """
         self._require_calibration(calibration)
         with self.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if row.excluded:
                 raise LoopError(f"{calibration} is excluded from {processing}; include it first")
-            if row.state not in ("failed", "rejected", "finished"):
+            if row.state in ("signed_off", "waiting"):
                 raise LoopError(
-                    f"only a failed, rejected or finished calibration can be restarted; {calibration} in "
-                    f"{processing} is {row.state}"
+                    f"{calibration} in {processing} is {row.state}: "
+                    + (
+                        "a signed-off calibration is not restarted"
+                        if row.state == "signed_off"
+                        else "it has not run yet; its window opens when its inputs are ready"
+                    )
                 )
+            _cancel_live_attempt(s, processing, calibration, f"cancelled: restarted by {by}")
             latest = attempts.latest_attempt(s, processing, calibration)
             # the settings of the last attempt that ran a job (an upload has no job to repeat)
             ran = [
@@ -101,7 +111,10 @@ class Management:
                 expert_config=dict(source.expert_config) if source else {},
                 job_config=dict(source.job_config) if source else {},
             )
+            if source is not None and source is latest and _resumable(source):
+                attempt.workdir = source.workdir  # resume from its checkpoint
             attempts.set_attempt_state(s, attempt.id, "held")
+            _reopen(s, processing)
             now = self.clock()
             calibrations.update_calibration(
                 s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
@@ -168,3 +181,30 @@ class Management:
                 },
             )
         return result
+
+
+def _cancel_live_attempt(s: Session, processing: str, calibration: str, why: str) -> int | None:
+    """End the latest attempt if it is still held, submitted or running; returns its number."""
+    latest = attempts.latest_attempt(s, processing, calibration)
+    if latest is None or latest.state not in ("held", "submitted", "running"):
+        return None
+    attempts.finish_attempt(s, latest.id, "cancelled", iterations=latest.iterations, error=why)
+    return latest.number
+
+
+def _resumable(attempt) -> bool:
+    """A failed attempt that left a checkpoint: a restart with its settings continues from it."""
+    return (
+        attempt.state == "failed"
+        and not is_upload(attempt)
+        and bool(attempt.workdir)
+        and (Path(attempt.workdir) / "state.json").is_file()
+    )
+
+
+def _reopen(s: Session, processing: str) -> None:
+    """A finished processing has work again (a restart, an inclusion): the loop ticks it again."""
+    from b2cal_assets.db.repo import processings
+
+    if processings.get_processing(s, processing).state == "finished":
+        processings.set_processing_state(s, processing, "open")

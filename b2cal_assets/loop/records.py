@@ -27,13 +27,16 @@ class Launch:
 
     processing: str
     step: str
-    reason: str  # deadline | ready | restart | signoff (checks, then sign-off) | checks (checks only)
+    # deadline | ready | resume (take over an attempt whose run died) | signoff (checks, then sign-off)
+    # | checks (checks only)
+    reason: str
     run_key: str
     expert_config: dict[str, Any] = field(default_factory=dict)
     job_config: dict[str, Any] = field(default_factory=dict)
     automatic_signoff: bool = False
     attempt: int = 0
     attempt_run_id: str = ""  # the Dagster run that produced the attempt (signoff/checks launches)
+    resume_run_id: str = ""  # resume launches: the dead run whose attempt the new run takes over
 
     @property
     def checks_only(self) -> bool:
@@ -46,7 +49,9 @@ class TickReport:
     launches: list[Launch]
     opened: list[tuple[str, str]]
     finished_processings: list[str]
-    staging: list[StagingResult] = field(default_factory=list)
+    staging: list[StagingResult] = field(default_factory=list)  # exported by the staging sensor now
+    terminate: list[str] = field(default_factory=list)  # runs of attempts a manager cancelled
+    recovered: list[str] = field(default_factory=list)  # what reconciliation did, one line each
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,9 @@ class StepRow:
     attempt_state: str = ""
     jobs: str = ""  # "3 done, 1 failed" for the latest attempt's collector subjobs
     uses_global_tag: bool = False  # excluded: dependents use the global-tag payloads instead
+    recovery: str = ""  # what the loop last did by itself about this step (relaunched, resumed, ...)
+    launch_generation: int = 0  # how often the loop launched it again
+    resumes: int = 0  # automatic resumes of the latest attempt
 
 
 @dataclass(frozen=True)

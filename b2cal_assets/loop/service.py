@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.models import utcnow
-from b2cal_assets.db.repo import attempts, calibrations, catalog, processings
+from b2cal_assets.db.repo import calibrations, catalog, processings
 from b2cal_assets.db.repo import tickets as ticket_repo
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.attempt_rules import AttemptRules
@@ -24,6 +24,7 @@ from b2cal_assets.loop.readiness import (
     steps_past_deadline,
     steps_to_open,
 )
+from b2cal_assets.loop.reconcile import Reconciliation, RunLookup, post_in_session
 from b2cal_assets.loop.records import (  # noqa: F401
     AUTO_USER,
     AttemptTicket,
@@ -36,12 +37,11 @@ from b2cal_assets.loop.records import (  # noqa: F401
 )
 from b2cal_assets.loop.status import StatusViews
 from b2cal_assets.loop.steps import CDST_STEP, DONE_STATES, StepInfo, build_steps, step_graph
-from b2cal_assets.loop.uploads import is_upload
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.outbox import TicketOutbox
 
 
-class LoopService(AttemptRules, JobInputs, Management, StatusViews):
+class LoopService(AttemptRules, JobInputs, Management, Reconciliation, StatusViews):
     """Applies the loop's rules for every processing; one instance per database and script set."""
 
     def __init__(self, database_url: str, scripts, clock: Callable[[], datetime] = utcnow) -> None:
@@ -154,23 +154,33 @@ class LoopService(AttemptRules, JobInputs, Management, StatusViews):
         return {f.data_tag for f, _run, _url in files}
 
     # --- the tick ----------------------------------------------------------------------------
-    def tick(self, now: datetime | None = None) -> TickReport:
-        """Open windows whose inputs are ready, launch what passed its deadline, close finished processings."""
+    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
+        """Open windows whose inputs are ready, submit what passed its deadline, close finished processings.
+
+        Per processing, what the tick decides (states, reconciliation, ticket messages) is one
+        transaction; the run requests are not stored but derived from what it committed, so a request
+        Dagster never got is made again at the next tick under the same run key (``loop/reconcile.py``).
+        ``runs`` is Dagster's view (the loop sensor passes it); without it only the steps submitted in
+        this tick are launched and nothing is reconciled. Copying payloads for the staging tag is left
+        to the staging sensor (``export_due_staging``).
+        """
         now = now or self.clock()
         launches: list[Launch] = []
         opened: list[tuple[str, str]] = []
         finished: list[str] = []
-        events: list = []
+        terminate: list[str] = []
+        recovered: list[str] = []
         for name in self.open_processing_names():
             with self.session() as s:
-                events += self.sync_processing(s, name)
+                events = self.sync_processing(s, name)
                 proc = processings.get_processing(s, name)
                 tags = self.available_tags(s, name)
                 statuses = self.statuses(s, name)
+                fresh: set[str] = set()
                 for step in steps_to_open(self.steps, statuses, tags):
                     if step == CDST_STEP:
-                        calibrations.update_calibration(s, name, step, state="submitted")
-                        launches.append(self._launch(s, name, step, "ready"))
+                        self._submit_step(s, name, step)
+                        fresh.add(step)
                         continue
                     deadline = now + timedelta(hours=proc.window_hours)
                     calibrations.update_calibration(
@@ -180,70 +190,45 @@ class LoopService(AttemptRules, JobInputs, Management, StatusViews):
                     events.append(ticket_events.WindowOpen(name, step, deadline))
                 statuses = self.statuses(s, name)
                 for step in steps_past_deadline(statuses, now):
-                    calibrations.update_calibration(s, name, step, state="submitted")
-                    launches.append(self._launch(s, name, step, "deadline"))
+                    self._submit_step(s, name, step)
+                    fresh.add(step)
+                plan = self.reconcile_processing(s, name, fresh, runs)
+                launches += plan.launches
+                terminate += plan.terminate
+                recovered += plan.recovered
+                events += plan.events
                 statuses = self.statuses(s, name)
-                launches += self._check_launches(s, name, statuses)
                 if processing_finished(statuses):
                     processings.set_processing_state(s, name, "finished")
+                    processings.get_processing(s, name).staging_due = True
                     finished.append(name)
-        self.notify(*events)
-        staging = [self.export_staging(name, by=AUTO_USER) for name in finished]
-        return TickReport(launches=launches, opened=opened, finished_processings=finished, staging=staging)
-
-    def _check_launches(self, s: Session, processing: str, statuses: dict[str, StepStatus]) -> list[Launch]:
-        """Finished attempts whose payloads still need their checks (and, at automatic sites, the sign-off).
-
-        An expert's run from the UI or an upload leaves the calibration ``finished`` without a sign-off.
-        One launch per attempt (its run key); the sensor skips attempts whose own run is still going or
-        already included the sign-off.
-        """
-
-        automatic = processings.get_processing(s, processing).site.signoff_policy == "automatic"
-        out = []
-        for step, status in statuses.items():
-            if step == CDST_STEP or status.state != "finished" or status.excluded:
-                continue
-            latest = attempts.latest_attempt(s, processing, step)
-            if latest is None or latest.state != "finished":
-                continue
-            if automatic:
-                reason = "signoff"
-            elif is_upload(latest):
-                reason = "checks"
-            else:
-                continue  # a manual site: the expert signs off
-            out.append(
-                Launch(
-                    processing=processing,
-                    step=step,
-                    reason=reason,
-                    run_key=f"{processing}|{step}|{latest.number}|{reason}",
-                    automatic_signoff=automatic,
-                    attempt=latest.number,
-                    attempt_run_id=latest.dagster_run_id,
-                )
-            )
-        return out
-
-    def _launch(self, s: Session, processing: str, step: str, reason: str) -> Launch:
-        proc = processings.get_processing(s, processing)
-        number = len(attempts.list_attempts(s, processing, step)) + 1
-        held = attempts.latest_attempt(s, processing, step)
-        expert_config: dict[str, Any] = {}
-        job_config: dict[str, Any] = {}
-        if held is not None and held.state == "held":
-            expert_config, job_config = dict(held.expert_config), dict(held.job_config)
-        return Launch(
-            processing=processing,
-            step=step,
-            reason=reason,
-            run_key=f"{processing}|{step}|{number}|{reason}",
-            expert_config=expert_config,
-            job_config=job_config,
-            automatic_signoff=proc.site.signoff_policy == "automatic" and step != CDST_STEP,
-            attempt=number,
+                post_in_session(s, events)
+        return TickReport(
+            launches=launches,
+            opened=opened,
+            finished_processings=finished,
+            terminate=terminate,
+            recovered=recovered,
         )
+
+    def _submit_step(self, s: Session, processing: str, step: str) -> None:
+        """The step is to run now: its run request is derived from this state at every tick."""
+        calibrations.update_calibration(s, processing, step, state="submitted", relaunches=0)
+
+    def export_due_staging(self) -> list:
+        """The staging tags of processings that finished since their last export (the staging sensor).
+
+        Exporting copies payload files, so it is not part of the loop's tick; a processing is marked
+        due in the tick's transaction and unmarked once its export (or the refusal) is recorded.
+        """
+        with self.session() as s:
+            due = [p.name for p in processings.list_processings(s) if p.staging_due]
+        results = []
+        for name in due:
+            results.append(self.export_staging(name, by=AUTO_USER))
+            with self.session() as s:
+                processings.get_processing(s, name).staging_due = False
+        return results
 
     def _ancestors(self, name: str) -> set[str]:
         seen: set[str] = set()

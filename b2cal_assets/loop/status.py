@@ -9,6 +9,7 @@ from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads
 from b2cal_assets.loop.readiness import (
     blocked_by_rejection,
 )
+from b2cal_assets.loop.reconcile import recovery_notes
 from b2cal_assets.loop.records import (
     JobRow,
     StepRow,
@@ -25,11 +26,15 @@ class StatusViews:
             statuses = self.statuses(s, processing)
             rows = {row.calibration: row for row in calibrations.list_calibrations(s, processing)}
             blocked = blocked_by_rejection(self.order, self.steps, statuses)
+            latest_of = {name: attempts.latest_attempt(s, processing, name) for name in statuses}
+            recovery = recovery_notes(
+                s, processing, {n: (a.submitted_at if a is not None else None) for n, a in latest_of.items()}
+            )
             result = []
             for name in self.order:
                 if name not in statuses:
                     continue
-                latest = attempts.latest_attempt(s, processing, name)
+                latest = latest_of[name]
                 current = payloads.current_payloads(s, processing, name) if name != CDST_STEP else []
                 wall = None
                 if latest is not None and latest.started_at and latest.finished_at:
@@ -54,6 +59,9 @@ class StatusViews:
                         attempt_state=latest.state if latest else "",
                         jobs=_jobs_summary(job_states),
                         uses_global_tag=rows[name].excluded,
+                        recovery="" if statuses[name].state == "signed_off" else recovery.get(name, ""),
+                        launch_generation=rows[name].launch_generation,
+                        resumes=latest.resumes if latest else 0,
                     )
                 )
             return result

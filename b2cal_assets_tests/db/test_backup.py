@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import MetaData, select
 from sqlalchemy.orm import Session
 
+from b2cal_assets.db import migrate
 from b2cal_assets.db.backup import (
     backup_database,
     list_backups,
@@ -64,7 +65,7 @@ def test_restore_drill_gives_back_every_row_and_payload(db_engine, db_url, tmp_p
 
     result = backup_database(db_url, tmp_path / "backups", retention=3, payload_dir=payload_dir)
     assert result.path.name.endswith(f"-{dialect_name(db_url)}.tar.gz") and result.payloads_included
-    assert result.revision == read_manifest(result.path)["revision"] == "0002"
+    assert result.revision == read_manifest(result.path)["revision"] == migrate.head_revision()
 
     drop_everything(db_engine)
     (payload_dir / "bucket_7" / "beam_spot" / "BeamSpot_rev_1.root").unlink()

@@ -1,6 +1,7 @@
 """Alembic migrations on every engine: they build exactly the models, go down and up again, and carry
 data stored at an older revision forward."""
 
+import itertools
 import threading
 from datetime import datetime
 
@@ -206,7 +207,10 @@ def test_schema_checks_say_what_to_do(db_url):
     with pytest.raises(SchemaMissing, match="run `b2cal db upgrade`"):
         check_schema(db_url)
     migrate.upgrade(db_url, "0001")
-    with pytest.raises(SchemaBehind, match="at revision 0001, the code is at 0003_perm_sessions: run `b2cal db upgrade`"):
+    with pytest.raises(
+        SchemaBehind,
+        match=f"at revision 0001, the code is at {migrate.head_revision()}: run `b2cal db upgrade`",
+    ):
         check_schema(db_url)
     migrate.upgrade(db_url)
     check_schema(db_url)
@@ -222,14 +226,15 @@ def test_schema_checks_say_what_to_do(db_url):
 
 def test_history_is_in_order():
     revisions = migrate.history()
-    assert [r.revision for r in revisions] == ["0001", "0002", "0003_perm_sessions"]
+    assert [r.revision for r in revisions][:2] == ["0001", "0002"]
     assert revisions[-1].is_head and revisions[1].down_revision == "0001"
-    assert revisions[2].down_revision == "0002"
+    assert all(newer.down_revision == older.revision for older, newer in itertools.pairwise(revisions))
 
 
 def test_migration_files_are_numbered():
     files = sorted(p.name for p in (migrate.migrations_dir() / "versions").glob("*.py"))
-    assert files == ["0001_core_tables.py", "0002_tickets_audit_superseded.py", "0003_perm_sessions.py"]
+    assert files[:2] == ["0001_core_tables.py", "0002_tickets_audit_superseded.py"]
+    assert [f[:4] for f in files] == [f"{n:04d}" for n in range(1, len(files) + 1)]
 
 
 def test_simultaneous_upgrades_of_a_fresh_database(db_url):

@@ -22,6 +22,14 @@ def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, curs
     return result
 
 
+def sensor_tags(request: dg.RunRequest, sensor: str = "calibration_loop_sensor") -> dict[str, str]:
+    """The tags the daemon puts on a sensor's run: its run key and sensor name (the loop reconciles by them)."""
+    tags = dict(request.tags)
+    if request.run_key:
+        tags.update({"dagster/run_key": request.run_key, "dagster/sensor_name": sensor})
+    return tags
+
+
 def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance):
     job = defs.resolve_implicit_global_asset_job_def()
     return job.execute_in_process(
@@ -29,7 +37,7 @@ def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterIn
         instance=instance,
         partition_key=request.partition_key,
         asset_selection=list(request.asset_selection or []),
-        tags=dict(request.tags),
+        tags=sensor_tags(request),
         raise_on_error=False,
     )
 

@@ -71,6 +71,10 @@ def test_production_instance_uses_mariadb_storage_and_docker_run_launcher():
     assert "B2CAL_DATABASE_URL" in instance["run_launcher"]["config"]["env_vars"]
     postgres = yaml.safe_load((DOCKER / "dagster.postgres.yaml").read_text())
     assert "postgres" in postgres["storage"]
+    for config in (instance, postgres):  # a dead run container is found; the loop resumes its attempt
+        assert config["run_monitoring"]["enabled"] is True
+        assert config["run_monitoring"]["max_resume_run_attempts"] == 0
+        assert config["run_retries"] == {"enabled": False}
     dockerfile = (DOCKER / "Dockerfile").read_text()
     assert "COPY migrations" in dockerfile and "B2CAL_MIGRATIONS_DIR" in dockerfile
 

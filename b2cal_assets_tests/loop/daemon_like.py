@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from b2cal_assets_tests.defs.driver import evaluate, execute
+from b2cal_assets_tests.defs.driver import evaluate, execute, sensor_tags
 
 
 def run(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance):
@@ -22,7 +22,7 @@ def run(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstan
         run_config=request.run_config,
         instance=instance,
         partition_key=request.partition_key,
-        tags=dict(request.tags),
+        tags=sensor_tags(request),
         raise_on_error=False,
     )
 
@@ -46,6 +46,7 @@ class Daemon:
                 for r in evaluate(self.defs, "calibration_loop_sensor", self.instance).run_requests
                 if r.run_key not in self.launched
             ]
+            evaluate(self.defs, "staging_sensor", self.instance)
             if not requests:
                 break
             for request in requests:

@@ -39,11 +39,15 @@ def test_excluded_calibration_leaves_its_payloads_out_of_the_dependents_chain(lo
     assert [m.kind for m in messages(loop, "prompt_now", "toy_a")].count("included") == 1
 
 
-def test_running_calibration_cannot_be_excluded(loop):
+def test_running_calibration_is_excluded_and_its_attempt_cancelled(loop):
     loop.tick(now=T0)
-    loop.begin_attempt("prompt_now", "toy_a", submitted_by="alice", expert_config={}, job_config={})
-    with pytest.raises(LoopError, match="is running; wait for it to end"):
-        loop.exclude("prompt_now", "toy_a", by="mgr")
+    ticket = loop.begin_attempt("prompt_now", "toy_a", submitted_by="alice", expert_config={}, job_config={})
+    loop.exclude("prompt_now", "toy_a", by="mgr", reason="stuck on a dead node")
+    assert loop.attempt_state(ticket.attempt_id) == "cancelled"  # its run stops and records nothing
+    assert loop.step_states("prompt_now")["toy_a"] == "excluded"
+    assert ("mgr", "exclude", {"reason": "stuck on a dead node", "cancelled_attempt": 1}) in audit_actions(
+        loop, "prompt_now", "toy_a"
+    )
 
 
 def test_reassign_moves_the_jira_ticket_to_the_new_expert_once(loop, fake_jira):
@@ -79,8 +83,6 @@ def test_restart_runs_the_same_settings_as_a_new_attempt_and_keeps_the_old_logs(
     )
     first.workdir.mkdir(parents=True, exist_ok=True)
     (first.workdir / "collector.log").write_text("the old attempt's log\n")
-    with pytest.raises(LoopError, match="only a failed, rejected or finished calibration can be restarted"):
-        loop.restart("prompt_now", "toy_a", by="mgr")
     loop.fail_attempt(first, "collector subjob 0 failed", subjob="toy_a/0", log_tail="Traceback: boom")
 
     assert loop.restart("prompt_now", "toy_a", by="mgr") == 2

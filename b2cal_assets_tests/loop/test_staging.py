@@ -23,13 +23,17 @@ def finish_all(loop, toy_b_iov=None):
         loop.tick(now=T0)
         fake_run(loop, "prompt_now", name, {payload: {"value": [1.0]}}, iov=iov)
         loop.sign_off("prompt_now", name, decision="accept", by=AUTO_USER, automatic=True)
-    return loop.tick(now=T0 + timedelta(minutes=1))
+    report = loop.tick(now=T0 + timedelta(minutes=1))
+    # the tick only marks the finished processing; the staging sensor copies the payloads
+    assert report.staging == [] and not (staging_dir("prompt_now") / "database.txt").exists()
+    return report, loop.export_due_staging()
 
 
 def test_finished_processing_exports_its_staging_tag(loop, capsys):
-    report = finish_all(loop)
+    report, exported = finish_all(loop)
     assert report.finished_processings == ["prompt_now"]
-    (staged,) = report.staging
+    (staged,) = exported
+    assert loop.export_due_staging() == []  # once per finish
     assert staged.ok and staged.directory == staging_dir("prompt_now")
     entries = parse_database_txt((staged.directory / "database.txt").read_text())
     assert sorted((e.name, e.revision, tuple(e.iov)) for e in entries) == [
@@ -53,9 +57,9 @@ def test_finished_processing_exports_its_staging_tag(loop, capsys):
 
 
 def test_a_gap_is_reported_and_nothing_is_exported(loop, capsys):
-    report = finish_all(loop, toy_b_iov=IoV(1, 2, 1, 2))  # ToyB misses run 1
+    report, exported = finish_all(loop, toy_b_iov=IoV(1, 2, 1, 2))  # ToyB misses run 1
     assert report.finished_processings == ["prompt_now"]  # the loop is not stopped by it
-    (staged,) = report.staging
+    (staged,) = exported
     assert not staged.ok and staged.directory is None
     assert any("ToyB: gap from the processing's start 1,1" in p for p in staged.problems)
     assert problems_file("prompt_now").is_file() and not staging_dir("prompt_now").exists()

@@ -25,7 +25,15 @@ STATES = (
     "rejected",
     "excluded",
 )
-SETTABLE = ("state", "expert_username", "excluded", "window_opened_at", "deadline")
+SETTABLE = (
+    "state",
+    "expert_username",
+    "excluded",
+    "window_opened_at",
+    "deadline",
+    "launch_generation",
+    "relaunches",
+)
 RETRIES = 3
 
 

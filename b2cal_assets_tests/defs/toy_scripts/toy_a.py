@@ -1,3 +1,7 @@
+import os
+import time
+from pathlib import Path
+
 import numpy as np
 import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
@@ -19,6 +23,10 @@ settings = CalibrationSettings(
 def collect(path, ctx):
     if ctx.expert_config.get("fail"):
         raise RuntimeError("asked to fail by expert_config")
+    time.sleep(float(os.environ.get("B2CAL_TOY_SLEEP_S", "0")))  # a slow node (fault tests kill mid-run)
+    # a broken node for one input file, while $B2CAL_HOME/toy_a.fail/<file name> exists (fault tests)
+    if (Path(os.environ.get("B2CAL_HOME", ".")) / "toy_a.fail" / Path(path).name).exists():
+        raise RuntimeError(f"broken node for {Path(path).name}")
     x = uproot.open(path)["events"]["x"].array(library="np")
     return {"sum": np.array([x.sum()]), "n": np.array([float(len(x))])}
 

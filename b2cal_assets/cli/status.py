@@ -57,6 +57,8 @@ def run(args) -> int:
         return 0
     if not everything:
         print("no processings yet: create one with 'b2cal processing create'")
+        if not args.no_runs:
+            _print_dagster_health()
         return 0
     table = [
         [

@@ -93,3 +93,26 @@ def test_a_recycled_pid_is_not_the_worker():
     alive, why = process_alive(int(me), started_before=time.time() - 3600 * 24 * 365)
     assert not alive and "younger process" in why
     assert process_alive(2**22 + 17) == (False, "no such process")
+
+
+def test_b2cal_status_shows_stuck_runs_and_a_silent_daemon(b2cal_home, monkeypatch, capsys):
+    from b2cal_assets.cli import main
+    from b2cal_assets.db.engine import database_url, ensure_schema
+
+    ensure_schema(database_url())
+    dagster_home = b2cal_home / "dagster"
+    monkeypatch.setenv("DAGSTER_HOME", str(dagster_home))
+    prepare_dagster_home(dagster_home)
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    worker = subprocess.Popen([sys.executable, "-c", "pass"])
+    worker.wait()
+    try:
+        dead = _started_run(instance, worker.pid)
+    finally:
+        instance.dispose()
+    assert main(["status"]) == 0
+    out = capsys.readouterr().out
+    assert "DAEMON: the Dagster daemon has never run" in out
+    assert "1 Dagster run(s) stuck" in out and dead.run_id[:8] in out and "is gone" in out
+    assert main(["status", "--no-runs"]) == 0
+    assert "stuck" not in capsys.readouterr().out

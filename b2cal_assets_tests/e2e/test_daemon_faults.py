@@ -138,7 +138,8 @@ def test_the_loop_survives_a_killed_daemon_and_a_run_failed_before_start(toy_loo
                 assert [(a.number, a.state) for a in made] == [(1, "finished")], (processing, step)
             (toy_a,) = attempts.list_attempts(s, processing, "toy_a")
             subjobs = jobs.list_jobs(s, toy_a.id)
-            assert len(subjobs) == 2 and {j.tries for j in subjobs} == {1}, [
+            # a subjob that ended while no run watched it is re-attached by its exit code (tries 0 then)
+            assert len(subjobs) == 2 and all(j.tries <= 1 for j in subjobs), [
                 (j.name, j.tries) for j in subjobs
             ]
             outputs = home.attempt_work_dir(processing, "toy_a", 1) / "toy_a" / "0" / "collector_output"

@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.db.repo import calibrations, catalog, processings
-from b2cal_assets.db.repo import tickets as ticket_repo
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.job_inputs import JobInputs, site_location  # noqa: F401
@@ -61,17 +60,8 @@ class LoopService(AttemptRules, JobInputs, Management, Reconciliation, StatusVie
             if event.calibration == CDST_STEP:
                 continue
             if hasattr(event, "rendered"):  # the loop's own notices (loop/notices.py)
-                msg = event.rendered()
                 with self.session() as s:
-                    ticket_repo.add_message(
-                        s,
-                        processing=msg.processing,
-                        calibration=msg.calibration,
-                        kind=msg.kind,
-                        dedup_key=msg.dedup_key,
-                        body=msg.body,
-                        attachments=[dict(a) for a in msg.attachments],
-                    )
+                    post_in_session(s, [event])
             else:
                 self.outbox.post(event)
 

@@ -5,10 +5,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from enum import StrEnum
+
 from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Enum,
     ForeignKey,
     Index,
     Integer,
@@ -18,6 +21,8 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from b2cal_assets.domain.states import AttemptState, CalibrationState, SignoffDecision
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -30,6 +35,19 @@ NAMING_CONVENTION = {
 
 def utcnow() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
+
+
+def state_column(enum: type[StrEnum], name: str, length: int) -> Enum:
+    """A non-native enum: a string column of the enum's values, with a CHECK constraint on every engine."""
+    return Enum(
+        enum,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        validate_strings=True,
+        length=length,
+        values_callable=lambda members: [m.value for m in members],
+    )
 
 
 class Base(DeclarativeBase):
@@ -123,8 +141,9 @@ class ProcessingCalibration(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     processing_id: Mapped[int] = mapped_column(ForeignKey("processing.id"))
     calibration: Mapped[str] = mapped_column(String(64))
-    # waiting | window_open | submitted | running | failed | finished | signed_off | rejected | excluded
-    state: Mapped[str] = mapped_column(String(16), default="waiting")
+    state: Mapped[CalibrationState] = mapped_column(
+        state_column(CalibrationState, "calibration_state", 16), default=CalibrationState.WAITING
+    )
     expert_username: Mapped[str] = mapped_column(String(64), default="")
     excluded: Mapped[bool] = mapped_column(default=False)
     window_opened_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
@@ -149,7 +168,9 @@ class Attempt(Base):
     submitted_by: Mapped[str] = mapped_column(String(64))  # a user name, or "auto" for the deadline default
     expert_config: Mapped[dict[str, Any]] = mapped_column(default=dict)
     job_config: Mapped[dict[str, Any]] = mapped_column(default=dict)  # filters, splitting, backend args
-    state: Mapped[str] = mapped_column(String(16), default="submitted")  # submitted|running|failed|finished
+    state: Mapped[AttemptState] = mapped_column(
+        state_column(AttemptState, "attempt_state", 16), default=AttemptState.SUBMITTED
+    )
     iterations: Mapped[int] = mapped_column(Integer, default=0)
     workdir: Mapped[str] = mapped_column(String(1024), default="")
     dagster_run_id: Mapped[str] = mapped_column(String(64), default="")
@@ -184,7 +205,7 @@ class Signoff(Base):
     processing_id: Mapped[int] = mapped_column(ForeignKey("processing.id"))
     calibration: Mapped[str] = mapped_column(String(64))
     attempt_id: Mapped[int | None] = mapped_column(ForeignKey("attempt.id"), default=None)
-    decision: Mapped[str] = mapped_column(String(8))  # accept | reject
+    decision: Mapped[SignoffDecision] = mapped_column(state_column(SignoffDecision, "signoff_decision", 8))
     automatic: Mapped[bool] = mapped_column(default=False)
     by: Mapped[str] = mapped_column(String(64))
     comment: Mapped[str] = mapped_column(Text, default="")

@@ -8,14 +8,16 @@ from datetime import datetime
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import JSON, MetaData, inspect, text
+from sqlalchemy import JSON, MetaData, inspect, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db import migrate
 from b2cal_assets.db.engine import check_schema, create_database_engine, make_engine
 from b2cal_assets.db.errors import SchemaBehind, SchemaMissing, UnknownRevision
-from b2cal_assets.db.models import Base
+from b2cal_assets.db.models import Base, ProcessingCalibration
 from b2cal_assets.db.repo import payloads
+from b2cal_assets.domain.states import CalibrationState
 
 
 def _diff(url):
@@ -254,3 +256,52 @@ def test_simultaneous_upgrades_of_a_fresh_database(db_url):
         thread.join(timeout=300)
     assert errors == []
     assert migrate.schema_status(db_url).state == "current"
+
+
+def _insert_calibration_state(url, state):
+    """A processing_calibration row with ``state`` written by a client that bypasses the models."""
+    engine = create_database_engine(url)
+    try:
+        with engine.begin() as c:
+            c.execute(text("DELETE FROM processing_calibration"))
+            c.execute(text("DELETE FROM processing"))
+            c.execute(text("DELETE FROM site"))
+            c.execute(
+                text(
+                    "INSERT INTO site (id, name, backend, backend_args, storage_root, path_prefix, "
+                    "signoff_policy, hold_until_deadline) VALUES (1, 'kek', 'local', '{}', '', '', 'manual', false)"
+                )
+            )
+            c.execute(
+                text(
+                    "INSERT INTO processing (id, name, kind, site_id, exp_low, run_low, exp_high, run_high, "
+                    "global_tags, window_hours, state, staging_due, created_at, created_by) VALUES "
+                    "(1, 'p', 'prompt', 1, 1, 0, 1, -1, '[]', 48.0, 'open', false, :now, 'alice')"
+                ),
+                {"now": datetime(2026, 1, 1)},
+            )
+            c.execute(
+                text(
+                    "INSERT INTO processing_calibration (processing_id, calibration, state, expert_username, "
+                    "excluded, updated_at, launch_generation, relaunches, version) VALUES "
+                    "(1, 'beam_spot', :state, '', false, :now, 0, 0, 1)"
+                ),
+                {"state": state, "now": datetime(2026, 1, 1)},
+            )
+    finally:
+        engine.dispose()
+
+
+def test_states_outside_the_enum_are_refused_by_the_database_and_allowed_again_after_downgrade(db_url):
+    migrate.upgrade(db_url)
+    _insert_calibration_state(db_url, "signed_off")
+    with pytest.raises(DBAPIError, match="ck_processing_calibration_calibration_state"):
+        _insert_calibration_state(db_url, "done")  # no such state: the CHECK constraint refuses it
+    assert migrate.downgrade(db_url, "0004_heal_reconcile").current == "0004_heal_reconcile"
+    _insert_calibration_state(db_url, "done")  # before 0005 any string was stored
+    _insert_calibration_state(db_url, "finished")
+    assert migrate.upgrade(db_url).current == migrate.head_revision() == "0005_loopcore"
+    assert _diff(db_url) == []
+    with Session(make_engine(db_url)) as s:
+        (row,) = s.scalars(select(ProcessingCalibration)).all()
+        assert row.state is CalibrationState.FINISHED  # read back as the enum

@@ -11,9 +11,10 @@ from b2cal_assets.db.errors import InvalidValue, NotFound
 from b2cal_assets.db.models import Attempt, utcnow
 from b2cal_assets.db.repo.processings import get_processing, lock_processing
 from b2cal_assets.db.repo.rows import check_choice
+from b2cal_assets.domain.states import END_ATTEMPT_STATES, AttemptState
 
-STATES = ("submitted", "held", "running", "failed", "finished", "cancelled")
-END_STATES = ("failed", "finished", "cancelled")
+STATES = tuple(s.value for s in AttemptState)
+END_STATES = tuple(s.value for s in AttemptState if s in END_ATTEMPT_STATES)
 
 
 def create_attempt(
@@ -24,7 +25,7 @@ def create_attempt(
     expert_config: dict[str, Any] | None = None,
     job_config: dict[str, Any] | None = None,
     dagster_run_id: str = "",
-    state: str = "submitted",
+    state: str = AttemptState.SUBMITTED,
 ) -> Attempt:
     """A new attempt numbered one above the calibration's last; concurrent callers get distinct numbers
     (the processing row is locked while the number is chosen)."""
@@ -100,7 +101,7 @@ def start_attempt(
         raise InvalidValue(
             f"attempt #{attempt.number} of {attempt.calibration} already ended ({attempt.state})"
         )
-    attempt.state = "running"
+    attempt.state = AttemptState.RUNNING
     attempt.started_at = utcnow()
     if workdir:
         attempt.workdir = workdir

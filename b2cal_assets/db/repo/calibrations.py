@@ -13,18 +13,9 @@ from b2cal_assets.db.errors import ConcurrentUpdate, NotFound
 from b2cal_assets.db.models import ProcessingCalibration
 from b2cal_assets.db.repo.processings import get_processing
 from b2cal_assets.db.repo.rows import check_choice, check_fields, get_or_insert
+from b2cal_assets.domain.states import CalibrationState
 
-STATES = (
-    "waiting",
-    "window_open",
-    "submitted",
-    "running",
-    "failed",
-    "finished",
-    "signed_off",
-    "rejected",
-    "excluded",
-)
+STATES = tuple(s.value for s in CalibrationState)
 SETTABLE = (
     "state",
     "expert_username",

@@ -10,8 +10,9 @@ from b2cal_assets.db.models import Attempt, Signoff
 from b2cal_assets.db.repo.attempts import get_attempt
 from b2cal_assets.db.repo.processings import get_processing, lock_processing
 from b2cal_assets.db.repo.rows import check_choice
+from b2cal_assets.domain.states import AttemptState, SignoffDecision
 
-DECISIONS = ("accept", "reject")
+DECISIONS = tuple(d.value for d in SignoffDecision)
 
 
 def record_signoff(
@@ -50,7 +51,7 @@ def record_signoff(
                 f"attempt #{attempt.number} of {calibration} in {processing_name} was replaced by attempt "
                 f"#{latest.number} (submitted by {latest.submitted_by}); review and sign off that one"
             )
-        if decision == "accept" and attempt.state != "finished":
+        if decision == SignoffDecision.ACCEPT and attempt.state != AttemptState.FINISHED:
             raise InvalidValue(
                 f"attempt #{attempt.number} of {calibration} in {processing_name} is {attempt.state}; only a "
                 "finished attempt can be accepted"

@@ -464,16 +464,16 @@ def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, 
     worst = None
     within = True
     for p in service.current_payloads(processing, calibration):
-        if p["name"] not in truth.TRUTH:
+        if p.name not in truth.TRUTH:
             continue
-        constants = read_payload(p["file"])
-        within = within and truth.within_tolerance(p["name"], constants)
-        tolerances = truth.TOLERANCES.get(p["name"], {})
-        for key, value in truth.deviation(p["name"], constants).items():
+        constants = read_payload(p.file)
+        within = within and truth.within_tolerance(p.name, constants)
+        tolerances = truth.TOLERANCES.get(p.name, {})
+        for key, value in truth.deviation(p.name, constants).items():
             tolerance = tolerances.get(key)
             fraction = value / tolerance if tolerance else float("inf")
             if worst is None or fraction > worst[2]:
-                worst = (f"{p['name']}.{key}", value, fraction, tolerance)
+                worst = (f"{p.name}.{key}", value, fraction, tolerance)
     if worst is None:
         return "", True
     name, value, fraction, tolerance = worst

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from pathlib import Path
 
 from b2cal_assets.cli import UserError
@@ -86,14 +87,11 @@ def list_(args) -> int:
         service.processing_iov(args.processing)
         rows = list(_rows(service, args.processing, args.calibration))
     if args.json:
-        print_json({"payloads": [{"calibration": c, **p, "iov": list(p["iov"])} for c, p in rows]})
+        print_json({"payloads": [{"calibration": c, **asdict(p), "iov": list(p.iov)} for c, p in rows]})
         return 0
     print_table(
         ["calibration", "payload", "revision", "iov", "md5", "source", "file"],
-        [
-            [c, p["name"], str(p["revision"]), str(p["iov"]), p["checksum"], p["source"], p["file"]]
-            for c, p in rows
-        ],
+        [[c, p.name, str(p.revision), str(p.iov), p.checksum, p.source, p.file] for c, p in rows],
     )
     return 0
 
@@ -126,7 +124,7 @@ def upload(args) -> int:
         f"{args.calibration} in {args.processing}: upload stored as attempt {result.attempt} in {result.directory}"
     )
     for p in result.payloads:
-        print(f"  {p['name']} revision {p['revision']} {p['iov']}")
+        print(f"  {p.name} revision {p.revision} {p.iov}")
     if result.replaced:
         print(f"  kept as earlier revisions: {', '.join(result.replaced)}")
     print("  the payload checks run again at the next loop tick; sign-off follows the site's policy")

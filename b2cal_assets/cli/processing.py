@@ -130,7 +130,7 @@ def show(args) -> int:
         print_json({"processing": args.name, "steps": [r.__dict__ for r in rows]})
         return 0
     print(
-        f"processing {args.name}  IoV {service.processing_iov(args.name)}  site {service.site_of(args.name)['name']}"
+        f"processing {args.name}  IoV {service.processing_iov(args.name)}  site {service.site_of(args.name).name}"
     )
     print_table(
         ["step", "stage", "state", "expert", "attempt", "iterations", "payloads", "deadline", "note"],

@@ -114,9 +114,9 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         by = submitted_by(context)
         automatic = by == AUTO_USER
         site = service.site_of(processing)
-        if automatic and site["signoff_policy"] != "automatic":
+        if automatic and site.signoff_policy != "automatic":
             raise dg.Failure(
-                description=f"site {site['name']} signs off by hand: the expert materialises {signoff_key(step.name).to_user_string()}"
+                description=f"site {site.name} signs off by hand: the expert materialises {signoff_key(step.name).to_user_string()}"
             )
         try:
             state = service.sign_off(

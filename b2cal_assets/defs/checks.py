@@ -66,7 +66,7 @@ def validation_check(name: str, script) -> dg.AssetChecksDefinition:
             passed=result.passed,
             checks=[("validation", result.passed, result.summary)],
             plots=result.plots,
-            payloads=[f"{p['name']} rev {p['revision']}" for p in service.current_payloads(processing, name)],
+            payloads=[f"{p.name} rev {p.revision}" for p in service.current_payloads(processing, name)],
         )
         return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
 

@@ -29,13 +29,11 @@ def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]
 
 def _backend_resource(context, service: LoopService, processing: str):
     site = service.site_of(processing)
-    key = f"{site['backend']}_backend"
+    key = f"{site.backend}_backend"
     try:
         return site, getattr(context.resources, key)
     except AttributeError:
-        raise _fail(
-            f"site {site['name']} uses backend {site['backend']!r}, which has no resource {key}"
-        ) from None
+        raise _fail(f"site {site.name} uses backend {site.backend!r}, which has no resource {key}") from None
 
 
 def run_calibration_attempt(context, config, service: LoopService, calibration: str, by: str):
@@ -98,7 +96,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         service.fail_attempt(ticket, f"recording the payloads failed: {type(exc).__name__}: {exc}")
         raise
     rows = [
-        {"payload": p["name"], "revision": p["revision"], "iov": str(p["iov"]), "md5": p["checksum"][:12]}
+        {"payload": p.name, "revision": p.revision, "iov": str(p.iov), "md5": p.checksum[:12]}
         for p in recorded
     ]
     return dg.MaterializeResult(
@@ -166,7 +164,7 @@ def _fresh_workdir_if_changed(context, service: LoopService, ticket: AttemptTick
 def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, subjobs) -> None:
     """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run."""
     try:
-        service.record_subjobs(ticket, site["backend"], subjobs)
+        service.record_subjobs(ticket, site.backend, subjobs)
     except Exception as exc:  # bookkeeping only
         context.log.warning(f"could not record the collector subjobs of attempt {ticket.number}: {exc}")
 
@@ -186,7 +184,7 @@ def _run_job(
     context.log.info(f"{n_files} input files: " + ", ".join(f"{k}={len(v)}" for k, v in input_data.items()))
     from b2cal_assets.backends.manager import xrootd_env
 
-    env = xrootd_env() if site.get("path_prefix") else {}
+    env = xrootd_env() if site.path_prefix else {}
     job = CalibrationJob(
         script_file=script.file,
         calibrations_dir=script.file.parent,
@@ -200,7 +198,7 @@ def _run_job(
         max_collector_jobs=job_config.get("max_collector_jobs"),
         max_iterations=job_config.get("max_iterations"),
         env=env,
-        backend_args={**site.get("backend_args", {}), **job_config.get("backend_args", {})},
+        backend_args={**site.backend_args, **job_config.get("backend_args", {})},
     )
 
     ticket = _fresh_workdir_if_changed(context, service, ticket, job)

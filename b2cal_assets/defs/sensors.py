@@ -9,6 +9,7 @@ from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, paylo
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
+from b2cal_assets.loop.records import CatalogFileView
 from b2cal_assets.loop.service import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 
@@ -37,21 +38,21 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
     last_id = seen.get("last_id", 0)
     reported = set(seen.get("processings", []))
     events: list[dg.AssetMaterialization] = []
-    batches: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    batches: dict[tuple[str, str], list[CatalogFileView]] = defaultdict(list)
     # A processing registered after its data arrived gets the whole catalog once.
     for processing in sorted(set(iovs) - reported):
         for f in service.catalog_after(0):
-            if f["data_format"] == "raw" and iovs[processing].contains_run(f["exp"], f["run"]):
-                batches[(processing, f["data_tag"])].append(f)
+            if f.data_format == "raw" and iovs[processing].contains_run(f.exp, f.run):
+                batches[(processing, f.data_tag)].append(f)
     new_files = service.catalog_after(last_id)
     for f in new_files:
-        if f["data_format"] != "raw":
+        if f.data_format != "raw":
             continue
         for processing, iov in iovs.items():
-            if processing in reported and iov.contains_run(f["exp"], f["run"]):
-                batches[(processing, f["data_tag"])].append(f)
+            if processing in reported and iov.contains_run(f.exp, f.run):
+                batches[(processing, f.data_tag)].append(f)
     for (processing, tag), files in sorted(batches.items()):
-        runs = sorted({(f["exp"], f["run"]) for f in files})
+        runs = sorted({(f.exp, f.run) for f in files})
         events.append(
             dg.AssetMaterialization(
                 asset_key=skim_key(tag),
@@ -59,12 +60,12 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
                 metadata={
                     "new_files": len(files),
                     "runs": ", ".join(f"{e}/{r}" for e, r in runs),
-                    "events": sum(f["n_events"] for f in files),
+                    "events": sum(f.n_events for f in files),
                 },
             )
         )
     cursor = {
-        "last_id": max([last_id] + [f["id"] for f in new_files]),
+        "last_id": max([last_id] + [f.id for f in new_files]),
         "processings": sorted(reported | set(iovs)),
     }
     return dg.SensorResult(

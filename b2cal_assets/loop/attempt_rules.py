@@ -1,37 +1,48 @@
-"""Recording attempts under the loop's rules: who may submit when, holds, failures, sign-off."""
+"""Recording attempts under the loop's rules: who may submit when, holds, failures, the end of a job."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from b2cal_assets import home
-from b2cal_assets.db.repo import attempts, audit, calibrations, jobs, payloads, processings, signoffs
+from b2cal_assets.caf.localdb import StoredPayload
+from b2cal_assets.caf.runner import STATE_FILE
+from b2cal_assets.db.models import Attempt, ProcessingCalibration
+from b2cal_assets.db.repo import attempts, audit, calibrations, jobs, payloads, processings
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.states import RESUBMIT_STATES, AttemptState, CalibrationState
 from b2cal_assets.files import atomic_copytree
+from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.notices import Held
-from b2cal_assets.loop.readiness import (
-    missing_inputs,
-)
+from b2cal_assets.loop.readiness import missing_inputs
 from b2cal_assets.loop.records import (
     AUTO_USER,
     AttemptTicket,
     LoopError,
+    PayloadView,
     SubmissionHeld,
-    _payload_view,
+    payload_view,
 )
-from b2cal_assets.loop.status import _checkpoint_subjobs
+from b2cal_assets.loop.step_states import StepStates
+from b2cal_assets.loop.submission import checked_submission
+from b2cal_assets.loop.transitions import end_attempt, move_attempt, move_calibration, start_attempt
 from b2cal_assets.tickets import messages as ticket_events
-
-RESUBMIT_STATES = ("failed", "rejected")  # an expert or a manager may submit again with new settings
 
 
 class AttemptRules:
-    """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
+    """Begins, holds, fails and finishes attempts; the one place for who may submit when."""
+
+    def __init__(self, ctx: LoopContext, states: StepStates) -> None:
+        self.ctx = ctx
+        self.states = states
 
     # --- attempts ----------------------------------------------------------------------------
     def begin_attempt(
@@ -57,9 +68,9 @@ class AttemptRules:
         if resumed is not None:
             return resumed
         held_message = ""
-        held_notice = None
-        with self.session() as s:
-            created = self.sync_processing(s, processing)
+        held_notice: Held | None = None
+        with self.ctx.session() as s:
+            created = self.states.sync(s, processing)
             proc = processings.get_processing(s, processing)
             row = calibrations.get_calibration(s, processing, calibration)
             latest = attempts.latest_attempt(s, processing, calibration)
@@ -67,9 +78,9 @@ class AttemptRules:
             if (
                 submitted_by != AUTO_USER
                 and proc.site.hold_until_deadline
-                and row.state == "window_open"
+                and row.state == CalibrationState.WINDOW_OPEN
                 and row.deadline is not None
-                and row.deadline > self.clock()
+                and row.deadline > self.ctx.clock()
             ):
                 number = self._hold(
                     s, processing, calibration, submitted_by, expert_config, job_config, row.deadline
@@ -82,11 +93,11 @@ class AttemptRules:
                     f"jobs only when the window closes at {row.deadline:%Y-%m-%d %H:%M} UTC"
                 )
             else:
-                if submitted_by == AUTO_USER and latest is not None and latest.state == "held":
+                if submitted_by == AUTO_USER and latest is not None and latest.state == AttemptState.HELD:
                     attempt = latest
                     submitted_by = attempt.submitted_by
                     expert_config, job_config = dict(attempt.expert_config), dict(attempt.job_config)
-                    attempts.set_attempt_state(s, attempt.id, "submitted")
+                    move_attempt(s, attempt.id, AttemptState.SUBMITTED)
                 else:
                     attempt = attempts.create_attempt(
                         s,
@@ -103,8 +114,8 @@ class AttemptRules:
                     if attempt.workdir
                     else home.attempt_work_dir(processing, calibration, attempt.number)
                 )
-                attempts.start_attempt(s, attempt.id, workdir=str(workdir), dagster_run_id=dagster_run_id)
-                calibrations.update_calibration(s, processing, calibration, state="running")
+                start_attempt(s, attempt.id, workdir=str(workdir), dagster_run_id=dagster_run_id)
+                move_calibration(s, processing, calibration, CalibrationState.RUNNING)
                 if submitted_by != AUTO_USER:
                     audit.record_audit(
                         s,
@@ -126,11 +137,11 @@ class AttemptRules:
                     workdir=workdir,
                     payload_dir=home.payload_dir(processing, calibration, attempt.number),
                 )
-        self.notify(*created)
-        if held_message:
-            self.notify(held_notice)
+        self.ctx.notify(*created)
+        if held_notice is not None:
+            self.ctx.notify(held_notice)
             raise SubmissionHeld(held_message)
-        self.notify(
+        self.ctx.notify(
             ticket_events.Submitted(
                 processing, calibration, ticket.number, submitted_by, dict(expert_config), dict(job_config)
             )
@@ -143,12 +154,12 @@ class AttemptRules:
         ids = {r for r in resume_run_ids if r}
         if not ids:
             return None
-        with self.session() as s:
+        with self.ctx.session() as s:
             latest = attempts.latest_attempt(s, processing, calibration)
             if (
                 latest is None
                 or latest.dagster_run_id not in ids
-                or latest.state not in ("failed", "running")
+                or latest.state not in (AttemptState.FAILED, AttemptState.RUNNING)
             ):
                 return None
             row = calibrations.get_calibration(s, processing, calibration)
@@ -157,11 +168,11 @@ class AttemptRules:
                     f"{calibration} is excluded from {processing}; include it before re-executing"
                 )
             proc = processings.get_processing(s, processing)
-            attempts.set_attempt_state(s, latest.id, "running")
+            move_attempt(s, latest.id, AttemptState.RUNNING)
             latest.dagster_run_id = dagster_run_id
             latest.error = ""
             latest.finished_at = None
-            calibrations.update_calibration(s, processing, calibration, state="running")
+            move_calibration(s, processing, calibration, CalibrationState.RUNNING)
             return AttemptTicket(
                 attempt_id=latest.id,
                 number=latest.number,
@@ -191,32 +202,35 @@ class AttemptRules:
         The loop sensor launches it at its next tick, or at the deadline where the site holds every
         job until then; returns a sentence saying which.
         """
-        from b2cal_assets.loop.submission import checked_submission
-
-        self._require_calibration(calibration)
-        settings = self.scripts.calibrations[calibration].settings
+        self.ctx.require_calibration(calibration)
+        settings = self.ctx.scripts.calibrations[calibration].settings
         try:
             checked_submission(settings, expert_config, job_config or {})
         except ValueError as exc:
             raise LoopError(f"{calibration}: the submission was refused: {exc}") from None
-        with self.session() as s:
-            created = self.sync_processing(s, processing)
+        with self.ctx.session() as s:
+            created = self.states.sync(s, processing)
             proc = processings.get_processing(s, processing)
             row = calibrations.get_calibration(s, processing, calibration)
             latest = attempts.latest_attempt(s, processing, calibration)
             self._check_submission(s, processing, calibration, row, latest, by)
             resubmission = row.state in RESUBMIT_STATES
             if resubmission:  # a new attempt with new settings, started at once (the window is over)
-                now = self.clock()
-                calibrations.update_calibration(
-                    s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
+                now = self.ctx.clock()
+                move_calibration(
+                    s,
+                    processing,
+                    calibration,
+                    CalibrationState.WINDOW_OPEN,
+                    window_opened_at=now,
+                    deadline=now,
                 )
                 row = calibrations.get_calibration(s, processing, calibration)
-            elif row.state != "window_open":
+            elif row.state != CalibrationState.WINDOW_OPEN:
                 raise LoopError(
                     f"{calibration} in {processing} is {row.state}; submissions are taken while its window is open"
                 )
-            now = self.clock()
+            now = self.ctx.clock()
             hold = proc.site.hold_until_deadline and row.deadline is not None and row.deadline > now
             deadline = row.deadline if hold else now
             number = self._hold(
@@ -239,7 +253,7 @@ class AttemptRules:
                         "job_config": dict(job_config or {}),
                     },
                 )
-        self.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
+        self.ctx.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
         if hold:
             return (
                 f"{calibration} in {processing}: attempt {number} recorded; site {proc.site.name} starts jobs when "
@@ -247,7 +261,15 @@ class AttemptRules:
             )
         return f"{calibration} in {processing}: attempt {number} submitted; it starts at the next sensor tick"
 
-    def _check_submission(self, s: Session, processing, calibration, row, latest, submitted_by) -> None:
+    def _check_submission(
+        self,
+        s: Session,
+        processing: str,
+        calibration: str,
+        row: ProcessingCalibration,
+        latest: Attempt | None,
+        submitted_by: str,
+    ) -> None:
         """Who may submit when: the one place for these rules (the page and the CLI both call ``submit``).
 
         - while the window is open: the expert's settings (or the defaults by the loop at the deadline);
@@ -259,11 +281,11 @@ class AttemptRules:
             raise LoopError(
                 f"{calibration} is excluded from processing {processing} by a manager; include it again first"
             )
-        if row.state == "signed_off":
+        if row.state == CalibrationState.SIGNED_OFF:
             raise LoopError(
                 f"{calibration} is already signed off in {processing}; a manager can restart it to run again"
             )
-        if row.state == "running":
+        if row.state == CalibrationState.RUNNING:
             if submitted_by != AUTO_USER and latest is not None and latest.submitted_by == AUTO_USER:
                 raise LoopError(
                     f"{calibration} in {processing}: the window closed and the default run (attempt {latest.number}, "
@@ -273,31 +295,40 @@ class AttemptRules:
             raise LoopError(
                 f"{calibration} is already running in {processing}; wait for it or cancel its run"
             )
-        if row.state == "waiting":
+        if row.state == CalibrationState.WAITING:
             waiting_for = missing_inputs(
-                self.steps[calibration], self.statuses(s, processing), self.available_tags(s, processing)
+                self.ctx.steps[calibration],
+                self.states.statuses(s, processing),
+                self.states.available_tags(s, processing),
             )
             raise LoopError(
                 f"{calibration} cannot be submitted yet in {processing}: its window opens when its inputs are "
                 f"ready (waiting for: {', '.join(waiting_for) or 'the next sensor tick'})"
             )
-        if submitted_by != AUTO_USER and row.state == "submitted":
+        if submitted_by != AUTO_USER and row.state == CalibrationState.SUBMITTED:
             raise LoopError(
                 f"{calibration} in {processing} was already submitted with its defaults after the deadline; "
                 "if it fails or is rejected, resubmit it with your settings"
             )
-        if submitted_by != AUTO_USER and row.state == "finished":
+        if submitted_by != AUTO_USER and row.state == CalibrationState.FINISHED:
             raise LoopError(
                 f"{calibration} in {processing} has finished and awaits sign-off; reject it first to resubmit "
                 "with new settings"
             )
 
     def _hold(
-        self, s: Session, processing, calibration, submitted_by, expert_config, job_config, deadline
+        self,
+        s: Session,
+        processing: str,
+        calibration: str,
+        submitted_by: str,
+        expert_config: dict[str, Any],
+        job_config: dict[str, Any],
+        deadline: datetime,
     ) -> int:
         held = attempts.latest_attempt(s, processing, calibration)
-        if held is not None and held.state == "held":
-            attempts.set_attempt_state(s, held.id, "cancelled")
+        if held is not None and held.state == AttemptState.HELD:
+            move_attempt(s, held.id, AttemptState.CANCELLED)
         attempt = attempts.create_attempt(
             s,
             processing,
@@ -306,7 +337,7 @@ class AttemptRules:
             expert_config=expert_config,
             job_config=job_config,
         )
-        attempts.set_attempt_state(s, attempt.id, "held")
+        move_attempt(s, attempt.id, AttemptState.HELD)
         audit.record_audit(
             s,
             submitted_by,
@@ -320,10 +351,10 @@ class AttemptRules:
     def fail_attempt(
         self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
     ) -> None:
-        with self.session() as s:
-            attempts.finish_attempt(s, ticket.attempt_id, "failed", iterations=iterations, error=error)
-            calibrations.update_calibration(s, ticket.processing, ticket.calibration, state="failed")
-        self.notify(
+        with self.ctx.session() as s:
+            end_attempt(s, ticket.attempt_id, AttemptState.FAILED, iterations=iterations, error=error)
+            move_calibration(s, ticket.processing, ticket.calibration, CalibrationState.FAILED)
+        self.ctx.notify(
             ticket_events.Failed(
                 ticket.processing,
                 ticket.calibration,
@@ -334,7 +365,9 @@ class AttemptRules:
             )
         )
 
-    def finish_attempt(self, ticket: AttemptTicket, outputdb: Path, entries: list, iterations: int) -> list:
+    def finish_attempt(
+        self, ticket: AttemptTicket, outputdb: Path, entries: Sequence[StoredPayload], iterations: int
+    ) -> list[PayloadView]:
         """Copy the outputdb into the payload store and record its payloads as new revisions."""
         target = ticket.payload_dir / "outputdb"
         # whole files or none (a full disk leaves the old copy and names the path); and a copy the
@@ -342,45 +375,22 @@ class AttemptRules:
         atomic_copytree(outputdb, target)
         rows = [(e.name, e.checksum, tuple(e.iov), str(target / Path(e.file).name)) for e in entries]
         try:
-            with self.session() as s:
+            with self.ctx.session() as s:
                 recorded = payloads.record_payloads(
                     s, ticket.processing, ticket.calibration, ticket.attempt_id, rows, source="job"
                 )
-                attempts.finish_attempt(s, ticket.attempt_id, "finished", iterations=iterations)
-                calibrations.update_calibration(s, ticket.processing, ticket.calibration, state="finished")
-                return [_payload_view(p) for p in recorded]
+                end_attempt(s, ticket.attempt_id, AttemptState.FINISHED, iterations=iterations)
+                move_calibration(s, ticket.processing, ticket.calibration, CalibrationState.FINISHED)
+                return [payload_view(p) for p in recorded]
         except BaseException:
             shutil.rmtree(target, ignore_errors=True)
             raise
 
     def complete_step(self, ticket: AttemptTicket) -> None:
         """A step without payloads or sign-off (the cDST production) is done when its attempt finishes."""
-        with self.session() as s:
-            attempts.finish_attempt(s, ticket.attempt_id, "finished")
-            calibrations.update_calibration(s, ticket.processing, ticket.calibration, state="signed_off")
-
-    def mark_step(self, processing: str, step: str, state: str) -> None:
-        with self.session() as s:
-            calibrations.update_calibration(s, processing, step, state=state)
-
-    def fail_run(self, dagster_run_id: str, message: str) -> list[tuple[str, str]]:
-        """A Dagster run ended badly (crash, cancel): attempts it left running are failed, not stuck."""
-        ended: list[tuple[str, str, int]] = []
-        with self.session() as s:
-            for attempt in attempts.attempts_of_run(s, dagster_run_id):
-                if attempt.state not in ("submitted", "running"):
-                    continue
-                processing = processings.get_processing_by_id(s, attempt.processing_id).name
-                attempts.finish_attempt(s, attempt.id, "failed", error=message)
-                calibrations.update_calibration(s, processing, attempt.calibration, state="failed")
-                ended.append((processing, attempt.calibration, attempt.number))
-        for processing, calibration, number in ended:
-            self.notify(
-                ticket_events.Failed(
-                    processing, calibration, number, "(the Dagster run)", message, dagster_run_id
-                )
-            )
-        return [(p, c) for p, c, _ in ended]
+        with self.ctx.session() as s:
+            end_attempt(s, ticket.attempt_id, AttemptState.FINISHED)
+            move_calibration(s, ticket.processing, ticket.calibration, CalibrationState.SIGNED_OFF)
 
     # --- jobs --------------------------------------------------------------------------------
     def record_subjobs(
@@ -388,7 +398,7 @@ class AttemptRules:
     ) -> int:
         """Record the attempt's collector subjobs (from the runner's outcome, else its checkpoint file)."""
         if subjobs is None:
-            subjobs = _checkpoint_subjobs(ticket.workdir)
+            subjobs = checkpoint_subjobs(ticket.workdir)
         rows = [
             {
                 "name": f"{sj['calibration']}/iteration_{sj['iteration']}/{sj['name']}",
@@ -400,17 +410,25 @@ class AttemptRules:
             for sj in subjobs
         ]
         if rows:
-            with self.session() as s:
+            with self.ctx.session() as s:
                 jobs.record_jobs(s, ticket.attempt_id, backend, rows)
         return len(rows)
 
     def notify_finished(
-        self, processing: str, calibration: str, *, passed: bool, checks, plots, payloads
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        passed: bool,
+        checks: Iterable[tuple[str, bool, str]],
+        plots: Iterable[Path | str],
+        payloads: Iterable[str],
     ) -> None:
-        with self.session() as s:
+        """The ticket message of the latest attempt's checks: their verdicts, plots and payloads."""
+        with self.ctx.session() as s:
             latest = attempts.latest_attempt(s, processing, calibration)
             number = latest.number if latest else 0
-        self.notify(
+        self.ctx.notify(
             ticket_events.Finished(
                 processing,
                 calibration,
@@ -422,39 +440,22 @@ class AttemptRules:
             )
         )
 
-    # --- sign-off ----------------------------------------------------------------------------
-    def sign_off(
-        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
-    ) -> str:
-        """Accept or reject the latest finished attempt; returns the new state."""
-        if decision not in ("accept", "reject"):
-            raise LoopError(f"a sign-off decision is 'accept' or 'reject', not {decision!r}")
-        with self.session() as s:
-            row = calibrations.get_calibration(s, processing, calibration)
-            if row.state not in ("finished", "signed_off", "rejected"):
-                raise LoopError(
-                    f"{calibration} in {processing} has no finished attempt to sign off (state: {row.state})"
-                )
-            latest = attempts.latest_attempt(s, processing, calibration)
-            signoffs.record_signoff(
-                s,
-                processing,
-                calibration,
-                decision,
-                by,
-                comment=comment,
-                automatic=automatic,
-                attempt_id=latest.id if latest else None,
-            )
-            state = "signed_off" if decision == "accept" else "rejected"
-            calibrations.update_calibration(s, processing, calibration, state=state)
-            if not automatic:
-                audit.record_audit(
-                    s, by, f"signoff_{decision}", processing, calibration, {"comment": comment}
-                )
-            number = latest.number if latest else 0
-        if decision == "accept":
-            self.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))
-        else:
-            self.notify(ticket_events.Rejected(processing, calibration, number, by, comment))
-        return state
+    # --- for the running attempt -----------------------------------------------------------------
+    def attempt_state(self, attempt_id: int) -> AttemptState:
+        with self.ctx.session() as s:
+            return attempts.get_attempt(s, attempt_id).state
+
+    def move_attempt_workdir(self, ticket: AttemptTicket, workdir: Path) -> AttemptTicket:
+        """The attempt runs in ``workdir`` instead (its checkpoint elsewhere was of another job)."""
+        with self.ctx.session() as s:
+            attempts.get_attempt(s, ticket.attempt_id).workdir = str(workdir)
+        return dataclasses.replace(ticket, workdir=workdir)
+
+
+def checkpoint_subjobs(workdir: Path) -> list[dict[str, Any]]:
+    """The subjobs the runner checkpointed in ``workdir/state.json`` (what a failed attempt leaves)."""
+    try:
+        data = json.loads((Path(workdir) / STATE_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [sj for cs in data.get("calibrations", {}).values() for sj in cs.get("subjobs", [])]

@@ -12,12 +12,13 @@ from __future__ import annotations
 from b2cal_assets.db.errors import NotFound
 from b2cal_assets.db.repo import calibrations
 from b2cal_assets.loop.records import AUTO_USER, LoopError
+from b2cal_assets.loop.service import LoopService
 
 ROLE_TAG = "b2cal/role"
 OVERRIDING_ROLES = frozenset({"manager", "admin"})
 
 
-def assigned_expert(service, processing: str, calibration: str) -> str:
+def assigned_expert(service: LoopService, processing: str, calibration: str) -> str:
     """The expert of ``calibration`` in ``processing``: the database's assignment, else the script's."""
     with service.session() as s:
         try:
@@ -29,7 +30,9 @@ def assigned_expert(service, processing: str, calibration: str) -> str:
     return expert
 
 
-def require_authority(service, processing: str, calibration: str, *, by: str, role: str, action: str) -> None:
+def require_authority(
+    service: LoopService, processing: str, calibration: str, *, by: str, role: str, action: str
+) -> None:
     """Raise ``LoopError`` unless ``by`` (with ``role``) may ``action`` this calibration in this processing."""
     if by == AUTO_USER or role.strip().lower() in OVERRIDING_ROLES:
         return

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from b2cal_assets import home
 from b2cal_assets.backends.commands import prefixed
@@ -11,26 +10,28 @@ from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.repo import calibrations, catalog, payloads, processings
 from b2cal_assets.domain.filters import RunInfo, run_matches
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.loop.records import (
-    _payload_view,
-)
+from b2cal_assets.domain.states import CalibrationState
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.records import PayloadView, payload_view
 from b2cal_assets.loop.steps import CDST_STEP
 
 
 class JobInputs:
-    """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
+    """The input files, the database chain and the current payloads of a calibration in a processing."""
 
-    # --- inputs of a job ---------------------------------------------------------------------
+    def __init__(self, ctx: LoopContext) -> None:
+        self.ctx = ctx
+
     def input_data(
         self, processing: str, calibration: str, filter_overrides: dict[str, list[str]] | None = None
     ) -> dict[str, dict[str, IoV]]:
         """``{data_name: {path_or_url: IoV of its run}}`` for the calibration's data, filters applied."""
-        settings = self.scripts.calibrations[calibration].settings
+        settings = self.ctx.scripts.calibrations[calibration].settings
         formats = [f.lower() for f in settings.input_data_formats]
         filters = dict(settings.input_data_filters or {})
         filters.update(filter_overrides or {})
         data_format = "cdst" if "cdst" in formats else formats[0]
-        with self.session() as s:
+        with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
             rows = catalog.files_for(
                 s,
@@ -62,7 +63,8 @@ class JobInputs:
             return result
 
     def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
-        with self.session() as s:
+        """The raw files of ``data_tag`` per (exp, run), where this process reads them (the cDST step)."""
+        with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
             rows = catalog.files_for(
                 s,
@@ -81,7 +83,8 @@ class JobInputs:
     def register_cdst(
         self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
     ) -> None:
-        with self.session() as s:
+        """Catalogue a cDST file the processing produced, for the calibrations that read cDSTs."""
+        with self.ctx.session() as s:
             catalog.register_file(
                 s,
                 path=path,
@@ -97,16 +100,16 @@ class JobInputs:
 
     def database_chain(self, processing: str, calibration: str) -> list[Path]:
         """Global tags first, then the signed-off payloads of every calibration before this one."""
-        with self.session() as s:
+        with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
             chain = [home.globaltag_dir(tag) for tag in proc.global_tags]
             done = {
                 row.calibration
                 for row in calibrations.list_calibrations(s, processing)
-                if row.state == "signed_off" and not row.excluded
+                if row.state == CalibrationState.SIGNED_OFF and not row.excluded
             }
-            ancestors = self._ancestors(calibration)
-            for name in self.order:
+            ancestors = self.ctx.ancestors(calibration)
+            for name in self.ctx.order:
                 if name in ancestors and name in done:
                     current = payloads.current_payloads(s, processing, name)
                     # after a partial upload the current revisions sit in several outputdbs: newest last,
@@ -118,16 +121,18 @@ class JobInputs:
                     chain.extend(Path(d) for d in sorted(newest, key=newest.__getitem__))
             return [p for p in chain if p.exists()]
 
-    def current_payloads(self, processing: str, calibration: str) -> list[dict[str, Any]]:
-        with self.session() as s:
-            return [_payload_view(p) for p in payloads.current_payloads(s, processing, calibration)]
+    def current_payloads(self, processing: str, calibration: str) -> list[PayloadView]:
+        with self.ctx.session() as s:
+            return [payload_view(p) for p in payloads.current_payloads(s, processing, calibration)]
 
     def signed_off_payloads(self, processing: str) -> list[SignedOffPayload]:
-        with self.session() as s:
+        with self.ctx.session() as s:
             done = [
                 row.calibration
                 for row in calibrations.list_calibrations(s, processing)
-                if row.state == "signed_off" and not row.excluded and row.calibration != CDST_STEP
+                if row.state == CalibrationState.SIGNED_OFF
+                and not row.excluded
+                and row.calibration != CDST_STEP
             ]
             return [
                 SignedOffPayload(

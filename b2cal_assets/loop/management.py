@@ -7,26 +7,32 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from b2cal_assets.db.repo import attempts, audit, calibrations
+from b2cal_assets.db.models import Attempt
+from b2cal_assets.db.repo import attempts, audit, calibrations, processings
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.states import LIVE_ATTEMPT_STATES, AttemptState, CalibrationState
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.notices import Excluded, Included, Restarted
-from b2cal_assets.loop.records import (
-    AUTO_USER,
-    LoopError,
-)
-from b2cal_assets.loop.staging import StagingResult
+from b2cal_assets.loop.records import AUTO_USER, LoopError
+from b2cal_assets.loop.staging import StagingResult, export_staging
 from b2cal_assets.loop.steps import CDST_STEP
-from b2cal_assets.loop.uploads import is_upload
+from b2cal_assets.loop.transitions import end_attempt, move_attempt, move_calibration
+from b2cal_assets.loop.uploads import UploadResult, is_upload, replace_payloads
 from b2cal_assets.tickets import messages as ticket_events
 
 
 class Management:
-    """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
+    """Exclude, include, reassign, restart, replace payloads, export the staging tag."""
 
-    # --- management ----------------------------------------------------------------------------
+    def __init__(self, ctx: LoopContext, inputs: JobInputs) -> None:
+        self.ctx = ctx
+        self.inputs = inputs
+
     def exclude(self, processing: str, calibration: str, *, by: str, reason: str = "") -> None:
         """Leave a calibration out; its dependents use the payloads already in the global-tag chain."""
-        self._require_calibration(calibration)
-        with self.session() as s:
+        self.ctx.require_calibration(calibration)
+        with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if row.excluded:
                 raise LoopError(f"{calibration} is already excluded from {processing}")
@@ -38,29 +44,37 @@ class Management:
                 details["cancelled_attempt"] = cancelled
             audit.record_audit(s, by, "exclude", processing, calibration, details)
             occurrence = self._count_audit(s, processing, calibration, "exclude")
-        dependents = tuple(sorted(self.dependents(calibration) - {CDST_STEP}))
-        self.notify(Excluded(processing, calibration, by, reason, occurrence, dependents))
+        dependents = tuple(sorted(self.ctx.dependents(calibration) - {CDST_STEP}))
+        self.ctx.notify(Excluded(processing, calibration, by, reason, occurrence, dependents))
 
     def include(self, processing: str, calibration: str, *, by: str) -> None:
-        self._require_calibration(calibration)
-        with self.session() as s:
+        self.ctx.require_calibration(calibration)
+        with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if not row.excluded:
                 raise LoopError(f"{calibration} is not excluded from {processing}")
-            fields: dict[str, Any] = {"excluded": False}
-            if row.state != "signed_off":
-                fields.update(state="waiting", deadline=None, window_opened_at=None)
+            if row.state != CalibrationState.SIGNED_OFF:
+                move_calibration(
+                    s,
+                    processing,
+                    calibration,
+                    CalibrationState.WAITING,
+                    excluded=False,
+                    deadline=None,
+                    window_opened_at=None,
+                )
                 _reopen(s, processing)
-            calibrations.update_calibration(s, processing, calibration, **fields)
+            else:
+                calibrations.update_calibration(s, processing, calibration, excluded=False)
             audit.record_audit(s, by, "include", processing, calibration, {})
             occurrence = self._count_audit(s, processing, calibration, "include")
-        self.notify(Included(processing, calibration, by, occurrence))
+        self.ctx.notify(Included(processing, calibration, by, occurrence))
 
     def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
-        self._require_calibration(calibration)
+        self.ctx.require_calibration(calibration)
         if not expert.strip():
             raise LoopError("the new expert's user name is empty")
-        with self.session() as s:
+        with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             old = row.expert_username
             if old == expert:
@@ -68,7 +82,7 @@ class Management:
             calibrations.update_calibration(s, processing, calibration, expert_username=expert)
             audit.record_audit(s, by, "reassign", processing, calibration, {"from": old, "to": expert})
             occurrence = self._count_audit(s, processing, calibration, "reassign")
-        self.notify(ticket_events.Reassigned(processing, calibration, old, expert, by, occurrence))
+        self.ctx.notify(ticket_events.Reassigned(processing, calibration, old, expert, by, occurrence))
 
     def restart(self, processing: str, calibration: str, *, by: str) -> int:
         """Run a calibration again with the same settings, as a new attempt, in any state but signed off.
@@ -80,17 +94,17 @@ class Management:
 
         To run it with new settings, resubmit it instead (``submit``; the rules are ``_check_submission``).
         """
-        self._require_calibration(calibration)
-        with self.session() as s:
+        self.ctx.require_calibration(calibration)
+        with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if row.excluded:
                 raise LoopError(f"{calibration} is excluded from {processing}; include it first")
-            if row.state in ("signed_off", "waiting"):
+            if row.state in (CalibrationState.SIGNED_OFF, CalibrationState.WAITING):
                 raise LoopError(
                     f"{calibration} in {processing} is {row.state}: "
                     + (
                         "a signed-off calibration is not restarted"
-                        if row.state == "signed_off"
+                        if row.state == CalibrationState.SIGNED_OFF
                         else "it has not run yet; its window opens when its inputs are ready"
                     )
                 )
@@ -100,7 +114,7 @@ class Management:
             ran = [
                 a
                 for a in attempts.list_attempts(s, processing, calibration)
-                if not is_upload(a) and a.state != "held"
+                if not is_upload(a) and a.state != AttemptState.HELD
             ]
             source = ran[-1] if ran else None
             attempt = attempts.create_attempt(
@@ -113,11 +127,11 @@ class Management:
             )
             if source is not None and source is latest and _resumable(source):
                 attempt.workdir = source.workdir  # resume from its checkpoint
-            attempts.set_attempt_state(s, attempt.id, "held")
+            move_attempt(s, attempt.id, AttemptState.HELD)
             _reopen(s, processing)
-            now = self.clock()
-            calibrations.update_calibration(
-                s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
+            now = self.ctx.clock()
+            move_calibration(
+                s, processing, calibration, CalibrationState.WINDOW_OPEN, window_opened_at=now, deadline=now
             )
             previous = latest.number if latest else None
             previous_workdir = latest.workdir if latest else ""
@@ -130,7 +144,7 @@ class Management:
                 {"attempt": attempt.number, "previous": previous, "previous_workdir": previous_workdir},
             )
             number = attempt.number
-        self.notify(Restarted(processing, calibration, number, previous, by, previous_workdir))
+        self.ctx.notify(Restarted(processing, calibration, number, previous, by, previous_workdir))
         return number
 
     def _count_audit(self, s: Session, processing: str, calibration: str, action: str) -> int:
@@ -138,35 +152,26 @@ class Management:
             audit.list_audit(s, processing=processing, calibration=calibration, action=action, limit=10_000)
         )
 
-    def dependents(self, calibration: str) -> set[str]:
-        """Every step downstream of ``calibration`` (directly or through others)."""
-        seen: set[str] = set()
-        todo = [calibration]
-        while todo:
-            current = todo.pop()
-            for name, step in self.steps.items():
-                if current in step.depends_on and name not in seen:
-                    seen.add(name)
-                    todo.append(name)
-        return seen
-
     # --- payload replacement and the staging tag ---------------------------------------------
     def upload_payloads(
-        self, processing: str, calibration: str, archive: Path | str, *, by: str, max_bytes: int | None = None
-    ):
+        self,
+        processing: str,
+        calibration: str,
+        archive: Path | str,
+        *,
+        by: str,
+        max_bytes: int | None = None,
+    ) -> UploadResult:
         """Replace the calibration's payloads by an expert's upload (see ``loop/uploads.py``)."""
-        from b2cal_assets.loop.uploads import replace_payloads
-
-        return replace_payloads(self, processing, calibration, Path(archive), by=by, max_bytes=max_bytes)
+        return replace_payloads(self.ctx, processing, calibration, Path(archive), by=by, max_bytes=max_bytes)
 
     def export_staging(self, processing: str, *, by: str) -> StagingResult:
         """Collect the signed-off payloads into the staging global tag and export it; problems are reported."""
-        from b2cal_assets.loop.staging import export_staging
-
-        result = export_staging(
-            processing, self.signed_off_payloads(processing), self.processing_iov(processing)
-        )
-        with self.session() as s:
+        with self.ctx.session() as s:
+            p = processings.get_processing(s, processing)
+            iov = IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+        result = export_staging(processing, self.inputs.signed_off_payloads(processing), iov)
+        with self.ctx.session() as s:
             audit.record_audit(
                 s,
                 by,
@@ -186,16 +191,16 @@ class Management:
 def _cancel_live_attempt(s: Session, processing: str, calibration: str, why: str) -> int | None:
     """End the latest attempt if it is still held, submitted or running; returns its number."""
     latest = attempts.latest_attempt(s, processing, calibration)
-    if latest is None or latest.state not in ("held", "submitted", "running"):
+    if latest is None or latest.state not in LIVE_ATTEMPT_STATES:
         return None
-    attempts.finish_attempt(s, latest.id, "cancelled", iterations=latest.iterations, error=why)
+    end_attempt(s, latest.id, AttemptState.CANCELLED, iterations=latest.iterations, error=why)
     return latest.number
 
 
-def _resumable(attempt) -> bool:
+def _resumable(attempt: Attempt) -> bool:
     """A failed attempt that left a checkpoint: a restart with its settings continues from it."""
     return (
-        attempt.state == "failed"
+        attempt.state == AttemptState.FAILED
         and not is_upload(attempt)
         and bool(attempt.workdir)
         and (Path(attempt.workdir) / "state.json").is_file()
@@ -204,7 +209,5 @@ def _resumable(attempt) -> bool:
 
 def _reopen(s: Session, processing: str) -> None:
     """A finished processing has work again (a restart, an inclusion): the loop ticks it again."""
-    from b2cal_assets.db.repo import processings
-
     if processings.get_processing(s, processing).state == "finished":
         processings.set_processing_state(s, processing, "open")

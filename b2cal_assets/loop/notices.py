@@ -8,11 +8,46 @@ key naming its occurrence (attempt number or action count), so a repeated call s
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from b2cal_assets.tickets.messages import RenderedMessage, dedup_key
+from sqlalchemy.orm import Session
+
+from b2cal_assets.db.repo import tickets as ticket_repo
+from b2cal_assets.loop.steps import CDST_STEP
+from b2cal_assets.tickets import messages as ticket_events
+from b2cal_assets.tickets.messages import RenderedMessage, TicketEvent, dedup_key
+
+
+class LoopEvent(ABC):
+    """A ticket message of the loop's own (the run's events are ``tickets.messages``): renders itself."""
+
+    processing: str
+    calibration: str
+
+    @abstractmethod
+    def rendered(self) -> RenderedMessage:
+        """The message and its dedup key."""
+
+
+def post_in_session(s: Session, events: Iterable[LoopEvent | TicketEvent]) -> None:
+    """Store the ticket messages of a decision in the decision's own transaction."""
+    for event in events:
+        if event.calibration == CDST_STEP:
+            continue
+        msg = event.rendered() if isinstance(event, LoopEvent) else ticket_events.render(event)
+        ticket_repo.add_message(
+            s,
+            processing=msg.processing,
+            calibration=msg.calibration,
+            kind=msg.kind,
+            dedup_key=msg.dedup_key,
+            body=msg.body,
+            attachments=[dict(a) for a in msg.attachments],
+        )
 
 
 def _when(moment: datetime) -> str:
@@ -20,7 +55,7 @@ def _when(moment: datetime) -> str:
 
 
 @dataclass(frozen=True)
-class Held:
+class Held(LoopEvent):
     """An expert submitted inside the window at a site that starts jobs only at the deadline."""
 
     processing: str
@@ -42,7 +77,7 @@ class Held:
 
 
 @dataclass(frozen=True)
-class Excluded:
+class Excluded(LoopEvent):
     processing: str
     calibration: str
     by: str
@@ -64,7 +99,7 @@ class Excluded:
 
 
 @dataclass(frozen=True)
-class Included:
+class Included(LoopEvent):
     processing: str
     calibration: str
     by: str
@@ -80,7 +115,7 @@ class Included:
 
 
 @dataclass(frozen=True)
-class Restarted:
+class Restarted(LoopEvent):
     processing: str
     calibration: str
     attempt: int
@@ -100,7 +135,7 @@ class Restarted:
 
 
 @dataclass(frozen=True)
-class Uploaded:
+class Uploaded(LoopEvent):
     """An expert replaced the payloads: new revisions, the old ones kept, the checks run again."""
 
     processing: str

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 import numpy as np
 
 from b2cal_assets.caf.payload_io import read_payload
+from b2cal_assets.db.repo import catalog
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.loop.records import PayloadView
+from b2cal_assets.loop.service import LoopService
 
 
 def iov_inside(iov: IoV, processing: IoV) -> bool:
@@ -19,11 +21,9 @@ def iov_inside(iov: IoV, processing: IoV) -> bool:
 
 
 def validity_problems(
-    service, processing: str, calibration: str, produced_payloads: Iterable[str] | None = None
+    service: LoopService, processing: str, calibration: str, produced_payloads: Iterable[str] | None = None
 ) -> tuple[list[str], list[str]]:
     """``check_payloads`` over the calibration's current payloads and the catalogued runs of the processing."""
-    from b2cal_assets.db.repo import catalog
-
     iov = service.processing_iov(processing)
     with service.session() as s:
         runs = catalog.runs_in(
@@ -35,7 +35,7 @@ def validity_problems(
 
 
 def check_payloads(
-    payloads: list[dict[str, Any]],
+    payloads: list[PayloadView],
     processing_iov: IoV,
     produced_payloads: Iterable[str] | None = None,
     runs: Iterable[tuple[int, int]] = (),
@@ -49,11 +49,11 @@ def check_payloads(
     summary: list[str] = []
     if not payloads:
         return ["no payloads were recorded for the latest attempt"], summary
-    names = {p["name"] for p in payloads}
+    names = {p.name for p in payloads}
     for missing in sorted(set(produced_payloads or ()) - names):
         problems.append(f"payload {missing} is declared in produced_payloads but was not produced")
     for name in sorted(names):
-        iovs = [p["iov"] for p in payloads if p["name"] == name]
+        iovs = [p.iov for p in payloads if p.name == name]
         uncovered = [f"{e},{r}" for e, r in runs if not any(IoV(*i).contains_run(e, r) for i in iovs)]
         if uncovered:
             shown = ", ".join(uncovered[:10]) + (
@@ -62,14 +62,14 @@ def check_payloads(
             plural = "s" if len(uncovered) > 1 else ""
             problems.append(f"payload {name} has no current revision for run{plural} {shown}")
     for p in payloads:
-        label = f"{p['name']} rev {p['revision']}"
-        iov = p["iov"]
+        label = f"{p.name} rev {p.revision}"
+        iov = p.iov
         if not iov_inside(iov, processing_iov):
             problems.append(f"{label}: IoV {iov} is not inside the processing's IoV {processing_iov}")
         try:
-            constants = read_payload(p["file"])
+            constants = read_payload(p.file)
         except Exception as exc:  # any unreadable file is a finding, not a crash
-            problems.append(f"{label}: {p['file']} is not readable: {exc}")
+            problems.append(f"{label}: {p.file} is not readable: {exc}")
             continue
         bad = [k for k, v in constants.items() if not np.all(np.isfinite(np.asarray(v, dtype=float)))]
         if bad:

@@ -6,12 +6,13 @@ from collections.abc import Mapping, Sequence, Set
 from dataclasses import dataclass
 from datetime import datetime
 
-from b2cal_assets.loop.steps import DONE_STATES, StepInfo
+from b2cal_assets.domain.states import DONE_STATES, CalibrationState
+from b2cal_assets.loop.steps import StepInfo
 
 
 @dataclass(frozen=True)
 class StepStatus:
-    state: str
+    state: CalibrationState
     excluded: bool = False
     deadline: datetime | None = None
 
@@ -35,7 +36,7 @@ def steps_to_open(
     return [
         name
         for name, step in steps.items()
-        if statuses[name].state == "waiting"
+        if statuses[name].state == CalibrationState.WAITING
         and not statuses[name].excluded
         and not missing_inputs(step, statuses, available_tags)
     ]
@@ -45,7 +46,9 @@ def steps_past_deadline(statuses: Mapping[str, StepStatus], now: datetime) -> li
     return [
         name
         for name, status in statuses.items()
-        if status.state == "window_open" and status.deadline is not None and status.deadline <= now
+        if status.state == CalibrationState.WINDOW_OPEN
+        and status.deadline is not None
+        and status.deadline <= now
     ]
 
 
@@ -56,7 +59,7 @@ def blocked_by_rejection(
     blocked: dict[str, str] = {}
     for name in order:
         for dep in steps[name].depends_on:
-            if dep in statuses and statuses[dep].state == "rejected":
+            if dep in statuses and statuses[dep].state == CalibrationState.REJECTED:
                 blocked[name] = dep
             elif dep in blocked:
                 blocked[name] = blocked[dep]

@@ -31,6 +31,7 @@ Nothing here imports Dagster: the sensor hands in a ``RunLookup`` (``defs/sensor
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -39,9 +40,12 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.db.models import Attempt, ProcessingCalibration
 from b2cal_assets.db.repo import attempts, audit, calibrations, processings
-from b2cal_assets.db.repo import tickets as ticket_repo
+from b2cal_assets.domain.states import AttemptState, CalibrationState
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.notices import LoopEvent
 from b2cal_assets.loop.records import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
+from b2cal_assets.loop.transitions import end_attempt, move_calibration
 from b2cal_assets.loop.uploads import is_upload
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.messages import RenderedMessage, dedup_key
@@ -92,12 +96,12 @@ class Plan:
 
     launches: list[Launch] = field(default_factory=list)
     terminate: list[str] = field(default_factory=list)  # run ids of attempts a manager cancelled
-    events: list = field(default_factory=list)
+    events: list[LoopEvent | ticket_events.TicketEvent] = field(default_factory=list)
     recovered: list[str] = field(default_factory=list)  # one line per recovery, for the sensor's log
 
 
 @dataclass(frozen=True)
-class Recovered:
+class Recovered(LoopEvent):
     """The loop relaunched, resumed or gave up on a step by itself: the ticket's message."""
 
     processing: str
@@ -122,21 +126,11 @@ def _short(text: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-class Reconciliation:
-    """Mixed into ``LoopService``; uses its ``session``, ``steps`` and ``clock``."""
+class Reconciler:
+    """Derives each processing's run requests from the database and heals where Dagster disagrees."""
 
-    # --- for the running attempt -----------------------------------------------------------------
-    def attempt_state(self, attempt_id: int) -> str:
-        with self.session() as s:
-            return attempts.get_attempt(s, attempt_id).state
-
-    def move_attempt_workdir(self, ticket, workdir) -> Any:
-        """The attempt runs in ``workdir`` instead (its checkpoint elsewhere was of another job)."""
-        import dataclasses
-
-        with self.session() as s:
-            attempts.get_attempt(s, ticket.attempt_id).workdir = str(workdir)
-        return dataclasses.replace(ticket, workdir=workdir)
+    def __init__(self, ctx: LoopContext) -> None:
+        self.ctx = ctx
 
     # --- the tick's part -----------------------------------------------------------------------
     def reconcile_processing(
@@ -159,7 +153,7 @@ class Reconciliation:
         by_step: dict[str, list[Attempt]] = {}
         for a in attempts.list_attempts(s, processing):
             by_step.setdefault(a.calibration, []).append(a)
-        for step in self.order:
+        for step in self.ctx.order:
             row = rows.get(step)
             if row is None:
                 continue
@@ -169,20 +163,22 @@ class Reconciliation:
                 self._terminate_cancelled(history, runs, plan)
             if row.excluded:
                 continue
-            if row.state == "submitted":
+            if row.state == CalibrationState.SUBMITTED:
                 self._reconcile_submitted(s, processing, row, history, step in fresh, runs, plan)
-            elif row.state == "running" and runs is not None:
+            elif row.state == CalibrationState.RUNNING and runs is not None:
                 self._reconcile_running(s, processing, row, latest, runs, plan)
-            elif row.state == "finished" and step != CDST_STEP:
+            elif row.state == CalibrationState.FINISHED and step != CDST_STEP:
                 self._reconcile_finished(s, processing, row, latest, automatic, runs, plan)
         return plan
 
     # --- submitted: the launch of a new (or held) attempt ---------------------------------------
-    def _new_launch(self, s: Session, processing: str, row: ProcessingCalibration, history) -> Launch:
+    def _new_launch(
+        self, s: Session, processing: str, row: ProcessingCalibration, history: Sequence[Attempt]
+    ) -> Launch:
         step = row.calibration
         reason = "ready" if step == CDST_STEP else "deadline"
         number = len(history) + 1
-        held = history[-1] if history and history[-1].state == "held" else None
+        held = history[-1] if history and history[-1].state == AttemptState.HELD else None
         proc = processings.get_processing(s, processing)
         return Launch(
             processing=processing,
@@ -195,7 +191,16 @@ class Reconciliation:
             attempt=number,
         )
 
-    def _reconcile_submitted(self, s, processing, row, history, fresh, runs, plan: Plan) -> None:
+    def _reconcile_submitted(
+        self,
+        s: Session,
+        processing: str,
+        row: ProcessingCalibration,
+        history: Sequence[Attempt],
+        fresh: bool,
+        runs: RunLookup | None,
+        plan: Plan,
+    ) -> None:
         launch = self._new_launch(s, processing, row, history)
         if runs is None:
             if fresh:
@@ -235,7 +240,7 @@ class Reconciliation:
                 f"without starting an attempt; the last one ({run.run_id}) ended {when}: {why}. It is "
                 "marked failed; a manager can restart it (b2cal manage restart) once the cause is fixed."
             )
-            calibrations.update_calibration(s, processing, row.calibration, state="failed")
+            move_calibration(s, processing, row.calibration, CalibrationState.FAILED)
             self._event(
                 s, plan, processing, row.calibration, "gave_up", message, run.run_id, {"run_id": run.run_id}
             )
@@ -264,14 +269,22 @@ class Reconciliation:
         plan.launches.append(relaunch)
 
     # --- running: the attempt's run must be in flight ------------------------------------------
-    def _reconcile_running(self, s, processing, row, latest: Attempt | None, runs: RunLookup, plan) -> None:
+    def _reconcile_running(
+        self,
+        s: Session,
+        processing: str,
+        row: ProcessingCalibration,
+        latest: Attempt | None,
+        runs: RunLookup,
+        plan: Plan,
+    ) -> None:
         step = row.calibration
-        if latest is None or latest.state not in ("running", "submitted"):
+        if latest is None or latest.state not in (AttemptState.RUNNING, AttemptState.SUBMITTED):
             # the step says running but no attempt is: follow the attempt (a half-recorded end)
-            state = {"failed": "failed", "finished": "signed_off" if step == CDST_STEP else "finished"}.get(
-                latest.state if latest else "", "failed"
-            )
-            calibrations.update_calibration(s, processing, step, state=state)
+            state = CalibrationState.FAILED
+            if latest is not None and latest.state == AttemptState.FINISHED:
+                state = CalibrationState.SIGNED_OFF if step == CDST_STEP else CalibrationState.FINISHED
+            move_calibration(s, processing, step, state)
             self._event(
                 s,
                 plan,
@@ -358,7 +371,9 @@ class Reconciliation:
         )
         plan.launches.append(launch)
 
-    def _resume_launch(self, s, processing, row, latest: Attempt, generation: int) -> Launch:
+    def _resume_launch(
+        self, s: Session, processing: str, row: ProcessingCalibration, latest: Attempt, generation: int
+    ) -> Launch:
         proc = processings.get_processing(s, processing)
         return Launch(
             processing=processing,
@@ -373,8 +388,17 @@ class Reconciliation:
         )
 
     # --- finished: the checks and (at automatic sites) the sign-off -----------------------------
-    def _reconcile_finished(self, s, processing, row, latest, automatic, runs, plan: Plan) -> None:
-        if latest is None or latest.state != "finished":
+    def _reconcile_finished(
+        self,
+        s: Session,
+        processing: str,
+        row: ProcessingCalibration,
+        latest: Attempt | None,
+        automatic: bool,
+        runs: RunLookup | None,
+        plan: Plan,
+    ) -> None:
+        if latest is None or latest.state != AttemptState.FINISHED:
             return
         if automatic:
             reason = "signoff"
@@ -383,16 +407,17 @@ class Reconciliation:
         else:
             return  # a manual site: the expert signs off
         step = row.calibration
+        finished = latest
 
         def launch(generation: int) -> Launch:
             return Launch(
                 processing=processing,
                 step=step,
                 reason=reason,
-                run_key=run_key(processing, step, latest.number, reason, generation),
+                run_key=run_key(processing, step, finished.number, reason, generation),
                 automatic_signoff=automatic,
-                attempt=latest.number,
-                attempt_run_id=latest.dagster_run_id,
+                attempt=finished.number,
+                attempt_run_id=finished.dagster_run_id,
             )
 
         current = launch(row.launch_generation)
@@ -441,18 +466,24 @@ class Reconciliation:
 
     # --- attempts a manager cancelled -----------------------------------------------------------
     def _terminate_cancelled(self, history: list[Attempt], runs: RunLookup, plan: Plan) -> None:
-        since = self.clock() - CANCEL_WINDOW
+        since = self.ctx.clock() - CANCEL_WINDOW
         for a in history:
-            if a.state != "cancelled" or not a.dagster_run_id or (a.finished_at and a.finished_at < since):
+            if (
+                a.state != AttemptState.CANCELLED
+                or not a.dagster_run_id
+                or (a.finished_at and a.finished_at < since)
+            ):
                 continue
             run = runs.by_id(a.dagster_run_id)
             if run is not None and run.in_flight and run.status != "CANCELING":
                 plan.terminate.append(a.dagster_run_id)
 
     # --- helpers ---------------------------------------------------------------------------------
-    def _fail_attempt_in(self, s, processing, attempt: Attempt, message, subjob, plan: Plan) -> None:
-        attempts.finish_attempt(s, attempt.id, "failed", iterations=attempt.iterations, error=message)
-        calibrations.update_calibration(s, processing, attempt.calibration, state="failed")
+    def _fail_attempt_in(
+        self, s: Session, processing: str, attempt: Attempt, message: str, subjob: str, plan: Plan
+    ) -> None:
+        end_attempt(s, attempt.id, AttemptState.FAILED, iterations=attempt.iterations, error=message)
+        move_calibration(s, processing, attempt.calibration, CalibrationState.FAILED)
         plan.events.append(
             ticket_events.Failed(
                 processing, attempt.calibration, attempt.number, subjob, message, attempt.workdir or ""
@@ -487,23 +518,6 @@ class Reconciliation:
         )
         plan.events.append(Recovered(processing, step, kind, message, occurrence))
         plan.recovered.append(f"{processing}/{step}: {message.replace('*', '')}")
-
-
-def post_in_session(s: Session, events) -> None:
-    """Store the ticket messages of a decision in the decision's own transaction."""
-    for event in events:
-        if event.calibration == CDST_STEP:
-            continue
-        msg = event.rendered() if hasattr(event, "rendered") else ticket_events.render(event)
-        ticket_repo.add_message(
-            s,
-            processing=msg.processing,
-            calibration=msg.calibration,
-            kind=msg.kind,
-            dedup_key=msg.dedup_key,
-            body=msg.body,
-            attachments=[dict(a) for a in msg.attachments],
-        )
 
 
 def recovery_notes(s: Session, processing: str, since: dict[str, datetime | None]) -> dict[str, str]:

@@ -7,6 +7,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.db.models import Payload
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.staging import StagingResult
 
@@ -107,12 +108,49 @@ class AttemptTicket:
     payload_dir: Path
 
 
-def _payload_view(p) -> dict[str, Any]:
-    return {
-        "name": p.name,
-        "revision": p.revision,
-        "checksum": p.checksum,
-        "iov": IoV(p.exp_low, p.run_low, p.exp_high, p.run_high),
-        "file": p.file,
-        "source": p.source,
-    }
+@dataclass(frozen=True)
+class PayloadView:
+    """A payload revision as the loop hands it out (checks, pages, the CLI, archives)."""
+
+    name: str
+    revision: int
+    checksum: str
+    iov: IoV
+    file: str
+    source: str = "job"  # job | upload
+
+
+def payload_view(p: Payload) -> PayloadView:
+    return PayloadView(
+        name=p.name,
+        revision=p.revision,
+        checksum=p.checksum,
+        iov=IoV(p.exp_low, p.run_low, p.exp_high, p.run_high),
+        file=p.file,
+        source=p.source,
+    )
+
+
+@dataclass(frozen=True)
+class SiteView:
+    """A processing's calibration centre: where its jobs run and how its payloads are signed off."""
+
+    name: str
+    backend: str
+    backend_args: dict[str, Any]
+    signoff_policy: str
+    hold_until_deadline: bool
+    path_prefix: str
+
+
+@dataclass(frozen=True)
+class CatalogFileView:
+    """A catalogued file as the data-arrival sensor reads it."""
+
+    id: int
+    data_tag: str
+    data_format: str
+    exp: int
+    run: int
+    n_events: int
+    processing_id: int | None

@@ -1,264 +1,299 @@
-"""The loop's actions on the calibration database, shared by sensors, assets, the CLI and the web pages."""
+"""The loop's front: one object for sensors, assets, the CLI and the web pages, delegating to its parts.
+
+Each public method is one rule or one view, implemented by a part that receives the shared
+``LoopContext``: ``Ticker`` (the tick), ``AttemptRules`` (attempts), ``SignOff``, ``Management``
+(managers' actions, uploads, staging), ``JobInputs`` (what a job reads), ``ProcessingQueries`` and
+``StatusViews`` (what callers show), ``Reconciler`` (Dagster's runs against the database).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import datetime, timedelta
+import dataclasses
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from b2cal_assets.db import engine as db_engine
+from b2cal_assets.caf.localdb import StoredPayload
+from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
-from b2cal_assets.db.repo import calibrations, catalog, processings
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.scripts import ScriptSet
+from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.attempt_rules import AttemptRules
-from b2cal_assets.loop.job_inputs import JobInputs, site_location  # noqa: F401
+from b2cal_assets.loop.context import Clock, LoopContext
+from b2cal_assets.loop.job_inputs import JobInputs, site_location
 from b2cal_assets.loop.management import Management
-from b2cal_assets.loop.readiness import (
-    StepStatus,
-    blocked_by_rejection,
-    processing_finished,
-    steps_past_deadline,
-    steps_to_open,
-)
-from b2cal_assets.loop.reconcile import Reconciliation, RunLookup, post_in_session
-from b2cal_assets.loop.records import (  # noqa: F401
+from b2cal_assets.loop.notices import LoopEvent
+from b2cal_assets.loop.processing_queries import ProcessingQueries
+from b2cal_assets.loop.reconcile import Reconciler, RunLookup
+from b2cal_assets.loop.records import (
     AUTO_USER,
     AttemptTicket,
+    CatalogFileView,
     JobRow,
     Launch,
     LoopError,
+    PayloadView,
+    SiteView,
     StepRow,
     SubmissionHeld,
     TickReport,
 )
+from b2cal_assets.loop.signoff import SignOff
+from b2cal_assets.loop.staging import StagingResult
 from b2cal_assets.loop.status import StatusViews
-from b2cal_assets.loop.steps import CDST_STEP, DONE_STATES, StepInfo, build_steps, step_graph
-from b2cal_assets.tickets import messages as ticket_events
+from b2cal_assets.loop.step_states import StepStates
+from b2cal_assets.loop.steps import StepInfo
+from b2cal_assets.loop.tick import Ticker
+from b2cal_assets.loop.uploads import UploadResult
+from b2cal_assets.tickets.messages import TicketEvent
 from b2cal_assets.tickets.outbox import TicketOutbox
 
+__all__ = [
+    "AUTO_USER",
+    "AttemptTicket",
+    "JobRow",
+    "Launch",
+    "LoopError",
+    "LoopService",
+    "StepRow",
+    "SubmissionHeld",
+    "TickReport",
+    "site_location",
+]
 
-class LoopService(AttemptRules, JobInputs, Management, Reconciliation, StatusViews):
+
+class LoopService:
     """Applies the loop's rules for every processing; one instance per database and script set."""
 
-    def __init__(self, database_url: str, scripts, clock: Callable[[], datetime] = utcnow) -> None:
-        self.database_url = database_url
-        self.scripts = scripts
-        self.clock = clock
-        self.steps: dict[str, StepInfo] = build_steps(scripts.calibrations)
-        self.order: list[str] = step_graph(self.steps).order()
-        self.outbox = TicketOutbox(self.session)
+    def __init__(self, database_url: str, scripts: ScriptSet, clock: Clock = utcnow) -> None:
+        self._assemble(LoopContext.create(database_url, scripts, clock))
 
-    def notify(self, *events) -> None:
-        """Ticket messages, stored once each (dedup keys) and sent to Jira by the ticket sensor.
+    def _assemble(self, ctx: LoopContext) -> None:
+        self.ctx = ctx
+        states = StepStates(self.ctx)
+        self.queries = ProcessingQueries(self.ctx, states)
+        self.inputs = JobInputs(self.ctx)
+        self.attempts = AttemptRules(self.ctx, states)
+        self.signoff = SignOff(self.ctx)
+        self.management = Management(self.ctx, self.inputs)
+        self.views = StatusViews(self.ctx, states)
+        self.ticker = Ticker(self.ctx, states, Reconciler(self.ctx), self.management)
 
-        Called after the state change has been committed, never inside an open session.
-        """
-        for event in events:
-            if event.calibration == CDST_STEP:
-                continue
-            if hasattr(event, "rendered"):  # the loop's own notices (loop/notices.py)
-                with self.session() as s:
-                    post_in_session(s, [event])
-            else:
-                self.outbox.post(event)
+    # --- the shared setup, as callers read it --------------------------------------------------
+    @property
+    def database_url(self) -> str:
+        return self.ctx.database_url
 
-    @contextmanager
-    def session(self) -> Iterator[Session]:
-        with db_engine.session_scope(db_engine.make_engine(self.database_url)) as session:
-            yield session
+    @property
+    def scripts(self) -> ScriptSet:
+        return self.ctx.scripts
 
-    # --- processings -------------------------------------------------------------------------
+    @property
+    def steps(self) -> dict[str, StepInfo]:
+        return self.ctx.steps
+
+    @property
+    def order(self) -> list[str]:
+        return list(self.ctx.order)
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    @clock.setter
+    def clock(self, clock: Clock) -> None:
+        """Another clock (a test's): every part is handed the new context."""
+        self._assemble(dataclasses.replace(self.ctx, clock=clock))
+
+    @property
+    def outbox(self) -> TicketOutbox:
+        return self.ctx.outbox
+
+    def session(self) -> AbstractContextManager[Session]:
+        """One transaction on the calibration database."""
+        return self.ctx.session()
+
+    def notify(self, *events: LoopEvent | TicketEvent) -> None:
+        self.ctx.notify(*events)
+
+    def dependents(self, calibration: str) -> set[str]:
+        return self.ctx.dependents(calibration)
+
+    # --- processings ---------------------------------------------------------------------------
     def open_processing_names(self) -> list[str]:
-        with self.session() as s:
-            return [p.name for p in processings.list_processings(s, state="open")]
+        return self.queries.open_processing_names()
 
     def all_processing_names(self) -> list[str]:
-        with self.session() as s:
-            return [p.name for p in processings.list_processings(s)]
+        return self.queries.all_processing_names()
 
     def processing_iovs(self, state: str | None = "open") -> dict[str, IoV]:
-        with self.session() as s:
-            return {
-                p.name: IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
-                for p in processings.list_processings(s, state=state)
-            }
-
-    def catalog_after(self, last_id: int, limit: int = 5000) -> list[dict[str, Any]]:
-        """Catalog files registered after ``last_id`` (the data-arrival sensor's cursor), oldest first."""
-        with self.session() as s:
-            return [
-                {
-                    "id": f.id,
-                    "data_tag": f.data_tag,
-                    "data_format": f.data_format,
-                    "exp": f.run.exp,
-                    "run": f.run.run,
-                    "n_events": f.n_events,
-                    "processing_id": f.processing_id,
-                }
-                for f in catalog.files_after(s, last_id, limit)
-            ]
-
-    def sync_processing(self, s: Session, processing: str) -> list:
-        """Make sure every step has its row; new scripts join open processings as waiting.
-
-        Existing rows are left alone (a manager may have reassigned the expert). Returns the
-        ticket events of the new rows, to post once the session is committed.
-        """
-        existing = {row.calibration for row in calibrations.list_calibrations(s, processing)}
-        missing = {name: step.expert_username for name, step in self.steps.items() if name not in existing}
-        if not missing:
-            return []
-        calibrations.ensure_calibrations(s, processing, missing)
-        window = processings.get_processing(s, processing).window_hours
-        return [
-            ticket_events.Created(processing, name, expert, None, window) for name, expert in missing.items()
-        ]
-
-    def statuses(self, s: Session, processing: str) -> dict[str, StepStatus]:
-        rows = {row.calibration: row for row in calibrations.list_calibrations(s, processing)}
-        return {
-            name: StepStatus(
-                state="excluded" if rows[name].excluded else rows[name].state,
-                excluded=rows[name].excluded,
-                deadline=rows[name].deadline,
-            )
-            for name in self.order
-            if name in rows
-        }
-
-    def available_tags(self, s: Session, processing: str) -> set[str]:
-        proc = processings.get_processing(s, processing)
-        files = catalog.files_for(
-            s,
-            exp_low=proc.exp_low,
-            run_low=proc.run_low,
-            exp_high=proc.exp_high,
-            run_high=proc.run_high,
-            data_tags=None,
-            data_format="raw",
-        )
-        return {f.data_tag for f, _run, _url in files}
-
-    # --- the tick ----------------------------------------------------------------------------
-    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
-        """Open windows whose inputs are ready, submit what passed its deadline, close finished processings.
-
-        Per processing, what the tick decides (states, reconciliation, ticket messages) is one
-        transaction; the run requests are not stored but derived from what it committed, so a request
-        Dagster never got is made again at the next tick under the same run key (``loop/reconcile.py``).
-        ``runs`` is Dagster's view (the loop sensor passes it); without it only the steps submitted in
-        this tick are launched and nothing is reconciled. Copying payloads for the staging tag is left
-        to the staging sensor (``export_due_staging``).
-        """
-        now = now or self.clock()
-        launches: list[Launch] = []
-        opened: list[tuple[str, str]] = []
-        finished: list[str] = []
-        terminate: list[str] = []
-        recovered: list[str] = []
-        for name in self.open_processing_names():
-            with self.session() as s:
-                events = self.sync_processing(s, name)
-                proc = processings.get_processing(s, name)
-                tags = self.available_tags(s, name)
-                statuses = self.statuses(s, name)
-                fresh: set[str] = set()
-                for step in steps_to_open(self.steps, statuses, tags):
-                    if step == CDST_STEP:
-                        self._submit_step(s, name, step)
-                        fresh.add(step)
-                        continue
-                    deadline = now + timedelta(hours=proc.window_hours)
-                    calibrations.update_calibration(
-                        s, name, step, state="window_open", window_opened_at=now, deadline=deadline
-                    )
-                    opened.append((name, step))
-                    events.append(ticket_events.WindowOpen(name, step, deadline))
-                statuses = self.statuses(s, name)
-                for step in steps_past_deadline(statuses, now):
-                    self._submit_step(s, name, step)
-                    fresh.add(step)
-                plan = self.reconcile_processing(s, name, fresh, runs)
-                launches += plan.launches
-                terminate += plan.terminate
-                recovered += plan.recovered
-                events += plan.events
-                statuses = self.statuses(s, name)
-                if processing_finished(statuses):
-                    processings.set_processing_state(s, name, "finished")
-                    processings.get_processing(s, name).staging_due = True
-                    finished.append(name)
-                post_in_session(s, events)
-        return TickReport(
-            launches=launches,
-            opened=opened,
-            finished_processings=finished,
-            terminate=terminate,
-            recovered=recovered,
-        )
-
-    def _submit_step(self, s: Session, processing: str, step: str) -> None:
-        """The step is to run now: its run request is derived from this state at every tick."""
-        calibrations.update_calibration(s, processing, step, state="submitted", relaunches=0)
-
-    def export_due_staging(self) -> list:
-        """The staging tags of processings that finished since their last export (the staging sensor).
-
-        Exporting copies payload files, so it is not part of the loop's tick; a processing is marked
-        due in the tick's transaction and unmarked once its export (or the refusal) is recorded.
-        """
-        with self.session() as s:
-            due = [p.name for p in processings.list_processings(s) if p.staging_due]
-        results = []
-        for name in due:
-            results.append(self.export_staging(name, by=AUTO_USER))
-            with self.session() as s:
-                processings.get_processing(s, name).staging_due = False
-        return results
-
-    def _ancestors(self, name: str) -> set[str]:
-        seen: set[str] = set()
-        todo = list(self.steps[name].depends_on)
-        while todo:
-            dep = todo.pop()
-            if dep not in seen and dep in self.steps:
-                seen.add(dep)
-                todo.extend(self.steps[dep].depends_on)
-        return seen
+        return self.queries.processing_iovs(state)
 
     def processing_iov(self, processing: str) -> IoV:
-        with self.session() as s:
-            p = processings.get_processing(s, processing)
-            return IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+        return self.queries.processing_iov(processing)
 
-    def site_of(self, processing: str) -> dict[str, Any]:
-        with self.session() as s:
-            site = processings.get_processing(s, processing).site
-            return {
-                "name": site.name,
-                "backend": site.backend,
-                "backend_args": dict(site.backend_args or {}),
-                "signoff_policy": site.signoff_policy,
-                "hold_until_deadline": site.hold_until_deadline,
-                "path_prefix": site.path_prefix,
-            }
+    def catalog_after(self, last_id: int, limit: int = 5000) -> list[CatalogFileView]:
+        return self.queries.catalog_after(last_id, limit)
 
-    def _require_calibration(self, calibration: str) -> None:
-        if calibration not in self.scripts.calibrations:
-            known = ", ".join(sorted(self.scripts.calibrations))
-            raise LoopError(f"no calibration {calibration!r}; known: {known}")
+    def site_of(self, processing: str) -> SiteView:
+        return self.queries.site_of(processing)
 
     def step_states(self, processing: str) -> dict[str, str]:
-        with self.session() as s:
-            return {name: st.state for name, st in self.statuses(s, processing).items()}
+        return self.queries.step_states(processing)
 
     def blocked(self, processing: str) -> dict[str, str]:
-        with self.session() as s:
-            return blocked_by_rejection(self.order, self.steps, self.statuses(s, processing))
+        return self.queries.blocked(processing)
 
     def is_done(self, processing: str, step: str) -> bool:
-        return self.step_states(processing).get(step) in DONE_STATES
+        return self.queries.is_done(processing, step)
+
+    # --- the tick ------------------------------------------------------------------------------
+    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
+        return self.ticker.tick(now, runs)
+
+    def export_due_staging(self) -> list[StagingResult]:
+        return self.ticker.export_due_staging()
+
+    # --- attempts ------------------------------------------------------------------------------
+    def begin_attempt(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        submitted_by: str,
+        expert_config: dict[str, Any],
+        job_config: dict[str, Any],
+        dagster_run_id: str = "",
+        resume_run_ids: Sequence[str] = (),
+    ) -> AttemptTicket:
+        return self.attempts.begin_attempt(
+            processing,
+            calibration,
+            submitted_by=submitted_by,
+            expert_config=expert_config,
+            job_config=job_config,
+            dagster_run_id=dagster_run_id,
+            resume_run_ids=resume_run_ids,
+        )
+
+    def submit(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        by: str,
+        expert_config: dict[str, Any],
+        job_config: dict[str, Any] | None = None,
+    ) -> str:
+        return self.attempts.submit(
+            processing, calibration, by=by, expert_config=expert_config, job_config=job_config
+        )
+
+    def fail_attempt(
+        self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
+    ) -> None:
+        self.attempts.fail_attempt(ticket, error, iterations, subjob=subjob, log_tail=log_tail)
+
+    def finish_attempt(
+        self, ticket: AttemptTicket, outputdb: Path, entries: Sequence[StoredPayload], iterations: int
+    ) -> list[PayloadView]:
+        return self.attempts.finish_attempt(ticket, outputdb, entries, iterations)
+
+    def complete_step(self, ticket: AttemptTicket) -> None:
+        self.attempts.complete_step(ticket)
+
+    def record_subjobs(
+        self, ticket: AttemptTicket, backend: str, subjobs: list[dict[str, Any]] | None = None
+    ) -> int:
+        return self.attempts.record_subjobs(ticket, backend, subjobs)
+
+    def notify_finished(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        passed: bool,
+        checks: Iterable[tuple[str, bool, str]],
+        plots: Iterable[Path | str],
+        payloads: Iterable[str],
+    ) -> None:
+        self.attempts.notify_finished(
+            processing, calibration, passed=passed, checks=checks, plots=plots, payloads=payloads
+        )
+
+    def attempt_state(self, attempt_id: int) -> AttemptState:
+        return self.attempts.attempt_state(attempt_id)
+
+    def move_attempt_workdir(self, ticket: AttemptTicket, workdir: Path) -> AttemptTicket:
+        return self.attempts.move_attempt_workdir(ticket, workdir)
+
+    def sign_off(
+        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
+    ) -> CalibrationState:
+        return self.signoff.sign_off(
+            processing, calibration, decision=decision, by=by, comment=comment, automatic=automatic
+        )
+
+    # --- what a job reads ----------------------------------------------------------------------
+    def input_data(
+        self, processing: str, calibration: str, filter_overrides: dict[str, list[str]] | None = None
+    ) -> dict[str, dict[str, IoV]]:
+        return self.inputs.input_data(processing, calibration, filter_overrides)
+
+    def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
+        return self.inputs.raw_files_by_run(processing, data_tag)
+
+    def register_cdst(
+        self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
+    ) -> None:
+        self.inputs.register_cdst(
+            processing, path=path, data_tag=data_tag, exp=exp, run=run, n_events=n_events
+        )
+
+    def database_chain(self, processing: str, calibration: str) -> list[Path]:
+        return self.inputs.database_chain(processing, calibration)
+
+    def current_payloads(self, processing: str, calibration: str) -> list[PayloadView]:
+        return self.inputs.current_payloads(processing, calibration)
+
+    def signed_off_payloads(self, processing: str) -> list[SignedOffPayload]:
+        return self.inputs.signed_off_payloads(processing)
+
+    # --- management ----------------------------------------------------------------------------
+    def exclude(self, processing: str, calibration: str, *, by: str, reason: str = "") -> None:
+        self.management.exclude(processing, calibration, by=by, reason=reason)
+
+    def include(self, processing: str, calibration: str, *, by: str) -> None:
+        self.management.include(processing, calibration, by=by)
+
+    def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
+        self.management.reassign(processing, calibration, expert=expert, by=by)
+
+    def restart(self, processing: str, calibration: str, *, by: str) -> int:
+        return self.management.restart(processing, calibration, by=by)
+
+    def upload_payloads(
+        self,
+        processing: str,
+        calibration: str,
+        archive: Path | str,
+        *,
+        by: str,
+        max_bytes: int | None = None,
+    ) -> UploadResult:
+        return self.management.upload_payloads(processing, calibration, archive, by=by, max_bytes=max_bytes)
+
+    def export_staging(self, processing: str, *, by: str) -> StagingResult:
+        return self.management.export_staging(processing, by=by)
+
+    # --- views ---------------------------------------------------------------------------------
+    def status_rows(self, processing: str) -> list[StepRow]:
+        return self.views.status_rows(processing)
+
+    def job_rows(self, processing: str, calibration: str | None = None) -> list[JobRow]:
+        return self.views.job_rows(processing, calibration)

@@ -2,36 +2,35 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
 from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads
-from b2cal_assets.loop.readiness import (
-    blocked_by_rejection,
-)
+from b2cal_assets.domain.states import AttemptState, CalibrationState
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.readiness import blocked_by_rejection
 from b2cal_assets.loop.reconcile import recovery_notes
-from b2cal_assets.loop.records import (
-    JobRow,
-    StepRow,
-)
+from b2cal_assets.loop.records import JobRow, StepRow
+from b2cal_assets.loop.step_states import StepStates
 from b2cal_assets.loop.steps import CDST_STEP
 
 
 class StatusViews:
-    """Mixed into ``LoopService``; uses its ``session``, ``steps``, ``scripts`` and ``notify``."""
+    """The rows of ``b2cal status`` and the calibration pages, each read in one transaction."""
+
+    def __init__(self, ctx: LoopContext, states: StepStates) -> None:
+        self.ctx = ctx
+        self.states = states
 
     def status_rows(self, processing: str) -> list[StepRow]:
         """One row per step, in run order: what a manager's status view and the demo table show."""
-        with self.session() as s:
-            statuses = self.statuses(s, processing)
+        with self.ctx.session() as s:
+            statuses = self.states.statuses(s, processing)
             rows = {row.calibration: row for row in calibrations.list_calibrations(s, processing)}
-            blocked = blocked_by_rejection(self.order, self.steps, statuses)
+            blocked = blocked_by_rejection(self.ctx.order, self.ctx.steps, statuses)
             latest_of = {name: attempts.latest_attempt(s, processing, name) for name in statuses}
             recovery = recovery_notes(
                 s, processing, {n: (a.submitted_at if a is not None else None) for n, a in latest_of.items()}
             )
-            result = []
-            for name in self.order:
+            result: list[StepRow] = []
+            for name in self.ctx.order:
                 if name not in statuses:
                     continue
                 latest = latest_of[name]
@@ -44,7 +43,7 @@ class StatusViews:
                     StepRow(
                         processing=processing,
                         step=name,
-                        stage=self.steps[name].stage.value,
+                        stage=self.ctx.steps[name].stage.value,
                         state=statuses[name].state,
                         expert=rows[name].expert_username,
                         attempts=latest.number if latest else 0,
@@ -52,14 +51,16 @@ class StatusViews:
                         payloads=len(current),
                         wall_seconds=wall,
                         deadline=statuses[name].deadline,
-                        error=(latest.error if latest and latest.state == "failed" else ""),
+                        error=(latest.error if latest and latest.state == AttemptState.FAILED else ""),
                         blocked_by=blocked.get(name, ""),
                         excluded=rows[name].excluded,
                         submitted_by=latest.submitted_by if latest else "",
                         attempt_state=latest.state if latest else "",
                         jobs=_jobs_summary(job_states),
                         uses_global_tag=rows[name].excluded,
-                        recovery="" if statuses[name].state == "signed_off" else recovery.get(name, ""),
+                        recovery=""
+                        if statuses[name].state == CalibrationState.SIGNED_OFF
+                        else recovery.get(name, ""),
                         launch_generation=rows[name].launch_generation,
                         resumes=latest.resumes if latest else 0,
                     )
@@ -68,9 +69,9 @@ class StatusViews:
 
     def job_rows(self, processing: str, calibration: str | None = None) -> list[JobRow]:
         """The collector subjobs of each calibration's latest attempt that ran jobs."""
-        with self.session() as s:
-            names = [calibration] if calibration else [n for n in self.order if n in self.steps]
-            out = []
+        with self.ctx.session() as s:
+            names = [calibration] if calibration else [n for n in self.ctx.order if n in self.ctx.steps]
+            out: list[JobRow] = []
             for name in names:
                 latest = attempts.latest_attempt(s, processing, name)
                 if latest is None:
@@ -90,19 +91,6 @@ class StatusViews:
                         )
                     )
             return out
-
-
-def _checkpoint_subjobs(workdir: Path) -> list[dict[str, Any]]:
-    """The subjobs the runner checkpointed in ``workdir/state.json`` (what a failed attempt leaves)."""
-    import json
-
-    from b2cal_assets.caf.runner import STATE_FILE
-
-    try:
-        data = json.loads((Path(workdir) / STATE_FILE).read_text())
-    except (OSError, ValueError):
-        return []
-    return [sj for cs in data.get("calibrations", {}).values() for sj in cs.get("subjobs", [])]
 
 
 def _jobs_summary(states: list[str]) -> str:

@@ -6,13 +6,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from b2cal_assets.domain.graph import CalibrationGraph
+from b2cal_assets.domain.scripts import CalibrationScript
 from b2cal_assets.domain.stages import Stage
 
 CDST_STEP = "cdst"
 PRE_CDST_STAGES = (Stage.LOCAL, Stage.PRE_TRACKING, Stage.ALIGNMENT)
-
-DONE_STATES = frozenset({"signed_off", "excluded"})
-ACTIVE_STATES = frozenset({"submitted", "running"})
 
 
 @dataclass(frozen=True)
@@ -27,7 +25,7 @@ class StepInfo:
     expert_username: str = ""
 
 
-def calibration_step(script) -> StepInfo:
+def calibration_step(script: CalibrationScript) -> StepInfo:
     settings = script.settings
     formats = {f.lower() for f in settings.input_data_formats}
     raw_names = tuple(sorted(settings.input_data_names)) if "raw" in formats else ()
@@ -41,7 +39,7 @@ def calibration_step(script) -> StepInfo:
     )
 
 
-def cdst_data_names(scripts: Iterable) -> tuple[str, ...]:
+def cdst_data_names(scripts: Iterable[CalibrationScript]) -> tuple[str, ...]:
     """The data tags the cDST production reconstructs: those that cDST-based calibrations read."""
     names: set[str] = set()
     for script in scripts:
@@ -50,7 +48,7 @@ def cdst_data_names(scripts: Iterable) -> tuple[str, ...]:
     return tuple(sorted(names))
 
 
-def build_steps(scripts: Mapping[str, object]) -> dict[str, StepInfo]:
+def build_steps(scripts: Mapping[str, CalibrationScript]) -> dict[str, StepInfo]:
     """All steps keyed by name; the cDST step exists only when some calibration reads cDSTs."""
     steps = {name: calibration_step(script) for name, script in scripts.items()}
     cdst_names = cdst_data_names(scripts.values())
@@ -78,4 +76,5 @@ def build_steps(scripts: Mapping[str, object]) -> dict[str, StepInfo]:
 
 
 def step_graph(steps: Mapping[str, StepInfo]) -> CalibrationGraph:
+    """The steps' dependency graph (its ``order()`` is the loop's run order)."""
     return CalibrationGraph({name: step.depends_on for name, step in steps.items()})

@@ -13,15 +13,28 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from b2cal_assets import home
+from b2cal_assets.db.models import Attempt, Payload
 from b2cal_assets.db.repo import attempts, audit, calibrations, catalog, payloads, processings
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.states import (
+    UPLOADABLE_STATES,
+    USED_DOWNSTREAM_STATES,
+    AttemptState,
+    CalibrationState,
+)
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.notices import Uploaded
+from b2cal_assets.loop.records import LoopError, PayloadView, payload_view
+from b2cal_assets.loop.transitions import end_attempt, move_calibration
 from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
 
-UPLOADABLE_STATES = ("finished", "signed_off", "rejected", "failed")
 DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
 UPLOAD_KEY = "upload"  # marks an attempt's job_config as an upload (never a job to rerun)
 
@@ -30,7 +43,8 @@ def max_upload_bytes() -> int:
     return int(os.environ.get("B2CAL_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
 
 
-def is_upload(attempt) -> bool:
+def is_upload(attempt: Attempt | None) -> bool:
+    """The attempt holds an expert's uploaded payloads (there is no job of it to run again)."""
     return attempt is not None and UPLOAD_KEY in (attempt.job_config or {})
 
 
@@ -40,12 +54,14 @@ class UploadResult:
     calibration: str
     attempt: int
     directory: Path
-    payloads: list[dict]  # name, revision, iov, checksum, file
+    payloads: list[PayloadView]
     replaced: list[str]  # "name rev N" now superseded
     dependents_done: list[str]  # downstream calibrations that already used the old payloads
 
 
-def _runs_left_without(s, processing: str, calibration: str, processing_iov: IoV, uploaded) -> str:
+def _runs_left_without(
+    s: Session, processing: str, calibration: str, processing_iov: IoV, uploaded: Sequence[tuple[str, IoV]]
+) -> str:
     """Why the upload would leave a catalogued run of the processing without a payload it has now ('' = none).
 
     The revisions an upload replaces (same name, overlapping IoV) must have their runs covered again by
@@ -64,7 +80,7 @@ def _runs_left_without(s, processing: str, calibration: str, processing_iov: IoV
         run_high=processing_iov.run_high,
     )
 
-    def iov_of(p) -> IoV:
+    def iov_of(p: Payload) -> IoV:
         return IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
 
     for old in replaced:
@@ -86,15 +102,18 @@ def _runs_left_without(s, processing: str, calibration: str, processing_iov: IoV
 
 
 def replace_payloads(
-    service, processing: str, calibration: str, archive: Path, *, by: str, max_bytes: int | None = None
-):
+    ctx: LoopContext,
+    processing: str,
+    calibration: str,
+    archive: Path,
+    *,
+    by: str,
+    max_bytes: int | None = None,
+) -> UploadResult:
     """Check ``archive`` and install it as the calibration's new payloads; ``LoopError`` when refused."""
-    from b2cal_assets.loop.notices import Uploaded
-    from b2cal_assets.loop.service import LoopError
-
-    service._require_calibration(calibration)
-    settings = service.scripts.calibrations[calibration].settings
-    with service.session() as s:
+    ctx.require_calibration(calibration)
+    settings = ctx.scripts.calibrations[calibration].settings
+    with ctx.session() as s:
         proc = processings.get_processing(s, processing)
         row = calibrations.get_calibration(s, processing, calibration)
         if row.excluded:
@@ -129,7 +148,7 @@ def replace_payloads(
                 f"upload refused, nothing was changed: {', '.join(twice)} is listed for more than one IoV; "
                 "give each IoV its own revision file (as 'b2cal payloads download' does)"
             )
-        with service.session() as s:
+        with ctx.session() as s:
             lost = _runs_left_without(
                 s, processing, calibration, iov, [(p.name, p.iov) for p in contents.payloads]
             )
@@ -137,7 +156,7 @@ def replace_payloads(
             raise LoopError(f"upload refused, nothing was changed: {lost}")
         installed_dir: Path | None = None
         try:
-            with service.session() as s:
+            with ctx.session() as s:
                 history = payloads.payload_history(s, processing)
                 latest_rev = {}
                 for p in history:
@@ -153,7 +172,7 @@ def replace_payloads(
                     calibration,
                     submitted_by=by,
                     job_config={UPLOAD_KEY: archive.name},
-                    state="finished",
+                    state=AttemptState.FINISHED,
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
                 revisions = {}  # the numbers record_payloads gives: the next revisions of each name, in order
@@ -172,8 +191,8 @@ def replace_payloads(
                     source="upload",
                     replace="overlapping",
                 )
-                attempts.finish_attempt(s, attempt.id, "finished")
-                calibrations.update_calibration(s, processing, calibration, state="finished")
+                end_attempt(s, attempt.id, AttemptState.FINISHED)
+                move_calibration(s, processing, calibration, CalibrationState.FINISHED)
                 if processing_finished:
                     processings.set_processing_state(s, processing, "open")
                 audit.record_audit(
@@ -192,38 +211,29 @@ def replace_payloads(
                 done = {
                     c.calibration
                     for c in calibrations.list_calibrations(s, processing)
-                    if c.state in ("running", "finished", "signed_off")
+                    if c.state in USED_DOWNSTREAM_STATES
                 }
                 result = UploadResult(
                     processing,
                     calibration,
                     attempt.number,
                     target,
-                    [
-                        {
-                            "name": r.name,
-                            "revision": r.revision,
-                            "iov": IoV(r.exp_low, r.run_low, r.exp_high, r.run_high),
-                            "checksum": r.checksum,
-                            "file": r.file,
-                        }
-                        for r in rows
-                    ],
+                    [payload_view(r) for r in rows],
                     replaced,
-                    sorted(service.dependents(calibration) & done),
+                    sorted(ctx.dependents(calibration) & done),
                 )
         except BaseException:
             if installed_dir is not None:
                 shutil.rmtree(installed_dir, ignore_errors=True)
             raise
-    service.notify(
+    ctx.notify(
         Uploaded(
             processing,
             calibration,
             result.attempt,
             by,
             archive.name,
-            tuple(f"{p['name']} rev {p['revision']} {p['iov']}" for p in result.payloads),
+            tuple(f"{p.name} rev {p.revision} {p.iov}" for p in result.payloads),
             tuple(replaced),
         )
     )

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.domain.scripts import CalibrationScript
+from b2cal_assets.loop.service import LoopService
+
 
 @dataclass
 class ValidationOutcome:
@@ -16,12 +19,17 @@ class ValidationOutcome:
 
 
 def run_validation_script(
-    service, processing: str, calibration: str, script, expert_config: dict[str, Any] | None = None
+    service: LoopService,
+    processing: str,
+    calibration: str,
+    script: CalibrationScript,
+    expert_config: dict[str, Any] | None = None,
 ) -> ValidationOutcome:
+    """The expert's verdict on the current payloads; a failing script is a failed check, not a crash."""
     payloads = service.current_payloads(processing, calibration)
     if not payloads:
         return ValidationOutcome(False, "no payloads to validate")
-    job_path = Path(payloads[0]["file"]).parent.parent  # the attempt's directory holding outputdb/
+    job_path = Path(payloads[0].file).parent.parent  # the attempt's directory holding outputdb/
     if script.validation is None:
         return ValidationOutcome(True, f"{calibration} has no validation script; nothing to check")
     input_data_path = str(job_path / "input_data.json")

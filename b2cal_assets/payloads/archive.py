@@ -10,10 +10,11 @@ import gzip
 import shutil
 import tarfile
 import tempfile
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
+from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt, parse_database_txt
 from b2cal_assets.files import atomic_open
 
@@ -58,7 +59,20 @@ def make_archive(outputdb_dir: Path | str, dest: Path | str) -> Path:
     return dest
 
 
-def current_payloads_archive(payloads: Iterable[Mapping[str, Any]], dest: Path | str) -> Path:
+class PayloadFile(Protocol):
+    """A current payload revision and its file (``loop.records.PayloadView``)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def revision(self) -> int: ...
+    @property
+    def iov(self) -> IoV: ...
+    @property
+    def file(self) -> str: ...
+
+
+def current_payloads_archive(payloads: Iterable[PayloadFile], dest: Path | str) -> Path:
     """The current payloads (``name``, ``revision``, ``iov``, ``file``) as one ``.tar.gz`` an upload takes back.
 
     One outputdb directory listing exactly these revisions (a job's or a full upload's) is packed as it
@@ -68,8 +82,8 @@ def current_payloads_archive(payloads: Iterable[Mapping[str, Any]], dest: Path |
     payloads = list(payloads)
     if not payloads:
         raise ArchiveError("there are no current payloads to pack")
-    entries = [PayloadEntry(p["name"], int(p["revision"]), p["iov"]) for p in payloads]
-    dirs = {Path(p["file"]).parent for p in payloads}
+    entries = [PayloadEntry(p.name, int(p.revision), p.iov) for p in payloads]
+    dirs = {Path(p.file).parent for p in payloads}
     if len(dirs) == 1:
         outputdb = next(iter(dirs))
         listed = (
@@ -83,7 +97,7 @@ def current_payloads_archive(payloads: Iterable[Mapping[str, Any]], dest: Path |
         outputdb = Path(tmp) / "outputdb"
         outputdb.mkdir()
         for payload, entry in zip(payloads, entries, strict=True):
-            shutil.copyfile(payload["file"], outputdb / entry.filename)
+            shutil.copyfile(payload.file, outputdb / entry.filename)
         (outputdb / DATABASE_TXT).write_text(format_database_txt(entries))
         dest = Path(dest)
         if dest.is_dir():

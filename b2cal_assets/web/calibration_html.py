@@ -289,8 +289,8 @@ def calibration_page(
         (
             "site",
             escape(
-                f"{site.get('name', '')} (sign-off {site.get('signoff_policy', '')}"
-                + (", jobs held until the deadline" if site.get("hold_until_deadline") else "")
+                f"{site.name} (sign-off {site.signoff_policy}"
+                + (", jobs held until the deadline" if site.hold_until_deadline else "")
                 + ")"
             ),
         ),
@@ -368,11 +368,11 @@ def calibration_page(
                 ["name", "revision", "IoV", "md5", "source"],
                 (
                     [
-                        escape(pl["name"]),
-                        str(pl["revision"]),
-                        escape(str(pl["iov"])),
-                        f"<code>{escape(pl['checksum'])}</code>",
-                        escape(pl["source"]),
+                        escape(pl.name),
+                        str(pl.revision),
+                        escape(str(pl.iov)),
+                        f"<code>{escape(pl.checksum)}</code>",
+                        escape(pl.source),
                     ]
                     for pl in view.payloads
                 ),

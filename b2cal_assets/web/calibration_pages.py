@@ -421,7 +421,7 @@ class CalibrationPages:
             )
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        stored = ", ".join(f"{p['name']} revision {p['revision']} {p['iov']}" for p in result.payloads)
+        stored = ", ".join(f"{p.name} revision {p.revision} {p.iov}" for p in result.payloads)
         text = (
             f"upload stored as attempt {result.attempt}: {stored}; the payload checks run again at the next "
             "loop tick"

@@ -15,6 +15,7 @@ from b2cal_assets.db.repo import attempts as attempt_repo
 from b2cal_assets.db.repo import audit as audit_repo
 from b2cal_assets.db.repo import calibrations as calibration_repo
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.loop.records import PayloadView, SiteView
 from b2cal_assets.loop.service import JobRow, LoopError, LoopService, StepRow
 from b2cal_assets.loop.uploads import UPLOAD_KEY
 
@@ -57,11 +58,11 @@ class CalibrationView:
     row: StepRow
     is_calibration: bool  # False for the cDST production step: nothing to submit, sign off or upload
     iov: IoV
-    site: dict[str, Any]
+    site: SiteView
     defaults: dict[str, Any]  # the script's expert_config
     attempts: list[AttemptView]
     jobs: list[JobRow]
-    payloads: list[dict[str, Any]]
+    payloads: list[PayloadView]
     history: list[AuditView]
 
 

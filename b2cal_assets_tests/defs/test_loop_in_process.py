@@ -22,6 +22,6 @@ def test_two_processings_are_calibrated_and_signed_off(toy_loop, toy_defs):
                 "toy_c": "signed_off",
             }
             (toy_c,) = service.current_payloads(p, "toy_c")
-            shift = float(read_payload(toy_c["file"])["shift"].ravel()[0])
+            shift = float(read_payload(toy_c.file)["shift"].ravel()[0])
             assert abs(shift - toy.TRUE_SHIFT) < 0.05
         assert set(instance.get_dynamic_partitions("processing")) == {"p1", "p2"}

@@ -70,4 +70,4 @@ def test_collector_jobs_run_on_slurm_and_read_through_xrootd(slurm_site):
     jobs = service.job_rows("p_slurm", "toy_a")
     assert jobs and {j.backend for j in jobs} == {"slurm"} and {j.state for j in jobs} == {"done"}
     (payload,) = service.current_payloads("p_slurm", "toy_a")
-    assert abs(float(read_payload(payload["file"])["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1
+    assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1

@@ -25,7 +25,7 @@ def test_excluded_calibration_leaves_its_payloads_out_of_the_dependents_chain(lo
     chain = loop.database_chain("prompt_now", "toy_b")
     assert chain == [home.globaltag_dir("toy_base")]
     assert all(
-        own["file"] not in str(p) and not str(p).startswith(str(home.b2cal_home() / "payloads"))
+        own.file not in str(p) and not str(p).startswith(str(home.b2cal_home() / "payloads"))
         for p in chain
     )
     row = {r.step: r for r in loop.status_rows("prompt_now")}["toy_a"]

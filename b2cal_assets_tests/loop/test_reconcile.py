@@ -198,19 +198,19 @@ def test_checks_that_could_not_start_are_launched_again(loop):
 
 def test_a_tick_commits_all_of_its_decisions_or_none(loop, monkeypatch):
     """A tick that fails half-way (here: storing its ticket messages) leaves nothing half-decided."""
-    import b2cal_assets.loop.service as service_module
+    import b2cal_assets.loop.tick as tick_module
 
     runs = FakeRuns()
     loop.tick(now=T0, runs=runs)
-    real = service_module.post_in_session
+    real = tick_module.post_in_session
 
     def broken(s, events):
         raise RuntimeError("the database went away")
 
-    monkeypatch.setattr(service_module, "post_in_session", broken)
+    monkeypatch.setattr(tick_module, "post_in_session", broken)
     with pytest.raises(RuntimeError):
         loop.tick(now=LATE, runs=runs)
     assert loop.step_states(P)["toy_a"] == "window_open"  # the deadline decision was rolled back
-    monkeypatch.setattr(service_module, "post_in_session", real)
+    monkeypatch.setattr(tick_module, "post_in_session", real)
     (launch,) = launches_of(loop.tick(now=LATE, runs=runs))  # and is made again at the next tick
     assert launch.reason == "deadline" and loop.step_states(P)["toy_a"] == "submitted"

@@ -3,6 +3,7 @@
 from datetime import timedelta
 
 from b2cal_assets.cli import main
+from b2cal_assets.db.repo import calibrations
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import parse_database_txt
 from b2cal_assets.loop.service import AUTO_USER
@@ -19,7 +20,8 @@ def finish_all(loop, toy_b_iov=None):
         ("toy_c", "ToyC", None),
     ):
         if name == "toy_c":
-            loop.mark_step("prompt_now", "cdst", "signed_off")
+            with loop.session() as s:  # the cDST production is not what this test is about
+                calibrations.update_calibration(s, "prompt_now", "cdst", state="signed_off")
         loop.tick(now=T0)
         fake_run(loop, "prompt_now", name, {payload: {"value": [1.0]}}, iov=iov)
         loop.sign_off("prompt_now", name, decision="accept", by=AUTO_USER, automatic=True)

@@ -95,7 +95,7 @@ def test_a_processing_with_every_kind_of_step(story, fake_jira, tmp_path, capsys
         ok(daemon.settle())  # checks + automatic sign-off of alpha's payloads
         assert service.step_states(P)["story_alpha"] == "signed_off"
         (alpha,) = service.current_payloads(P, "story_alpha")
-        assert read_payload(alpha["file"])["mean"][0] == pytest.approx(1.1 * toy.TRUE_MEAN, rel=0.05)
+        assert read_payload(alpha.file)["mean"][0] == pytest.approx(1.1 * toy.TRUE_MEAN, rel=0.05)
         assert service.database_chain(P, "story_delta") == [home.globaltag_dir("story_base")]
 
         # the deadline passes: beta and delta run with their defaults; delta fails
@@ -130,7 +130,7 @@ def test_a_processing_with_every_kind_of_step(story, fake_jira, tmp_path, capsys
         ok(daemon.settle())
         assert service.step_states(P)["story_beta"] == "signed_off"
         (beta,) = service.current_payloads(P, "story_beta")
-        assert (beta["revision"], beta["source"]) == (2, "upload")
+        assert (beta.revision, beta.source) == (2, "upload")
         staged = {
             e.name: e.revision for e in parse_database_txt((staging_dir(P) / "database.txt").read_text())
         }

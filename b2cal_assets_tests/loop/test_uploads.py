@@ -47,15 +47,15 @@ def test_download_then_upload_round_trips_as_a_new_revision(finished, tmp_path, 
     assert "upload stored as attempt 2" in out and "ToyA rev 1" in out
 
     (new,) = loop.current_payloads("prompt_now", "toy_a")
-    assert (new["name"], new["revision"], new["source"], new["checksum"]) == (
+    assert (new.name, new.revision, new.source, new.checksum) == (
         "ToyA",
         2,
         "upload",
-        old["checksum"],
+        old.checksum,
     )
-    assert new["file"].startswith(str(home.payload_dir("prompt_now", "toy_a", 2)))
-    assert read_payload(old["file"])["mean"][0] == pytest.approx(2.5)  # the old revision is kept
-    assert read_payload(new["file"])["mean"][0] == pytest.approx(2.5)
+    assert new.file.startswith(str(home.payload_dir("prompt_now", "toy_a", 2)))
+    assert read_payload(old.file)["mean"][0] == pytest.approx(2.5)  # the old revision is kept
+    assert read_payload(new.file)["mean"][0] == pytest.approx(2.5)
     assert loop.step_states("prompt_now")["toy_a"] == "finished"
     (upload,) = [
         d for u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "upload_payloads" and u == "alice"
@@ -188,7 +188,7 @@ def two_iov_run(loop, tmp_path):
 
 def current_by_iov(loop):
     return {
-        tuple(p["iov"]): (p["revision"], read_payload(p["file"])["mean"][0])
+        tuple(p.iov): (p.revision, read_payload(p.file)["mean"][0])
         for p in loop.current_payloads("prompt_now", "toy_a")
     }
 

@@ -260,7 +260,7 @@ def test_download_and_upload_again_is_a_new_revision(login_as, toy_service):
     assert response.status_code == 200, error_of(response.text)
     assert "upload stored as attempt 2: ToyA revision 2" in notice_of(response.text)
     current = toy_service.current_payloads("p2", "toy_a")
-    assert [(p["name"], p["revision"], p["source"]) for p in current] == [("ToyA", 2, "upload")]
+    assert [(p.name, p.revision, p.source) for p in current] == [("ToyA", 2, "upload")]
     assert audit_actions(toy_service, "p2", "toy_a")[-1][:2] == ("alice", "upload_payloads")
 
 

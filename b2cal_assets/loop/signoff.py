@@ -1,0 +1,54 @@
+"""Sign-off: accepting or rejecting a calibration's latest finished attempt."""
+
+from __future__ import annotations
+
+from b2cal_assets.db.repo import attempts, audit, calibrations, signoffs
+from b2cal_assets.domain.states import SIGNABLE_STATES, CalibrationState, SignoffDecision
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.records import LoopError
+from b2cal_assets.loop.transitions import move_calibration
+from b2cal_assets.tickets import messages as ticket_events
+
+
+class SignOff:
+    """An expert's, a manager's or the automatic policy's decision on the payloads."""
+
+    def __init__(self, ctx: LoopContext) -> None:
+        self.ctx = ctx
+
+    def sign_off(
+        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
+    ) -> CalibrationState:
+        """Accept or reject the latest finished attempt; returns the new state."""
+        try:
+            verdict = SignoffDecision(decision)
+        except ValueError:
+            raise LoopError(f"a sign-off decision is 'accept' or 'reject', not {decision!r}") from None
+        with self.ctx.session() as s:
+            row = calibrations.get_calibration(s, processing, calibration)
+            if row.state not in SIGNABLE_STATES:
+                raise LoopError(
+                    f"{calibration} in {processing} has no finished attempt to sign off (state: {row.state})"
+                )
+            latest = attempts.latest_attempt(s, processing, calibration)
+            signoffs.record_signoff(
+                s,
+                processing,
+                calibration,
+                verdict,
+                by,
+                comment=comment,
+                automatic=automatic,
+                attempt_id=latest.id if latest else None,
+            )
+            accepted = verdict == SignoffDecision.ACCEPT
+            state = CalibrationState.SIGNED_OFF if accepted else CalibrationState.REJECTED
+            move_calibration(s, processing, calibration, state)
+            if not automatic:
+                audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, {"comment": comment})
+            number = latest.number if latest else 0
+        if accepted:
+            self.ctx.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))
+        else:
+            self.ctx.notify(ticket_events.Rejected(processing, calibration, number, by, comment))
+        return state

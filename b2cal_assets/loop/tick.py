@@ -1,0 +1,111 @@
+"""The loop's tick: open windows whose inputs are ready, submit what passed its deadline, finish processings."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session
+
+from b2cal_assets.db.repo import processings
+from b2cal_assets.domain.states import CalibrationState
+from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.management import Management
+from b2cal_assets.loop.notices import LoopEvent, post_in_session
+from b2cal_assets.loop.readiness import processing_finished, steps_past_deadline, steps_to_open
+from b2cal_assets.loop.reconcile import Reconciler, RunLookup
+from b2cal_assets.loop.records import AUTO_USER, Launch, TickReport
+from b2cal_assets.loop.staging import StagingResult
+from b2cal_assets.loop.step_states import StepStates
+from b2cal_assets.loop.steps import CDST_STEP
+from b2cal_assets.loop.transitions import move_calibration
+from b2cal_assets.tickets import messages as ticket_events
+
+
+class Ticker:
+    """One ``tick`` for every open processing, as the loop sensor calls it."""
+
+    def __init__(
+        self, ctx: LoopContext, states: StepStates, reconciler: Reconciler, management: Management
+    ) -> None:
+        self.ctx = ctx
+        self.states = states
+        self.reconciler = reconciler
+        self.management = management
+
+    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
+        """Open windows whose inputs are ready, submit what passed its deadline, close finished processings.
+
+        Per processing, what the tick decides (states, reconciliation, ticket messages) is one
+        transaction; the run requests are not stored but derived from what it committed, so a request
+        Dagster never got is made again at the next tick under the same run key (``loop/reconcile.py``).
+        ``runs`` is Dagster's view (the loop sensor passes it); without it only the steps submitted in
+        this tick are launched and nothing is reconciled. Copying payloads for the staging tag is left
+        to the staging sensor (``export_due_staging``).
+        """
+        now = now or self.ctx.clock()
+        launches: list[Launch] = []
+        opened: list[tuple[str, str]] = []
+        finished: list[str] = []
+        terminate: list[str] = []
+        recovered: list[str] = []
+        with self.ctx.session() as s:
+            names = [p.name for p in processings.list_processings(s, state="open")]
+        for name in names:
+            with self.ctx.session() as s:
+                events: list[LoopEvent | ticket_events.TicketEvent] = [*self.states.sync(s, name)]
+                proc = processings.get_processing(s, name)
+                tags = self.states.available_tags(s, name)
+                statuses = self.states.statuses(s, name)
+                fresh: set[str] = set()
+                for step in steps_to_open(self.ctx.steps, statuses, tags):
+                    if step == CDST_STEP:
+                        self._submit_step(s, name, step)
+                        fresh.add(step)
+                        continue
+                    deadline = now + timedelta(hours=proc.window_hours)
+                    move_calibration(
+                        s, name, step, CalibrationState.WINDOW_OPEN, window_opened_at=now, deadline=deadline
+                    )
+                    opened.append((name, step))
+                    events.append(ticket_events.WindowOpen(name, step, deadline))
+                statuses = self.states.statuses(s, name)
+                for step in steps_past_deadline(statuses, now):
+                    self._submit_step(s, name, step)
+                    fresh.add(step)
+                plan = self.reconciler.reconcile_processing(s, name, fresh, runs)
+                launches += plan.launches
+                terminate += plan.terminate
+                recovered += plan.recovered
+                events += plan.events
+                statuses = self.states.statuses(s, name)
+                if processing_finished(statuses):
+                    processings.set_processing_state(s, name, "finished")
+                    processings.get_processing(s, name).staging_due = True
+                    finished.append(name)
+                post_in_session(s, events)
+        return TickReport(
+            launches=launches,
+            opened=opened,
+            finished_processings=finished,
+            terminate=terminate,
+            recovered=recovered,
+        )
+
+    def _submit_step(self, s: Session, processing: str, step: str) -> None:
+        """The step is to run now: its run request is derived from this state at every tick."""
+        move_calibration(s, processing, step, CalibrationState.SUBMITTED, relaunches=0)
+
+    def export_due_staging(self) -> list[StagingResult]:
+        """The staging tags of processings that finished since their last export (the staging sensor).
+
+        Exporting copies payload files, so it is not part of the loop's tick; a processing is marked
+        due in the tick's transaction and unmarked once its export (or the refusal) is recorded.
+        """
+        with self.ctx.session() as s:
+            due = [p.name for p in processings.list_processings(s) if p.staging_due]
+        results = []
+        for name in due:
+            results.append(self.management.export_staging(name, by=AUTO_USER))
+            with self.ctx.session() as s:
+                processings.get_processing(s, name).staging_due = False
+        return results

@@ -79,11 +79,10 @@ CALIBRATION_TRANSITIONS: Mapping[tuple[CalibrationState, CalibrationState], str]
     (_C.REJECTED, _C.WAITING): "include",
 }
 
+# ``submitted`` is an attempt's state only inside the transaction that creates it (then held or running).
 ATTEMPT_TRANSITIONS: Mapping[tuple[AttemptState, AttemptState], str] = {
     (_A.SUBMITTED, _A.HELD): "submit or restart: kept until the loop launches it",
     (_A.SUBMITTED, _A.RUNNING): "begin_attempt",
-    (_A.SUBMITTED, _A.FAILED): "tick: its run was cancelled or died too often",
-    (_A.SUBMITTED, _A.CANCELLED): "restart or exclude",
     (_A.HELD, _A.SUBMITTED): "begin_attempt: the loop launches the held settings",
     (_A.HELD, _A.CANCELLED): "a newer submission, a restart or an exclusion replaces it",
     (_A.RUNNING, _A.FAILED): "fail_attempt, or tick: its run was cancelled or died too often",

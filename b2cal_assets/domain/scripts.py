@@ -402,12 +402,12 @@ def _prune(
                 continue
             late = [d for d in graph.upstream(name) if stages[d].order > candidate.declared_stage.order]
             if late:
-                dep = late[0]
+                first_late = late[0]
                 drop(
                     name,
                     "stage",
                     f"declared stage {candidate.declared_stage.value!r} runs before the stage "
-                    f"{stages[dep].value!r} of its dependency {dep!r}",
+                    f"{stages[first_late].value!r} of its dependency {first_late!r}",
                 )
                 changed = True
                 break

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from sqlalchemy.orm import Session
 
 from b2cal_assets import home
 from b2cal_assets.caf.localdb import write_outputdb
@@ -17,7 +19,7 @@ from b2cal_assets.domain.processing import ProcessingSpec, SiteSpec, validate_pr
 from b2cal_assets.domain.settings import ContractError
 
 
-def _session(url: str | None):
+def _session(url: str | None) -> AbstractContextManager[Session]:
     return db_engine.session_scope(db_engine.make_engine(url or db_engine.database_url()))
 
 

@@ -232,7 +232,7 @@ class AttemptRules:
                 )
             now = self.ctx.clock()
             hold = proc.site.hold_until_deadline and row.deadline is not None and row.deadline > now
-            deadline = row.deadline if hold else now
+            deadline = row.deadline if hold and row.deadline is not None else now
             number = self._hold(
                 s, processing, calibration, by, dict(expert_config), dict(job_config or {}), deadline
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 from b2cal_assets import home
@@ -28,7 +29,7 @@ class JobInputs:
         """``{data_name: {path_or_url: IoV of its run}}`` for the calibration's data, filters applied."""
         settings = self.ctx.scripts.calibrations[calibration].settings
         formats = [f.lower() for f in settings.input_data_formats]
-        filters = dict(settings.input_data_filters or {})
+        filters: dict[str, Sequence[str]] = dict(settings.input_data_filters or {})
         filters.update(filter_overrides or {})
         data_format = "cdst" if "cdst" in formats else formats[0]
         with self.ctx.session() as s:

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from b2cal_assets import home
 from b2cal_assets.conditions.staging import SignedOffPayload, StagingError, StagingTag
@@ -43,7 +44,7 @@ class StagingResult:
     processing: str
     tag: str
     directory: Path | None  # None when the tag did not check and nothing was exported
-    entries: list[dict] = field(default_factory=list)
+    entries: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     built_at: str = ""
 

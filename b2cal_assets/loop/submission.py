@@ -9,7 +9,7 @@ from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.commands import check_job_backend_args
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.filters import validate_filter_name
-from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.settings import CalibrationSettings, ContractError
 
 JOB_SETTINGS = (
     "input_data_filters",
@@ -21,7 +21,7 @@ JOB_SETTINGS = (
 
 
 def checked_submission(
-    settings, expert_config: Mapping[str, Any], job_config: Mapping[str, Any]
+    settings: CalibrationSettings, expert_config: Mapping[str, Any], job_config: Mapping[str, Any]
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The merged expert_config and the job settings, or a ``ContractError`` naming what is wrong."""
     merged = merge_expert_config(dict(settings.expert_config or {}), dict(expert_config))

@@ -158,13 +158,13 @@ def replace_payloads(
         try:
             with ctx.session() as s:
                 history = payloads.payload_history(s, processing)
-                latest_rev = {}
-                for p in history:
-                    latest_rev[p.name] = max(latest_rev.get(p.name, 0), p.revision)
+                latest_rev: dict[str, int] = {}
+                for old in history:
+                    latest_rev[old.name] = max(latest_rev.get(old.name, 0), old.revision)
                 uploaded = [(p.name, tuple(p.iov)) for p in contents.payloads]
                 replaced = [
-                    f"{p.name} rev {p.revision}"
-                    for p in payloads.overlapping_current(s, processing, calibration, uploaded)
+                    f"{old.name} rev {old.revision}"
+                    for old in payloads.overlapping_current(s, processing, calibration, uploaded)
                 ]
                 attempt = attempts.create_attempt(
                     s,
@@ -175,7 +175,7 @@ def replace_payloads(
                     state=AttemptState.FINISHED,
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
-                revisions = {}  # the numbers record_payloads gives: the next revisions of each name, in order
+                revisions: dict[tuple[str, int], int] = {}  # the numbers record_payloads gives: the next revisions of each name, in order
                 for p in contents.payloads:
                     if (p.name, p.revision) not in revisions:
                         latest_rev[p.name] = latest_rev.get(p.name, 0) + 1

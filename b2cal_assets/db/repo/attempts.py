@@ -44,7 +44,7 @@ def create_attempt(
         expert_config=dict(expert_config or {}),
         job_config=dict(job_config or {}),
         dagster_run_id=dagster_run_id,
-        state=state,
+        state=AttemptState(state),
     )
     s.add(attempt)
     s.flush()
@@ -114,7 +114,7 @@ def start_attempt(
 def set_attempt_state(s: Session, attempt_id: int, state: str) -> Attempt:
     check_choice("an attempt state", state, STATES)
     attempt = get_attempt(s, attempt_id)
-    attempt.state = state
+    attempt.state = AttemptState(state)
     s.flush()
     return attempt
 
@@ -123,7 +123,7 @@ def finish_attempt(s: Session, attempt_id: int, state: str, iterations: int = 0,
     """End an attempt: ``finished``, ``failed`` or ``cancelled``, with the number of iterations and error."""
     check_choice("an attempt's end state", state, END_STATES)
     attempt = get_attempt(s, attempt_id)
-    attempt.state = state
+    attempt.state = AttemptState(state)
     attempt.iterations = int(iterations)
     attempt.error = error
     attempt.finished_at = utcnow()

@@ -175,7 +175,9 @@ def replace_payloads(
                     state=AttemptState.FINISHED,
                 )
                 target = home.payload_dir(processing, calibration, attempt.number) / "outputdb"
-                revisions: dict[tuple[str, int], int] = {}  # the numbers record_payloads gives: the next revisions of each name, in order
+                revisions: dict[
+                    tuple[str, int], int
+                ] = {}  # the numbers record_payloads gives: the next revisions of each name, in order
                 for p in contents.payloads:
                     if (p.name, p.revision) not in revisions:
                         latest_rev[p.name] = latest_rev.get(p.name, 0) + 1

@@ -38,16 +38,10 @@ class IoV(NamedTuple):
         return (self.exp_low, self.run_low) <= (exp, run) <= self._high()
 
     def contains(self, other: IoV) -> bool:
-        return (self.exp_low, self.run_low) <= (
-            other.exp_low,
-            other.run_low,
-        ) and other._high() <= self._high()
+        return (self.exp_low, self.run_low) <= (other.exp_low, other.run_low) and other._high() <= self._high()
 
     def overlaps(self, other: IoV) -> bool:
-        return (self.exp_low, self.run_low) <= other._high() and (
-            other.exp_low,
-            other.run_low,
-        ) <= self._high()
+        return (self.exp_low, self.run_low) <= other._high() and (other.exp_low, other.run_low) <= self._high()
 
     def __str__(self) -> str:
         return f"{self.exp_low},{self.run_low},{self.exp_high},{self.run_high}"
@@ -57,9 +51,7 @@ class IoV(NamedTuple):
         """Parse ``e1,r1,e2,r2`` (the ``database.txt`` and CLI form)."""
         parts = [p.strip() for p in str(text).split(",")]
         if len(parts) != 4:
-            raise ValueError(
-                f"an IoV has four comma-separated integers exp_low,run_low,exp_high,run_high; got {text!r}"
-            )
+            raise ValueError(f"an IoV has four comma-separated integers exp_low,run_low,exp_high,run_high; got {text!r}")
         try:
             values = [int(p) for p in parts]
         except ValueError:

@@ -11,6 +11,13 @@ from pathlib import Path
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import number_type
+from b2cal_assets.domain.states import (
+    ACTIVE_STATES,
+    DONE_STATES,
+    MOVING_STATES,
+    RESUBMIT_STATES,
+    CalibrationState,
+)
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -371,19 +378,21 @@ def _follow(names: list[str], args, say, daemon) -> bool:
                 key = (name, row.step)
                 if not first and last.get(key) != row.state:
                     extra = (
-                        f" ({row.error.splitlines()[0][:160]})" if row.state == "failed" and row.error else ""
+                        f" ({row.error.splitlines()[0][:160]})"
+                        if row.state == CalibrationState.FAILED and row.error
+                        else ""
                     )
                     say(f"{name:>14} {row.step:<22} {last.get(key, '-'):>11} -> {row.state}{extra}")
-                    if row.state == "finished" and args.signoff == "manual":
+                    if row.state == CalibrationState.FINISHED and args.signoff == "manual":
                         say(
                             f"{'':>14} sign it off: b2cal signoff {name} {row.step} --accept (or from the UI)"
                         )
                 last[key] = row.state
-                all_done = all_done and row.state in ("signed_off", "excluded")
-                moving = moving or row.state in ("window_open", "submitted", "running", "finished")
-                stuck = stuck or row.state in ("failed", "rejected")
-            done = sum(r.state in ("signed_off", "excluded") for r in rows)
-            active = [r.step for r in rows if r.state in ("submitted", "running", "finished")]
+                all_done = all_done and row.state in DONE_STATES
+                moving = moving or row.state in MOVING_STATES
+                stuck = stuck or row.state in RESUBMIT_STATES
+            done = sum(r.state in DONE_STATES for r in rows)
+            active = [r.step for r in rows if r.state in ACTIVE_STATES]
             summaries.append(
                 f"{name}: {done}/{len(rows)} signed off"
                 + (f", active: {', '.join(active)}" if active else "")
@@ -428,7 +437,7 @@ def _report(names: list[str], say, finished: bool) -> int:
                 deviation, within = _deviation(service, name, row.step, truth)
                 if not within:
                     ok = False
-            if row.state != "signed_off":
+            if row.state != CalibrationState.SIGNED_OFF:
                 ok = False
             table.append(
                 [

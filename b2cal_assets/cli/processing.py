@@ -15,6 +15,7 @@ from b2cal_assets.cli.common import (
     user_errors,
 )
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.domain.states import DONE_STATES
 
 
 def register(sub) -> None:
@@ -108,7 +109,7 @@ def list_(args) -> int:
     rows = []
     for name in service.all_processing_names():
         states = service.step_states(name)
-        done = sum(s in ("signed_off", "excluded") for s in states.values())
+        done = sum(s in DONE_STATES for s in states.values())
         rows.append(
             {"name": name, "iov": str(service.processing_iov(name)), "done": done, "steps": len(states)}
         )

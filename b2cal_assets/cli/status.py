@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.domain.states import ACTIVE_STATES, CalibrationState
 
 
 def register(sub) -> None:
@@ -29,11 +30,11 @@ def _note(r) -> str:
         return "excluded: dependents use the global-tag payloads"
     if r.blocked_by:
         return f"blocked by rejected {r.blocked_by}"
-    if r.recovery and r.state in ("submitted", "running", "failed", "finished"):
+    if r.recovery and r.state in ACTIVE_STATES | {CalibrationState.FAILED}:
         return r.recovery.splitlines()[0][:110]
     if r.error:
         return r.error.splitlines()[0][:70]
-    if r.deadline is not None and r.state == "window_open":
+    if r.deadline is not None and r.state == CalibrationState.WINDOW_OPEN:
         return f"submit before {r.deadline:%Y-%m-%d %H:%M} UTC"
     return ""
 

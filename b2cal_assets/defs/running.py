@@ -12,6 +12,7 @@ import dagster as dg
 from b2cal_assets import home
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.states import AttemptState
 from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
@@ -121,7 +122,7 @@ def resume_run_ids(context) -> list[str]:
 
 def _unless_cancelled(service: LoopService, ticket: AttemptTicket) -> None:
     """A manager restarted or excluded the step while this run worked: record nothing of it."""
-    if service.attempt_state(ticket.attempt_id) == "cancelled":
+    if service.attempt_state(ticket.attempt_id) == AttemptState.CANCELLED:
         raise _fail(
             f"{ticket.calibration} in {ticket.processing}: attempt {ticket.number} was cancelled by a manager "
             "(restart or exclusion) while it ran; nothing of this run is recorded"
@@ -133,7 +134,7 @@ def _cancelled_check(service: LoopService, ticket: AttemptTicket):
 
     def cancelled() -> bool:
         try:
-            return service.attempt_state(ticket.attempt_id) == "cancelled"
+            return service.attempt_state(ticket.attempt_id) == AttemptState.CANCELLED
         except Exception:  # the database briefly away is no reason to stop the jobs
             return False
 

@@ -158,5 +158,3 @@ class Uploaded(LoopEvent):
         key = dedup_key(self.processing, self.calibration, "uploaded", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "uploaded", key, "\n".join(lines))
 
-
-NOTICES = (Held, Excluded, Included, Restarted, Uploaded)

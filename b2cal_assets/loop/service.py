@@ -25,7 +25,7 @@ from b2cal_assets.domain.scripts import ScriptSet
 from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.context import Clock, LoopContext
-from b2cal_assets.loop.job_inputs import JobInputs, site_location
+from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.management import Management
 from b2cal_assets.loop.notices import LoopEvent
 from b2cal_assets.loop.processing_queries import ProcessingQueries
@@ -63,7 +63,6 @@ __all__ = [
     "StepRow",
     "SubmissionHeld",
     "TickReport",
-    "site_location",
 ]
 
 

@@ -189,15 +189,28 @@ class ScriptSet:
         }
 
 
-def derive_stage(formats: frozenset[str] | set[str], dependency_stages: list[Stage]) -> Stage:
-    """The stage of a script that declares none: from its input formats, never before a dependency."""
+def derive_stage(
+    formats: frozenset[str] | set[str], dependency_stages: list[Stage], subsystem: str | None = None
+) -> Stage:
+    """The stage of a script that declares none.
+
+    Real scripts never declare one: the alignment is the script with ``subsystem="alignment"``, and a
+    raw-data calibration that needs an alignment's payloads runs in the alignment stage too. Otherwise
+    the input formats decide, never before a dependency.
+    """
+    floor = max((s.order for s in dependency_stages), default=0)
+    if (
+        formats <= {"raw"}
+        and floor <= Stage.ALIGNMENT.order
+        and (subsystem == "alignment" or Stage.ALIGNMENT in dependency_stages)
+    ):
+        return Stage.ALIGNMENT
     if formats & {"mdst", "udst"}:
         stage = Stage.ANALYSIS
     elif "cdst" in formats:
         stage = Stage.POST_TRACKING
     else:
         stage = Stage.PRE_TRACKING
-    floor = max((s.order for s in dependency_stages), default=0)
     return next(s for s in _DERIVABLE if s.order >= max(stage.order, floor))
 
 
@@ -398,7 +411,9 @@ def _prune(
             candidate = alive[name]
             dep_stages = [stages[d] for d in graph.upstream(name)]
             if candidate.declared_stage is None:
-                stages[name] = derive_stage(candidate.settings.input_data_formats, dep_stages)
+                stages[name] = derive_stage(
+                    candidate.settings.input_data_formats, dep_stages, candidate.settings.subsystem
+                )
                 continue
             late = [d for d in graph.upstream(name) if stages[d].order > candidate.declared_stage.order]
             if late:

@@ -84,8 +84,40 @@ def test_derived_stage_is_never_before_a_dependency(tmp_path):
     write(tmp_path, "caf_pid.py", calibration("PID", formats=["udst"]))
     write(tmp_path, "caf_late.py", calibration("RawAfterPID", depends_on=[("caf_pid", "pid")]))
     scripts = load_scripts(tmp_path)
-    assert scripts["RawAfterAlignment"].stage is Stage.POST_TRACKING
+    assert scripts["RawAfterAlignment"].stage is Stage.ALIGNMENT  # raw data over an alignment's payloads
     assert scripts["RawAfterPID"].stage is Stage.ANALYSIS
+
+
+def test_the_alignment_is_the_script_with_subsystem_alignment_and_what_needs_it_on_raw_data(tmp_path):
+    """Real scripts never declare a stage: "Full VXD and CDC Alignment" is found by its subsystem."""
+    write(tmp_path, "caf_cdc.py", calibration("CDC Tracking", subsystem="cdc"))
+    write(
+        tmp_path,
+        "caf_vxdcdc_alignment.py",
+        calibration("Full VXD and CDC Alignment", subsystem="alignment", depends_on=[("caf_cdc", "cdc")]),
+    )
+    align = ("caf_vxdcdc_alignment", "align")
+    write(tmp_path, "caf_klm_alignment.py", calibration("KLM alignment", subsystem="klm", depends_on=[align]))
+    write(tmp_path, "caf_ecl.py", calibration("ECL", subsystem="ecl", formats=["cdst"], depends_on=[align]))
+    write(tmp_path, "caf_top.py", calibration("TOP", subsystem="top", formats=["raw", "cdst"], depends_on=[align]))
+    write(tmp_path, "caf_declared.py", calibration("Declared", subsystem="alignment", stage="pre_tracking"))
+    scripts = load_scripts(tmp_path)
+    assert scripts.errors == []
+    stages = {name: script.stage.value for name, script in scripts.calibrations.items()}
+    assert stages == {
+        "CDC Tracking": "pre_tracking",
+        "Declared": "pre_tracking",  # an explicit module-level stage wins
+        "Full VXD and CDC Alignment": "alignment",
+        "KLM alignment": "alignment",
+        "ECL": "post_tracking",
+        "TOP": "post_tracking",
+    }
+
+
+def test_an_alignment_subsystem_after_a_post_tracking_dependency_stays_after_it():
+    assert derive_stage(frozenset({"raw"}), [Stage.POST_TRACKING], "alignment") is Stage.POST_TRACKING
+    assert derive_stage(frozenset({"raw"}), [], "alignment") is Stage.ALIGNMENT
+    assert derive_stage(frozenset({"cdst"}), [], "alignment") is Stage.POST_TRACKING
 
 
 def test_derive_stage_from_formats():
@@ -189,8 +221,8 @@ def test_unknown_dependency_and_cycles(tmp_path):
         "caf_ghost.py",
         """
         from prompt import CalibrationSettings
-        ghost = CalibrationSettings("Ghost", "x", None, ["raw"], ["hlt"])
-        settings = CalibrationSettings("Haunted", "x", None, ["raw"], ["hlt"], depends_on=[ghost])
+        ghost = CalibrationSettings("Ghost", "x", "cdc", None, ["raw"], ["hlt"])
+        settings = CalibrationSettings("Haunted", "x", "cdc", None, ["raw"], ["hlt"], depends_on=[ghost])
         def get_calibrations(input_data, **kwargs):
             return []
         """,

@@ -18,6 +18,7 @@ from types import ModuleType
 from typing import Any
 
 from b2cal_assets.domain.expert_config import merge_expert_config
+from b2cal_assets.domain.framework_required import FrameworkRequired, framework_package
 from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycle
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import asset_name
@@ -27,6 +28,7 @@ from b2cal_assets.domain.stages import Stage
 
 __all__ = [
     "CALIBRATIONS_DIR_ENV",
+    "NEEDS_FRAMEWORK",
     "CalibrationScript",
     "ScriptError",
     "ScriptSet",
@@ -49,6 +51,10 @@ def default_calibrations_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "demo" / "calibrations"
 
 
+#: ``ScriptError.field`` of a script that loads only where the experiment's framework is installed.
+NEEDS_FRAMEWORK = "framework"
+
+
 @dataclass(frozen=True)
 class ScriptError:
     """Why a script was left out: its file, the field (or step) at fault, and what is wrong."""
@@ -60,8 +66,18 @@ class ScriptError:
     def __str__(self) -> str:
         return f"{self.file}: {self.field}: {self.message}"
 
-    def to_json(self) -> dict[str, str]:
-        return {"file": self.file, "field": self.field, "message": self.message}
+    @property
+    def needs_framework(self) -> bool:
+        """The script is fine as far as b2cal can tell; it needs the framework installed to load."""
+        return self.field == NEEDS_FRAMEWORK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "field": self.field,
+            "message": self.message,
+            "needs_framework": self.needs_framework,
+        }
 
 
 @dataclass(frozen=True)
@@ -182,6 +198,9 @@ class ScriptSet:
                     "input_data_formats": sorted(s.settings.input_data_formats),
                     "input_data_names": sorted(s.settings.input_data_names),
                     "expert_username": s.settings.expert_username,
+                    "subsystem": s.settings.subsystem,
+                    "produced_payloads": list(s.settings.produced_payloads),
+                    "validation": str(s.validation.file) if s.validation else None,
                 }
                 for s in self.calibrations.values()
             ],
@@ -235,10 +254,25 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
+def _needs_framework(exc: BaseException) -> str | None:
+    """What of the framework a failed import needed, or None when the failure is the script's own."""
+    if isinstance(exc, FrameworkRequired):
+        return exc.what
+    if isinstance(exc, ModuleNotFoundError) and (package := framework_package(exc.name)):
+        return f"it imports {exc.name!r} (part of the framework's {package!r}), which b2cal does not stand in for"
+    return None
+
+
 def _import_error(exc: BaseException, file: Path, folder: Path) -> ScriptError:
     frames = _frames_in(exc, folder)
     own = [line for path, line in frames if path == file]
     where = f"line {own[-1]}: " if own else ""
+    if (needed := _needs_framework(exc)) is not None:
+        return ScriptError(
+            str(file),
+            NEEDS_FRAMEWORK,
+            f"{where}needs the framework (basf2) installed to load: {needed}. Load it where basf2 is set up",
+        )
     if frames and frames[-1][0] != file:
         other, other_line = frames[-1]
         return ScriptError(

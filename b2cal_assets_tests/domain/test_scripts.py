@@ -149,7 +149,7 @@ def test_declared_stage_before_a_dependency_is_an_error(tmp_path):
 def test_broken_scripts_never_take_the_good_ones_down(tmp_path):
     write(tmp_path, "caf_good.py", calibration("Good"))
     write(tmp_path, "caf_syntax.py", "from prompt import CalibrationSettings\nsettings = (\n")
-    write(tmp_path, "caf_import.py", "import basf2\n")
+    write(tmp_path, "caf_import.py", "import numpy\nimport no_such_package_here\n")
     write(tmp_path, "caf_raises.py", "x = 1\nraise RuntimeError('no database connection')\n")
     write(tmp_path, "caf_exit.py", "import sys\nsys.exit(3)\n")
     write(tmp_path, "caf_nosettings.py", "def get_calibrations(input_data, **kwargs):\n    return []\n")
@@ -164,7 +164,10 @@ def test_broken_scripts_never_take_the_good_ones_down(tmp_path):
     assert names(scripts) == ["Good"]
     errors = errors_by_file(scripts)
     assert errors["caf_syntax.py"][0] == "import" and "SyntaxError" in errors["caf_syntax.py"][1]
-    assert errors["caf_import.py"] == ("import", "line 1: ModuleNotFoundError: No module named 'basf2'")
+    assert errors["caf_import.py"] == (
+        "import",
+        "line 2: ModuleNotFoundError: No module named 'no_such_package_here'",
+    )
     assert errors["caf_raises.py"] == ("import", "line 2: RuntimeError: no database connection")
     assert errors["caf_exit.py"] == ("import", "line 2: SystemExit: 3")
     assert errors["caf_nosettings.py"][0] == "settings"
@@ -315,7 +318,23 @@ def test_get_calibrations_must_return_calibrations(tmp_path):
 
 
 def test_to_json_shape(tmp_path):
-    write(tmp_path, "caf_cdc.py", calibration("CDC", data_names=["hlt_mumu", "cosmic"]))
+    write(
+        tmp_path,
+        "caf_cdc.py",
+        calibration("CDC", data_names=["hlt_mumu", "cosmic"], subsystem="cdc").replace(
+            "expert_config={})", "expert_config={}, produced_payloads=['CDCTimeZeros'])"
+        ),
+    )
+    write(
+        tmp_path,
+        "validations/cdc.py",
+        """
+        from prompt.validation import ValidationSettings
+        settings = ValidationSettings(name="CDC", description="plots", download_files=[], expert_config={})
+        def run_validation(job_path, input_data_path, requested_iov, expert_config):
+            pass
+        """,
+    )
     write(
         tmp_path,
         "caf_ecl.py",
@@ -333,6 +352,9 @@ def test_to_json_shape(tmp_path):
                 "input_data_formats": ["raw"],
                 "input_data_names": ["cosmic", "hlt_mumu"],
                 "expert_username": "alice",
+                "subsystem": "cdc",
+                "produced_payloads": ["CDCTimeZeros"],
+                "validation": str((tmp_path / "validations" / "cdc.py").resolve()),
             },
             {
                 "name": "ECL",
@@ -342,6 +364,9 @@ def test_to_json_shape(tmp_path):
                 "input_data_formats": ["cdst", "raw"],
                 "input_data_names": ["hlt_mumu"],
                 "expert_username": "bob",
+                "subsystem": None,
+                "produced_payloads": [],
+                "validation": None,
             },
         ],
         "errors": [
@@ -349,6 +374,7 @@ def test_to_json_shape(tmp_path):
                 "file": str((tmp_path / "caf_bad.py").resolve()),
                 "field": "import",
                 "message": "line 1: ValueError: boom",
+                "needs_framework": False,
             }
         ],
     }

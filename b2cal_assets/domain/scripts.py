@@ -150,7 +150,10 @@ class CalibrationScript:
         if self.module is None or self.namespace is None:
             raise RuntimeError(f"calibration {self.name!r} was not loaded from a script")
         with self.namespace.activate():
-            result = self.module.get_calibrations(data, requested_iov=iov, expert_config=merged)
+            try:
+                result = self.module.get_calibrations(data, requested_iov=iov, expert_config=merged)
+            except FrameworkRequired as exc:
+                raise exc.for_calibration(self.name) from None
         if not isinstance(result, (list, tuple)) or not all(isinstance(c, Calibration) for c in result):
             raise ContractError(
                 "get_calibrations",

@@ -1,7 +1,8 @@
 """Discovering the calibration and validation scripts of a directory.
 
-Every ``*.py`` not starting with ``_`` is a calibration script; ``validations/*.py`` are validation
-scripts, paired with a calibration by ``settings.name``. A script that cannot be used (it does not
+Every ``*.py`` not starting with ``_`` is a calibration script; ``validations/*.py`` (or, in the
+framework's layout, ``../validations/*.py`` beside ``calibrations/``) are validation scripts, paired
+with a calibration by ``settings.name``. A script that cannot be used (it does not
 import, lacks ``settings``, breaks a settings rule, repeats a name, depends on something missing or
 sits on a cycle) is left out with a ``ScriptError`` naming the file, the field and the reason, and
 so is everything that depends on it; the other scripts load as usual.
@@ -82,24 +83,14 @@ class ScriptError:
 
 @dataclass(frozen=True)
 class ValidationScript:
+    """A validation script paired with its calibration; it runs as a program (``caf.validation_job``)."""
+
     name: str
     settings: ValidationSettings
     file: Path
     module_name: str
     module: ModuleType = field(repr=False, compare=False)
     namespace: ScriptNamespace = field(repr=False, compare=False)
-
-    def run_validation(
-        self,
-        job_path: str | Path,
-        input_data_path: str | Path,
-        requested_iov: IoV | tuple[int, int, int, int],
-        expert_config: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Call the script's ``run_validation`` with its defaults merged with ``expert_config``."""
-        merged = merge_expert_config(self.settings.expert_config, expert_config)
-        with self.namespace.activate():
-            return self.module.run_validation(job_path, input_data_path, IoV(*requested_iov), merged)
 
 
 @dataclass(frozen=True)
@@ -310,7 +301,8 @@ def _load_module(namespace: ScriptNamespace, file: Path, errors: list[ScriptErro
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as exc:  # a script may raise anything at import, even SystemExit
-        errors.append(_import_error(exc, file, namespace.calibrations_dir))
+        folder = namespace.calibrations_dir if file.is_relative_to(namespace.calibrations_dir) else file.parent
+        errors.append(_import_error(exc, file, folder))
         return None
 
 

@@ -45,6 +45,7 @@ __all__ = [
     "load_script_module",
     "namespace_for",
     "script_imports",
+    "validations_dir_of",
 ]
 
 CALIBRATIONS_PACKAGE = "prompt.calibrations"
@@ -252,12 +253,22 @@ class _ScriptFinder(importlib.abc.MetaPathFinder):
 _finder = _ScriptFinder()
 
 
+def validations_dir_of(calibrations_dir: Path) -> Path:
+    """Where the validation scripts of a calibrations directory live: ``<dir>/validations/``, else the
+    framework's layout ``prompt/validations/`` beside ``prompt/calibrations/``."""
+    inner = calibrations_dir / "validations"
+    sibling = calibrations_dir.parent / "validations"
+    if not inner.is_dir() and sibling.is_dir() and sibling != calibrations_dir:
+        return sibling
+    return inner
+
+
 class ScriptNamespace:
     """The modules seen by the scripts of one calibrations directory (scripts load once per namespace)."""
 
     def __init__(self, calibrations_dir: Path | str) -> None:
         self.calibrations_dir = Path(calibrations_dir).resolve()
-        self.validations_dir = self.calibrations_dir / "validations"
+        self.validations_dir = validations_dir_of(self.calibrations_dir)
         self._modules: dict[str, ModuleType] = _static_modules()
         #: The top-level names this namespace provides: the framework's, and the stand-ins it needs.
         self.roots = _ROOTS + tuple(r for r in STANDIN_ROOTS if r in self._modules)

@@ -277,11 +277,6 @@ def test_validation_scripts_pair_by_name(tmp_path):
     cdc = scripts["CDC"]
     assert cdc.validation is not None and cdc.validation.settings.download_files == ("*.pdf",)
     assert scripts["ECL"].validation is None
-    assert cdc.validation.run_validation("job", "data", (26, 0, -1, -1), {"bins": 20}) == [
-        "job",
-        True,
-        {"bins": 20},
-    ]
     errors = errors_by_file(scripts)
     assert errors["val_orphan.py"] == ("name", "names no calibration: 'TOP' (the calibrations are CDC, ECL)")
     assert errors["val_norun.py"][0] == "run_validation"
@@ -398,3 +393,30 @@ def test_missing_directory_is_a_clear_error(tmp_path):
         FileNotFoundError, match=f"does not exist; pass another directory or set {CALIBRATIONS_DIR_ENV}"
     ):
         load_scripts(tmp_path / "nope")
+
+
+def test_validations_beside_calibrations_in_the_frameworks_layout(tmp_path):
+    """prompt/calibrations/ and prompt/validations/ side by side, as in the framework's repository."""
+    write(tmp_path / "prompt" / "calibrations", "caf_cdc.py", calibration("CDC Tracking"))
+    write(
+        tmp_path / "prompt" / "validations",
+        "cdc_tracking_validation.py",
+        """
+        from prompt import ValidationSettings
+        from prompt.calibrations.caf_cdc import settings as cdc
+        settings = ValidationSettings(name=cdc.name, description="t0 plots", download_files=[], expert_config={})
+        def run_validation(job_path, input_data_path, requested_iov, expert_config):
+            pass
+        """,
+    )
+    scripts = load_scripts(tmp_path / "prompt" / "calibrations")
+    assert scripts.errors == []
+    validation = scripts["CDC Tracking"].validation
+    assert validation is not None
+    assert validation.file == (tmp_path / "prompt" / "validations" / "cdc_tracking_validation.py").resolve()
+    assert validation.module_name == "prompt.validations.cdc_tracking_validation"
+    # the inner folder, where there is one, is still the place
+    write(tmp_path / "prompt" / "calibrations" / "validations", "other.py", "x = 1\n")
+    inner = load_scripts(tmp_path / "prompt" / "calibrations")
+    assert inner["CDC Tracking"].validation is None
+    assert [e.field for e in inner.errors] == ["settings"]

@@ -262,10 +262,13 @@ def _import_error(exc: BaseException, file: Path, folder: Path) -> ScriptError:
     own = [line for path, line in frames if path == file]
     where = f"line {own[-1]}: " if own else ""
     if (needed := _needs_framework(exc)) is not None:
+        via = ""
+        if frames and frames[-1][0] != file:
+            via = f"importing {frames[-1][0].name}, whose line {frames[-1][1]}: "
         return ScriptError(
             str(file),
             NEEDS_FRAMEWORK,
-            f"{where}needs the framework (basf2) installed to load: {needed}. Load it where basf2 is set up",
+            f"{where}needs the framework (basf2) installed to load: {via}{needed}. Load it where basf2 is set up",
         )
     if frames and frames[-1][0] != file:
         other, other_line = frames[-1]

@@ -137,6 +137,8 @@ class CalibrationOutcome:
     payloads: list[StoredPayload]
     iterations: dict[str, int]
     subjobs: list[SubjobRecord]
+    #: each Calibration's own payloads (the framework keeps one outputdb per calibration)
+    payloads_by_calibration: dict[str, list[StoredPayload]] = field(default_factory=dict)
 
 
 class CalibrationFailed(RuntimeError):
@@ -295,6 +297,7 @@ class _Runner:
             subjobs=[
                 SubjobRecord.from_json(s) for name in order for s in calibrations_state[name]["subjobs"]
             ],
+            payloads_by_calibration={name: self.state.completed_payloads([name]) for name in order},
         )
 
     def _get_calibrations(self) -> list[Calibration]:

@@ -1,0 +1,127 @@
+"""The input files of the framework's ``b2caf-prompt-run``: ``caf_config.json`` and ``input_data.json``.
+
+``caf_config.json``: ``caf_script`` (the script's file name), ``database_chain`` (global tags or
+local databases), ``requested_iov`` (4 ints), optional ``backend_args`` and ``expert_config``
+(overrides of the script's defaults) and ``testing_payloads`` (local databases not yet in a tag).
+``input_data.json``: ``{"<data name>": [["<run directory>", [exp, run]], ...]}``; every ``*.root``
+below a run directory belongs to that run. Each problem is an ``InputFileError`` naming the file,
+the field and the reason.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from b2cal_assets.domain.iov import IoV
+
+__all__ = ["CafConfig", "InputFileError", "read_caf_config", "read_input_data"]
+
+
+class InputFileError(ValueError):
+    """A ``caf_config.json`` / ``input_data.json`` that is missing or wrong."""
+
+    def __init__(self, file: Path | str, field: str, reason: str) -> None:
+        self.file, self.field, self.reason = str(file), field, reason
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return f"{self.file}: {self.field}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class CafConfig:
+    caf_script: str
+    database_chain: tuple[str, ...]
+    requested_iov: IoV
+    backend_args: dict[str, Any] = field(default_factory=dict)
+    expert_config: dict[str, Any] = field(default_factory=dict)
+    testing_payloads: tuple[str, ...] = ()
+
+
+def _load(path: Path) -> Any:
+    if not path.is_file():
+        raise InputFileError(path, "file", "does not exist")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise InputFileError(path, "file", f"is not valid JSON ({exc})") from None
+
+
+def _strings(path: Path, name: str, value: object) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise InputFileError(path, name, f"must be a list of non-empty strings, got {value!r}")
+    return tuple(value)
+
+
+def _iov(path: Path, name: str, value: object) -> IoV:
+    if not isinstance(value, list) or len(value) != 4 or not all(type(v) is int for v in value):
+        raise InputFileError(path, name, f"must be 4 integers [exp_low, run_low, exp_high, run_high], got {value!r}")
+    iov = IoV(*value)
+    try:
+        iov.check()
+    except ValueError as exc:
+        raise InputFileError(path, name, str(exc)) from None
+    return iov
+
+
+def _dict(path: Path, name: str, value: object) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise InputFileError(path, name, f"must be a JSON object, got {type(value).__name__} {value!r}")
+    return dict(value)
+
+
+def read_caf_config(path: Path | str) -> CafConfig:
+    """Read and check a ``caf_config.json``."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, dict):
+        raise InputFileError(path, "file", f"must hold a JSON object, got {type(data).__name__}")
+    for required in ("caf_script", "database_chain", "requested_iov"):
+        if required not in data:
+            raise InputFileError(path, required, "is required")
+    if not isinstance(data["caf_script"], str) or not data["caf_script"].strip():
+        raise InputFileError(path, "caf_script", f"must be the script's file name, got {data['caf_script']!r}")
+    return CafConfig(
+        caf_script=data["caf_script"],
+        database_chain=_strings(path, "database_chain", data["database_chain"]) if data["database_chain"] else (),
+        requested_iov=_iov(path, "requested_iov", data["requested_iov"]),
+        backend_args=_dict(path, "backend_args", data.get("backend_args") or {}),
+        expert_config=_dict(path, "expert_config", data.get("expert_config") or {}),
+        testing_payloads=_strings(path, "testing_payloads", data["testing_payloads"])
+        if data.get("testing_payloads")
+        else (),
+    )
+
+
+def read_input_data(path: Path | str) -> dict[str, dict[str, IoV]]:
+    """``{data name: {file: IoV of its run}}`` from an ``input_data.json``, files sorted per run directory."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, dict) or not data:
+        raise InputFileError(path, "file", "must hold a non-empty JSON object {data name: [[run directory, [exp, run]], ...]}")
+    files: dict[str, dict[str, IoV]] = {}
+    for name, runs in data.items():
+        if not isinstance(runs, list):
+            raise InputFileError(path, name, f"must be a list of [run directory, [exp, run]], got {runs!r}")
+        found: dict[str, IoV] = {}
+        for index, entry in enumerate(runs):
+            where = f"{name}[{index}]"
+            if (
+                not isinstance(entry, list)
+                or len(entry) != 2
+                or not isinstance(entry[0], str)
+                or not isinstance(entry[1], list)
+                or len(entry[1]) != 2
+                or not all(type(v) is int and v >= 0 for v in entry[1])
+            ):
+                raise InputFileError(path, where, f"must be [\"<run directory>\", [exp, run]], got {entry!r}")
+            directory, (exp, run) = Path(entry[0]), entry[1]
+            if not directory.is_dir():
+                raise InputFileError(path, where, f"run directory {directory} does not exist")
+            for file in sorted(p.as_posix() for p in directory.glob("**/*.root")):
+                found[file] = IoV(exp, run, exp, run)
+        files[name] = found
+    return files

@@ -219,12 +219,13 @@ class _State:
             self.data = saved
 
     def cal(self, name: str) -> dict[str, Any]:
-        return self.data["calibrations"].setdefault(
+        state: dict[str, Any] = self.data["calibrations"].setdefault(
             name, {"status": "pending", "iteration": 0, "iterations": 0, "payloads": [], "subjobs": []}
         )
+        return state
 
     def completed_payloads(self, order: Sequence[str]) -> list[StoredPayload]:
-        out = []
+        out: list[StoredPayload] = []
         for name in order:
             cs = self.data["calibrations"].get(name)
             if cs and cs["status"] == "completed":
@@ -539,8 +540,8 @@ class _Runner:
                 self._check_payloads(cal, result, where, iteration)
             return result
 
+        sets: list[_RunSet] = []
         if cal.strategy == Strategy.SIMPLE_RUN_BY_RUN:
-            sets = []
             for er in runs:
                 result = execute([er])
                 if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
@@ -553,7 +554,6 @@ class _Runner:
                 sets.append(_RunSet([er], result))
             return sets
         if cal.strategy == Strategy.SEQUENTIAL_BOUNDARIES:
-            sets = []
             for interval, interval_runs in self._boundary_intervals(cal, runs).items():
                 if not interval_runs:
                     continue
@@ -578,7 +578,6 @@ class _Runner:
                 )
             return [_RunSet(runs, result)]
 
-        sets: list[_RunSet] = []
         pending: list[ExpRun] = []
         for er in runs:
             pending.append(er)

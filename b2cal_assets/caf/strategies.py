@@ -72,8 +72,7 @@ def as_strategy(value: object) -> Strategy:
         return value.strategy
     if isinstance(value, AlgorithmStrategy):
         return value.strategy
-    try:
+    if isinstance(value, str) and value in {s.value for s in Strategy}:
         return Strategy(value)
-    except ValueError:
-        names = "SingleIOV, SequentialRunByRun, SimpleRunByRun, SequentialBoundaries"
-        raise ValueError(f"unknown strategy {value!r}; use one of caf.strategies {names}") from None
+    names = "SingleIOV, SequentialRunByRun, SimpleRunByRun, SequentialBoundaries"
+    raise ValueError(f"unknown strategy {value!r}; use one of caf.strategies {names}")

@@ -79,11 +79,11 @@ def runs_from_vector(exprun_vector: Iterable[_Pair | tuple[int, int]]) -> list[E
     """A run vector back to ``ExpRun`` in the same order."""
     runs = []
     for item in exprun_vector:
-        if hasattr(item, "first"):
-            runs.append(ExpRun(int(item.first), int(item.second)))  # type: ignore[union-attr]
+        if isinstance(item, tuple) and not hasattr(item, "first"):
+            exp, run = item
         else:
-            exp, run = item  # type: ignore[misc]
-            runs.append(ExpRun(int(exp), int(run)))
+            exp, run = item.first, item.second  # type: ignore[union-attr]
+        runs.append(ExpRun(int(exp), int(run)))
     return runs
 
 

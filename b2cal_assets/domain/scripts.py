@@ -449,12 +449,12 @@ def _prune(
                 continue
             late = [d for d in graph.upstream(name) if stages[d].order > candidate.declared_stage.order]
             if late:
-                dep = late[0]
+                later = late[0]
                 drop(
                     name,
                     "stage",
                     f"declared stage {candidate.declared_stage.value!r} runs before the stage "
-                    f"{stages[dep].value!r} of its dependency {dep!r}",
+                    f"{stages[later].value!r} of its dependency {later!r}",
                 )
                 changed = True
                 break

@@ -49,15 +49,15 @@ class ContractError(ValueError):
         return f"{self.field}: {self.message}"
 
 
-class FrozenDict(dict):
+class FrozenDict(dict[str, Any]):
     """A ``dict`` that refuses changes, so settings stay as declared and still ``json.dumps``."""
 
     def _immutable(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("settings are read-only; merge overrides with merge_expert_config() instead")
 
     __setitem__ = __delitem__ = _immutable
-    clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
-    __ior__ = _immutable  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (dict(self),))

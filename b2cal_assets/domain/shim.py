@@ -99,8 +99,8 @@ def _module(name: str, doc: str, *, package: bool = False, **attrs: object) -> M
 
 def _public(name: str, source: ModuleType, **extra: object) -> ModuleType:
     """A module ``name`` offering the ``__all__`` names of ``source``."""
-    names = {attr: getattr(source, attr) for attr in source.__all__}
-    return _module(name, source.__doc__ or "", **names, **extra)
+    names: dict[str, object] = {attr: getattr(source, attr) for attr in source.__all__}
+    return _module(name, source.__doc__ or "", package=False, **names, **extra)
 
 
 def _temporary_workdir(path: str | Path) -> contextlib.AbstractContextManager[None]:

@@ -118,10 +118,12 @@ def run_validation_job(
     expert_config: Mapping[str, Any] | None = None,
     workdir: Path | str,
     timeout_s: float | None = None,
+    download_files: tuple[str, ...] = (),
 ) -> ValidationRun:
     """Run ``validation`` over a finished job (``job_path``) in a fresh ``workdir``.
 
-    ``expert_config`` holds overrides of the script's defaults (checked like a submission's).
+    ``expert_config`` holds overrides of the script's defaults (checked like a submission's);
+    ``download_files`` adds patterns to the script's own.
     """
     job_path = Path(job_path).resolve()
     workdir = Path(workdir).resolve()
@@ -150,5 +152,6 @@ def run_validation_job(
         except json.JSONDecodeError as exc:
             result = {"passed": False, "summary": f"{RESULT_FILE} is not valid JSON: {exc}"}
     plots = _images(workdir, started) + _images(job_path, started, exclude=workdir)
-    downloaded = _copy_downloads(validation.settings.download_files, job_path, workdir)
+    patterns = tuple(dict.fromkeys((*validation.settings.download_files, *download_files)))
+    downloaded = _copy_downloads(patterns, job_path, workdir)
     return ValidationRun(code, workdir, log, plots, downloaded, result)

@@ -17,7 +17,14 @@ from typing import Any
 
 from b2cal_assets.domain.iov import IoV
 
-__all__ = ["CafConfig", "InputFileError", "read_caf_config", "read_input_data"]
+__all__ = [
+    "CafConfig",
+    "InputFileError",
+    "ValidationConfig",
+    "read_caf_config",
+    "read_input_data",
+    "read_validation_config",
+]
 
 
 class InputFileError(ValueError):
@@ -125,3 +132,39 @@ def read_input_data(path: Path | str) -> dict[str, dict[str, IoV]]:
                 found[file] = IoV(exp, run, exp, run)
         files[name] = found
     return files
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """``b2val-prompt-run``'s config: which validation script runs over which finished job."""
+
+    validation_script: str
+    job_path: str
+    input_data_path: str
+    requested_iov: IoV
+    download_files: tuple[str, ...] = ()
+    backend_args: dict[str, Any] = field(default_factory=dict)
+    expert_config: dict[str, Any] = field(default_factory=dict)
+
+
+def read_validation_config(path: Path | str) -> ValidationConfig:
+    """Read and check a ``b2val-prompt-run`` config JSON."""
+    path = Path(path)
+    data = _load(path)
+    if not isinstance(data, dict):
+        raise InputFileError(path, "file", f"must hold a JSON object, got {type(data).__name__}")
+    for required in ("validation_script", "job_path", "requested_iov"):
+        if required not in data:
+            raise InputFileError(path, required, "is required")
+    for name in ("validation_script", "job_path", "input_data_path"):
+        if name in data and (not isinstance(data[name], str) or not data[name].strip()):
+            raise InputFileError(path, name, f"must be a non-empty string, got {data[name]!r}")
+    return ValidationConfig(
+        validation_script=data["validation_script"],
+        job_path=data["job_path"],
+        input_data_path=data.get("input_data_path") or data["job_path"],
+        requested_iov=_iov(path, "requested_iov", data["requested_iov"]),
+        download_files=_strings(path, "download_files", data["download_files"]) if data.get("download_files") else (),
+        backend_args=_dict(path, "backend_args", data.get("backend_args") or {}),
+        expert_config=_dict(path, "expert_config", data.get("expert_config") or {}),
+    )

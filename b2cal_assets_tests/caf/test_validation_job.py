@@ -104,3 +104,35 @@ def test_a_script_that_hangs_is_stopped(tmp_path):
     )
     assert not run.passed
     assert "did not finish within 3 s" in run.log.read_text()
+
+
+def test_val_prompt_run_takes_the_frameworks_validation_config(tmp_path, monkeypatch, capsys):
+    from b2cal_assets.caf.val_prompt_run import main
+
+    _, job = _setup(tmp_path)
+    (job / "CollectorOutput.root").write_text("x")
+    config = {
+        "validation_script": "cdc_tracking_validation.py", "job_path": str(job),
+        "input_data_path": str(tmp_path / "input_data.json"), "download_files": ["*.root"],
+        "backend_args": {}, "requested_iov": [26, 1, -1, -1], "expert_config": {"bins": 4},
+    }
+    (tmp_path / "validation_config.json").write_text(json.dumps(config))
+    monkeypatch.chdir(tmp_path)
+    folder = str(tmp_path / "prompt" / "calibrations")
+    assert main(["Local", "validation_config.json", "--calibrations-dir", folder]) == 0
+    results = tmp_path / "validation_results"
+    assert (results / "plots" / "allData" / "t0.png").is_file()
+    assert json.loads((results / "seen.json").read_text())["expert_config"] == {"bins": 4, "fail": False}
+    assert sorted(p.name for p in (results / "download_files").rglob("*") if p.is_file()) == [
+        "CollectorOutput.root", "stdout",
+    ]
+    assert "1 plot(s)" in capsys.readouterr().out
+    assert main(["Local", "validation_config.json", "--calibrations-dir", folder]) == 1  # kept unless asked
+    assert "validation_results exists" in capsys.readouterr().err
+    config["expert_config"] = {"fail": True}
+    (tmp_path / "validation_config.json").write_text(json.dumps(config))
+    assert main(["Local", "validation_config.json", "--calibrations-dir", folder, "--overwrite-working-dir"]) == 1
+    assert "the t0 distribution is empty" in capsys.readouterr().out
+    (tmp_path / "validation_config.json").write_text(json.dumps({**config, "requested_iov": "all"}))
+    assert main(["Local", "validation_config.json", "--calibrations-dir", folder]) == 1
+    assert "requested_iov: must be 4 integers" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from typing import Any
 
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.framework_required import FrameworkRequired, framework_package
+from b2cal_assets.domain.framework_settings import FrameworkSettingsReader, is_framework_settings
 from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycle
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import asset_name
@@ -145,7 +146,10 @@ class CalibrationScript:
                 result = self.module.get_calibrations(data, requested_iov=iov, expert_config=merged)
             except FrameworkRequired as exc:
                 raise exc.for_calibration(self.name) from None
-        if not isinstance(result, (list, tuple)) or not all(isinstance(c, Calibration) for c in result):
+        framework_made = self.namespace.framework  # the framework's own Calibration objects
+        if not isinstance(result, (list, tuple)) or not (
+            framework_made or all(isinstance(c, Calibration) for c in result)
+        ):
             raise ContractError(
                 "get_calibrations",
                 f"{self.file.name} returned {result!r}; it must return a list of caf.framework.Calibration",
@@ -309,8 +313,16 @@ def _load_module(namespace: ScriptNamespace, file: Path, errors: list[ScriptErro
         return None
 
 
-def _check_calibration_module(module: ModuleType, file: Path, errors: list[ScriptError]) -> _Candidate | None:
+def _check_calibration_module(
+    module: ModuleType, file: Path, errors: list[ScriptError], reader: FrameworkSettingsReader
+) -> _Candidate | None:
     settings = getattr(module, "settings", None)
+    if is_framework_settings(settings):
+        try:
+            settings = reader.calibration(settings)
+        except ContractError as exc:
+            errors.append(ScriptError(str(file), exc.field, exc.message))
+            return None
     if settings is None:
         errors.append(
             ScriptError(str(file), "settings", "the script defines no `settings = CalibrationSettings(...)`")
@@ -475,6 +487,12 @@ def _load_validations(
         if module is None:
             continue
         settings = getattr(module, "settings", None)
+        if is_framework_settings(settings, "ValidationSettings"):
+            try:
+                settings = FrameworkSettingsReader.validation(settings)
+            except ContractError as exc:
+                errors.append(ScriptError(str(file), exc.field, exc.message))
+                continue
         if not isinstance(settings, ValidationSettings):
             what = (
                 "defines no `settings`"
@@ -541,10 +559,11 @@ def load_scripts(calibrations_dir: Path | str | None = None) -> ScriptSet:
     namespace = ScriptNamespace(folder)
     errors: list[ScriptError] = []
     candidates: list[_Candidate] = []
+    reader = FrameworkSettingsReader()
     with namespace.activate():  # one activation for the whole directory: the nested ones are free
         for file in _script_files(namespace.calibrations_dir):
             module = _load_module(namespace, file, errors)
-            if module is not None and (candidate := _check_calibration_module(module, file, errors)):
+            if module is not None and (candidate := _check_calibration_module(module, file, errors, reader)):
                 candidates.append(candidate)
         all_files = {c.name: c.file for c in candidates}
         unique = _drop_duplicates(candidates, errors)

@@ -42,6 +42,7 @@ __all__ = [
     "PROVIDED_MODULES",
     "VALIDATIONS_PACKAGE",
     "ScriptNamespace",
+    "framework_installed",
     "load_script_module",
     "namespace_for",
     "script_imports",
@@ -80,7 +81,7 @@ def _really_importable(name: str) -> bool:
     loaded = sys.modules.get(name)
     if loaded is not None:
         return not getattr(loaded, "__b2cal_standin__", False)
-    if _active and _managed(name, _active[-1].roots):
+    if _active and _active[-1].manages(name):
         return False  # inside a namespace that stands in for it: it was not importable when it began
     try:
         return importlib.util.find_spec(name) is not None
@@ -95,6 +96,11 @@ def _module(name: str, doc: str, *, package: bool = False, **attrs: object) -> M
         module.__path__ = []
     module.__dict__.update(attrs)
     return module
+
+
+def framework_installed() -> bool:
+    """Whether the experiment's framework is importable here: its ``basf2``, ``prompt`` and ``caf``."""
+    return all(_really_importable(name) for name in ("basf2", "prompt", "caf"))
 
 
 def _public(name: str, source: ModuleType, **extra: object) -> ModuleType:
@@ -223,7 +229,7 @@ class _ScriptFinder(importlib.abc.MetaPathFinder):
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if not _active or not _managed(fullname, _active[-1].roots):
+        if not _active or not _active[-1].manages(fullname):
             return None
         namespace = _active[-1]
         package, _, stem = fullname.rpartition(".")
@@ -266,12 +272,21 @@ def validations_dir_of(calibrations_dir: Path) -> Path:
 class ScriptNamespace:
     """The modules seen by the scripts of one calibrations directory (scripts load once per namespace)."""
 
-    def __init__(self, calibrations_dir: Path | str) -> None:
+    def __init__(self, calibrations_dir: Path | str, *, use_framework: bool | None = None) -> None:
         self.calibrations_dir = Path(calibrations_dir).resolve()
         self.validations_dir = validations_dir_of(self.calibrations_dir)
-        self._modules: dict[str, ModuleType] = _static_modules()
+        #: Where the framework is installed its own ``prompt``/``caf``/``basf2`` are used; only the
+        #: directory's scripts (``prompt.calibrations.<x>``, ``prompt.validations.<x>``) come from here.
+        self.framework = framework_installed() if use_framework is None else use_framework
+        self._modules: dict[str, ModuleType] = {} if self.framework else _static_modules()
         #: The top-level names this namespace provides: the framework's, and the stand-ins it needs.
-        self.roots = _ROOTS + tuple(r for r in STANDIN_ROOTS if r in self._modules)
+        self.roots = () if self.framework else _ROOTS + tuple(r for r in STANDIN_ROOTS if r in self._modules)
+
+    def manages(self, name: str) -> bool:
+        """Whether the module ``name`` is this namespace's (swapped in and out of ``sys.modules``)."""
+        if self.framework:
+            return name.startswith((CALIBRATIONS_PACKAGE + ".", VALIDATIONS_PACKAGE + "."))
+        return _managed(name, self.roots)
 
     def __repr__(self) -> str:
         return f"ScriptNamespace({str(self.calibrations_dir)!r})"
@@ -283,7 +298,7 @@ class ScriptNamespace:
             if _active and _active[-1] is self:  # nested in our own activation: nothing to swap
                 yield self
                 return
-            saved = {name: module for name, module in sys.modules.items() if _managed(name, self.roots)}
+            saved = {name: module for name, module in sys.modules.items() if self.manages(name)}
             for name in saved:
                 del sys.modules[name]
             sys.modules.update(self._modules)
@@ -296,7 +311,7 @@ class ScriptNamespace:
                 _active.pop()
                 if not _active and _finder in sys.meta_path:
                     sys.meta_path.remove(_finder)
-                for name in [n for n in sys.modules if _managed(n, self.roots)]:
+                for name in [n for n in sys.modules if self.manages(n)]:
                     self._modules[name] = sys.modules.pop(name)
                 sys.modules.update(saved)
 

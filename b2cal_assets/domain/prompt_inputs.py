@@ -21,6 +21,8 @@ __all__ = [
     "CafConfig",
     "InputFileError",
     "ValidationConfig",
+    "caf_config_document",
+    "input_data_document",
     "read_caf_config",
     "read_input_data",
     "read_validation_config",
@@ -168,3 +170,24 @@ def read_validation_config(path: Path | str) -> ValidationConfig:
         backend_args=_dict(path, "backend_args", data.get("backend_args") or {}),
         expert_config=_dict(path, "expert_config", data.get("expert_config") or {}),
     )
+
+
+def caf_config_document(config: CafConfig) -> dict[str, Any]:
+    """The ``caf_config.json`` document of ``config`` (``testing_payloads`` only when there are any)."""
+    document: dict[str, Any] = {
+        "caf_script": config.caf_script,
+        "database_chain": list(config.database_chain),
+        "backend_args": dict(config.backend_args),
+        "requested_iov": list(config.requested_iov),
+        "expert_config": dict(config.expert_config),
+    }
+    if config.testing_payloads:
+        document["testing_payloads"] = list(config.testing_payloads)
+    return document
+
+
+def input_data_document(run_directories: dict[str, list[tuple[str, tuple[int, int]]]]) -> dict[str, Any]:
+    """The ``input_data.json`` document: ``{name: [[run directory, [exp, run]], ...]}``."""
+    return {
+        name: [[directory, [exp, run]] for directory, (exp, run) in runs] for name, runs in run_directories.items()
+    }

@@ -59,6 +59,17 @@ def _load(path: Path) -> Any:
         raise InputFileError(path, "file", f"is not valid JSON ({exc})") from None
 
 
+def _load_object(path: Path, required: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON object in ``path``, with every ``required`` key present."""
+    data = _load(path)
+    if not isinstance(data, dict):
+        raise InputFileError(path, "file", f"must hold a JSON object, got {type(data).__name__}")
+    for key in required:
+        if key not in data:
+            raise InputFileError(path, key, "is required")
+    return data
+
+
 def _strings(path: Path, name: str, value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise InputFileError(path, name, f"must be a list of non-empty strings, got {value!r}")
@@ -85,12 +96,7 @@ def _dict(path: Path, name: str, value: object) -> dict[str, Any]:
 def read_caf_config(path: Path | str) -> CafConfig:
     """Read and check a ``caf_config.json``."""
     path = Path(path)
-    data = _load(path)
-    if not isinstance(data, dict):
-        raise InputFileError(path, "file", f"must hold a JSON object, got {type(data).__name__}")
-    for required in ("caf_script", "database_chain", "requested_iov"):
-        if required not in data:
-            raise InputFileError(path, required, "is required")
+    data = _load_object(path, ("caf_script", "database_chain", "requested_iov"))
     if not isinstance(data["caf_script"], str) or not data["caf_script"].strip():
         raise InputFileError(path, "caf_script", f"must be the script's file name, got {data['caf_script']!r}")
     return CafConfig(
@@ -152,12 +158,7 @@ class ValidationConfig:
 def read_validation_config(path: Path | str) -> ValidationConfig:
     """Read and check a ``b2val-prompt-run`` config JSON."""
     path = Path(path)
-    data = _load(path)
-    if not isinstance(data, dict):
-        raise InputFileError(path, "file", f"must hold a JSON object, got {type(data).__name__}")
-    for required in ("validation_script", "job_path", "requested_iov"):
-        if required not in data:
-            raise InputFileError(path, required, "is required")
+    data = _load_object(path, ("validation_script", "job_path", "requested_iov"))
     for name in ("validation_script", "job_path", "input_data_path"):
         if name in data and (not isinstance(data[name], str) or not data[name].strip()):
             raise InputFileError(path, name, f"must be a non-empty string, got {data[name]!r}")

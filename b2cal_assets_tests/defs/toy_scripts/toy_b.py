@@ -1,3 +1,6 @@
+import os
+from pathlib import Path
+
 import numpy as np
 import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
@@ -18,7 +21,19 @@ settings = CalibrationSettings(
 )
 
 
+def _broken_once(path):
+    """A node that fails once for a file (fault tests): ``$B2CAL_HOME/fail_once/<file name>`` is removed
+    on the first try, which then fails; the retry succeeds."""
+    marker = Path(os.environ.get("B2CAL_HOME", ".")) / "fail_once" / Path(path).name
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        return
+    raise RuntimeError(f"transient failure for {Path(path).name} (fails once)")
+
+
 def collect(path, ctx):
+    _broken_once(path)
     y = uproot.open(path)["events"]["y"].array(library="np")
     mean = float(np.asarray(ctx.conditions.get("ToyA")["mean"]).ravel()[0])
     return {"sum": np.array([(y - mean).sum()]), "n": np.array([float(len(y))])}

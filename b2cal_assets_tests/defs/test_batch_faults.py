@@ -29,7 +29,11 @@ from b2cal_assets_tests.loop.daemon_like import Daemon
 STEPS = ("toy_a", "toy_b", "cdst", "toy_c")
 COLLECTED = ("toy_a", "toy_b", "toy_c")  # the steps with collector subjobs (cdst runs in the run)
 # one input file of each calibration fails on its first try: 3 of the 30 subjobs (10 %)
-FAIL_ONCE = {"toy_a": "hadron_calib_e1_r3.root", "toy_b": "bhabha_all_calib_e1_r6.root", "toy_c": "cdst_e1_r9.root"}
+FAIL_ONCE = {
+    "toy_a": "hadron_calib_e1_r3.root",
+    "toy_b": "bhabha_all_calib_e1_r6.root",
+    "toy_c": "cdst_e1_r9.root",
+}
 
 
 def loop_definitions() -> dg.Definitions:
@@ -130,7 +134,7 @@ def wrapped_on_path(bindir: Path, command: str, body: str) -> None:
     real = subprocess.run(["bash", "-c", f"command -v {command}"], capture_output=True, text=True)
     assert real.returncode == 0, f"{command} is not installed"
     script = bindir / command
-    script.write_text(f"#!/bin/bash\n{body}\nexec {real.stdout.strip()} \"$@\"\n")
+    script.write_text(f'#!/bin/bash\n{body}\nexec {real.stdout.strip()} "$@"\n')
     script.chmod(0o755)
 
 
@@ -145,7 +149,7 @@ def test_squeue_failing_three_times_in_a_row_does_not_stop_the_loop(toy_home, on
         bindir,
         "squeue",
         f"n=$(( $(cat {calls} 2>/dev/null || echo 0) + 1 )); echo $n > {calls}\n"
-        'if [ $n -ge 2 ] && [ $n -le 4 ]; then\n'
+        "if [ $n -ge 2 ] && [ $n -le 4 ]; then\n"
         '  echo "squeue: error: slurm_load_jobs error: Socket timed out on send/recv operation" >&2; exit 1\n'
         "fi",
     )

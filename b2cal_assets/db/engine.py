@@ -244,9 +244,9 @@ def db_retry_budget_s() -> float:
     try:
         value = float(text) if text else DEFAULT_DB_RETRY_S
     except ValueError:
-        raise BadDatabaseURL(f"{DB_RETRY_ENV}={text!r} is not a number of seconds") from None
+        raise ValueError(f"{DB_RETRY_ENV}={text!r} is not a number of seconds") from None
     if not (value >= 0 and value != float("inf")):
-        raise BadDatabaseURL(f"{DB_RETRY_ENV}={text!r} must be a finite number of seconds, at least 0")
+        raise ValueError(f"{DB_RETRY_ENV}={text!r} must be a finite number of seconds, at least 0")
     return value
 
 

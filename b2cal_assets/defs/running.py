@@ -130,8 +130,8 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     except BaseException:
         # Interrupted (the run terminated, its worker stopped): not the calibration's failure. The
         # attempt stays running; the loop's reconciliation fails it if a person cancelled the run and
-        # resumes it from its checkpoint otherwise.
-        _record_jobs(context, service, ticket, site, None)
+        # resumes it from its checkpoint otherwise. No waiting for the database here: the run is stopping.
+        _record_jobs(context, service, ticket, site, None, wait=False)
         raise
     _record_jobs(context, service, ticket, site, [s.to_json() for s in outcome.subjobs])
     iterations = max(outcome.iterations.values(), default=0)
@@ -210,12 +210,20 @@ def _fresh_workdir_if_changed(context, service: LoopService, ticket: AttemptTick
     return service.move_attempt_workdir(ticket, own)
 
 
-def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, subjobs) -> None:
-    """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run."""
+def _record_jobs(
+    context, service: LoopService, ticket: AttemptTicket, site, subjobs, *, wait: bool = True
+) -> None:
+    """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run.
+    A resume records them again from the checkpoint, so a run that is stopping does not wait."""
+
+    def record() -> int:
+        return service.record_subjobs(ticket, site["backend"], subjobs)
+
     try:
-        _again(
-            context, "recording the subjobs", lambda: service.record_subjobs(ticket, site["backend"], subjobs)
-        )
+        if wait:
+            _again(context, "recording the subjobs", record)
+        else:
+            record()
     except Exception as exc:  # bookkeeping only
         context.log.warning(f"could not record the collector subjobs of attempt {ticket.number}: {exc}")
 

@@ -23,8 +23,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import REPO
-
 
 @dataclass
 class LoopOutcome:
@@ -213,22 +211,13 @@ def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
         start_daemon,
         stop_daemon,
     )
-    from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
     from b2cal_assets_tests.e2e.test_code_server_faults import code_servers
     from b2cal_assets_tests.e2e.test_daemon_faults import kill_session, toy_a_submitted_jobs
+    from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
 
     root = Path(tempfile.mkdtemp(prefix=f"b2cal-bench-{fault}-"))
     dagster_home = root / "dagster"
-    env = {
-        "B2CAL_HOME": str(root),
-        "DAGSTER_HOME": str(dagster_home),
-        "B2CAL_CALIBRATIONS_DIR": str(TOY_SCRIPTS),
-        "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
-        "B2CAL_LOCAL_MAX_PROCESSES": "2",
-        "B2CAL_TOY_SLEEP_S": "10",
-        "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": "30",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="10", DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30")
     yaml = default_instance_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 5")
     try:
         with toy_environment(root, env):

@@ -29,7 +29,8 @@ from b2cal_assets.defs.instance import (
 from b2cal_assets.defs.resources import _service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: F401
 from b2cal_assets_tests.e2e.test_daemon_faults import toy_a_submitted_jobs, wait_until
-from b2cal_assets_tests.e2e.test_daemon_loop import REPO, STEPS, wait_for_loop
+from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
+from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
 
 pytestmark = pytest.mark.slow
 
@@ -54,17 +55,12 @@ def test_the_loop_survives_its_code_server_unreachable_for_a_minute(toy_loop_one
     prepare_dagster_home(
         dagster_home, default_instance_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 5")
     )
-    env = {
-        "B2CAL_HOME": str(root),
-        "DAGSTER_HOME": str(dagster_home),
-        "B2CAL_CALIBRATIONS_DIR": str(TOY_SCRIPTS),
-        "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
-        "B2CAL_LOCAL_MAX_PROCESSES": "2",
-        "B2CAL_TOY_SLEEP_S": "10",  # toy_a's subjobs are still running when the code server stops
+    env = toy_daemon_env(
+        root,
+        B2CAL_TOY_SLEEP_S="10",  # toy_a's subjobs are still running when the code server stops
         # ticks time out during the minute (the shipped 180 s would just wait): the harder case
-        "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": "30",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+        DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30",
+    )
     log = root / "logs" / "daemon.log"
     service = _service(database_url(), str(TOY_SCRIPTS))
     daemon = start_daemon(env, log)
@@ -105,7 +101,9 @@ def test_the_loop_survives_its_code_server_unreachable_for_a_minute(toy_loop_one
         ]
         keys = [r.tags["dagster/run_key"] for r in runs]
         assert len(keys) == len(set(keys))  # Dagster started no run key twice
-        succeeded = sorted(r.tags["dagster/run_key"].split("|")[1] for r in runs if r.status.name == "SUCCESS")
+        succeeded = sorted(
+            r.tags["dagster/run_key"].split("|")[1] for r in runs if r.status.name == "SUCCESS"
+        )
         assert succeeded == sorted(STEPS), [(r.tags["dagster/run_key"], r.status.name) for r in runs]
     finally:
         instance.dispose()

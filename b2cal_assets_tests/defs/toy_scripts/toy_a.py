@@ -20,7 +20,7 @@ settings = CalibrationSettings(
 )
 
 
-def _broken_once(path):
+def broken_once(path):
     """A node that fails once for a file (fault tests): ``$B2CAL_HOME/fail_once/<file name>`` is removed
     on the first try, which then fails; the retry succeeds."""
     marker = Path(os.environ.get("B2CAL_HOME", ".")) / "fail_once" / Path(path).name
@@ -32,7 +32,7 @@ def _broken_once(path):
 
 
 def collect(path, ctx):
-    _broken_once(path)
+    broken_once(path)
     if ctx.expert_config.get("fail"):
         raise RuntimeError("asked to fail by expert_config")
     time.sleep(float(os.environ.get("B2CAL_TOY_SLEEP_S", "0")))  # a slow node (fault tests kill mid-run)

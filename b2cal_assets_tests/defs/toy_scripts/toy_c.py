@@ -1,11 +1,9 @@
-import os
-from pathlib import Path
-
 import numpy as np
 import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
 from caf.utils import ExpRun
 from prompt import CalibrationSettings
+from prompt.calibrations.toy_a import broken_once
 from prompt.calibrations.toy_b import settings as toy_b
 
 stage = "post_tracking"
@@ -23,19 +21,8 @@ settings = CalibrationSettings(
 )
 
 
-def _broken_once(path):
-    """A node that fails once for a file (fault tests): ``$B2CAL_HOME/fail_once/<file name>`` is removed
-    on the first try, which then fails; the retry succeeds."""
-    marker = Path(os.environ.get("B2CAL_HOME", ".")) / "fail_once" / Path(path).name
-    try:
-        marker.unlink()
-    except FileNotFoundError:
-        return
-    raise RuntimeError(f"transient failure for {Path(path).name} (fails once)")
-
-
 def collect(path, ctx):
-    _broken_once(path)
+    broken_once(path)  # fault tests: fails once where marked (toy_a)
     d = uproot.open(path)["events"]["d"].array(library="np")
     return {"sum": np.array([d.sum()]), "n": np.array([float(len(d))])}
 

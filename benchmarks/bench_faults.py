@@ -19,7 +19,7 @@ the wall time against a clean run measured in the same benchmark run.
 same loop, database and settings) measured just before it: ``subjobs_fail_once_10pct``,
 ``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` (manual steps: free
 the disk, ``b2cal manage restart``), and through the real daemon ``code_server_stopped_60s`` and
-``daemon_killed`` (against a clean daemon run). Each line gives survived, manual steps, the attempts and
+``daemon_killed`` (each against a clean daemon run). Each line gives survived, manual steps, the attempts and
 collector subjob tries made (equal to the clean twin's, plus one try per injected subjob failure: nothing
 lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server binaries.
 """
@@ -117,7 +117,7 @@ def main() -> int:
 
 def loop_matrix(only: list[str]) -> int:
     """The whole loop's faults, each after its clean twin; 1 if one was not survived."""
-    from loop_faults import IN_PROCESS, LoopOutcome, in_process, through_daemon
+    from loop_faults import IN_PROCESS, in_process, through_daemon
 
     daemon_faults = ("code_server_stopped_60s", "daemon_killed")
     names = [n for n in (*IN_PROCESS, *daemon_faults) if not only or n in only]
@@ -126,13 +126,11 @@ def loop_matrix(only: list[str]) -> int:
         print(f"unknown faults: {', '.join(unknown)}; known: {', '.join((*IN_PROCESS, *daemon_faults))}")
         return 2
     code = 0
-    daemon_clean: LoopOutcome | None = None
-    for name in names:
+    for name in names:  # each right after its clean twin: the machine's load drifts over minutes
         if name in IN_PROCESS:
             clean, fault = in_process(name, inject=False), in_process(name, inject=True)
         else:
-            daemon_clean = daemon_clean or through_daemon("clean")
-            clean, fault = daemon_clean, through_daemon(name)
+            clean, fault = through_daemon("clean"), through_daemon(name)
         survived = fault.survived and fault.attempts == clean.attempts + (1 if fault.manual_steps else 0)
         print(
             f"FAULT {name}: survived {'yes' if survived else 'no'}, manual steps {fault.manual_steps}, "

@@ -5,7 +5,18 @@ from collections import defaultdict
 
 import dagster as dg
 
-from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.decision_events import decision_events
+from b2cal_assets.defs.keys import (
+    CDST_KEY,
+    LAUNCHED_BY_TAG,
+    REASON_TAG,
+    REQUESTED_BY_TAG,
+    SIGNOFF_CHECK,
+    SUBMITTED_BY_TAG,
+    payloads_key,
+    signoff_key,
+    skim_key,
+)
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
@@ -13,6 +24,7 @@ from b2cal_assets.loop.service import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 
 LOOP_SENSOR = "calibration_loop_sensor"
+DECISIONS_SENSOR = "decisions_sensor"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 
@@ -92,7 +104,12 @@ def check_keys(calibration: str) -> list[dg.AssetCheckKey]:
 
 
 def run_request_for(launch: Launch) -> dg.RunRequest:
-    tags = {SUBMITTED_BY_TAG: AUTO_USER, REASON_TAG: launch.reason}
+    tags = {
+        LAUNCHED_BY_TAG: AUTO_USER,
+        SUBMITTED_BY_TAG: launch.submitted_by,
+        REQUESTED_BY_TAG: launch.requested_by,
+        REASON_TAG: launch.label,
+    }
     if launch.resume_run_id:
         tags[RESUME_TAG] = launch.resume_run_id  # the new run takes over the attempt of the dead one
     if launch.checks_only:
@@ -103,11 +120,14 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
                 "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
             }
         }
+        checks = check_keys(launch.step)
+        if launch.automatic_signoff:
+            checks.append(dg.AssetCheckKey(signoff_key(launch.step), SIGNOFF_CHECK))
         return dg.RunRequest(
             run_key=launch.run_key,
             partition_key=launch.processing,
             asset_selection=selection,
-            asset_check_keys=check_keys(launch.step),
+            asset_check_keys=checks,
             run_config={"ops": ops} if launch.automatic_signoff else {},
             tags=tags,
         )
@@ -247,3 +267,31 @@ def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
     if not run.is_finished:
         return True
     return signoff_key(launch.step) in (run.asset_selection or set())
+
+
+@dg.sensor(
+    name=DECISIONS_SENSOR,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports what people decided on the calibration pages or with the b2cal command "
+    "(sign-offs and rejects, submissions, restarts, exclusions, reassignments, uploads) as events of the "
+    "calibration's assets, with who decided: a sign-off materialises signoff/<calibration> and its "
+    "'accepted' check fails on a reject.",
+)
+def decisions_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
+    from b2cal_assets.loop.decisions import decisions_after
+
+    service = loop.service()
+    last_id = int(context.cursor or 0)
+    decisions, cursor = decisions_after(service, last_id)
+    events = [event for decision in decisions for event in decision_events(decision, service.steps)]
+    for decision in decisions:
+        context.log.info(
+            f"{decision.processing}/{decision.calibration}: {decision.decision} by {decision.by}"
+            + (" (in a Dagster run)" if decision.dagster_run_id else "")
+        )
+    return dg.SensorResult(
+        asset_events=events,
+        cursor=str(cursor),
+        skip_reason=None if events else dg.SkipReason(f"no new decision after audit entry {cursor}"),
+    )

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import attempts, audit, calibrations
+from b2cal_assets.loop.attempt_rules import reopen_for_start
 from b2cal_assets.loop.notices import Excluded, Included, Restarted
 from b2cal_assets.loop.records import (
     AUTO_USER,
@@ -115,10 +116,7 @@ class Management:
                 attempt.workdir = source.workdir  # resume from its checkpoint
             attempts.set_attempt_state(s, attempt.id, "held")
             _reopen(s, processing)
-            now = self.clock()
-            calibrations.update_calibration(
-                s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
-            )
+            reopen_for_start(s, processing, calibration, row, self.clock())
             previous = latest.number if latest else None
             previous_workdir = latest.workdir if latest else ""
             audit.record_audit(

@@ -35,6 +35,23 @@ def _new_partitions(context, names: list[str]) -> list[dg.AddDynamicPartitionsRe
     return [dg.AddDynamicPartitionsRequest(PROCESSING_PARTITIONS_NAME, new)] if new else []
 
 
+def _stray_partitions(context, processings: list[str]) -> list[dg.DeleteDynamicPartitionsRequest]:
+    """Partitions no processing stands behind (added by hand): removed, since nothing could run in them.
+
+    A processing is registered in the calibration database before the loop adds its partition, and is
+    never deleted there, so a partition it does not know is never one the loop made.
+    """
+    known = set(processings)
+    stray = sorted(
+        p for p in context.instance.get_dynamic_partitions(PROCESSING_PARTITIONS_NAME) if p not in known
+    )
+    for name in stray:
+        context.log.warning(
+            f"partition {name!r} is not a processing (register one with b2cal processing create); removed"
+        )
+    return [dg.DeleteDynamicPartitionsRequest(PROCESSING_PARTITIONS_NAME, stray)] if stray else []
+
+
 @dg.sensor(
     name="data_arrival_sensor",
     minimum_interval_seconds=5,
@@ -211,7 +228,10 @@ class DagsterRuns:
 )
 def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
-    partitions = _new_partitions(context, service.open_processing_names())
+    partitions = [
+        *_new_partitions(context, service.open_processing_names()),
+        *_stray_partitions(context, service.all_processing_names()),
+    ]
     report = service.tick(runs=DagsterRuns(context.instance))
     for processing, step in report.opened:
         context.log.info(f"{processing}: submission window of {step} opened")

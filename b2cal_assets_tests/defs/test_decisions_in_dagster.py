@@ -168,3 +168,10 @@ def test_a_managers_restart_runs_as_a_restart_by_the_manager(window_loop, toy_de
             "restart",
             "mgr",
         )
+
+
+def test_a_partition_that_is_not_a_processing_is_removed_by_the_loop(manual_loop, toy_defs):
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("processing", ["typo_processing"])
+        evaluate(toy_defs, "calibration_loop_sensor", instance)
+        assert instance.get_dynamic_partitions("processing") == ["p1"]

@@ -226,7 +226,14 @@ class AttemptRules:
             # the deadline stays what it was: a queued attempt at a site that does not hold jobs
             # starts at the next loop tick (``AttemptRules.queued_to_start``)
             number = self._hold(
-                s, processing, calibration, by, dict(expert_config), dict(job_config or {}), row.deadline or now
+                s,
+                processing,
+                calibration,
+                by,
+                dict(expert_config),
+                dict(job_config or {}),
+                row.deadline or now,
+                queued=not hold,
             )
             if resubmission:
                 audit.record_audit(
@@ -308,7 +315,10 @@ class AttemptRules:
         deadline,
         *,
         dagster_run_id: str = "",
+        queued: bool = False,
     ) -> int:
+        """A held attempt with these settings, replacing one held before. ``queued``: it starts at the
+        next tick (the site does not hold jobs), so the audit log says ``submit_queued``, not held."""
         held = attempts.latest_attempt(s, processing, calibration)
         if held is not None and held.state == "held":
             attempts.set_attempt_state(s, held.id, "cancelled")
@@ -324,7 +334,7 @@ class AttemptRules:
         audit.record_audit(
             s,
             submitted_by,
-            "submit_held",
+            "submit_queued" if queued else "submit_held",
             processing,
             calibration,
             {

@@ -24,6 +24,7 @@ from b2cal_assets.loop.records import AUTO_USER
 # audit action -> the decision's name in Dagster's view
 DECISION_ACTIONS = {
     "submit_held": "submission",
+    "submit_queued": "submission",
     "resubmit": "resubmission",
     "restart": "restart",
     "exclude": "exclude",
@@ -92,7 +93,8 @@ class LaunchOrigin:
     reason: str = "deadline"  # submission | resubmission | restart | deadline
 
 
-ORIGIN_PRIORITY = ("restart", "resubmit", "submit_held")  # a resubmission is also recorded as submit_held
+# a resubmission is also recorded as submit_held or submit_queued
+ORIGIN_PRIORITY = ("restart", "resubmit", "submit_held", "submit_queued")
 
 
 def launch_origin(s: Session, processing: str, calibration: str, held) -> LaunchOrigin:
@@ -105,3 +107,11 @@ def launch_origin(s: Session, processing: str, calibration: str, held) -> Launch
             if entry.action == action and (entry.details or {}).get("attempt") == held.number:
                 return LaunchOrigin(held.submitted_by, entry.user, DECISION_ACTIONS[action])
     return LaunchOrigin(held.submitted_by, held.submitted_by, "submission")
+
+
+def shown_attempt_state(state: str, *, site_holds_jobs: bool) -> str:
+    """An attempt's state in the words a person reads: a held attempt at a site that does not hold
+    jobs until the deadline is queued (it starts at the loop's next tick), not held."""
+    if state == "held":
+        return "held until the deadline" if site_holds_jobs else "queued"
+    return state

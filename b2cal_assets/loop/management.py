@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +58,33 @@ class Management:
             occurrence = self._count_audit(s, processing, calibration, "include")
         self.notify(Included(processing, calibration, by, occurrence))
 
-    def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
+    def reassign(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        expert: str,
+        by: str,
+        find_user: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """Give the calibration another expert. ``find_user`` (the directory: a name -> its stored
+        spelling, or None) refuses someone who cannot log in; the page and the CLI pass it."""
+        from b2cal_assets.loop.authority import is_reserved_username
+
         self._require_calibration(calibration)
-        if not expert.strip():
+        expert = expert.strip()
+        if not expert:
             raise LoopError("the new expert's user name is empty")
+        if is_reserved_username(expert):
+            raise LoopError(f"{expert!r} is the loop's own user name, not a person; name the expert's login")
+        if find_user is not None:
+            found = find_user(expert)
+            if found is None:
+                raise LoopError(
+                    f"no user {expert!r} in the directory; give the user name the expert logs in with "
+                    "(nothing was changed)"
+                )
+            expert = found
         with self.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             old = row.expert_username

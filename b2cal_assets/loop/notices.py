@@ -114,7 +114,7 @@ class Restarted:
             body += f" as attempt {self.previous}"
         body += "."
         if self.previous_workdir:
-            body += f"\nThe logs of attempt {self.previous} stay in {self.previous_workdir}"
+            body += f"\nThe logs of attempt {self.previous} are kept (the calibration page has them)."
         key = dedup_key(self.processing, self.calibration, "restarted", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "restarted", key, body)
 

@@ -44,6 +44,7 @@ from b2cal_assets.loop.decisions import launch_origin
 from b2cal_assets.loop.records import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 from b2cal_assets.loop.uploads import is_upload
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.messages import RenderedMessage, dedup_key
 
@@ -508,7 +509,7 @@ def post_in_session(s: Session, events) -> None:
             calibration=msg.calibration,
             kind=msg.kind,
             dedup_key=msg.dedup_key,
-            body=msg.body,
+            body=without_server_paths(msg.body),  # tickets are read outside the server
             attachments=[dict(a) for a in msg.attachments],
         )
 

@@ -65,7 +65,9 @@ class B2calWebserver(DagsterWebserver):
             login.codec if login is not None else SessionCodec(secrets.token_urlsafe(48), SessionSettings())
         )
         loop_service = loop or default_loop_service
-        self._pages = CalibrationPages(loop_service, codec)
+        self._pages = CalibrationPages(
+            loop_service, codec, find_user=login.find_user if login is not None else None
+        )
         # --no-auth: everyone is a local admin, but launches are still tagged with the local user
         self._authorizer = authorizer or Authorizer(lambda _processing, _calibration: None)
         self._guard = MutationGuard(

@@ -23,8 +23,12 @@ ACTIONS = ("submit", "signoff", "upload", "exclude", "include", "reassign", "res
 
 @pytest.fixture
 def web_app(web_workspace, ldap_server, audit_log, toy_service):
-    """The served app (overrides conftest's) with the calibration pages on the toy loop."""
-    return make_pages_app(web_workspace, auth_config(ldap_server), audit_log, toy_service)
+    """The served app (overrides conftest's) with the calibration pages on the toy loop; the service
+    account looks users up (this slapd, like many, hides people from anonymous reads)."""
+    config = auth_config(
+        ldap_server, bind_dn=ldap_server.service_dn, bind_password=ldap_server.service_password
+    )
+    return make_pages_app(web_workspace, config, audit_log, toy_service)
 
 
 def page_path(processing: str, calibration: str, action: str = "") -> str:
@@ -375,3 +379,27 @@ def test_after_a_reject_the_expert_and_a_manager_resubmit_with_new_settings(logi
     with toy_service.session() as s:
         latest = attempts.latest_attempt(s, "p2", "toy_a")
         assert (latest.number, latest.submitted_by, latest.expert_config["scale"]) == (3, "mary", 0.5)
+
+
+@pytest.mark.parametrize(
+    "name, why", [("ghost", "no user &#x27;ghost&#x27; in the directory"), ("auto", "loop&#x27;s own")]
+)
+def test_reassign_refuses_a_user_the_directory_does_not_have(login_as, toy_service, name, why):
+    before = snapshot_db(toy_service)
+    response = post(login_as("mary"), "p1", "toy_a", "reassign", {"expert": name})
+    assert response.status_code == 400 and why in error_of(response.text)
+    assert snapshot_db(toy_service) == before  # still alice's, nothing recorded
+    ok = post(login_as("mary"), "p1", "toy_a", "reassign", {"expert": "BOB"})
+    assert ok.status_code == 200 and "now assigned to bob" in notice_of(ok.text)  # the directory's spelling
+
+
+def test_an_error_page_names_the_file_but_no_server_path(login_as, toy_service, b2cal_home):
+    from pathlib import Path
+
+    (payload,) = toy_service.current_payloads("p2", "toy_a")
+    Path(payload["file"]).unlink()  # the payload store lost a file
+    response = login_as("victor").get(page_path("p2", "toy_a", "payloads.tar.gz"))
+    assert response.status_code == 500
+    text = response.text
+    assert Path(payload["file"]).name in text  # what is missing, by name
+    assert str(b2cal_home) not in text and str(Path(payload["file"]).parent) not in text

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 from b2cal_assets.loop.service import StepRow
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_views import CalibrationView
 from b2cal_assets.web.forms import human_bytes
 from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH
@@ -80,9 +81,10 @@ def _page(template: str, title: str, *, user: SessionUser, csrf_token: str, **co
         calibration_path=calibration_path,
         dagster_asset_path=dagster_asset_path,
         when=_when,
-        last_line=_last_line,
-        to_json=_json,
-        step_notes=step_notes,
+        # what the page shows of errors and recorded details names no server path
+        last_line=lambda text: without_server_paths(_last_line(text)),
+        to_json=lambda value: without_server_paths(_json(value)),
+        step_notes=lambda row: [without_server_paths(n) for n in step_notes(row)],
         **context,
     )
 

@@ -208,6 +208,7 @@ def test_manager_excludes_reassigns_and_restarts(login_as, toy_service):
     response = post(mary, "p2", "toy_a", "restart")
     assert response.status_code == 200, error_of(response.text)
     assert "attempt 2 recorded" in notice_of(response.text)
+    assert str(home.b2cal_home()) not in response.text  # the history names no server directory
     with toy_service.session() as s:
         latest = attempts.latest_attempt(s, "p2", "toy_a")
         assert (latest.number, latest.state) == (2, "held")

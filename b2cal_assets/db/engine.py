@@ -223,6 +223,68 @@ def run_transaction(engine: Engine, work: Callable[[Session], T], *, attempts: i
     raise AssertionError("unreachable")
 
 
+DB_RETRY_ENV = "B2CAL_DB_RETRY_S"
+DEFAULT_DB_RETRY_S = 300.0  # a restart takes seconds, a failover a minute or two; a run waits that long
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The server did not answer or dropped the connection (a restart, a failover), or a deadlock: the
+    transaction did not commit (unless the connection died during COMMIT itself), so running it again is
+    safe for work that is idempotent or checks what is already there."""
+    if isinstance(exc, DatabaseUnreachable):
+        return True
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, OperationalError) or exc.connection_invalidated or is_retryable(exc)
+    return False
+
+
+def db_retry_budget_s() -> float:
+    """How long a run waits for the calibration database to come back: ``$B2CAL_DB_RETRY_S`` (default 300)."""
+    text = os.environ.get(DB_RETRY_ENV, "").strip()
+    try:
+        value = float(text) if text else DEFAULT_DB_RETRY_S
+    except ValueError:
+        raise ValueError(f"{DB_RETRY_ENV}={text!r} is not a number of seconds") from None
+    if not (value >= 0 and value != float("inf")):
+        raise ValueError(f"{DB_RETRY_ENV}={text!r} must be a finite number of seconds, at least 0")
+    return value
+
+
+def retry_while_unreachable(
+    work: Callable[[], T],
+    *,
+    what: str,
+    on_retry: Callable[[str], None] | None = None,
+    budget_s: float | None = None,
+) -> T:
+    """Call ``work()`` again (backing off up to 10 s) while the database is unreachable, for at most
+    ``budget_s`` (default ``$B2CAL_DB_RETRY_S``); then the last error is raised. A run that has done
+    hours of batch work must not fail because the database restarted while it recorded the result.
+    ``work`` must be idempotent (a retry may follow a COMMIT whose answer was lost)."""
+    import tenacity
+
+    budget = db_retry_budget_s() if budget_s is None else budget_s
+
+    def tell(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            first = str(getattr(error, "orig", None) or error).strip().splitlines()[:1]
+            on_retry(
+                f"the calibration database is unreachable while {what} (try {state.attempt_number}): "
+                f"{first[0] if first else type(error).__name__}; trying again in "
+                f"{state.upcoming_sleep:.1f} s (for up to {budget:.0f} s)"
+            )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_unreachable),
+        stop=tenacity.stop_after_delay(budget),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        before_sleep=tell,
+        reraise=True,
+    )
+    return retrying(work)
+
+
 def connection_error(url: str | URL, exc: BaseException) -> DatabaseError:
     """A one-line, actionable error for a failed connection."""
     orig = getattr(exc, "orig", None) or exc

@@ -107,7 +107,7 @@ def print_json(value: Any) -> None:
 
 
 def current_user(args) -> str:
-    import getpass
-    import os
+    """Who a command acts as: the login name, or ``--as`` for a manager (``cli/identity.py``)."""
+    from b2cal_assets.cli.identity import acting
 
-    return getattr(args, "user", None) or os.environ.get("B2CAL_USER") or getpass.getuser()
+    return acting(args).name

@@ -1,23 +1,42 @@
 """One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
 
 import json
+import warnings
 from collections.abc import Iterable
 
 import dagster as dg
 
 from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
-from b2cal_assets.defs.keys import CDST_KEY, SUBMITTED_BY_TAG, USER_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.keys import (
+    CDST_KEY,
+    LAUNCHED_BY_TAG,
+    SIGNOFF_CHECK,
+    SUBMITTED_BY_TAG,
+    USER_TAG,
+    payloads_key,
+    signoff_key,
+    skim_key,
+)
 from b2cal_assets.defs.partitions import processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
 
 BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
 
 
 def submitted_by(context) -> str:
-    """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI."""
+    """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI.
+
+    A loop run says whose settings it runs in ``b2cal/submitted_by``; it still acts as the loop
+    (``b2cal/launched_by``), which takes over that person's held attempt with its submitter.
+    """
     tags = context.run.tags
-    return tags.get(USER_TAG) or tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
+    if tags.get(USER_TAG):
+        return tags[USER_TAG]
+    if tags.get(LAUNCHED_BY_TAG) == AUTO_USER or tags.get(SUBMITTED_BY_TAG) == AUTO_USER:
+        return AUTO_USER
+    return tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
 
 
 def check_authority(context, service, calibration: str, action: str) -> None:
@@ -94,6 +113,19 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
     return _payloads
 
 
+def _signoff_check_spec(calibration: str) -> dg.AssetCheckSpec:
+    """Partitioned like its asset, so each processing's verdict is its own (a preview API in 1.13)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            SIGNOFF_CHECK,
+            asset=signoff_key(calibration),
+            partitions_def=processing_partitions,
+            description="The payloads were accepted; fails when they were rejected, wherever the "
+            "decision was made (here, the calibration page or the b2cal command).",
+        )
+
+
 def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
     @dg.asset(
         key=signoff_key(step.name),
@@ -104,6 +136,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         "otherwise the expert materialises it with accept or reject.",
         metadata={"calibration": step.name},
         kinds={"signoff"},
+        check_specs=[_signoff_check_spec(step.name)],
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
         from b2cal_assets.loop.service import AUTO_USER, LoopError
@@ -126,18 +159,30 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
                 by=by,
                 comment=config.comment,
                 automatic=automatic,
+                dagster_run_id=context.run_id,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{step.name} in {processing}: {state} by {by}")
-        return dg.MaterializeResult(
-            metadata={
-                "decision": config.decision,
-                "by": by,
-                "automatic": automatic,
-                "comment": config.comment,
-            }
-        )
+        metadata = {
+            "decision": config.decision,
+            "by": by,
+            "automatic": automatic,
+            "comment": config.comment,
+        }
+        check_key = dg.AssetCheckKey(signoff_key(step.name), SIGNOFF_CHECK)
+        checks = []
+        if check_key in context.selected_asset_check_keys:
+            verb = "accepted" if config.decision == "accept" else "rejected"
+            checks.append(
+                dg.AssetCheckResult(
+                    check_name=SIGNOFF_CHECK,
+                    passed=config.decision == "accept",
+                    description=f"{verb} by {by}" + (f": {config.comment}" if config.comment else ""),
+                    metadata=metadata,
+                )
+            )
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _signoff
 

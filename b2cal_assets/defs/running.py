@@ -149,7 +149,8 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     return dg.MaterializeResult(
         metadata={
             "attempt": ticket.number,
-            "submitted_by": by,
+            "submitted_by": ticket.submitted_by,  # whose settings: a loop run takes over a held attempt
+            **_requested(context, ticket.submitted_by),
             "iterations": iterations,
             "payloads": dg.MetadataValue.md(_markdown_table(rows, ["payload", "revision", "iov", "md5"])),
             "outputdb": dg.MetadataValue.path(str(ticket.payload_dir / "outputdb")),
@@ -158,6 +159,17 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             "subjobs": len(outcome.subjobs),
         }
     )
+
+
+def _requested(context, submitter: str) -> dict[str, str]:
+    """Who asked for this run and why: the loop's tags, or the person who launched it in Dagster."""
+    from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
+
+    tags = context.run.tags
+    return {
+        "requested_by": tags.get(REQUESTED_BY_TAG) or submitter,
+        "reason": tags.get(REASON_TAG) or "launched in Dagster",
+    }
 
 
 def resume_run_ids(context) -> list[str]:

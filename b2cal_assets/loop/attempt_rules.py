@@ -21,7 +21,8 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import RESUBMIT_STATES, AttemptState, CalibrationState
 from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.context import LoopContext
-from b2cal_assets.loop.notices import Held
+from b2cal_assets.loop.decisions import RUN_ID_KEY
+from b2cal_assets.loop.notices import Held, Queued
 from b2cal_assets.loop.readiness import missing_inputs
 from b2cal_assets.loop.records import (
     AUTO_USER,
@@ -83,7 +84,14 @@ class AttemptRules:
                 and row.deadline > self.ctx.clock()
             ):
                 number = self._hold(
-                    s, processing, calibration, submitted_by, expert_config, job_config, row.deadline
+                    s,
+                    processing,
+                    calibration,
+                    submitted_by,
+                    expert_config,
+                    job_config,
+                    row.deadline,
+                    dagster_run_id=dagster_run_id,
                 )
                 held_notice = Held(
                     processing, calibration, number, submitted_by, row.deadline, dict(expert_config)
@@ -216,15 +224,7 @@ class AttemptRules:
             self._check_submission(s, processing, calibration, row, latest, by)
             resubmission = row.state in RESUBMIT_STATES
             if resubmission:  # a new attempt with new settings, started at once (the window is over)
-                now = self.ctx.clock()
-                move_calibration(
-                    s,
-                    processing,
-                    calibration,
-                    CalibrationState.WINDOW_OPEN,
-                    window_opened_at=now,
-                    deadline=now,
-                )
+                reopen_for_start(s, processing, calibration, row, self.ctx.clock())
                 row = calibrations.get_calibration(s, processing, calibration)
             elif row.state != CalibrationState.WINDOW_OPEN:
                 raise LoopError(
@@ -232,12 +232,19 @@ class AttemptRules:
                 )
             now = self.ctx.clock()
             hold = proc.site.hold_until_deadline and row.deadline is not None and row.deadline > now
-            deadline = row.deadline if hold and row.deadline is not None else now
+            # the deadline stays what it was: a queued attempt at a site that does not hold jobs
+            # starts at the next loop tick (``AttemptRules.queued_to_start``)
+            deadline = row.deadline or now
             number = self._hold(
-                s, processing, calibration, by, dict(expert_config), dict(job_config or {}), deadline
+                s,
+                processing,
+                calibration,
+                by,
+                dict(expert_config),
+                dict(job_config or {}),
+                deadline,
+                queued=not hold,
             )
-            if not hold:
-                calibrations.update_calibration(s, processing, calibration, deadline=now)
             if resubmission:
                 audit.record_audit(
                     s,
@@ -253,12 +260,15 @@ class AttemptRules:
                         "job_config": dict(job_config or {}),
                     },
                 )
-        self.ctx.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
         if hold:
+            self.ctx.notify(
+                *created, Held(processing, calibration, number, by, deadline, dict(expert_config))
+            )
             return (
                 f"{calibration} in {processing}: attempt {number} recorded; site {proc.site.name} starts jobs when "
                 f"the window closes at {deadline:%Y-%m-%d %H:%M} UTC"
             )
+        self.ctx.notify(*created, Queued(processing, calibration, number, by, dict(expert_config)))
         return f"{calibration} in {processing}: attempt {number} submitted; it starts at the next sensor tick"
 
     def _check_submission(
@@ -325,7 +335,12 @@ class AttemptRules:
         expert_config: dict[str, Any],
         job_config: dict[str, Any],
         deadline: datetime,
+        *,
+        dagster_run_id: str = "",
+        queued: bool = False,
     ) -> int:
+        """A held attempt with these settings, replacing one held before. ``queued``: it starts at the
+        next tick (the site does not hold jobs), so the audit log says ``submit_queued``, not held."""
         held = attempts.latest_attempt(s, processing, calibration)
         if held is not None and held.state == AttemptState.HELD:
             move_attempt(s, held.id, AttemptState.CANCELLED)
@@ -341,12 +356,32 @@ class AttemptRules:
         audit.record_audit(
             s,
             submitted_by,
-            "submit_held",
+            "submit_queued" if queued else "submit_held",
             processing,
             calibration,
-            {"expert_config": expert_config, "job_config": job_config, "until": deadline.isoformat()},
+            {
+                "expert_config": expert_config,
+                "job_config": job_config,
+                "until": deadline.isoformat(),
+                "attempt": attempt.number,
+                **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {}),
+            },
         )
         return attempt.number
+
+    def queued_to_start(self, s: Session, processing: str) -> list[str]:
+        """Open-window steps whose held attempt waits for nothing: the site does not hold jobs until the
+        deadline, so an expert's submission, a resubmission or a restart starts at this tick."""
+        if processings.get_processing(s, processing).site.hold_until_deadline:
+            return []
+        due = []
+        for row in calibrations.list_calibrations(s, processing):
+            if row.state != CalibrationState.WINDOW_OPEN or row.excluded:
+                continue
+            latest = attempts.latest_attempt(s, processing, row.calibration)
+            if latest is not None and latest.state == AttemptState.HELD:
+                due.append(row.calibration)
+        return due
 
     def fail_attempt(
         self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
@@ -450,6 +485,23 @@ class AttemptRules:
         with self.ctx.session() as s:
             attempts.get_attempt(s, ticket.attempt_id).workdir = str(workdir)
         return dataclasses.replace(ticket, workdir=workdir)
+
+
+def reopen_for_start(
+    s: Session, processing: str, calibration: str, row: ProcessingCalibration, now: datetime
+) -> None:
+    """A step that ran opens again for an attempt that starts at once (a resubmission, a restart).
+
+    Its deadline is history and stays as it was; one it never had (the cDST step) is now.
+    """
+    move_calibration(
+        s,
+        processing,
+        calibration,
+        CalibrationState.WINDOW_OPEN,
+        window_opened_at=now,
+        **({} if row.deadline is not None else {"deadline": now}),
+    )
 
 
 def checkpoint_subjobs(workdir: Path) -> list[dict[str, Any]]:

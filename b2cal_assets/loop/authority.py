@@ -11,8 +11,17 @@ from __future__ import annotations
 
 from b2cal_assets.db.errors import NotFound
 from b2cal_assets.db.repo import calibrations
-from b2cal_assets.loop.records import AUTO_USER, LoopError
+from b2cal_assets.loop.records import AUTO_USER, RESERVED_USERNAMES, LoopError, is_reserved_username
 from b2cal_assets.loop.service import LoopService
+
+__all__ = [
+    "OVERRIDING_ROLES",
+    "RESERVED_USERNAMES",
+    "ROLE_TAG",
+    "assigned_expert",
+    "is_reserved_username",
+    "require_authority",
+]
 
 ROLE_TAG = "b2cal/role"
 OVERRIDING_ROLES = frozenset({"manager", "admin"})

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.orm import Session
 
@@ -24,6 +25,12 @@ from b2cal_assets.tickets.outbox import TicketOutbox
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 Clock = Callable[[], datetime]
+
+
+class HasSessions(Protocol):
+    """Anything that opens transactions on the calibration database (``LoopService``, ``LoopContext``)."""
+
+    def session(self) -> AbstractContextManager[Session]: ...
 
 
 def database_sessions(database_url: str) -> SessionFactory:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,10 +12,11 @@ from b2cal_assets.db.models import Attempt
 from b2cal_assets.db.repo import attempts, audit, calibrations, processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import LIVE_ATTEMPT_STATES, AttemptState, CalibrationState
+from b2cal_assets.loop.attempt_rules import reopen_for_start
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.notices import Excluded, Included, Restarted
-from b2cal_assets.loop.records import AUTO_USER, LoopError
+from b2cal_assets.loop.records import AUTO_USER, LoopError, is_reserved_username
 from b2cal_assets.loop.staging import StagingResult, export_staging
 from b2cal_assets.loop.steps import CDST_STEP
 from b2cal_assets.loop.transitions import end_attempt, move_attempt, move_calibration
@@ -70,10 +72,31 @@ class Management:
             occurrence = self._count_audit(s, processing, calibration, "include")
         self.ctx.notify(Included(processing, calibration, by, occurrence))
 
-    def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
+    def reassign(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        expert: str,
+        by: str,
+        find_user: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """Give the calibration another expert. ``find_user`` (the directory: a name -> its stored
+        spelling, or None) refuses someone who cannot log in; the page and the CLI pass it."""
         self.ctx.require_calibration(calibration)
-        if not expert.strip():
+        expert = expert.strip()
+        if not expert:
             raise LoopError("the new expert's user name is empty")
+        if is_reserved_username(expert):
+            raise LoopError(f"{expert!r} is the loop's own user name, not a person; name the expert's login")
+        if find_user is not None:
+            found = find_user(expert)
+            if found is None:
+                raise LoopError(
+                    f"no user {expert!r} in the directory; give the user name the expert logs in with "
+                    "(nothing was changed)"
+                )
+            expert = found
         with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             old = row.expert_username
@@ -129,10 +152,7 @@ class Management:
                 attempt.workdir = source.workdir  # resume from its checkpoint
             move_attempt(s, attempt.id, AttemptState.HELD)
             _reopen(s, processing)
-            now = self.ctx.clock()
-            move_calibration(
-                s, processing, calibration, CalibrationState.WINDOW_OPEN, window_opened_at=now, deadline=now
-            )
+            reopen_for_start(s, processing, calibration, row, self.ctx.clock())
             previous = latest.number if latest else None
             previous_workdir = latest.workdir if latest else ""
             audit.record_audit(

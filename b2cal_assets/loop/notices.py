@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import tickets as ticket_repo
 from b2cal_assets.loop.steps import CDST_STEP
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.messages import RenderedMessage, TicketEvent, dedup_key
 
@@ -45,7 +46,7 @@ def post_in_session(s: Session, events: Iterable[LoopEvent | TicketEvent]) -> No
             calibration=msg.calibration,
             kind=msg.kind,
             dedup_key=msg.dedup_key,
-            body=msg.body,
+            body=without_server_paths(msg.body),  # tickets are read outside the server
             attachments=[dict(a) for a in msg.attachments],
         )
 
@@ -74,6 +75,26 @@ class Held(LoopEvent):
         )
         key = dedup_key(self.processing, self.calibration, "held", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "held", key, body)
+
+
+@dataclass(frozen=True)
+class Queued(LoopEvent):
+    """An expert submitted outside Dagster at a site that starts jobs at once: it starts at the next tick."""
+
+    processing: str
+    calibration: str
+    attempt: int
+    submitted_by: str
+    expert_config: dict[str, Any] = field(default_factory=dict)
+
+    def rendered(self) -> RenderedMessage:
+        settings = json.dumps(self.expert_config, sort_keys=True) if self.expert_config else "the defaults"
+        body = (
+            f"{self.submitted_by} submitted *{self.calibration}* (attempt {self.attempt}) with {settings}. "
+            "It starts at the loop's next tick."
+        )
+        key = dedup_key(self.processing, self.calibration, "queued", self.attempt)
+        return RenderedMessage(self.processing, self.calibration, "queued", key, body)
 
 
 @dataclass(frozen=True)
@@ -129,7 +150,7 @@ class Restarted(LoopEvent):
             body += f" as attempt {self.previous}"
         body += "."
         if self.previous_workdir:
-            body += f"\nThe logs of attempt {self.previous} stay in {self.previous_workdir}"
+            body += f"\nThe logs of attempt {self.previous} are kept (the calibration page has them)."
         key = dedup_key(self.processing, self.calibration, "restarted", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "restarted", key, body)
 
@@ -157,4 +178,3 @@ class Uploaded(LoopEvent):
         lines.append("The payload checks run again; sign-off follows the site's policy.")
         key = dedup_key(self.processing, self.calibration, "uploaded", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "uploaded", key, "\n".join(lines))
-

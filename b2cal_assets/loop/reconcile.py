@@ -42,6 +42,7 @@ from b2cal_assets.db.models import Attempt, ProcessingCalibration
 from b2cal_assets.db.repo import attempts, audit, calibrations, processings
 from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.decisions import launch_origin
 from b2cal_assets.loop.notices import LoopEvent
 from b2cal_assets.loop.records import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
@@ -180,15 +181,19 @@ class Reconciler:
         number = len(history) + 1
         held = history[-1] if history and history[-1].state == AttemptState.HELD else None
         proc = processings.get_processing(s, processing)
+        origin = launch_origin(s, processing, step, held)
         return Launch(
             processing=processing,
             step=step,
-            reason=reason,
+            reason=reason,  # part of the run key, kept as earlier versions made it
             run_key=run_key(processing, step, number, reason, row.launch_generation),
             expert_config=dict(held.expert_config) if held else {},
             job_config=dict(held.job_config) if held else {},
             automatic_signoff=proc.site.signoff_policy == "automatic" and step != CDST_STEP,
             attempt=number,
+            submitted_by=origin.submitted_by,
+            requested_by=origin.requested_by,
+            why=reason if step == CDST_STEP else origin.reason,
         )
 
     def _reconcile_submitted(
@@ -385,6 +390,7 @@ class Reconciler:
             automatic_signoff=proc.site.signoff_policy == "automatic" and row.calibration != CDST_STEP,
             attempt=latest.number,
             resume_run_id=latest.dagster_run_id,
+            submitted_by=latest.submitted_by,
         )
 
     # --- finished: the checks and (at automatic sites) the sign-off -----------------------------
@@ -418,6 +424,7 @@ class Reconciler:
                 automatic_signoff=automatic,
                 attempt=finished.number,
                 attempt_run_id=finished.dagster_run_id,
+                submitted_by=finished.submitted_by,
             )
 
         current = launch(row.launch_generation)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -12,6 +13,13 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.staging import StagingResult
 
 AUTO_USER = "auto"
+RESERVED_USERNAMES = frozenset({AUTO_USER, "ui"})  # the loop's automatic user, the bare UI (defs/assets.py)
+
+
+def is_reserved_username(username: str) -> bool:
+    """A directory or OS user named like the loop's own users could otherwise pass as them."""
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return folded in RESERVED_USERNAMES or "(no-auth)" in folded
 
 
 class LoopError(Exception):
@@ -38,6 +46,14 @@ class Launch:
     attempt: int = 0
     attempt_run_id: str = ""  # the Dagster run that produced the attempt (signoff/checks launches)
     resume_run_id: str = ""  # resume launches: the dead run whose attempt the new run takes over
+    submitted_by: str = AUTO_USER  # whose settings run: the held attempt's submitter, or auto (defaults)
+    requested_by: str = AUTO_USER  # who asked for the run: the expert, a manager's restart, or auto
+    why: str = ""  # the run's reason for people (submission, resubmission, restart, deadline, ...)
+
+    @property
+    def label(self) -> str:
+        """The reason shown on the run: ``why`` where the loop knows it, else the run key's reason."""
+        return self.why or self.reason
 
     @property
     def checks_only(self) -> bool:

@@ -9,7 +9,7 @@ Each public method is one rule or one view, implemented by a part that receives 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
@@ -81,7 +81,7 @@ class LoopService:
         self.signoff = SignOff(self.ctx)
         self.management = Management(self.ctx, self.inputs)
         self.views = StatusViews(self.ctx, states)
-        self.ticker = Ticker(self.ctx, states, Reconciler(self.ctx), self.management)
+        self.ticker = Ticker(self.ctx, states, self.attempts, Reconciler(self.ctx), self.management)
 
     # --- the shared setup, as callers read it --------------------------------------------------
     @property
@@ -232,10 +232,24 @@ class LoopService:
         return self.attempts.move_attempt_workdir(ticket, workdir)
 
     def sign_off(
-        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        decision: str,
+        by: str,
+        comment: str = "",
+        automatic: bool,
+        dagster_run_id: str = "",
     ) -> CalibrationState:
         return self.signoff.sign_off(
-            processing, calibration, decision=decision, by=by, comment=comment, automatic=automatic
+            processing,
+            calibration,
+            decision=decision,
+            by=by,
+            comment=comment,
+            automatic=automatic,
+            dagster_run_id=dagster_run_id,
         )
 
     # --- what a job reads ----------------------------------------------------------------------
@@ -270,8 +284,16 @@ class LoopService:
     def include(self, processing: str, calibration: str, *, by: str) -> None:
         self.management.include(processing, calibration, by=by)
 
-    def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
-        self.management.reassign(processing, calibration, expert=expert, by=by)
+    def reassign(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        expert: str,
+        by: str,
+        find_user: Callable[[str], str | None] | None = None,
+    ) -> None:
+        self.management.reassign(processing, calibration, expert=expert, by=by, find_user=find_user)
 
     def restart(self, processing: str, calibration: str, *, by: str) -> int:
         return self.management.restart(processing, calibration, by=by)

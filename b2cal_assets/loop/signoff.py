@@ -5,6 +5,7 @@ from __future__ import annotations
 from b2cal_assets.db.repo import attempts, audit, calibrations, signoffs
 from b2cal_assets.domain.states import SIGNABLE_STATES, CalibrationState, SignoffDecision
 from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.decisions import RUN_ID_KEY
 from b2cal_assets.loop.records import LoopError
 from b2cal_assets.loop.transitions import move_calibration
 from b2cal_assets.tickets import messages as ticket_events
@@ -17,9 +18,21 @@ class SignOff:
         self.ctx = ctx
 
     def sign_off(
-        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        decision: str,
+        by: str,
+        comment: str = "",
+        automatic: bool,
+        dagster_run_id: str = "",
     ) -> CalibrationState:
-        """Accept or reject the latest finished attempt; returns the new state."""
+        """Accept or reject the latest finished attempt; returns the new state.
+
+        ``dagster_run_id``: the run of the sign-off asset that made the decision (it is in Dagster then);
+        without it the decisions sensor reports it to Dagster (``loop/decisions.py``).
+        """
         try:
             verdict = SignoffDecision(decision)
         except ValueError:
@@ -45,7 +58,8 @@ class SignOff:
             state = CalibrationState.SIGNED_OFF if accepted else CalibrationState.REJECTED
             move_calibration(s, processing, calibration, state)
             if not automatic:
-                audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, {"comment": comment})
+                details = {"comment": comment, **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {})}
+                audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, details)
             number = latest.number if latest else 0
         if accepted:
             self.ctx.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))

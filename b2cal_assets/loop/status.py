@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads
+from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads, processings
 from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.readiness import blocked_by_rejection
 from b2cal_assets.loop.reconcile import recovery_notes
 from b2cal_assets.loop.records import JobRow, StepRow
@@ -29,6 +30,7 @@ class StatusViews:
             recovery = recovery_notes(
                 s, processing, {n: (a.submitted_at if a is not None else None) for n, a in latest_of.items()}
             )
+            holds = processings.get_processing(s, processing).site.hold_until_deadline
             result: list[StepRow] = []
             for name in self.ctx.order:
                 if name not in statuses:
@@ -55,7 +57,9 @@ class StatusViews:
                         blocked_by=blocked.get(name, ""),
                         excluded=rows[name].excluded,
                         submitted_by=latest.submitted_by if latest else "",
-                        attempt_state=latest.state if latest else "",
+                        attempt_state=shown_attempt_state(latest.state, site_holds_jobs=holds)
+                        if latest
+                        else "",
                         jobs=_jobs_summary(job_states),
                         uses_global_tag=rows[name].excluded,
                         recovery=""

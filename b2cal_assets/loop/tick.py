@@ -8,6 +8,7 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import processings
 from b2cal_assets.domain.states import CalibrationState
+from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.management import Management
 from b2cal_assets.loop.notices import LoopEvent, post_in_session
@@ -25,10 +26,16 @@ class Ticker:
     """One ``tick`` for every open processing, as the loop sensor calls it."""
 
     def __init__(
-        self, ctx: LoopContext, states: StepStates, reconciler: Reconciler, management: Management
+        self,
+        ctx: LoopContext,
+        states: StepStates,
+        attempts: AttemptRules,
+        reconciler: Reconciler,
+        management: Management,
     ) -> None:
         self.ctx = ctx
         self.states = states
+        self.attempts = attempts
         self.reconciler = reconciler
         self.management = management
 
@@ -69,7 +76,9 @@ class Ticker:
                     opened.append((name, step))
                     events.append(ticket_events.WindowOpen(name, step, deadline))
                 statuses = self.states.statuses(s, name)
-                for step in steps_past_deadline(statuses, now):
+                due = steps_past_deadline(statuses, now)
+                due += [step for step in self.attempts.queued_to_start(s, name) if step not in due]
+                for step in due:
                     self._submit_step(s, name, step)
                     fresh.add(step)
                 plan = self.reconciler.reconcile_processing(s, name, fresh, runs)

@@ -69,7 +69,7 @@ def run_loop_to_the_end(defs: dg.Definitions) -> None:
         assert len(keys) == len(set(keys))
     assert service.step_states("p1") == dict.fromkeys(STEPS, "signed_off")
     (toy_c,) = service.current_payloads("p1", "toy_c")
-    assert abs(float(read_payload(toy_c["file"])["shift"].ravel()[0]) - toy.TRUE_SHIFT) < 0.1
+    assert abs(float(read_payload(toy_c.file)["shift"].ravel()[0]) - toy.TRUE_SHIFT) < 0.1
 
 
 def tries_by_input(processing: str, calibration: str) -> dict[str, int]:

@@ -114,6 +114,6 @@ def test_the_loop_rides_out_a_database_restart(loop_on_private_server):
         healed = [e.action for e in audit.list_audit(s, processing="p1", user="auto", limit=100)]
         assert not [a for a in healed if a.startswith("loop_")], healed  # nothing relaunched or resumed
     (payload,) = service.current_payloads("p1", "toy_a")
-    assert abs(float(read_payload(payload["file"])["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.2
+    assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.2
     stored = sorted(p.name for p in (home.payload_dir("p1", "toy_a", 1) / "outputdb").iterdir())
     assert stored == sorted(["database.txt", "dbstore_ToyA_rev_1.root"])

@@ -94,4 +94,4 @@ def test_a_full_payload_store_names_the_path_and_a_restart_records_without_rerun
         second = attempts.list_attempts(s, "p1", "toy_a")[1]
         assert sorted(j.tries for j in jobs.list_jobs(s, second.id)) == [1, 1]
     (payload,) = service().current_payloads("p1", "toy_a")
-    assert str(home.payload_dir("p1", "toy_a", 2)) in payload["file"]
+    assert str(home.payload_dir("p1", "toy_a", 2)) in payload.file

@@ -400,9 +400,9 @@ def test_an_error_page_names_the_file_but_no_server_path(login_as, toy_service, 
     from pathlib import Path
 
     (payload,) = toy_service.current_payloads("p2", "toy_a")
-    Path(payload["file"]).unlink()  # the payload store lost a file
+    Path(payload.file).unlink()  # the payload store lost a file
     response = login_as("victor").get(page_path("p2", "toy_a", "payloads.tar.gz"))
     assert response.status_code == 500
     text = response.text
-    assert Path(payload["file"]).name in text  # what is missing, by name
-    assert str(b2cal_home) not in text and str(Path(payload["file"]).parent) not in text
+    assert Path(payload.file).name in text  # what is missing, by name
+    assert str(b2cal_home) not in text and str(Path(payload.file).parent) not in text

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-import functools
+import getpass
 import json
+import math
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from b2cal_assets.cli import UserError
+from b2cal_assets.db import engine
+from b2cal_assets.db.errors import DatabaseError
+from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.loop.factory import loop_service as shared_loop_service
+from b2cal_assets.loop.service import LoopError, LoopService
+from b2cal_assets.settings import SettingsError, settings
 
 
 def add_db_argument(parser) -> None:
@@ -27,13 +35,9 @@ def add_dir_argument(parser) -> None:
 @contextlib.contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's refusals into one-line user errors."""
-    from b2cal_assets.db.errors import DatabaseError
-    from b2cal_assets.domain.settings import ContractError
-    from b2cal_assets.loop.service import LoopError
-
     try:
         yield
-    except (LoopError, ContractError, DatabaseError) as exc:
+    except (LoopError, ContractError, DatabaseError, SettingsError) as exc:
         raise UserError(str(exc)) from None
 
 
@@ -41,8 +45,6 @@ def parse_number(
     text: str, option: str, *, minimum: float = 0.0, maximum: float | None = None, integer: bool = False
 ) -> float:
     """``text`` as a finite number in range, or a ``UserError`` naming ``option`` (no inf, no NaN)."""
-    import math
-
     kind = "a whole number" if integer else "a number"
     try:
         value = int(text) if integer else float(text)
@@ -60,8 +62,6 @@ def number_type(
     *, minimum: float = 0, maximum: float | None = None, integer: bool = False
 ) -> Callable[[str], Any]:
     """An argparse ``type`` checking as ``parse_number`` does; a bad value is one line naming the option."""
-    import argparse
-
     def parse(text: str) -> Any:
         try:
             value = parse_number(text, "value", minimum=minimum, maximum=maximum, integer=integer)
@@ -73,32 +73,21 @@ def number_type(
     return parse
 
 
-def database_url(args) -> str:
-    from b2cal_assets.db.engine import database_url as default_url
-
-    return getattr(args, "database_url", None) or default_url()
-
-
-@functools.cache
-def _service(url: str, calibrations_dir: str):
-    from b2cal_assets.domain.scripts import load_scripts
-    from b2cal_assets.loop.service import LoopService
-
-    return LoopService(url, load_scripts(calibrations_dir or None))
+def database_url(args: argparse.Namespace) -> str:
+    with user_errors():
+        return getattr(args, "database_url", None) or engine.database_url()
 
 
-def loop_service(args, *, migrate: bool = False):
-    from b2cal_assets.db.engine import check_schema, ensure_schema
-
+def loop_service(args: argparse.Namespace, *, migrate: bool = False) -> LoopService:
+    """The process's loop service (``loop/factory.py``) for ``--database-url`` and ``--dir``, once the
+    database is at the code's schema (migrated first with ``migrate``)."""
     url = database_url(args)
     with user_errors():
         if migrate:
-            ensure_schema(url)
+            engine.ensure_schema(url)
         else:
-            check_schema(url)
-    import os
-
-    return _service(url, getattr(args, "dir", None) or os.environ.get("B2CAL_CALIBRATIONS_DIR", ""))
+            engine.check_schema(url)
+        return shared_loop_service(url, getattr(args, "dir", None))
 
 
 def print_json(value: Any) -> None:
@@ -106,8 +95,7 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def current_user(args) -> str:
-    import getpass
-    import os
-
-    return getattr(args, "user", None) or os.environ.get("B2CAL_USER") or getpass.getuser()
+def current_user(args: argparse.Namespace) -> str:
+    """``--user``, else ``$B2CAL_USER``, else the login name."""
+    with user_errors():
+        return getattr(args, "user", None) or settings().user or getpass.getuser()

@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from b2cal_assets import home
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, database_url, number_type
 
@@ -20,12 +21,6 @@ def database_errors() -> Iterator[None]:
         yield
     except DatabaseError as exc:
         raise UserError(str(exc)) from None
-
-
-def _home() -> Path:
-    from b2cal_assets.db.engine import b2cal_home
-
-    return b2cal_home().absolute()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -93,7 +88,7 @@ def _backup_before(url: str, args: argparse.Namespace, what: str) -> None:
         return
     if schema_status(url).state == "missing":
         return  # an empty database: nothing to keep
-    result = backup_database(url, args.backup_dir or _home() / "backups")
+    result = backup_database(url, args.backup_dir or home.backups_dir())
     print(
         f"backup before the {what}: {result.path} (payload files are not touched by migrations, not included)"
     )
@@ -153,10 +148,10 @@ def history_command(args: argparse.Namespace) -> int:
 def backup_command(args: argparse.Namespace) -> int:
     from b2cal_assets.db.backup import backup_database
 
-    payload_dir = None if args.no_payloads else (args.payload_dir or _home() / "payloads")
+    payload_dir = None if args.no_payloads else (args.payload_dir or home.payloads_root())
     with database_errors():
         result = backup_database(
-            database_url(args), args.dir or _home() / "backups", retention=args.keep, payload_dir=payload_dir
+            database_url(args), args.dir or home.backups_dir(), retention=args.keep, payload_dir=payload_dir
         )
     size_mb = result.size_bytes / 1e6
     print(f"backup written: {result.path} ({size_mb:.1f} MB, revision {result.revision or 'none'})")
@@ -181,7 +176,7 @@ def restore_command(args: argparse.Namespace) -> int:
             args.file,
             force=args.force,
             payload_dir=args.payload_dir,
-            safety_backup_dir=args.backup_dir or _home() / "backups",
+            safety_backup_dir=args.backup_dir or home.backups_dir(),
         )
     print(f"restored {display_url(url)} from {result.archive} (revision {result.revision or 'none'})")
     if result.payload_dir is not None:

@@ -11,7 +11,6 @@ revision stays in force. The calibration goes back to
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,14 +19,16 @@ from b2cal_assets import home
 from b2cal_assets.db.repo import attempts, audit, calibrations, catalog, payloads, processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
+from b2cal_assets.settings import DEFAULT_UPLOAD_MAX_BYTES, settings
 
 UPLOADABLE_STATES = ("finished", "signed_off", "rejected", "failed")
-DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = DEFAULT_UPLOAD_MAX_BYTES
 UPLOAD_KEY = "upload"  # marks an attempt's job_config as an upload (never a job to rerun)
 
 
 def max_upload_bytes() -> int:
-    return int(os.environ.get("B2CAL_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
+    """``$B2CAL_UPLOAD_MAX_BYTES`` (default 512 MiB)."""
+    return settings().upload_max_bytes
 
 
 def is_upload(attempt) -> bool:

@@ -7,6 +7,8 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+from b2cal_assets import home as b2cal_paths
+from b2cal_assets.settings import settings
 from b2cal_assets.web.config import AuthConfig
 
 DAGSTER_YAML = """\
@@ -20,11 +22,8 @@ nux:
 
 def ensure_dagster_home() -> Path:
     """``$DAGSTER_HOME``, else ``$B2CAL_HOME/dagster`` (created with telemetry and the intro dialog off)."""
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"])
-    else:
-        home = Path(os.environ.get("B2CAL_HOME", ".b2cal")).resolve() / "dagster"
-        os.environ["DAGSTER_HOME"] = str(home)
+    home = b2cal_paths.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)  # the webserver's instance reads it
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -95,4 +94,4 @@ def uvicorn_config(app, *, host: str, port: int, log_level: str = "warning"):
 def trusted_proxies() -> str:
     """``$B2CAL_TRUSTED_PROXIES`` (comma-separated addresses or networks); empty trusts no proxy, not
     even one on loopback, so a local process cannot pose as another client."""
-    return ",".join(p.strip() for p in os.environ.get("B2CAL_TRUSTED_PROXIES", "").split(",") if p.strip())
+    return ",".join(p.strip() for p in settings().trusted_proxies.split(",") if p.strip())

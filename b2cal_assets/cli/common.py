@@ -62,6 +62,7 @@ def number_type(
     *, minimum: float = 0, maximum: float | None = None, integer: bool = False
 ) -> Callable[[str], Any]:
     """An argparse ``type`` checking as ``parse_number`` does; a bad value is one line naming the option."""
+
     def parse(text: str) -> Any:
         try:
             value = parse_number(text, "value", minimum=minimum, maximum=maximum, integer=integer)

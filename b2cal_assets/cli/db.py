@@ -10,13 +10,16 @@ from pathlib import Path
 from b2cal_assets import home
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, database_url, number_type
+from b2cal_assets.db import migrate
+from b2cal_assets.db.backup import backup_database, restore_database
+from b2cal_assets.db.engine import display_url
+from b2cal_assets.db.errors import DatabaseError, UnknownRevision
+from b2cal_assets.db.migrate import head_revision, history, schema_status
 
 
 @contextlib.contextmanager
 def database_errors() -> Iterator[None]:
     """The database library's refusals as one-line user errors."""
-    from b2cal_assets.db.errors import DatabaseError
-
     try:
         yield
     except DatabaseError as exc:
@@ -80,9 +83,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _backup_before(url: str, args: argparse.Namespace, what: str) -> None:
-    from b2cal_assets.db.backup import backup_database
-    from b2cal_assets.db.migrate import schema_status
-
     if args.no_backup:
         print(f"no backup taken before the {what} (--no-backup)")
         return
@@ -95,10 +95,6 @@ def _backup_before(url: str, args: argparse.Namespace, what: str) -> None:
 
 
 def _migrate(args: argparse.Namespace, direction: str) -> int:
-    from b2cal_assets.db import migrate
-    from b2cal_assets.db.engine import display_url
-    from b2cal_assets.db.errors import UnknownRevision
-
     url = database_url(args)
     with database_errors():
         before = migrate.schema_status(url)
@@ -124,9 +120,6 @@ def downgrade_command(args: argparse.Namespace) -> int:
 
 
 def current_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.errors import UnknownRevision
-    from b2cal_assets.db.migrate import schema_status
-
     with database_errors():
         status = schema_status(database_url(args))
         if status.state in ("unknown", "unversioned"):
@@ -136,8 +129,6 @@ def current_command(args: argparse.Namespace) -> int:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.migrate import history
-
     with database_errors():
         for info in history():
             head = " (head)" if info.is_head else ""
@@ -146,8 +137,6 @@ def history_command(args: argparse.Namespace) -> int:
 
 
 def backup_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.backup import backup_database
-
     payload_dir = None if args.no_payloads else (args.payload_dir or home.payloads_root())
     with database_errors():
         result = backup_database(
@@ -165,10 +154,6 @@ def backup_command(args: argparse.Namespace) -> int:
 
 
 def restore_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.backup import restore_database
-    from b2cal_assets.db.engine import display_url
-    from b2cal_assets.db.migrate import head_revision
-
     url = database_url(args)
     with database_errors():
         result = restore_database(

@@ -2,15 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
+from b2cal_assets import home
+from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import number_type
+from b2cal_assets.cli.common import loop_service, number_type, user_errors
+from b2cal_assets.cli.tables import print_table
+from b2cal_assets.db.engine import database_url, ensure_schema, make_engine, session_scope
+from b2cal_assets.db.repo import processings
+from b2cal_assets.defs.instance import (
+    prepare_dagster_home,
+    start_daemon,
+    stop_daemon,
+    stop_daemon_session,
+    wait_for_runs,
+)
+from b2cal_assets.demo import generator, truth
+from b2cal_assets.demo.generator import GeneratedFile
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
+from b2cal_assets.loop import admin
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -94,10 +113,6 @@ def _wipe(home: Path) -> None:
 
 
 def run(args) -> int:
-    from b2cal_assets import home
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.db.engine import database_url, ensure_schema
-
     if args.processings < 1 or args.runs < 1:
         raise UserError("--processings and --runs must be at least 1")
     root = home.b2cal_home()
@@ -112,7 +127,6 @@ def run(args) -> int:
     say = _Printer()
     say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend})")
     names = _prepare(args, say)
-    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon, wait_for_runs
 
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     prepare_dagster_home(dagster_home)
@@ -143,8 +157,6 @@ def _daemon_pid_file(root: Path) -> Path:
 
 def _stop_leftover_daemon(root: Path, say) -> None:
     """A demo killed with SIGKILL leaves its daemon running; two daemons on one instance must not be."""
-    from b2cal_assets.defs.instance import stop_daemon_session
-
     try:
         pid = int(_daemon_pid_file(root).read_text().strip())
     except (OSError, ValueError):
@@ -173,8 +185,6 @@ def _backend_env(args) -> dict[str, str]:
 
 def _prepare(args, say) -> list[str]:
     """Generate the skims and register site, processings and files, or resume where that got."""
-    from b2cal_assets import home
-
     manifest = _Manifest(home.b2cal_home() / MANIFEST)
     settings = _settings(args)
     manifest.check(settings)
@@ -220,8 +230,6 @@ class _Manifest:
     """``$B2CAL_HOME/demo.json``: how far the demo's preparation got, so a rerun does not repeat it."""
 
     def __init__(self, path: Path) -> None:
-        import json
-
         self.path = path
         try:
             self.data = json.loads(path.read_text())
@@ -245,13 +253,9 @@ class _Manifest:
         )
 
     def files(self) -> list:
-        from b2cal_assets.demo.generator import GeneratedFile
-
         return [GeneratedFile(**f) for f in self.data.get("files", [])]
 
     def save(self, settings: dict, stage: str, *, files=None, processings=None) -> None:
-        import json
-
         self.data.update(settings=settings, stage=stage)
         if files is not None:
             self.data["files"] = [f.to_dict() for f in files]
@@ -263,9 +267,6 @@ class _Manifest:
 
 
 def _generate(args, say, total_runs: int) -> list:
-    from b2cal_assets import home
-    from b2cal_assets.demo import generator
-
     say(f"generating calibration skims for {total_runs} runs of the synthetic detector ...")
     # Every processing gets the same mix of runs (short, cosmic, bad for alignment, continuum, good).
     kwargs = {
@@ -285,15 +286,6 @@ def _generate(args, say, total_runs: int) -> list:
 
 
 def _register(args, say, files, manifest, settings) -> list[str]:
-    from b2cal_assets import home
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.db.engine import database_url, make_engine, session_scope
-    from b2cal_assets.db.repo import processings
-    from b2cal_assets.demo import truth
-    from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
-    from b2cal_assets.loop import admin
-
     data_dir = Path(args.data_dir).resolve() if args.data_dir else home.data_dir()
     with session_scope(make_engine(database_url())) as s:
         existing = {p.name for p in processings.list_processings(s)}
@@ -346,8 +338,6 @@ class _Printer:
 
 def _follow(names: list[str], args, say, daemon) -> bool:
     """Print every state change until every processing finished, nothing can move, or time is up."""
-    from b2cal_assets.cli.common import loop_service
-
     service = loop_service(args)
     last: dict[tuple[str, str], str] = {}
     deadline = time.monotonic() + args.timeout
@@ -410,12 +400,6 @@ def _follow(names: list[str], args, say, daemon) -> bool:
 
 
 def _report(names: list[str], say, finished: bool) -> int:
-    from types import SimpleNamespace
-
-    from b2cal_assets.cli.common import loop_service
-    from b2cal_assets.cli.tables import print_table
-    from b2cal_assets.demo import truth
-
     service = loop_service(SimpleNamespace(database_url=None, dir=None))
     ok = finished
     for name in names:
@@ -459,8 +443,6 @@ def _report(names: list[str], say, finished: bool) -> int:
 
 def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, bool]:
     """The worst constant's deviation from the generator's truth, as a fraction of its tolerance."""
-    from b2cal_assets.caf.payload_io import read_payload
-
     worst = None
     within = True
     for p in service.current_payloads(processing, calibration):

@@ -15,6 +15,9 @@ from b2cal_assets.cli.common import (
     user_errors,
 )
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
+from b2cal_assets.loop import admin
 
 
 def register(sub) -> None:
@@ -60,10 +63,6 @@ def register(sub) -> None:
 
 
 def create(args) -> int:
-    from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
-    from b2cal_assets.loop import admin
-
     try:
         iov = IoV.parse(args.iov)
     except ValueError as exc:
@@ -91,8 +90,6 @@ def create(args) -> int:
 
 
 def cancel_(args) -> int:
-    from b2cal_assets.loop import admin
-
     loop_service(args)
     with user_errors():
         was = admin.cancel_processing(args.name, by=current_user(args), reason=args.reason, url=args.database_url)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, current_user, loop_service, user_errors
 
 
@@ -20,8 +21,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from b2cal_assets.cli import UserError
-
     service = loop_service(args)
     if args.calibration not in service.steps:
         raise UserError(

@@ -6,39 +6,15 @@ from collections.abc import Iterable
 import dagster as dg
 
 from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
-from b2cal_assets.defs.keys import CDST_KEY, SUBMITTED_BY_TAG, USER_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.keys import CDST_KEY, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.defs.run_tags import check_authority, submitted_by
+from b2cal_assets.defs.running import run_calibration_attempt, run_cdst_production
+from b2cal_assets.loop.service import AUTO_USER, LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
 
 BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
-
-
-def submitted_by(context) -> str:
-    """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI."""
-    tags = context.run.tags
-    return tags.get(USER_TAG) or tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
-
-
-def check_authority(context, service, calibration: str, action: str) -> None:
-    """A run launched through the web (``b2cal/user``) acts only for the assigned expert or a manager."""
-    from b2cal_assets.loop.authority import ROLE_TAG, require_authority
-    from b2cal_assets.loop.service import LoopError
-
-    tags = context.run.tags
-    if USER_TAG not in tags:
-        return  # the loop's own runs (b2cal/submitted_by) and the operators' tools on the host
-    try:
-        require_authority(
-            service,
-            context.partition_key,
-            calibration,
-            by=tags[USER_TAG],
-            role=tags.get(ROLE_TAG, ""),
-            action=action,
-        )
-    except LoopError as exc:
-        raise dg.Failure(description=str(exc)) from None
 
 
 def skim_specs(steps: Iterable[StepInfo]) -> list[dg.AssetSpec]:
@@ -83,8 +59,6 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         output_required=False,  # a submission held until the deadline materialises nothing, and is no failure
     )
     def _payloads(context: dg.AssetExecutionContext, config: SubmitConfig):
-        from b2cal_assets.defs.running import run_calibration_attempt
-
         service = context.resources.loop.service()
         check_authority(context, service, step.name, "launch")
         result = run_calibration_attempt(context, config, service, step.name, submitted_by(context))
@@ -106,8 +80,6 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         kinds={"signoff"},
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
-        from b2cal_assets.loop.service import AUTO_USER, LoopError
-
         service = loop.service()
         check_authority(context, service, step.name, "sign off")
         processing = context.partition_key
@@ -153,8 +125,6 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
         kinds={"root"},
     )
     def _cdst(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
-        from b2cal_assets.defs.running import run_cdst_production
-
         return run_cdst_production(context, loop.service(), step, loop.cdst_producer)
 
     return _cdst

@@ -10,7 +10,11 @@ from typing import Any
 import dagster as dg
 
 from b2cal_assets import home
+from b2cal_assets.backends.manager import xrootd_env
+from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
+from b2cal_assets.defs.run_tags import submitted_by
+from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
@@ -184,7 +188,6 @@ def _run_job(
             "check the data catalog or submit with other filters"
         )
     context.log.info(f"{n_files} input files: " + ", ".join(f"{k}={len(v)}" for k, v in input_data.items()))
-    from b2cal_assets.backends.manager import xrootd_env
 
     env = xrootd_env() if site.get("path_prefix") else {}
     job = CalibrationJob(
@@ -236,10 +239,6 @@ def load_producer(reference: str):
 
 
 def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
-    from b2cal_assets.caf.localdb import ConditionsChain
-    from b2cal_assets.defs.assets import submitted_by
-    from b2cal_assets.domain.iov import ExpRun
-
     processing = context.partition_key
     try:
         ticket = service.begin_attempt(

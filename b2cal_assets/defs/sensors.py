@@ -1,6 +1,7 @@
 """Sensors: data arrival from the catalog, the loop (windows, deadlines, reconciliation with Dagster's
 runs), and the staging tag of a finished processing."""
 
+import json
 from collections import defaultdict
 
 import dagster as dg
@@ -75,14 +76,10 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
 
 
 def _parse_cursor(text: str) -> dict:
-    import json
-
     return json.loads(text)
 
 
 def _format_cursor(value: dict) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
 
 
@@ -158,17 +155,15 @@ class DagsterRuns:
 
     def why_ended(self, run_id: str) -> str:
         """The run's failure (or cancel) message, and the error that made Dagster fail it, if any."""
-        from dagster._core.events import DagsterEventType
-
         parts: list[str] = []
-        for kind in (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED):
+        for kind in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED):
             records = self.instance.get_records_for_run(
                 run_id, of_type=kind, limit=1, ascending=False
             ).records
             if records and records[0].event_log_entry.message:
                 parts.append(records[0].event_log_entry.message)
         engine = self.instance.get_records_for_run(
-            run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=5, ascending=False
+            run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=5, ascending=False
         ).records
         for record in engine:
             event = record.event_log_entry.dagster_event

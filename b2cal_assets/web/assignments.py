@@ -10,12 +10,17 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
+from b2cal_assets.db.engine import database_url, make_engine, session_scope
+from b2cal_assets.db.errors import NotFound
+from b2cal_assets.db.repo.audit import record_audit
+from b2cal_assets.db.repo.calibrations import get_calibration
+from b2cal_assets.domain.names import real_name
+from b2cal_assets.domain.scripts import load_scripts
+
 log = logging.getLogger(__name__)
 
 
 def _default_engine():
-    from b2cal_assets.db.engine import database_url, make_engine
-
     return make_engine(database_url())
 
 
@@ -34,11 +39,6 @@ class DbAssignedExpert:
         return self._engine
 
     def __call__(self, processing: str, calibration: str) -> str | None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.errors import NotFound
-        from b2cal_assets.db.repo.calibrations import get_calibration
-        from b2cal_assets.domain.names import real_name
-
         if self._script_expert is script_settings_expert:  # asset keys carry the Dagster name
             calibration = real_name(calibration, _script_experts())
         with session_scope(self.engine) as session:
@@ -51,8 +51,6 @@ class DbAssignedExpert:
 
 @functools.cache
 def _script_experts() -> dict[str, str]:
-    from b2cal_assets.domain.scripts import load_scripts
-
     return {name: script.settings.expert_username for name, script in load_scripts(None).calibrations.items()}
 
 
@@ -77,8 +75,5 @@ class DbAudit:
     def __call__(
         self, user: str, action: str, processing: str, calibration: str, details: dict[str, Any]
     ) -> None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.repo.audit import record_audit
-
         with session_scope(self.engine) as session:
             record_audit(session, user, action, processing, calibration, details)

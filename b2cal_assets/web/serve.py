@@ -7,9 +7,19 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import uvicorn
+from dagster import DagsterInstance
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster_webserver.version import __version__
+
 from b2cal_assets import home as b2cal_paths
 from b2cal_assets.settings import settings
+from b2cal_assets.web.app import build_app
+from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
 from b2cal_assets.web.config import AuthConfig
+from b2cal_assets.web.login import LoginService, ldap_role_lookup
+from b2cal_assets.web.session_store import DbSessionStore
 
 DAGSTER_YAML = """\
 # Written by b2cal: the served UI's Dagster instance (storage defaults to SQLite in this directory).
@@ -34,11 +44,6 @@ def ensure_dagster_home() -> Path:
 @contextlib.contextmanager
 def workspace_context(module: str, *, location_name: str = "b2cal") -> Iterator:
     """The webserver's workspace: the Definitions module served by a code server subprocess."""
-    from dagster import DagsterInstance
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import ModuleTarget
-    from dagster_webserver.version import __version__
-
     ensure_dagster_home()
     target = ModuleTarget(
         module_name=module, attribute=None, working_directory=os.getcwd(), location_name=location_name
@@ -52,13 +57,6 @@ def workspace_context(module: str, *, location_name: str = "b2cal") -> Iterator:
 
 def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_level: str = "warning") -> None:
     """Serve until interrupted; ``auth=None`` serves without login."""
-    import uvicorn
-
-    from b2cal_assets.web.app import build_app
-    from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
-    from b2cal_assets.web.login import LoginService, ldap_role_lookup
-    from b2cal_assets.web.session_store import DbSessionStore
-
     with workspace_context(module) as context:
         if auth is None:
             app = build_app(context, login=None)
@@ -78,8 +76,6 @@ def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_lev
 def uvicorn_config(app, *, host: str, port: int, log_level: str = "warning"):
     """Behind nginx, the client address (login limits) and https (Secure cookie) come from
     X-Forwarded-For / -Proto, believed only from the addresses in ``$B2CAL_TRUSTED_PROXIES``."""
-    import uvicorn
-
     proxies = trusted_proxies()
     return uvicorn.Config(
         app,

@@ -12,6 +12,7 @@ from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.defs.driver import drive

@@ -24,6 +24,7 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import PayloadEntry, format_database_txt, parse_database_txt
 from b2cal_assets.domain.processing import ProcessingSpec
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.staging import staging_dir
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import make_site

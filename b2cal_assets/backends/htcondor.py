@@ -134,11 +134,18 @@ def parse_condor_json(text: str) -> dict[str, dict[str, object]]:
     return {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads if "ClusterId" in ad and "ProcId" in ad}
 
 
+def _whole(value: object) -> int:
+    """A job ad's number (JSON gives ints; a string or float from an old schedd is taken too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
+    return int(value)
+
+
 def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
     """A job ad as a ``JobStatus``; an unknown ``JobStatus`` number raises ``BackendError``."""
     native = ad.get("JobStatus")
     try:
-        state = CONDOR_STATES[int(native)]  # type: ignore[arg-type]
+        state = CONDOR_STATES[_whole(native)]
     except (KeyError, TypeError, ValueError):
         raise BackendError(
             f"HTCondor reported JobStatus {native!r} for job {job_id}, which b2cal does not know; "
@@ -152,9 +159,9 @@ def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
     if state != JobState.DONE:
         return JobStatus(state)
     if ad.get("ExitBySignal"):
-        sig = int(ad.get("ExitSignal") or 0)  # type: ignore[arg-type]
+        sig = _whole(ad.get("ExitSignal") or 0)
         return JobStatus(JobState.FAILED, 128 + sig, f"killed by signal {sig}")
-    code = int(ad.get("ExitCode") or 0)  # type: ignore[arg-type]
+    code = _whole(ad.get("ExitCode") or 0)
     if code == 0:
         return JobStatus(JobState.DONE, 0)
     return JobStatus(JobState.FAILED, code, f"exit code {code}")

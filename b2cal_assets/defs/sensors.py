@@ -6,6 +6,7 @@ from collections import defaultdict
 
 import dagster as dg
 
+from b2cal_assets.db.transactions import retry_on_deadlock
 from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
@@ -187,7 +188,8 @@ class DagsterRuns:
 def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
     partitions = _new_partitions(context, service.open_processing_names())
-    report = service.tick(runs=DagsterRuns(context.instance))
+    # a tick is derived from what is committed, so after a deadlock (MariaDB, PostgreSQL) it runs again whole
+    report = retry_on_deadlock(service.tick)(runs=DagsterRuns(context.instance))
     for processing, step in report.opened:
         context.log.info(f"{processing}: submission window of {step} opened")
     for name in report.finished_processings:

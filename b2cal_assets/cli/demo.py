@@ -29,6 +29,7 @@ from b2cal_assets.demo import generator, truth
 from b2cal_assets.demo.generator import GeneratedFile
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
+from b2cal_assets.files import atomic_write_text
 from b2cal_assets.loop import admin
 
 DEMO_SITE = "demo_site"
@@ -261,9 +262,7 @@ class _Manifest:
             self.data["files"] = [f.to_dict() for f in files]
         if processings is not None:
             self.data["processings"] = processings
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def _generate(args, say, total_runs: int) -> list:

@@ -38,6 +38,7 @@ from b2cal_assets.db.engine import (
     sqlite_path,
 )
 from b2cal_assets.db.errors import BackupError, InvalidValue, RestoreRefused
+from b2cal_assets.files import atomic_path
 
 ARCHIVE_PREFIX = "b2cal-backup-"
 ARCHIVE_SUFFIX = ".tar.gz"
@@ -245,7 +246,6 @@ def backup_database(
     created = datetime.now(UTC)
     name = f"{ARCHIVE_PREFIX}{created:%Y%m%dT%H%M%S%fZ}-{engine_name}{ARCHIVE_SUFFIX}"
     archive = directory / name
-    partial = directory / f".{name}.partial"
     payloads = Path(payload_dir) if payload_dir is not None else None
     include_payloads = payloads is not None and payloads.is_dir()
     note = ""
@@ -268,16 +268,12 @@ def backup_database(
         }
         manifest_file = Path(work) / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2))
-        try:
-            with tarfile.open(partial, "w:gz") as tar:
-                tar.add(manifest_file, arcname="manifest.json")
-                tar.add(dump, arcname=dump.name)
-                if include_payloads:
-                    assert payloads is not None
-                    tar.add(payloads, arcname="payloads")
-            partial.rename(archive)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_path(archive) as partial, tarfile.open(partial, "w:gz") as tar:
+            tar.add(manifest_file, arcname="manifest.json")
+            tar.add(dump, arcname=dump.name)
+            if include_payloads:
+                assert payloads is not None
+                tar.add(payloads, arcname="payloads")
     removed: list[Path] = []
     if retention is not None:
         for old in list_backups(directory)[retention:]:

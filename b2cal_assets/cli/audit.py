@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from b2cal_assets.cli.common import add_db_argument, database_url, number_type, print_json
 from b2cal_assets.cli.db import database_errors
@@ -42,7 +43,7 @@ def audit_command(args: argparse.Namespace) -> int:
                 action=args.action,
                 limit=args.limit,
             )
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "at": e.at.isoformat(sep=" ", timespec="seconds"),
                     "user": e.user,

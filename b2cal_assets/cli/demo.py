@@ -9,7 +9,6 @@ import signal
 import sys
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload
@@ -31,6 +30,7 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
 from b2cal_assets.files import atomic_write_text
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service as shared_loop_service
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -399,7 +399,7 @@ def _follow(names: list[str], args, say, daemon) -> bool:
 
 
 def _report(names: list[str], say, finished: bool) -> int:
-    service = loop_service(SimpleNamespace(database_url=None, dir=None))
+    service = shared_loop_service()
     ok = finished
     for name in names:
         table = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import (
@@ -102,7 +103,7 @@ def cancel_(args) -> int:
 
 def list_(args) -> int:
     service = loop_service(args)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in service.all_processing_names():
         states = service.step_states(name)
         done = sum(s in ("signed_off", "excluded") for s in states.values())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from b2cal_assets.cli.common import add_db_argument, database_url, print_json, user_errors
 from b2cal_assets.db.engine import check_schema, make_engine, session_scope
 from b2cal_assets.db.repo.tickets import list_messages
@@ -33,7 +35,7 @@ def run(args) -> int:
     with user_errors():
         check_schema(url)
         with session_scope(make_engine(url)) as s:
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "id": m.id,
                     "processing": processing,

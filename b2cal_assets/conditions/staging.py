@@ -154,11 +154,11 @@ def build_entries(payloads: Iterable[SignedOffPayload], processing_iov: IoV) -> 
                     problems.append(
                         f"{sources[(name, a)].describe()} overlaps {sources[(name, b)].describe()}"
                     )
-        first = iovs[0]
-        if _sort_key(first) > (processing_iov.exp_low, processing_iov.run_low):
+        first_iov = iovs[0]
+        if _sort_key(first_iov) > (processing_iov.exp_low, processing_iov.run_low):
             problems.append(
                 f"{name}: gap from the processing's start {processing_iov.exp_low},{processing_iov.run_low} "
-                f"to {sources[(name, first)].describe()}"
+                f"to {sources[(name, first_iov)].describe()}"
             )
         for a, b in pairwise(iovs):
             if a.is_open_ended or a.overlaps(b):

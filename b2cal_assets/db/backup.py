@@ -457,7 +457,7 @@ def _load(url: URL, engine_name: str, dump: Path, existing_tables: list[str], wo
         finally:
             engine.dispose()
         tool = _tool("mariadb", "mysql")
-        with _mysql_options(url) as options, dump.open("rb") as source:
+        with _mysql_options(url) as options, dump.open("rb") as dump_file:
             _run(
                 [
                     tool,
@@ -465,7 +465,7 @@ def _load(url: URL, engine_name: str, dump: Path, existing_tables: list[str], wo
                     "--default-character-set=utf8mb4",
                     str(url.database),
                 ],
-                stdin=source,
+                stdin=dump_file,
             )
     else:
         tool = _tool("psql")

@@ -89,7 +89,7 @@ _LSFBase = create_model(
 )
 
 
-class SlurmBackendResource(_SlurmBase):  # type: ignore[misc,valid-type]  # fields made from SlurmOptions
+class SlurmBackendResource(_SlurmBase):  # fields made from SlurmOptions
     """Slurm: one ``sbatch --array`` per submission, one ``squeue`` per poll, ``scancel`` on cancel."""
 
     slurm_conf: str = Field(
@@ -106,7 +106,7 @@ class SlurmBackendResource(_SlurmBase):  # type: ignore[misc,valid-type]  # fiel
         return SubprocessRunner(env={"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})
 
 
-class HTCondorBackendResource(_HTCondorBase):  # type: ignore[misc,valid-type]  # fields from HTCondorOptions
+class HTCondorBackendResource(_HTCondorBase):  # fields from HTCondorOptions
     """HTCondor: one cluster per submission (``queue ... from``), ``condor_q`` then ``condor_history``."""
 
     max_jobs_in_system: int = 10000
@@ -115,7 +115,7 @@ class HTCondorBackendResource(_HTCondorBase):  # type: ignore[misc,valid-type]  
         return HTCondorBackend
 
 
-class LSFBackendResource(_LSFBase):  # type: ignore[misc,valid-type]  # fields made from LSFOptions
+class LSFBackendResource(_LSFBase):  # fields made from LSFOptions
     """LSF: job arrays through ``bsub``, one ``bjobs -json`` per poll, ``bkill`` on cancel."""
 
     max_jobs_in_system: int = 15000

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
@@ -53,9 +54,9 @@ def worker_pid(instance, run_id: str) -> tuple[int | None, float | None]:
             continue
         event = entry.dagster_event
         metadata = event.engine_event_data.metadata if event is not None else {}
-        value = metadata.get("pid")
+        value: Any = getattr(metadata.get("pid"), "value", metadata.get("pid"))
         try:
-            return int(getattr(value, "value", value)), entry.timestamp
+            return int(value), entry.timestamp
         except (TypeError, ValueError):
             continue
     return None, None

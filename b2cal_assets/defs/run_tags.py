@@ -9,14 +9,14 @@ from b2cal_assets.loop.authority import ROLE_TAG, require_authority
 from b2cal_assets.loop.service import LoopError, LoopService
 
 
-def submitted_by(context: dg.OpExecutionContext) -> str:
+def submitted_by(context: dg.AssetExecutionContext | dg.OpExecutionContext) -> str:
     """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI."""
     tags = context.run.tags
     return tags.get(USER_TAG) or tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
 
 
 def check_authority(
-    context: dg.OpExecutionContext, service: LoopService, calibration: str, action: str
+    context: dg.AssetExecutionContext | dg.OpExecutionContext, service: LoopService, calibration: str, action: str
 ) -> None:
     """A run launched through the web (``b2cal/user``) acts only for the assigned expert or a manager."""
     tags = context.run.tags

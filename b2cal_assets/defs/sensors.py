@@ -96,7 +96,7 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
     if launch.checks_only:
         # the payloads exist: run their checks; blocking checks gate the sign-off in the same run
         selection = [signoff_key(launch.step)] if launch.automatic_signoff else []
-        ops = {
+        signoff_ops = {
             signoff_key(launch.step).to_python_identifier(): {
                 "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
             }
@@ -106,7 +106,7 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
             partition_key=launch.processing,
             asset_selection=selection,
             asset_check_keys=check_keys(launch.step),
-            run_config={"ops": ops} if launch.automatic_signoff else {},
+            run_config={"ops": signoff_ops} if launch.automatic_signoff else {},
             tags=tags,
         )
     if launch.step == CDST_STEP:

@@ -124,7 +124,7 @@ def _archive_kind(path: Path) -> str:
 
 def _tar_members(path: Path, limit: int) -> Iterator[_Member]:
     with gzip.open(path, "rb") as gz:
-        limited = _LimitedReader(gz, limit)
+        limited = _LimitedReader(gz, limit)  # type: ignore[arg-type]  # GzipFile reads bytes
         try:
             with tarfile.open(fileobj=limited, mode="r|") as tar:  # type: ignore[call-overload]
                 for info in tar:

@@ -13,5 +13,5 @@ def test_every_command_group_is_registered():
 
 def test_a_command_module_that_fails_to_import_is_fatal(monkeypatch):
     monkeypatch.setattr(cli, "COMMAND_MODULES", (*cli.COMMAND_MODULES, "no_such_group"))
-    with pytest.raises(ModuleNotFoundError, match="b2cal_assets.cli.no_such_group"):
+    with pytest.raises(ModuleNotFoundError, match=r"b2cal_assets\.cli\.no_such_group"):
         cli.build_parser()

@@ -31,6 +31,7 @@ from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, Signo
 from b2cal_assets.files import atomic_write_text
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.factory import loop_service as shared_loop_service
+from b2cal_assets.settings import settings as deployment_settings
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -173,8 +174,9 @@ def _raise_interrupt(signum, frame) -> None:
 
 def _backend_env(args) -> dict[str, str]:
     env = {"B2CAL_LOCAL_MAX_PROCESSES": str(args.max_processes), "B2CAL_BATCH_POLL_INTERVAL_S": "1"}
-    if args.backend == "slurm" and not (os.environ.get("SLURM_CONF") or os.environ.get("B2CAL_SLURM_CONF")):
-        conf = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services")) / "slurm" / "slurm.conf"
+    current = deployment_settings()
+    if args.backend == "slurm" and not (os.environ.get("SLURM_CONF") or current.slurm_conf):
+        conf = current.services_dir / "slurm" / "slurm.conf"
         if not conf.exists():
             raise UserError(
                 "--backend slurm needs a Slurm cluster: set SLURM_CONF, or start the test cluster with "

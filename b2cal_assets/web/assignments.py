@@ -5,7 +5,6 @@ Both are plain callables so the web layer can be tested (and benchmarked) withou
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -15,7 +14,7 @@ from b2cal_assets.db.errors import NotFound
 from b2cal_assets.db.repo.audit import record_audit
 from b2cal_assets.db.repo.calibrations import get_calibration
 from b2cal_assets.domain.names import real_name
-from b2cal_assets.domain.scripts import load_scripts
+from b2cal_assets.loop.factory import scripts as loaded_scripts
 
 log = logging.getLogger(__name__)
 
@@ -49,9 +48,8 @@ class DbAssignedExpert:
         return expert or self._script_expert(calibration)
 
 
-@functools.cache
 def _script_experts() -> dict[str, str]:
-    return {name: script.settings.expert_username for name, script in load_scripts(None).calibrations.items()}
+    return {name: script.settings.expert_username for name, script in loaded_scripts().calibrations.items()}
 
 
 def script_settings_expert(calibration: str) -> str | None:

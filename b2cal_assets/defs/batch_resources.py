@@ -8,7 +8,7 @@ launchpad, the resource and the backend cannot disagree on what an option is cal
 
 from __future__ import annotations
 
-import dataclasses
+import typing
 from typing import Any
 
 import dagster as dg
@@ -38,14 +38,13 @@ __all__ = [
 def _option_fields(options: type[BatchOptions]) -> dict[str, Any]:
     """Config fields for a resource, one per option (``extra_lines`` as a list of lines)."""
     fields: dict[str, Any] = {}
-    hints = {f.name: f.type for f in dataclasses.fields(options)}
+    hints = typing.get_type_hints(options)
     for name, info in options.infos().items():
         default = options.defaults().get(name)
         if name == "extra_lines":
             fields[name] = (list[str], Field(default_factory=list, description="lines added to every script"))
             continue
-        kind: Any = {"int | None": int | None, "str | None": str | None, "str": str}[str(hints[name])]
-        fields[name] = (kind, Field(default=default, description=info.help))
+        fields[name] = (hints[name], Field(default=default, description=info.help))
     return fields
 
 

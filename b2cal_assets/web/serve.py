@@ -9,6 +9,8 @@ from pathlib import Path
 
 import uvicorn
 from dagster import DagsterInstance
+
+# Dagster's webserver app factory and workspace: an accepted internal API (no public one serves the UI)
 from dagster._core.workspace.context import WorkspaceProcessContext
 from dagster._core.workspace.load_target import ModuleTarget
 from dagster_webserver.version import __version__

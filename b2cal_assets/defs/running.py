@@ -56,7 +56,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             submitted_by=by,
             expert_config=dict(config.expert_config),
             job_config=job_config,
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
             resume_run_ids=resume_run_ids(context),
         )
     except SubmissionHeld as held:
@@ -247,7 +247,7 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
             submitted_by=submitted_by(context),
             expert_config={},
             job_config={},
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
             resume_run_ids=resume_run_ids(context),
         )
     except LoopError as exc:

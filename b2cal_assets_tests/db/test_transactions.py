@@ -58,7 +58,7 @@ def test_a_deadlocked_transaction_is_run_again_and_both_commit(db_engine):
     ids = _two_runs(db_engine)
     errors, tries = _crossing_writers(db_engine, ids)
     assert errors == []
-    assert sum(tries) == 3  # the deadlock's victim ran twice, the other once
+    assert sum(tries) >= 3  # the deadlock's victim ran again (more than once if it lost again)
     with session_scope(db_engine) as s:
         totals = s.scalars(select(Run.duration_minutes).where(Run.id.in_(ids))).all()
     assert sorted(totals) == [2.0, 2.0]  # each row got both transactions' increments, none twice

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -40,7 +41,7 @@ class StoredPayload:
     file: Path
     checksum: str
 
-    def to_json(self) -> dict:
+    def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
             "revision": self.revision,
@@ -50,7 +51,7 @@ class StoredPayload:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping) -> StoredPayload:
+    def from_json(cls, data: Mapping[str, Any]) -> StoredPayload:
         return cls(
             str(data["name"]),
             int(data["revision"]),

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,11 +32,12 @@ def write_payload(path: Path | str, constants: Mapping[str, np.ndarray | float])
         raise ValueError(f"payload {path.name}: no constants to write")
     shapes = {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()}
     branches = {name: a for name, a in arrays.items() if a.size > 0}
-    import uproot  # imported here: a collector subjob that reads no payload starts faster
+    import uproot  # type: ignore[import-untyped]  # here: a collector subjob that reads no payload starts faster
 
     with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
         f[SHAPES_NAME] = json.dumps(shapes, sort_keys=True)
-        tree = f.mktree(TREE_NAME, {n: (a.dtype, a.shape) for n, a in branches.items()} or {"_": np.int8})
+        types: dict[str, Any] = {n: (a.dtype, a.shape) for n, a in branches.items()} or {"_": np.int8}
+        tree = f.mktree(TREE_NAME, types)
         tree.extend({n: a[np.newaxis] for n, a in branches.items()} or {"_": np.zeros(1, np.int8)})
     return path
 

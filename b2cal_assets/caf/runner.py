@@ -48,6 +48,7 @@ from b2cal_assets.caf.subjob import (
     script_context,
     sum_collected,
 )
+from b2cal_assets.domain.framework_required import FrameworkRequired
 from b2cal_assets.domain.iov import ExpRun, IoV
 from b2cal_assets.files import atomic_write_text
 
@@ -136,6 +137,8 @@ class CalibrationOutcome:
     payloads: list[StoredPayload]
     iterations: dict[str, int]
     subjobs: list[SubjobRecord]
+    #: each Calibration's own payloads (the framework keeps one outputdb per calibration)
+    payloads_by_calibration: dict[str, list[StoredPayload]] = field(default_factory=dict)
 
 
 class CalibrationFailed(RuntimeError):
@@ -216,12 +219,13 @@ class _State:
             self.data = saved
 
     def cal(self, name: str) -> dict[str, Any]:
-        return self.data["calibrations"].setdefault(
+        state: dict[str, Any] = self.data["calibrations"].setdefault(
             name, {"status": "pending", "iteration": 0, "iterations": 0, "payloads": [], "subjobs": []}
         )
+        return state
 
     def completed_payloads(self, order: Sequence[str]) -> list[StoredPayload]:
-        out = []
+        out: list[StoredPayload] = []
         for name in order:
             cs = self.data["calibrations"].get(name)
             if cs and cs["status"] == "completed":
@@ -236,6 +240,7 @@ class _State:
 class _RunSet:
     runs: list[ExpRun]
     result: AlgorithmResult
+    start: ExpRun | None = None  # where its payloads begin, when not at its first run (payload boundaries)
 
 
 class _Runner:
@@ -293,6 +298,7 @@ class _Runner:
             subjobs=[
                 SubjobRecord.from_json(s) for name in order for s in calibrations_state[name]["subjobs"]
             ],
+            payloads_by_calibration={name: self.state.completed_payloads([name]) for name in order},
         )
 
     def _get_calibrations(self) -> list[Calibration]:
@@ -303,6 +309,8 @@ class _Runner:
                 calibrations = call_get_calibrations(
                     module, self.input_data, self.requested_iov, self.expert_config
                 )
+        except FrameworkRequired as exc:
+            raise CalibrationFailed(f"{where}: {exc.for_calibration(self.job.calibration_script_name)}") from None
         except Exception as exc:
             raise CalibrationFailed(
                 f"{where}: get_calibrations failed: {type(exc).__name__}: {exc}\n{_tb(exc)}"
@@ -311,6 +319,11 @@ class _Runner:
             raise CalibrationFailed(
                 f"{where}: get_calibrations returned no calibrations; is the input data empty?"
             )
+        for cal in calibrations:
+            try:
+                cal.check_runnable()
+            except (FrameworkRequired, ValueError) as exc:
+                raise CalibrationFailed(f"{where}: {exc}", calibration=cal.name) from None
         return calibrations
 
     def _run_calibration(self, cal: Calibration, cs: dict[str, Any], order: Sequence[str]) -> None:
@@ -527,6 +540,33 @@ class _Runner:
                 self._check_payloads(cal, result, where, iteration)
             return result
 
+        sets: list[_RunSet] = []
+        if cal.strategy == Strategy.SIMPLE_RUN_BY_RUN:
+            for er in runs:
+                result = execute([er])
+                if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
+                    raise CalibrationFailed(
+                        f"calibration {cal.name} iteration {iteration}: not enough data in run {_runs_text([er])} "
+                        f"(SimpleRunByRun calibrates every run on its own): {result.message or 'no message'}",
+                        calibration=cal.name,
+                        iteration=iteration,
+                    )
+                sets.append(_RunSet([er], result))
+            return sets
+        if cal.strategy == Strategy.SEQUENTIAL_BOUNDARIES:
+            for interval, interval_runs in self._boundary_intervals(cal, runs).items():
+                if not interval_runs:
+                    continue
+                result = execute(interval_runs)
+                if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
+                    raise CalibrationFailed(
+                        f"calibration {cal.name} iteration {iteration}: not enough data between the payload "
+                        f"boundaries {interval} (runs {_runs_text(interval_runs)}): {result.message or 'no message'}",
+                        calibration=cal.name,
+                        iteration=iteration,
+                    )
+                sets.append(_RunSet(interval_runs, result, ExpRun(interval.exp_low, interval.run_low)))
+            return sets
         if cal.strategy == Strategy.SINGLE_IOV:
             result = execute(runs)
             if result.status == AlgorithmStatus.NOT_ENOUGH_DATA:
@@ -538,7 +578,6 @@ class _Runner:
                 )
             return [_RunSet(runs, result)]
 
-        sets: list[_RunSet] = []
         pending: list[ExpRun] = []
         for er in runs:
             pending.append(er)
@@ -573,6 +612,29 @@ class _Runner:
             sets[-1] = _RunSet(merged, result)
         return sets
 
+    def _boundary_intervals(self, cal: Calibration, runs: list[ExpRun]) -> dict[IoV, list[ExpRun]]:
+        """Runs per payload-boundary interval: the algorithm's ``params["payload_boundaries"]`` or the
+        expert_config's ``payload_boundaries``; the requested IoV's start is always a boundary."""
+        declared = next(
+            (a.params["payload_boundaries"] for a in cal.algorithms if "payload_boundaries" in a.params), None
+        )
+        if declared is None:
+            declared = self.expert_config.get("payload_boundaries") or []
+        try:
+            boundaries = sorted({ExpRun(int(b[0]), int(b[1])) for b in declared} | {self.requested_iov.start})
+        except (TypeError, ValueError, IndexError):
+            raise CalibrationFailed(
+                f"calibration {cal.name}: payload_boundaries must be a list of [exp, run], got {declared!r}",
+                calibration=cal.name,
+            ) from None
+        intervals: dict[IoV, list[ExpRun]] = {}
+        for index, start in enumerate(boundaries):
+            end = boundaries[index + 1] if index + 1 < len(boundaries) else None
+            inside = [er for er in runs if er >= start and (end is None or er < end)]
+            high = (-1, -1) if end is None else (end.exp, end.run - 1)
+            intervals[IoV(start.exp, start.run, *high)] = inside
+        return intervals
+
     def _check_payloads(self, cal: Calibration, result: AlgorithmResult, where: str, iteration: int) -> None:
         if not result.payloads:
             raise CalibrationFailed(
@@ -594,11 +656,11 @@ class _Runner:
         out = []
         req = self.requested_iov
         for i, rs in enumerate(sets):
-            low = ExpRun(req.exp_low, req.run_low) if i == 0 else rs.runs[0]
+            low = ExpRun(req.exp_low, req.run_low) if i == 0 else (rs.start or rs.runs[0])
             if i == len(sets) - 1:
                 out.append((IoV(low.exp, low.run, -1, -1), rs))
                 continue
-            nxt = sets[i + 1].runs[0]
+            nxt = sets[i + 1].start or sets[i + 1].runs[0]
             high = ExpRun(nxt.exp, nxt.run - 1) if nxt.run > 0 else rs.runs[-1]
             out.append((IoV(low.exp, low.run, high.exp, high.run), rs))
         return out

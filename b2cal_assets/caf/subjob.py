@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +95,7 @@ def load_script(script_file: Path, calibrations_dir: Path | None) -> Any:
     return load_script_module(Path(script_file), calibrations_dir or Path(script_file).parent)
 
 
-def script_context(script_file: Path, calibrations_dir: Path | None) -> AbstractContextManager:
+def script_context(script_file: Path, calibrations_dir: Path | None) -> AbstractContextManager[Any]:
     """Wrap calls into script code (get_calibrations, collectors, algorithms) with this."""
     return script_imports(calibrations_dir or Path(script_file).parent)
 
@@ -125,14 +125,14 @@ def call_get_calibrations(
     return calibrations
 
 
-def run_subjob(spec: SubjobSpec, *, log=print) -> Path:
+def run_subjob(spec: SubjobSpec, *, log: Callable[..., Any] = print) -> Path:
     """Collect ``spec.files`` and write the per-run sums; returns the output path."""
     module = load_script(spec.script_file, spec.calibrations_dir)
     with script_context(spec.script_file, spec.calibrations_dir):
         return _collect(module, spec, log)
 
 
-def _collect(module: Any, spec: SubjobSpec, log) -> Path:
+def _collect(module: Any, spec: SubjobSpec, log: Callable[..., Any]) -> Path:
     calibrations = call_get_calibrations(module, spec.input_data, spec.requested_iov, spec.expert_config)
     by_name = {c.name: c for c in calibrations}
     if spec.calibration not in by_name:
@@ -214,7 +214,7 @@ def _add(total: dict[str, np.ndarray], arrays: Mapping[str, Any], where: str) ->
 
 def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     with atomic_path(path, suffix=".npz") as tmp:
-        np.savez(tmp, **arrays)
+        np.savez(tmp, **arrays)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -2,11 +2,14 @@
 truth and the nominal values, and say whether they are within tolerance.
 
 On the synthetic detector the truth is known, so "passed" means every payload is finite and within
-``truth.TOLERANCES``; the plots are what an expert would look at.
+``truth.TOLERANCES``; the plots are what an expert would look at. The scripts run the framework's
+way (as programs, ``run_validation(*sys.argv[1:])``): plots go to ``plots/`` in the working directory
+and ``write_result`` leaves the verdict in ``validation_result.json`` and as the exit code.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,8 @@ from b2cal_assets.demo import truth
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import payload_filename
 
-PLOTS_DIR = "validation"
+PLOTS_DIR = "plots"
+RESULT_FILE = "validation_result.json"
 
 
 def load_outputdb(
@@ -46,10 +50,12 @@ def validate_payloads(
     *,
     calibration: str,
     image_shapes: Mapping[str, tuple[int, int]] | None = None,
+    plots_dir: Path | str = PLOTS_DIR,
 ) -> dict[str, Any]:
-    """Plot each payload (one PNG per payload) into ``<job_path>/validation`` and check its values."""
+    """Plot each payload (one PNG per payload) into ``plots_dir`` (relative: to the working directory,
+    as the framework's validations do) and check its values."""
     job_path = Path(job_path)
-    plots_dir = job_path / PLOTS_DIR
+    plots_dir = Path(plots_dir).resolve()
     plots_dir.mkdir(parents=True, exist_ok=True)
     payloads = load_outputdb(job_path, payload_names)
     missing = [name for name, sets in payloads.items() if not sets]
@@ -123,3 +129,10 @@ def _plot_payload(
     fig.savefig(path, dpi=80)
     plt.close(fig)
     return path
+
+
+def write_result(result: Mapping[str, Any]) -> int:
+    """Leave ``result`` in ``validation_result.json`` (working directory); the exit code: 0 iff passed."""
+    Path(RESULT_FILE).write_text(json.dumps(dict(result), indent=2, default=float))
+    print(result.get("summary", ""))
+    return 0 if result.get("passed") else 1

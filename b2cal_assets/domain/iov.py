@@ -9,8 +9,21 @@ MAX_IOV_NUMBER = 2**31 - 1
 
 
 class ExpRun(NamedTuple):
+    """One (experiment, run), as the framework's ``caf.utils.ExpRun``."""
+
     exp: int
     run: int
+
+    def make_iov(self) -> IoV:
+        """The single-run IoV of this run."""
+        return IoV(self.exp, self.run, self.exp, self.run)
+
+    def find_gap(self, other: ExpRun) -> IoV | None:
+        """The runs strictly between two runs of one experiment, or None (other experiments: unknown)."""
+        lower, upper = sorted((self, other))
+        if lower.exp == upper.exp and upper.run - lower.run > 1:
+            return IoV(lower.exp, lower.run + 1, lower.exp, upper.run - 1)
+        return None
 
 
 class IoV(NamedTuple):

@@ -1,7 +1,8 @@
 """Discovering the calibration and validation scripts of a directory.
 
-Every ``*.py`` not starting with ``_`` is a calibration script; ``validations/*.py`` are validation
-scripts, paired with a calibration by ``settings.name``. A script that cannot be used (it does not
+Every ``*.py`` not starting with ``_`` is a calibration script; ``validations/*.py`` (or, in the
+framework's layout, ``../validations/*.py`` beside ``calibrations/``) are validation scripts, paired
+with a calibration by ``settings.name``. A script that cannot be used (it does not
 import, lacks ``settings``, breaks a settings rule, repeats a name, depends on something missing or
 sits on a cycle) is left out with a ``ScriptError`` naming the file, the field and the reason, and
 so is everything that depends on it; the other scripts load as usual.
@@ -17,6 +18,8 @@ from types import ModuleType
 from typing import Any
 
 from b2cal_assets.domain.expert_config import merge_expert_config
+from b2cal_assets.domain.framework_required import FrameworkRequired, framework_package
+from b2cal_assets.domain.framework_settings import FrameworkSettingsReader, is_framework_settings
 from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycle
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import asset_name
@@ -27,6 +30,7 @@ from b2cal_assets.settings import settings
 
 __all__ = [
     "CALIBRATIONS_DIR_ENV",
+    "NEEDS_FRAMEWORK",
     "CalibrationScript",
     "ScriptError",
     "ScriptSet",
@@ -49,6 +53,10 @@ def default_calibrations_dir() -> Path:
     return Path(__file__).resolve().parent.parent / "demo" / "calibrations"
 
 
+#: ``ScriptError.field`` of a script that loads only where the experiment's framework is installed.
+NEEDS_FRAMEWORK = "framework"
+
+
 @dataclass(frozen=True)
 class ScriptError:
     """Why a script was left out: its file, the field (or step) at fault, and what is wrong."""
@@ -60,30 +68,30 @@ class ScriptError:
     def __str__(self) -> str:
         return f"{self.file}: {self.field}: {self.message}"
 
-    def to_json(self) -> dict[str, str]:
-        return {"file": self.file, "field": self.field, "message": self.message}
+    @property
+    def needs_framework(self) -> bool:
+        """The script is fine as far as b2cal can tell; it needs the framework installed to load."""
+        return self.field == NEEDS_FRAMEWORK
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "field": self.field,
+            "message": self.message,
+            "needs_framework": self.needs_framework,
+        }
 
 
 @dataclass(frozen=True)
 class ValidationScript:
+    """A validation script paired with its calibration; it runs as a program (``caf.validation_job``)."""
+
     name: str
     settings: ValidationSettings
     file: Path
     module_name: str
     module: ModuleType = field(repr=False, compare=False)
     namespace: ScriptNamespace = field(repr=False, compare=False)
-
-    def run_validation(
-        self,
-        job_path: str | Path,
-        input_data_path: str | Path,
-        requested_iov: IoV | tuple[int, int, int, int],
-        expert_config: Mapping[str, Any] | None = None,
-    ) -> Any:
-        """Call the script's ``run_validation`` with its defaults merged with ``expert_config``."""
-        merged = merge_expert_config(self.settings.expert_config, expert_config)
-        with self.namespace.activate():
-            return self.module.run_validation(job_path, input_data_path, IoV(*requested_iov), merged)
 
 
 @dataclass(frozen=True)
@@ -134,8 +142,14 @@ class CalibrationScript:
         if self.module is None or self.namespace is None:
             raise RuntimeError(f"calibration {self.name!r} was not loaded from a script")
         with self.namespace.activate():
-            result = self.module.get_calibrations(data, requested_iov=iov, expert_config=merged)
-        if not isinstance(result, (list, tuple)) or not all(isinstance(c, Calibration) for c in result):
+            try:
+                result = self.module.get_calibrations(data, requested_iov=iov, expert_config=merged)
+            except FrameworkRequired as exc:
+                raise exc.for_calibration(self.name) from None
+        framework_made = self.namespace.framework  # the framework's own Calibration objects
+        if not isinstance(result, (list, tuple)) or not (
+            framework_made or all(isinstance(c, Calibration) for c in result)
+        ):
             raise ContractError(
                 "get_calibrations",
                 f"{self.file.name} returned {result!r}; it must return a list of caf.framework.Calibration",
@@ -182,6 +196,9 @@ class ScriptSet:
                     "input_data_formats": sorted(s.settings.input_data_formats),
                     "input_data_names": sorted(s.settings.input_data_names),
                     "expert_username": s.settings.expert_username,
+                    "subsystem": s.settings.subsystem,
+                    "produced_payloads": list(s.settings.produced_payloads),
+                    "validation": str(s.validation.file) if s.validation else None,
                 }
                 for s in self.calibrations.values()
             ],
@@ -189,15 +206,28 @@ class ScriptSet:
         }
 
 
-def derive_stage(formats: frozenset[str] | set[str], dependency_stages: list[Stage]) -> Stage:
-    """The stage of a script that declares none: from its input formats, never before a dependency."""
+def derive_stage(
+    formats: frozenset[str] | set[str], dependency_stages: list[Stage], subsystem: str | None = None
+) -> Stage:
+    """The stage of a script that declares none.
+
+    Real scripts never declare one: the alignment is the script with ``subsystem="alignment"``, and a
+    raw-data calibration that needs an alignment's payloads runs in the alignment stage too. Otherwise
+    the input formats decide, never before a dependency.
+    """
+    floor = max((s.order for s in dependency_stages), default=0)
+    if (
+        formats <= {"raw"}
+        and floor <= Stage.ALIGNMENT.order
+        and (subsystem == "alignment" or Stage.ALIGNMENT in dependency_stages)
+    ):
+        return Stage.ALIGNMENT
     if formats & {"mdst", "udst"}:
         stage = Stage.ANALYSIS
     elif "cdst" in formats:
         stage = Stage.POST_TRACKING
     else:
         stage = Stage.PRE_TRACKING
-    floor = max((s.order for s in dependency_stages), default=0)
     return next(s for s in _DERIVABLE if s.order >= max(stage.order, floor))
 
 
@@ -222,10 +252,28 @@ def _describe(exc: BaseException) -> str:
     return text
 
 
+def _needs_framework(exc: BaseException) -> str | None:
+    """What of the framework a failed import needed, or None when the failure is the script's own."""
+    if isinstance(exc, FrameworkRequired):
+        return exc.what
+    if isinstance(exc, ModuleNotFoundError) and (package := framework_package(exc.name)):
+        return f"it imports {exc.name!r} (part of the framework's {package!r}), which b2cal does not stand in for"
+    return None
+
+
 def _import_error(exc: BaseException, file: Path, folder: Path) -> ScriptError:
     frames = _frames_in(exc, folder)
     own = [line for path, line in frames if path == file]
     where = f"line {own[-1]}: " if own else ""
+    if (needed := _needs_framework(exc)) is not None:
+        via = ""
+        if frames and frames[-1][0] != file:
+            via = f"importing {frames[-1][0].name}, whose line {frames[-1][1]}: "
+        return ScriptError(
+            str(file),
+            NEEDS_FRAMEWORK,
+            f"{where}needs the framework (basf2) installed to load: {via}{needed}. Load it where basf2 is set up",
+        )
     if frames and frames[-1][0] != file:
         other, other_line = frames[-1]
         return ScriptError(
@@ -260,12 +308,21 @@ def _load_module(namespace: ScriptNamespace, file: Path, errors: list[ScriptErro
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as exc:  # a script may raise anything at import, even SystemExit
-        errors.append(_import_error(exc, file, namespace.calibrations_dir))
+        folder = namespace.calibrations_dir if file.is_relative_to(namespace.calibrations_dir) else file.parent
+        errors.append(_import_error(exc, file, folder))
         return None
 
 
-def _check_calibration_module(module: ModuleType, file: Path, errors: list[ScriptError]) -> _Candidate | None:
+def _check_calibration_module(
+    module: ModuleType, file: Path, errors: list[ScriptError], reader: FrameworkSettingsReader
+) -> _Candidate | None:
     settings = getattr(module, "settings", None)
+    if is_framework_settings(settings):
+        try:
+            settings = reader.calibration(settings)
+        except ContractError as exc:
+            errors.append(ScriptError(str(file), exc.field, exc.message))
+            return None
     if settings is None:
         errors.append(
             ScriptError(str(file), "settings", "the script defines no `settings = CalibrationSettings(...)`")
@@ -398,16 +455,18 @@ def _prune(
             candidate = alive[name]
             dep_stages = [stages[d] for d in graph.upstream(name)]
             if candidate.declared_stage is None:
-                stages[name] = derive_stage(candidate.settings.input_data_formats, dep_stages)
+                stages[name] = derive_stage(
+                    candidate.settings.input_data_formats, dep_stages, candidate.settings.subsystem
+                )
                 continue
             late = [d for d in graph.upstream(name) if stages[d].order > candidate.declared_stage.order]
             if late:
-                dep = late[0]
+                later = late[0]
                 drop(
                     name,
                     "stage",
                     f"declared stage {candidate.declared_stage.value!r} runs before the stage "
-                    f"{stages[dep].value!r} of its dependency {dep!r}",
+                    f"{stages[later].value!r} of its dependency {later!r}",
                 )
                 changed = True
                 break
@@ -428,6 +487,12 @@ def _load_validations(
         if module is None:
             continue
         settings = getattr(module, "settings", None)
+        if is_framework_settings(settings, "ValidationSettings"):
+            try:
+                settings = FrameworkSettingsReader.validation(settings)
+            except ContractError as exc:
+                errors.append(ScriptError(str(file), exc.field, exc.message))
+                continue
         if not isinstance(settings, ValidationSettings):
             what = (
                 "defines no `settings`"
@@ -494,10 +559,11 @@ def load_scripts(calibrations_dir: Path | str | None = None) -> ScriptSet:
     namespace = ScriptNamespace(folder)
     errors: list[ScriptError] = []
     candidates: list[_Candidate] = []
+    reader = FrameworkSettingsReader()
     with namespace.activate():  # one activation for the whole directory: the nested ones are free
         for file in _script_files(namespace.calibrations_dir):
             module = _load_module(namespace, file, errors)
-            if module is not None and (candidate := _check_calibration_module(module, file, errors)):
+            if module is not None and (candidate := _check_calibration_module(module, file, errors, reader)):
                 candidates.append(candidate)
         all_files = {c.name: c.file for c in candidates}
         unique = _drop_duplicates(candidates, errors)

@@ -18,6 +18,7 @@ __all__ = [
     "ALLOWED_DATA_FORMATS",
     "INPUT_DATA_FILTERS",
     "MAX_NAME_LENGTH",
+    "SUBSYSTEMS",
     "CalibrationSettings",
     "ContractError",
     "FrozenDict",
@@ -26,6 +27,14 @@ __all__ = [
 
 MAX_NAME_LENGTH = 64
 ALLOWED_DATA_FORMATS = frozenset({"raw", "cdst", "mdst", "udst"})
+#: The framework's subsystems (``CalibrationSettings.subsystem``); "alignment" marks the alignment stage.
+SUBSYSTEMS = (
+    "pxd", "svd", "cdc", "ecl", "top", "arich", "klm", "trigger", "tracking", "alignment", "beam", "example",
+)
+_POSITIONAL_ORDER = (
+    "the current framework's positional order is name, expert_username, subsystem, description, "
+    "input_data_formats, input_data_names, input_data_filters, depends_on, expert_config, produced_payloads"
+)
 
 
 class ContractError(ValueError):
@@ -40,15 +49,15 @@ class ContractError(ValueError):
         return f"{self.field}: {self.message}"
 
 
-class FrozenDict(dict):
+class FrozenDict(dict[str, Any]):
     """A ``dict`` that refuses changes, so settings stay as declared and still ``json.dumps``."""
 
     def _immutable(self, *args: Any, **kwargs: Any) -> NoReturn:
         raise TypeError("settings are read-only; merge overrides with merge_expert_config() instead")
 
     __setitem__ = __delitem__ = _immutable
-    clear = pop = popitem = setdefault = update = _immutable  # type: ignore[assignment]
-    __ior__ = _immutable  # type: ignore[assignment]
+    clear = pop = popitem = setdefault = update = _immutable
+    __ior__ = _immutable
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (dict(self),))
@@ -64,7 +73,7 @@ def _check_name(name: object, field: str = "name") -> str:
     return name
 
 
-def _string_list(value: object, field: str, example: str) -> list[str]:
+def _string_list(value: object, field: str, example: str, *, allow_empty: bool = False) -> list[str]:
     """A list of strings; a bare string is refused (``list("raw")`` would be three letters)."""
     if isinstance(value, str):
         raise ContractError(
@@ -74,7 +83,7 @@ def _string_list(value: object, field: str, example: str) -> list[str]:
         raise ContractError(field, f"must be a list of strings, got {type(value).__name__} {value!r}")
     items = list(value)
     for item in items:
-        if not isinstance(item, str) or not item:
+        if not isinstance(item, str) or not (item or allow_empty):
             raise ContractError(field, f"every entry must be a non-empty string, got {item!r}")
     return items
 
@@ -142,7 +151,8 @@ def _check_filters(value: object, names: frozenset[str]) -> FrozenDict:
     checked: dict[str, tuple[str, ...]] = {}
     for data_name, filters in value.items():
         field = f"input_data_filters[{data_name!r}]"
-        items = _string_list(filters, field, "Good") if filters else []
+        # "" is a real filter value (INPUT_DATA_FILTERS["Beam Energy"][""]); parse_filter_name judges names.
+        items = _string_list(filters, field, "Good", allow_empty=True) if filters else []
         for item in items:
             try:
                 parse_filter_name(item)
@@ -150,6 +160,18 @@ def _check_filters(value: object, names: frozenset[str]) -> FrozenDict:
                 raise ContractError(field, str(exc)) from None
         checked[data_name] = tuple(items)
     return FrozenDict(checked)
+
+
+def _check_subsystem(subsystem: object) -> str | None:
+    """One of the framework's ``SUBSYSTEMS``; ``None`` is the older framework's form without the field."""
+    if subsystem is None:
+        return None
+    if not isinstance(subsystem, str) or subsystem not in SUBSYSTEMS:
+        raise ContractError(
+            "subsystem",
+            f"{subsystem!r} is not one of the framework's subsystems {', '.join(SUBSYSTEMS)} ({_POSITIONAL_ORDER})",
+        )
+    return subsystem
 
 
 class CalibrationSettings:
@@ -184,27 +206,28 @@ class CalibrationSettings:
         self,
         name: str,
         expert_username: str,
-        description: str | None,
+        subsystem: str | None = None,
+        description: str | None = None,
         input_data_formats: Iterable[str] | None = None,
         input_data_names: Iterable[str] | None = None,
         input_data_filters: Mapping[str, Iterable[str]] | None = None,
         depends_on: Iterable[CalibrationSettings] | None = None,
         expert_config: Mapping[str, Any] | None = None,
-        subsystem: str | None = None,
         produced_payloads: Iterable[str] | None = None,
     ) -> None:
         name = _check_name(name)
         if not isinstance(expert_username, str):
             raise ContractError("expert_username", f"must be a string (a user name), got {expert_username!r}")
+        subsystem = _check_subsystem(subsystem)
         if description is not None and not isinstance(description, str):
-            raise ContractError("description", f"must be a string, got {type(description).__name__}")
+            raise ContractError(
+                "description", f"must be a string, got {type(description).__name__} ({_POSITIONAL_ORDER})"
+            )
         formats = _check_formats(input_data_formats)
         names = _check_names(input_data_names)
         filters = _check_filters(input_data_filters, names)
         deps = self._check_depends_on(name, depends_on)
         config = _check_json_dict(expert_config, "expert_config")
-        if subsystem is not None and not isinstance(subsystem, str):
-            raise ContractError("subsystem", f"must be a string such as 'cdc', got {subsystem!r}")
         payloads = (
             tuple(_string_list(produced_payloads, "produced_payloads", "CDCBadBoards"))
             if produced_payloads
@@ -300,13 +323,13 @@ class CalibrationSettings:
 _CALIBRATION_FIELDS = (
     "name",
     "expert_username",
+    "subsystem",
     "description",
     "input_data_formats",
     "input_data_names",
     "input_data_filters",
     "depends_on",
     "expert_config",
-    "subsystem",
     "produced_payloads",
 )
 

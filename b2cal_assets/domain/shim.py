@@ -5,6 +5,10 @@ Scripts written for the experiment's framework import ``prompt``, ``prompt.utils
 (``from prompt.calibrations.caf_cdc import settings as cdc``). Inside ``ScriptNamespace.activate()``
 those names resolve to our implementations and to the files of one calibrations directory.
 
+Where the framework is not installed, ``basf2`` and ``ROOT`` resolve to documented stand-ins
+(``basf2_standin``, ``root_standin``) so that scripts importing them at module level still load; a
+calibration that really needs them says so (``FrameworkRequired``).
+
 Each directory gets its own namespace of modules, swapped into ``sys.modules`` on entry and out on
 exit, so two directories (or two loads of one) never see each other's scripts, and a dependency's
 ``settings`` object is the very object its own script created. Entry is re-entrant and serialised by
@@ -13,10 +17,13 @@ one process-wide lock.
 
 from __future__ import annotations
 
+import collections
+import contextlib
 import importlib
 import importlib.abc
 import importlib.machinery
 import importlib.util
+import json
 import sys
 import threading
 from collections.abc import Iterator
@@ -24,8 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-from b2cal_assets.domain import prompt_utils
+from b2cal_assets.domain import prompt_utils, run_lists
 from b2cal_assets.domain.filters import INPUT_DATA_FILTERS
+from b2cal_assets.domain.framework_required import framework_package
 from b2cal_assets.domain.iov import ExpRun, IoV
 from b2cal_assets.domain.settings import CalibrationSettings, ValidationSettings
 
@@ -34,9 +42,11 @@ __all__ = [
     "PROVIDED_MODULES",
     "VALIDATIONS_PACKAGE",
     "ScriptNamespace",
+    "framework_installed",
     "load_script_module",
     "namespace_for",
     "script_imports",
+    "validations_dir_of",
 ]
 
 CALIBRATIONS_PACKAGE = "prompt.calibrations"
@@ -52,15 +62,31 @@ PROVIDED_MODULES = (
     "caf.utils",
     "caf.framework",
     "caf.strategies",
+    "caf.backends",
 )
 _ROOTS = ("prompt", "caf")
+#: Framework modules stood in for when the framework itself cannot be imported.
+STANDIN_ROOTS = ("basf2", "ROOT")
 
 _lock = threading.RLock()
 _active: list[ScriptNamespace] = []
 
 
-def _managed(name: str) -> bool:
-    return any(name == root or name.startswith(root + ".") for root in _ROOTS)
+def _managed(name: str, roots: tuple[str, ...] = _ROOTS) -> bool:
+    return any(name == root or name.startswith(root + ".") for root in roots)
+
+
+def _really_importable(name: str) -> bool:
+    """Whether the framework's own module ``name`` can be imported (a stand-in does not count)."""
+    loaded = sys.modules.get(name)
+    if loaded is not None:
+        return not getattr(loaded, "__b2cal_standin__", False)
+    if _active and _active[-1].manages(name):
+        return False  # inside a namespace that stands in for it: it was not importable when it began
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
 
 
 def _module(name: str, doc: str, *, package: bool = False, **attrs: object) -> ModuleType:
@@ -72,15 +98,54 @@ def _module(name: str, doc: str, *, package: bool = False, **attrs: object) -> M
     return module
 
 
-def _framework_module() -> ModuleType:
-    from b2cal_assets.caf import framework
+def framework_installed() -> bool:
+    """Whether the experiment's framework is importable here: its ``basf2``, ``prompt`` and ``caf``."""
+    return all(_really_importable(name) for name in ("basf2", "prompt", "caf"))
 
-    public = {k: v for k, v in vars(framework).items() if not k.startswith("_")}
-    return _module("caf.framework", framework.__doc__ or "", **public)
+
+def _public(name: str, source: ModuleType, **extra: object) -> ModuleType:
+    """A module ``name`` offering the ``__all__`` names of ``source``."""
+    names: dict[str, object] = {attr: getattr(source, attr) for attr in source.__all__}
+    return _module(name, source.__doc__ or "", package=False, **names, **extra)
+
+
+def _temporary_workdir(path: str | Path) -> contextlib.AbstractContextManager[None]:
+    """The framework's ``caf.utils.temporary_workdir``: work in ``path``, then return."""
+    return contextlib.chdir(path)
+
+
+def _caf_utils() -> ModuleType:
+    from b2cal_assets.caf import databases, framework
+
+    return _public(
+        "caf.utils",
+        run_lists,
+        IoV=IoV,
+        ExpRun=ExpRun,
+        LocalDatabase=databases.LocalDatabase,
+        CentralDatabase=databases.CentralDatabase,
+        AlgResult=framework.AlgorithmStatus,
+        IoV_Result=collections.namedtuple("IoV_Result", ["iov", "result"]),
+        temporary_workdir=_temporary_workdir,
+        decode_json_string=json.loads,
+    )
+
+
+def _standin_modules() -> dict[str, ModuleType]:
+    """``basf2`` / ``ROOT`` stand-ins for those of them the framework does not provide here."""
+    from b2cal_assets.domain import basf2_standin, root_standin
+
+    modules: dict[str, ModuleType] = {}
+    if not _really_importable("basf2"):
+        modules["basf2"] = _public("basf2", basf2_standin, __b2cal_standin__=True)
+    if not _really_importable("ROOT"):
+        modules["ROOT"] = root_standin.root_module("ROOT")
+    return modules
 
 
 def _static_modules() -> dict[str, ModuleType]:
-    from b2cal_assets.caf.framework import Strategy
+    from b2cal_assets.caf import backend_names, framework
+    from b2cal_assets.caf import strategies as caf_strategies
 
     utils = _module(
         "prompt.utils",
@@ -102,14 +167,10 @@ def _static_modules() -> dict[str, ModuleType]:
         calibrations=calibrations,
         validations=validations,
     )
-    caf_utils = _module("caf.utils", "IoV and ExpRun.", IoV=IoV, ExpRun=ExpRun)
-    caf_framework = _framework_module()
-    strategies = _module(
-        "caf.strategies",
-        "The framework's strategy names mapped onto ours.",
-        SingleIOV=Strategy.SINGLE_IOV,
-        SequentialRunByRun=Strategy.RUN_BY_RUN,
-    )
+    caf_utils = _caf_utils()
+    caf_framework = _public("caf.framework", framework)
+    strategies = _public("caf.strategies", caf_strategies)
+    backends = _public("caf.backends", backend_names)
     caf = _module(
         "caf",
         "The framework's CAF names (provided by b2cal).",
@@ -117,8 +178,9 @@ def _static_modules() -> dict[str, ModuleType]:
         utils=caf_utils,
         framework=caf_framework,
         strategies=strategies,
+        backends=backends,
     )
-    return {
+    modules = {
         m.__name__: m
         for m in (
             prompt,
@@ -130,8 +192,10 @@ def _static_modules() -> dict[str, ModuleType]:
             caf_utils,
             caf_framework,
             strategies,
+            backends,
         )
     }
+    return modules | _standin_modules()
 
 
 class _MissingModuleLoader(importlib.abc.Loader):
@@ -147,16 +211,36 @@ class _MissingModuleLoader(importlib.abc.Loader):
         raise ModuleNotFoundError(self.message, name=module.__name__)
 
 
+class _RootNamespaceLoader(importlib.abc.Loader):
+    """Makes ``ROOT.<namespace>`` stand-in modules, each name inside a placeholder."""
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        from b2cal_assets.domain.root_standin import root_module
+
+        return root_module(spec.name)
+
+    def exec_module(self, module: ModuleType) -> None:
+        return None
+
+
 class _ScriptFinder(importlib.abc.MetaPathFinder):
     """Finds ``prompt.calibrations.<x>`` / ``prompt.validations.<x>`` in the active namespace's directory."""
 
     def find_spec(
         self, fullname: str, path: object = None, target: object = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if not _active or not _managed(fullname):
+        if not _active or not _active[-1].manages(fullname):
             return None
         namespace = _active[-1]
         package, _, stem = fullname.rpartition(".")
+        if fullname.startswith("ROOT."):  # from ROOT.Belle2 import X: a namespace of the ROOT stand-in
+            return importlib.machinery.ModuleSpec(fullname, _RootNamespaceLoader(), is_package=True)
+        if framework_package(fullname) and not _managed(fullname):
+            message = (
+                f"No module named {fullname!r}: b2cal's stand-in for {fullname.split('.')[0]} has no such part; "
+                "the script needs the framework installed"
+            )
+            return importlib.machinery.ModuleSpec(fullname, _MissingModuleLoader(message))
         if package == CALIBRATIONS_PACKAGE:
             folder = namespace.calibrations_dir
         elif package == VALIDATIONS_PACKAGE:
@@ -175,13 +259,34 @@ class _ScriptFinder(importlib.abc.MetaPathFinder):
 _finder = _ScriptFinder()
 
 
+def validations_dir_of(calibrations_dir: Path) -> Path:
+    """Where the validation scripts of a calibrations directory live: ``<dir>/validations/``, else the
+    framework's layout ``prompt/validations/`` beside ``prompt/calibrations/``."""
+    inner = calibrations_dir / "validations"
+    sibling = calibrations_dir.parent / "validations"
+    if not inner.is_dir() and sibling.is_dir() and sibling != calibrations_dir:
+        return sibling
+    return inner
+
+
 class ScriptNamespace:
     """The modules seen by the scripts of one calibrations directory (scripts load once per namespace)."""
 
-    def __init__(self, calibrations_dir: Path | str) -> None:
+    def __init__(self, calibrations_dir: Path | str, *, use_framework: bool | None = None) -> None:
         self.calibrations_dir = Path(calibrations_dir).resolve()
-        self.validations_dir = self.calibrations_dir / "validations"
-        self._modules: dict[str, ModuleType] = _static_modules()
+        self.validations_dir = validations_dir_of(self.calibrations_dir)
+        #: Where the framework is installed its own ``prompt``/``caf``/``basf2`` are used; only the
+        #: directory's scripts (``prompt.calibrations.<x>``, ``prompt.validations.<x>``) come from here.
+        self.framework = framework_installed() if use_framework is None else use_framework
+        self._modules: dict[str, ModuleType] = {} if self.framework else _static_modules()
+        #: The top-level names this namespace provides: the framework's, and the stand-ins it needs.
+        self.roots = () if self.framework else _ROOTS + tuple(r for r in STANDIN_ROOTS if r in self._modules)
+
+    def manages(self, name: str) -> bool:
+        """Whether the module ``name`` is this namespace's (swapped in and out of ``sys.modules``)."""
+        if self.framework:
+            return name.startswith((CALIBRATIONS_PACKAGE + ".", VALIDATIONS_PACKAGE + "."))
+        return _managed(name, self.roots)
 
     def __repr__(self) -> str:
         return f"ScriptNamespace({str(self.calibrations_dir)!r})"
@@ -193,7 +298,7 @@ class ScriptNamespace:
             if _active and _active[-1] is self:  # nested in our own activation: nothing to swap
                 yield self
                 return
-            saved = {name: module for name, module in sys.modules.items() if _managed(name)}
+            saved = {name: module for name, module in sys.modules.items() if self.manages(name)}
             for name in saved:
                 del sys.modules[name]
             sys.modules.update(self._modules)
@@ -206,7 +311,7 @@ class ScriptNamespace:
                 _active.pop()
                 if not _active and _finder in sys.meta_path:
                     sys.meta_path.remove(_finder)
-                for name in [n for n in sys.modules if _managed(n)]:
+                for name in [n for n in sys.modules if self.manages(n)]:
                     self._modules[name] = sys.modules.pop(name)
                 sys.modules.update(saved)
 

@@ -1,10 +1,18 @@
-"""Running an expert's validation script over an attempt's payloads."""
+"""Running an expert's validation script over an attempt's payloads, the framework's way.
+
+The script runs as a program in ``<attempt>/validation_run/`` (``caf.validation_job``): the
+framework's argv contract, plots from its working directory and the job directory.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from b2cal_assets.caf.validation_job import run_validation_job
+
+VALIDATION_WORKDIR = "validation_run"
 
 
 @dataclass
@@ -24,20 +32,21 @@ def run_validation_script(
     job_path = Path(payloads[0]["file"]).parent.parent  # the attempt's directory holding outputdb/
     if script.validation is None:
         return ValidationOutcome(True, f"{calibration} has no validation script; nothing to check")
-    input_data_path = str(job_path / "input_data.json")
     try:
-        result = script.validation.run_validation(
-            job_path, input_data_path, service.processing_iov(processing), expert_config or {}
+        run = run_validation_job(
+            script.validation,
+            job_path=job_path,
+            input_data_path=job_path / "input_data.json",
+            requested_iov=service.processing_iov(processing),
+            expert_config=expert_config or {},
+            workdir=job_path / VALIDATION_WORKDIR,
         )
-    except Exception as exc:  # the expert's script failing is the check's verdict
+    except Exception as exc:  # the expert's script (or its settings) failing is the check's verdict
         return ValidationOutcome(False, f"the validation script failed: {type(exc).__name__}: {exc}")
-    result = result or {}
-    plots = [Path(p) for p in result.get("plots", []) if Path(p).exists()]
-    if not plots:
-        plots = sorted((job_path / "validation").glob("*.png"))
+    metrics = run.result.get("metrics", {})
     return ValidationOutcome(
-        passed=bool(result.get("passed", True)),
-        summary=str(result.get("summary", "")),
-        plots=plots,
-        metrics=dict(result.get("metrics", {})),
+        passed=run.passed,
+        summary=run.summary,
+        plots=[p for p in run.plots if p.suffix.lower() == ".png"],
+        metrics=dict(metrics) if isinstance(metrics, dict) else {},
     )

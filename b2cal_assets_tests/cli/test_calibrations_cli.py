@@ -43,6 +43,7 @@ def test_list_json_with_errors_exits_1_and_still_prints(tmp_path, capsys):
             "file": str((folder / "caf_bad.py").resolve()),
             "field": "input_data_formats",
             "message": "line 3: 'dst' is not a data format; use cdst, mdst, raw, udst",
+            "needs_framework": False,
         }
     ]
 

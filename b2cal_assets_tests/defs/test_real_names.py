@@ -135,3 +135,31 @@ def test_a_run_of_a_renamed_asset_calibrates_the_right_calibration(
             "toy_c": "signed_off",
         }
         assert service.current_payloads("p1", "Toy A/mean (x)")
+
+
+def test_definitions_load_over_framework_style_scripts():
+    """Scripts shaped like the framework's (basf2/ROOT at module level, Collection, strategies, real
+    names) become assets in their stages; the ones needing the framework are shown in the metadata."""
+    from pathlib import Path
+
+    from b2cal_assets.defs.definitions import build_definitions
+
+    folder = Path(__file__).resolve().parents[1] / "fixtures" / "framework_style" / "prompt" / "calibrations"
+    defs = build_definitions(str(folder))
+    repo = defs.get_repository_def()
+    scripts = load_scripts(folder)
+    assert len(scripts.calibrations) == 9
+    for name, script in scripts.calibrations.items():
+        key = payloads_key(name)
+        assets_def = repo.assets_defs_by_key[key]
+        assert assets_def.group_names_by_key[key] == script.stage.value
+        assert assets_def.specs_by_key[key].metadata["calibration"] == name
+        upstream = {dep.asset_key for dep in assets_def.specs_by_key[key].deps}
+        for dependency in script.depends_on:
+            assert signoff_key(dependency) in upstream
+    assert payloads_key("ECL crystal energy (e+e- -> gamma gamma)") == dg.AssetKey(
+        ["payloads", "ECL_crystal_energy_e_e_gamma_gamma"]
+    )
+    shown = {Path(e["file"]).name: e for e in defs.metadata["script_errors"].data}
+    assert set(shown) == {"caf_top.py", "caf_top_common.py"}
+    assert all(e["needs_framework"] for e in shown.values())

@@ -23,6 +23,7 @@ def calibration(
     expert: str = "alice",
     expert_config: dict | None = None,
     stage: str | None = None,
+    subsystem: str | None = None,
 ) -> str:
     """Source of a script; ``depends_on`` lists (module, alias) of other scripts whose settings it needs."""
     imports = "".join(
@@ -35,7 +36,8 @@ def calibration(
         "from prompt import CalibrationSettings, INPUT_DATA_FILTERS\n"
         f"{imports}{stage_line}"
         f"settings = CalibrationSettings(name={name!r}, expert_username={expert!r}, description=__doc__,\n"
-        f"    input_data_formats={list(formats)!r}, input_data_names={list(data_names)!r},\n"
+        + (f"    subsystem={subsystem!r},\n" if subsystem else "")
+        + f"    input_data_formats={list(formats)!r}, input_data_names={list(data_names)!r},\n"
         f"    depends_on=[{deps}], expert_config={expert_config or {}!r})\n"
         "\n"
         "def get_calibrations(input_data, **kwargs):\n"

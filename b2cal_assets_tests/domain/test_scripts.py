@@ -84,8 +84,40 @@ def test_derived_stage_is_never_before_a_dependency(tmp_path):
     write(tmp_path, "caf_pid.py", calibration("PID", formats=["udst"]))
     write(tmp_path, "caf_late.py", calibration("RawAfterPID", depends_on=[("caf_pid", "pid")]))
     scripts = load_scripts(tmp_path)
-    assert scripts["RawAfterAlignment"].stage is Stage.POST_TRACKING
+    assert scripts["RawAfterAlignment"].stage is Stage.ALIGNMENT  # raw data over an alignment's payloads
     assert scripts["RawAfterPID"].stage is Stage.ANALYSIS
+
+
+def test_the_alignment_is_the_script_with_subsystem_alignment_and_what_needs_it_on_raw_data(tmp_path):
+    """Real scripts never declare a stage: "Full VXD and CDC Alignment" is found by its subsystem."""
+    write(tmp_path, "caf_cdc.py", calibration("CDC Tracking", subsystem="cdc"))
+    write(
+        tmp_path,
+        "caf_vxdcdc_alignment.py",
+        calibration("Full VXD and CDC Alignment", subsystem="alignment", depends_on=[("caf_cdc", "cdc")]),
+    )
+    align = ("caf_vxdcdc_alignment", "align")
+    write(tmp_path, "caf_klm_alignment.py", calibration("KLM alignment", subsystem="klm", depends_on=[align]))
+    write(tmp_path, "caf_ecl.py", calibration("ECL", subsystem="ecl", formats=["cdst"], depends_on=[align]))
+    write(tmp_path, "caf_top.py", calibration("TOP", subsystem="top", formats=["raw", "cdst"], depends_on=[align]))
+    write(tmp_path, "caf_declared.py", calibration("Declared", subsystem="alignment", stage="pre_tracking"))
+    scripts = load_scripts(tmp_path)
+    assert scripts.errors == []
+    stages = {name: script.stage.value for name, script in scripts.calibrations.items()}
+    assert stages == {
+        "CDC Tracking": "pre_tracking",
+        "Declared": "pre_tracking",  # an explicit module-level stage wins
+        "Full VXD and CDC Alignment": "alignment",
+        "KLM alignment": "alignment",
+        "ECL": "post_tracking",
+        "TOP": "post_tracking",
+    }
+
+
+def test_an_alignment_subsystem_after_a_post_tracking_dependency_stays_after_it():
+    assert derive_stage(frozenset({"raw"}), [Stage.POST_TRACKING], "alignment") is Stage.POST_TRACKING
+    assert derive_stage(frozenset({"raw"}), [], "alignment") is Stage.ALIGNMENT
+    assert derive_stage(frozenset({"cdst"}), [], "alignment") is Stage.POST_TRACKING
 
 
 def test_derive_stage_from_formats():
@@ -117,7 +149,7 @@ def test_declared_stage_before_a_dependency_is_an_error(tmp_path):
 def test_broken_scripts_never_take_the_good_ones_down(tmp_path):
     write(tmp_path, "caf_good.py", calibration("Good"))
     write(tmp_path, "caf_syntax.py", "from prompt import CalibrationSettings\nsettings = (\n")
-    write(tmp_path, "caf_import.py", "import basf2\n")
+    write(tmp_path, "caf_import.py", "import numpy\nimport no_such_package_here\n")
     write(tmp_path, "caf_raises.py", "x = 1\nraise RuntimeError('no database connection')\n")
     write(tmp_path, "caf_exit.py", "import sys\nsys.exit(3)\n")
     write(tmp_path, "caf_nosettings.py", "def get_calibrations(input_data, **kwargs):\n    return []\n")
@@ -132,7 +164,10 @@ def test_broken_scripts_never_take_the_good_ones_down(tmp_path):
     assert names(scripts) == ["Good"]
     errors = errors_by_file(scripts)
     assert errors["caf_syntax.py"][0] == "import" and "SyntaxError" in errors["caf_syntax.py"][1]
-    assert errors["caf_import.py"] == ("import", "line 1: ModuleNotFoundError: No module named 'basf2'")
+    assert errors["caf_import.py"] == (
+        "import",
+        "line 2: ModuleNotFoundError: No module named 'no_such_package_here'",
+    )
     assert errors["caf_raises.py"] == ("import", "line 2: RuntimeError: no database connection")
     assert errors["caf_exit.py"] == ("import", "line 2: SystemExit: 3")
     assert errors["caf_nosettings.py"][0] == "settings"
@@ -189,8 +224,8 @@ def test_unknown_dependency_and_cycles(tmp_path):
         "caf_ghost.py",
         """
         from prompt import CalibrationSettings
-        ghost = CalibrationSettings("Ghost", "x", None, ["raw"], ["hlt"])
-        settings = CalibrationSettings("Haunted", "x", None, ["raw"], ["hlt"], depends_on=[ghost])
+        ghost = CalibrationSettings("Ghost", "x", "cdc", None, ["raw"], ["hlt"])
+        settings = CalibrationSettings("Haunted", "x", "cdc", None, ["raw"], ["hlt"], depends_on=[ghost])
         def get_calibrations(input_data, **kwargs):
             return []
         """,
@@ -242,11 +277,6 @@ def test_validation_scripts_pair_by_name(tmp_path):
     cdc = scripts["CDC"]
     assert cdc.validation is not None and cdc.validation.settings.download_files == ("*.pdf",)
     assert scripts["ECL"].validation is None
-    assert cdc.validation.run_validation("job", "data", (26, 0, -1, -1), {"bins": 20}) == [
-        "job",
-        True,
-        {"bins": 20},
-    ]
     errors = errors_by_file(scripts)
     assert errors["val_orphan.py"] == ("name", "names no calibration: 'TOP' (the calibrations are CDC, ECL)")
     assert errors["val_norun.py"][0] == "run_validation"
@@ -283,7 +313,23 @@ def test_get_calibrations_must_return_calibrations(tmp_path):
 
 
 def test_to_json_shape(tmp_path):
-    write(tmp_path, "caf_cdc.py", calibration("CDC", data_names=["hlt_mumu", "cosmic"]))
+    write(
+        tmp_path,
+        "caf_cdc.py",
+        calibration("CDC", data_names=["hlt_mumu", "cosmic"], subsystem="cdc").replace(
+            "expert_config={})", "expert_config={}, produced_payloads=['CDCTimeZeros'])"
+        ),
+    )
+    write(
+        tmp_path,
+        "validations/cdc.py",
+        """
+        from prompt.validation import ValidationSettings
+        settings = ValidationSettings(name="CDC", description="plots", download_files=[], expert_config={})
+        def run_validation(job_path, input_data_path, requested_iov, expert_config):
+            pass
+        """,
+    )
     write(
         tmp_path,
         "caf_ecl.py",
@@ -301,6 +347,9 @@ def test_to_json_shape(tmp_path):
                 "input_data_formats": ["raw"],
                 "input_data_names": ["cosmic", "hlt_mumu"],
                 "expert_username": "alice",
+                "subsystem": "cdc",
+                "produced_payloads": ["CDCTimeZeros"],
+                "validation": str((tmp_path / "validations" / "cdc.py").resolve()),
             },
             {
                 "name": "ECL",
@@ -310,6 +359,9 @@ def test_to_json_shape(tmp_path):
                 "input_data_formats": ["cdst", "raw"],
                 "input_data_names": ["hlt_mumu"],
                 "expert_username": "bob",
+                "subsystem": None,
+                "produced_payloads": [],
+                "validation": None,
             },
         ],
         "errors": [
@@ -317,6 +369,7 @@ def test_to_json_shape(tmp_path):
                 "file": str((tmp_path / "caf_bad.py").resolve()),
                 "field": "import",
                 "message": "line 1: ValueError: boom",
+                "needs_framework": False,
             }
         ],
     }
@@ -340,3 +393,30 @@ def test_missing_directory_is_a_clear_error(tmp_path):
         FileNotFoundError, match=f"does not exist; pass another directory or set {CALIBRATIONS_DIR_ENV}"
     ):
         load_scripts(tmp_path / "nope")
+
+
+def test_validations_beside_calibrations_in_the_frameworks_layout(tmp_path):
+    """prompt/calibrations/ and prompt/validations/ side by side, as in the framework's repository."""
+    write(tmp_path / "prompt" / "calibrations", "caf_cdc.py", calibration("CDC Tracking"))
+    write(
+        tmp_path / "prompt" / "validations",
+        "cdc_tracking_validation.py",
+        """
+        from prompt import ValidationSettings
+        from prompt.calibrations.caf_cdc import settings as cdc
+        settings = ValidationSettings(name=cdc.name, description="t0 plots", download_files=[], expert_config={})
+        def run_validation(job_path, input_data_path, requested_iov, expert_config):
+            pass
+        """,
+    )
+    scripts = load_scripts(tmp_path / "prompt" / "calibrations")
+    assert scripts.errors == []
+    validation = scripts["CDC Tracking"].validation
+    assert validation is not None
+    assert validation.file == (tmp_path / "prompt" / "validations" / "cdc_tracking_validation.py").resolve()
+    assert validation.module_name == "prompt.validations.cdc_tracking_validation"
+    # the inner folder, where there is one, is still the place
+    write(tmp_path / "prompt" / "calibrations" / "validations", "other.py", "x = 1\n")
+    inner = load_scripts(tmp_path / "prompt" / "calibrations")
+    assert inner["CDC Tracking"].validation is None
+    assert [e.field for e in inner.errors] == ["settings"]

@@ -39,9 +39,34 @@ def test_valid_settings_are_normalised_like_the_framework():
     }
 
 
-def test_positional_arguments_in_the_frameworks_order():
-    settings = CalibrationSettings("X", "bob", None, ["cdst"], ["bhabha"], None, None, {"a": 1})
-    assert (settings.name, settings.description, settings.expert_config) == ("X", "", {"a": 1})
+def test_positional_arguments_in_the_current_frameworks_order_subsystem_third():
+    settings = CalibrationSettings(
+        "X", "bob", "ecl", "desc", ["cdst"], ["bhabha"], None, None, {"a": 1}, ["ECLCrystalEnergy"]
+    )
+    assert (settings.name, settings.subsystem, settings.description) == ("X", "ecl", "desc")
+    assert settings.expert_config == {"a": 1}
+    assert settings.produced_payloads == ("ECLCrystalEnergy",)
+
+
+def test_old_positional_order_is_a_clear_error_naming_the_current_order():
+    with pytest.raises(ContractError) as info:
+        CalibrationSettings("X", "bob", "the description", ["cdst"], ["bhabha"])
+    assert info.value.field == "subsystem"
+    assert "'the description' is not one of the framework's subsystems" in info.value.message
+    assert "name, expert_username, subsystem, description" in info.value.message
+
+
+@pytest.mark.parametrize("subsystem", ["CDC", "tracking ", "vtx", 3])
+def test_subsystem_outside_the_frameworks_list(subsystem):
+    err = contract_error(subsystem=subsystem)
+    assert err.field == "subsystem"
+    assert "pxd, svd, cdc, ecl, top, arich, klm, trigger, tracking, alignment, beam, example" in err.message
+
+
+def test_every_framework_subsystem_is_accepted():
+    for subsystem in ("pxd", "svd", "cdc", "ecl", "top", "arich", "klm", "trigger", "tracking", "alignment",
+                      "beam", "example"):
+        assert make(subsystem=subsystem).subsystem == subsystem
 
 
 def test_contract_error_str_is_field_then_message():
@@ -157,3 +182,32 @@ def test_validation_settings():
         ValidationSettings("v" * 70, "plots")
     with pytest.raises(ContractError, match=r"download_files: .*not the string"):
         ValidationSettings("CDC", "plots", "plots.pdf")
+
+
+def test_every_input_data_filter_value_is_accepted_including_the_empty_beam_energy():
+    from b2cal_assets.domain.filters import INPUT_DATA_FILTERS
+
+    for category, values in INPUT_DATA_FILTERS.items():
+        for value in values:
+            settings = make(input_data_filters={"hlt_mumu": [INPUT_DATA_FILTERS[category][value]]})
+            assert settings.input_data_filters["hlt_mumu"] == (value,)
+
+
+def test_input_data_filters_are_exactly_the_frameworks():
+    from b2cal_assets.domain.filters import INPUT_DATA_FILTERS
+
+    assert {k: sorted(v) for k, v in INPUT_DATA_FILTERS.items()} == {
+        "Magnet": sorted(["On", "Off", "Either"]),
+        "Beam Energy": sorted(["No Beam", "4S", "Continuum", "", "Scan"]),
+        "Run Type": sorted(["beam", "cosmic", "debug", "null", "physics"]),
+        "Data Tag": sorted([
+            "hlt_skim", "bhabha_all_calib", "cosmic_calib", "gamma_gamma_calib", "hadron_calib",
+            "btocharm_calib", "mumu_tight_or_highm_calib", "offip_calib", "radmumu_calib", "random_calib",
+            "single_gamma_mc", "delayedbhabha_calib", "bhabha_combined_calib",
+        ]),
+        "Data Quality Tag": sorted([
+            ">=30 Minute Run", "Bad For Alignment", "Good", "Good Shifter", "Good For PXD",
+            "Good Or Recoverable", "Good Or Recoverable Shifter",
+        ]),
+    }
+    assert all(key == value for values in INPUT_DATA_FILTERS.values() for key, value in values.items())

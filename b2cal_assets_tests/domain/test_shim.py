@@ -79,8 +79,8 @@ def test_missing_script_says_where_it_looked(tmp_path):
 
 
 def test_unknown_framework_module_lists_what_is_provided(tmp_path):
-    write(tmp_path, "caf_x.py", "import caf.backends\n")
-    with pytest.raises(ModuleNotFoundError, match=r"'caf.backends': b2cal provides prompt, prompt.utils"):
+    write(tmp_path, "caf_x.py", "import caf.state_machines\n")
+    with pytest.raises(ModuleNotFoundError, match=r"'caf.state_machines': b2cal provides prompt, prompt.utils"):
         ScriptNamespace(tmp_path).import_module("prompt.calibrations.caf_x")
 
 

@@ -175,7 +175,7 @@ def test_served_with_ldap_login_db_assignments_and_audit(tmp_path, serve_b2cal, 
     env.update(B2CAL_SECRET_KEY=SECRET_KEY, B2CAL_LDAP_BIND_PASSWORD=ldap_server.service_password)
     served = serve_b2cal(["--config", str(config), "-m", TEST_DEFS_MODULE], env)
 
-    with httpx.Client(base_url=served.url) as alice:
+    with httpx.Client(base_url=served.url, timeout=120) as alice:
         assert alice.post("/graphql", json={"query": "{ version }"}).status_code == 401
         token = csrf_token(alice.get("/login").text)
         response = alice.post(

@@ -9,7 +9,6 @@ from b2cal_assets.demo.subsystems import alignment
 
 F = INPUT_DATA_FILTERS
 
-stage = "alignment"
 
 settings = CalibrationSettings(
     name="caf_klm_alignment",

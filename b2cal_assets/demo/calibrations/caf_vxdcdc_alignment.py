@@ -16,12 +16,11 @@ F = INPUT_DATA_FILTERS
 _GOOD = F["Data Quality Tag"]["Good Or Recoverable"]
 _PHYSICS = [F["Run Type"]["physics"], F["Magnet"]["On"], _GOOD]
 
-stage = "alignment"
 
 settings = CalibrationSettings(
     name="caf_vxdcdc_alignment",
     expert_username="alignment_expert",
-    subsystem="tracking",
+    subsystem="alignment",
     description="Global VXD and CDC shifts from di-muon, hadron, off-IP and cosmic track residuals",
     input_data_formats=["raw"],
     input_data_names=["mumu_tight_or_highm_calib", "hadron_calib", "offip_calib", "cosmic_calib"],

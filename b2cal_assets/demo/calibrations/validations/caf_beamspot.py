@@ -1,16 +1,23 @@
 """Validation of caf_beamspot: beam spot position and size, plotted against the truth."""
 
+import sys
+
 from prompt.validation import ValidationSettings
 
-from b2cal_assets.demo.validation_report import validate_payloads
+from b2cal_assets.demo.validation_report import validate_payloads, write_result
 
 settings = ValidationSettings(
     name="caf_beamspot",
     description="Beam spot position and size",
-    download_files=["validation/*.png"],
+    download_files=["outputdb/database.txt"],
     expert_config={},
 )
 
 
-def run_validation(job_path, input_data_path=None, requested_iov=None, expert_config=None, **kwargs):
+def run_validation(job_path, input_data_path, requested_iov, expert_config):
+    """The framework calls run_validation(*sys.argv[1:]) with strings; plots go to ./plots."""
     return validate_payloads(job_path, ["BeamSpot"], calibration=settings.name)
+
+
+if __name__ == "__main__":
+    sys.exit(write_result(run_validation(*sys.argv[1:])))

@@ -1,3 +1,7 @@
+"""Validation of toy_a, in the framework's form: run as a program, plots in the working directory."""
+
+import json
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -15,15 +19,15 @@ def run_validation(job_path, input_data_path, requested_iov, expert_config):
     outputdb = Path(job_path) / "outputdb"
     files = sorted(outputdb.glob("dbstore_ToyA_rev_*.root"))
     mean = float(read_payload(files[-1])["mean"].ravel()[0]) if files else float("nan")
-    out = Path(job_path) / "validation"
-    out.mkdir(exist_ok=True)
     fig, ax = plt.subplots()
     ax.bar(["ToyA.mean"], [mean])
-    fig.savefig(out / "toy_a_mean.png")
+    fig.savefig("toy_a_mean.png")
     plt.close(fig)
-    return {
-        "plots": [str(out / "toy_a_mean.png")],
-        "passed": abs(mean - 3.0) < 0.2,
-        "summary": f"mean {mean:.3f}",
-        "metrics": {"mean": mean},
-    }
+    passed = abs(mean - 3.0) < 0.2
+    result = {"passed": passed, "summary": f"mean {mean:.3f}", "metrics": {"mean": mean}}
+    Path("validation_result.json").write_text(json.dumps(result))
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(run_validation(*sys.argv[1:]))

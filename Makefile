@@ -21,7 +21,8 @@ demo: install
 
 ## The Dagster UI (webserver + daemon) over the same B2CAL_HOME as the demo.
 dev: install
-	DAGSTER_HOME=$(B2CAL_HOME)/dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	DAGSTER_HOME=$(B2CAL_HOME)/dagster DAGSTER_GRPC_TIMEOUT_SECONDS=180 DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS=180 \
+	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 ## The UI behind the LDAP login (see README: Login).
 web: install

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     )
     slurm_conf: str = Field(default="", description="SLURM_CONF for the Slurm commands (empty: SLURM_CONF).")
     slurm_jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for purged jobs.")
+    db_retry_s: Seconds = Field(
+        default=300.0,  # a restart takes seconds, a failover a minute or two; a run waits that long
+        description="How long a run retries its database work while the server is unreachable.",
+    )
     backup_cron: str = Field(default="0 3 * * *", description="When the database backup runs.")
     jira_url: str = Field(default="", description="Jira base URL; empty: messages stay in the database.")
     jira_user: str = Field(default="", description="The Jira account.")

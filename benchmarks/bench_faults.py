@@ -1,10 +1,11 @@
-"""A small fault matrix for the job manager: does the loop survive, with how many manual steps, how much slower?
+"""The fault matrix of issue 11: does the loop survive, with how many manual steps, how much slower?
 
-    .venv/bin/python benchmarks/bench_faults.py            # local pool, about a minute
-    .venv/bin/python benchmarks/bench_faults.py --slurm    # the same on the Slurm of .ci/services/slurm.sh
-    .venv/bin/python benchmarks/bench_faults.py --quick    # a few seconds: shows the script works
+    .venv/bin/python benchmarks/bench_faults.py            # everything, about 20 minutes on 2 loaded cores
+    .venv/bin/python benchmarks/bench_faults.py --only database_restart_mariadb,daemon_killed
+    .venv/bin/python benchmarks/bench_faults.py --slurm    # the job-manager part on the Slurm of .ci/services
+    .venv/bin/python benchmarks/bench_faults.py --quick    # the job-manager part only, a few seconds
 
-Each fault runs the same collector-like jobs through ``JobManager`` on a real backend:
+**The job manager** (collector-like jobs through ``JobManager`` on a real backend):
 
 - ``status_fails_3``: the scheduler's status query fails 3 times in a row (5 are tolerated);
 - ``status_fails_6``: it fails 6 times in a row, one more than tolerated (not survived: shows the limit);
@@ -13,6 +14,14 @@ Each fault runs the same collector-like jobs through ``JobManager`` on a real ba
 Per fault it prints whether the jobs survived (all done, nothing cancelled), the manual steps an operator
 would need (0 when survived, else 1: a restart), the batch jobs submitted (each failed try adds one) and
 the wall time against a clean run measured in the same benchmark run.
+
+**The whole toy loop** (``loop_faults.py``; not with ``--quick``), each fault against a clean twin (the
+same loop, database and settings) measured just before it: ``subjobs_fail_once_10pct``,
+``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` (manual steps: free
+the disk, ``b2cal manage restart``), and through the real daemon ``code_server_stopped_60s`` and
+``daemon_killed`` (each against a clean daemon run). Each line gives survived, manual steps, the attempts and
+collector subjob tries made (equal to the clean twin's, plus one try per injected subjob failure: nothing
+lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server binaries.
 """
 
 from __future__ import annotations
@@ -97,7 +106,45 @@ def main() -> int:
     p = parser(__doc__)
     p.add_argument("--slurm", action="store_true", help="run on the Slurm of .ci/services/slurm.sh")
     p.add_argument("--repeats", type=int, default=None, help="runs per fault (default 3, quick 1)")
+    p.add_argument("--only", default="", help="comma-separated fault names of the loop part (default all)")
+    p.add_argument("--skip-job-manager", action="store_true", help="only the loop part")
     args = p.parse_args()
+    code = 0 if args.skip_job_manager else job_manager_matrix(args)
+    if not args.quick:
+        code = max(code, loop_matrix([n for n in args.only.split(",") if n]))
+    return code
+
+
+def loop_matrix(only: list[str]) -> int:
+    """The whole loop's faults, each after its clean twin; 1 if one was not survived."""
+    from loop_faults import IN_PROCESS, in_process, through_daemon
+
+    daemon_faults = ("code_server_stopped_60s", "daemon_killed")
+    names = [n for n in (*IN_PROCESS, *daemon_faults) if not only or n in only]
+    unknown = sorted(set(only) - set(IN_PROCESS) - set(daemon_faults))
+    if unknown:
+        print(f"unknown faults: {', '.join(unknown)}; known: {', '.join((*IN_PROCESS, *daemon_faults))}")
+        return 2
+    code = 0
+    for name in names:  # each right after its clean twin: the machine's load drifts over minutes
+        if name in IN_PROCESS:
+            clean, fault = in_process(name, inject=False), in_process(name, inject=True)
+        else:
+            clean, fault = through_daemon("clean"), through_daemon(name)
+        survived = fault.survived and fault.attempts == clean.attempts + (1 if fault.manual_steps else 0)
+        print(
+            f"FAULT {name}: survived {'yes' if survived else 'no'}, manual steps {fault.manual_steps}, "
+            f"attempts {fault.attempts} (clean {clean.attempts}), subjob tries {fault.subjob_tries} "
+            f"(clean {clean.subjob_tries}), wall {fault.wall_s:.1f} s vs clean {clean.wall_s:.1f} s"
+            + (f"; {fault.note}" if fault.note else ""),
+            flush=True,
+        )
+        print_ratio(f"{name}_wall", f"{name}_clean_wall", ratio(fault.wall_s, clean.wall_s), 1)
+        code = max(code, 0 if survived and clean.survived else 1)
+    return code
+
+
+def job_manager_matrix(args) -> int:
     repeats = args.repeats or (1 if args.quick else 3)
     n, seconds, poll_s = (10, 0.1, 0.1) if args.quick else (20, 0.5, 0.5)
     if args.slurm:

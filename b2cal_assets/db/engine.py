@@ -24,7 +24,13 @@ from b2cal_assets.db.connection import (
     session_scope,
     sqlite_path,
 )
-from b2cal_assets.db.transactions import is_retryable, run_transaction
+from b2cal_assets.db.transactions import (
+    is_retryable,
+    is_unreachable,
+    retry_while_unreachable,
+    run_transaction,
+)
+from b2cal_assets.settings import settings
 
 __all__ = [
     "CONNECT_TIMEOUT_S",
@@ -34,13 +40,16 @@ __all__ = [
     "connection_error",
     "create_database_engine",
     "database_url",
+    "db_retry_budget_s",
     "dialect_name",
     "display_url",
     "dispose_engine",
     "ensure_schema",
     "is_retryable",
+    "is_unreachable",
     "make_engine",
     "parse_url",
+    "retry_while_unreachable",
     "run_transaction",
     "session_scope",
     "sqlite_path",
@@ -59,3 +68,8 @@ upgrade_to_head = ensure_schema
 def check_schema(url: str | URL | None = None) -> None:
     """Raise a ``SchemaError`` saying what to do unless the database is at the code's revision."""
     migrate.check_schema(url or database_url())
+
+
+def db_retry_budget_s() -> float:
+    """How long a run waits for the calibration database to come back: ``$B2CAL_DB_RETRY_S`` (default 300)."""
+    return settings().db_retry_s

@@ -18,8 +18,18 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.connection import session_scope
+from b2cal_assets.db.errors import DatabaseUnreachable
+from b2cal_assets.settings import settings
 
-__all__ = ["DEADLOCK_ATTEMPTS", "deadlock_retrying", "is_retryable", "retry_on_deadlock", "run_transaction"]
+__all__ = [
+    "DEADLOCK_ATTEMPTS",
+    "deadlock_retrying",
+    "is_retryable",
+    "is_unreachable",
+    "retry_on_deadlock",
+    "retry_while_unreachable",
+    "run_transaction",
+]
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -72,3 +82,47 @@ def retry_on_deadlock(fn: Callable[P, T]) -> Callable[P, T]:
         return deadlock_retrying()(fn, *args, **kwargs)
 
     return wrapper
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """The server did not answer or dropped the connection (a restart, a failover), or a deadlock: the
+    transaction did not commit (unless the connection died during COMMIT itself), so running it again is
+    safe for work that is idempotent or checks what is already there."""
+    if isinstance(exc, DatabaseUnreachable):
+        return True
+    if isinstance(exc, DBAPIError):
+        return isinstance(exc, OperationalError) or exc.connection_invalidated or is_retryable(exc)
+    return False
+
+
+def retry_while_unreachable(
+    work: Callable[[], T],
+    *,
+    what: str,
+    on_retry: Callable[[str], None] | None = None,
+    budget_s: float | None = None,
+) -> T:
+    """Call ``work()`` again (backing off up to 10 s) while the database is unreachable, for at most
+    ``budget_s`` (default ``$B2CAL_DB_RETRY_S``); then the last error is raised. A run that has done
+    hours of batch work must not fail because the database restarted while it recorded the result.
+    ``work`` must be idempotent (a retry may follow a COMMIT whose answer was lost)."""
+    budget = settings().db_retry_s if budget_s is None else budget_s
+
+    def tell(state: tenacity.RetryCallState) -> None:
+        if on_retry is not None and state.outcome is not None:
+            error = state.outcome.exception()
+            first = str(getattr(error, "orig", None) or error).strip().splitlines()[:1]
+            on_retry(
+                f"the calibration database is unreachable while {what} (try {state.attempt_number}): "
+                f"{first[0] if first else type(error).__name__}; trying again in "
+                f"{state.upcoming_sleep:.1f} s (for up to {budget:.0f} s)"
+            )
+
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_unreachable),
+        stop=tenacity.stop_after_delay(budget),
+        wait=tenacity.wait_exponential(multiplier=0.5, max=10),
+        before_sleep=tell,
+        reraise=True,
+    )
+    return retrying(work)

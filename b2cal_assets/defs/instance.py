@@ -39,6 +39,9 @@ run_monitoring:
 sensors:
   use_threads: true
   num_workers: 4
+code_servers:
+  local_startup_timeout: 360
+  reload_timeout: 360
 run_retries:
   enabled: false
 """
@@ -98,6 +101,21 @@ def daemon_command(module: str = "b2cal_assets.definitions", workspace: Path | N
     return [*command, "-w", str(workspace)]
 
 
+# Dagster waits 60 s for a gRPC answer of the code server (a sensor tick, a run launch); on a loaded
+# 2-core machine that failed launches ("User code server request timed out"). An operator's own value wins.
+GRPC_TIMEOUTS = {
+    "DAGSTER_GRPC_TIMEOUT_SECONDS": "180",
+    "DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS": "180",
+    "DAGSTER_SCHEDULE_GRPC_TIMEOUT_SECONDS": "180",
+}
+
+
+def dagster_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a Dagster process (daemon, webserver): ours, ``env`` on top, and gRPC
+    timeouts that suit a loaded machine unless they are set already."""
+    return {**GRPC_TIMEOUTS, **os.environ, **(env or {})}
+
+
 def start_daemon(
     env: dict[str, str], log_file: Path, module: str = "b2cal_assets.definitions"
 ) -> subprocess.Popen:
@@ -106,7 +124,7 @@ def start_daemon(
     out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime
     return subprocess.Popen(
         daemon_command(module, log_file.parent / "daemon-workspace.yaml"),
-        env={**os.environ, **env},
+        env=dagster_env(env),
         stdout=out,
         stderr=subprocess.STDOUT,
         start_new_session=True,

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import dagster as dg
 
@@ -13,17 +15,57 @@ from b2cal_assets import home
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
+from b2cal_assets.db.engine import retry_while_unreachable
 from b2cal_assets.defs.run_tags import submitted_by
 from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
 from b2cal_assets.loop.submission import checked_submission
 
+T = TypeVar("T")
+
 
 def _fail(message: str) -> dg.Failure:
     return dg.Failure(description=message)
+
+
+def _again(context, what: str, work: Callable[[], T]) -> T:
+    """A run's calibration-database work, tried again while the database restarts (``B2CAL_DB_RETRY_S``):
+    hours of batch work are not failed for a restart. Each ``work`` is idempotent."""
+    return retry_while_unreachable(work, what=what, on_retry=context.log.warning)
+
+
+def _begin(context, service: LoopService, processing: str, calibration: str, **kwargs) -> AttemptTicket:
+    """``begin_attempt``, tried again while the database restarts. A retry names this run among the runs
+    whose attempt it takes over, so an attempt whose COMMIT went through unanswered is resumed, not doubled."""
+    tries = [0]
+
+    def begin() -> AttemptTicket:
+        tries[0] += 1
+        ids = list(kwargs.get("resume_run_ids", ()))
+        if tries[0] > 1:
+            ids.append(context.run.run_id)
+        return service.begin_attempt(processing, calibration, **{**kwargs, "resume_run_ids": ids})
+
+    return _again(context, f"recording the start of {calibration} in {processing}", begin)
+
+
+def _finish(context, service: LoopService, ticket: AttemptTicket, outcome, iterations: int) -> list:
+    """``finish_attempt``, tried again while the database restarts; a retry after a COMMIT that went
+    through unanswered finds the attempt finished and returns what is recorded (the copy kept)."""
+    tries = [0]
+
+    def finish() -> list:
+        tries[0] += 1
+        if tries[0] > 1 and service.attempt_state(ticket.attempt_id) == "finished":
+            atomic_copytree(outcome.outputdb, ticket.payload_dir / "outputdb")  # removed by the failed try
+            return service.current_payloads(ticket.processing, ticket.calibration)
+        return service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
+
+    return _again(context, f"recording the payloads of {ticket.calibration} in {ticket.processing}", finish)
 
 
 def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -32,7 +74,7 @@ def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def _backend_resource(context, service: LoopService, processing: str):
-    site = service.site_of(processing)
+    site = _again(context, "reading the site", lambda: service.site_of(processing))
     key = f"{site['backend']}_backend"
     try:
         return site, getattr(context.resources, key)
@@ -50,7 +92,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     except (ContractError, ValueError) as exc:
         raise _fail(f"{calibration}: the submission was refused: {exc}") from None
     try:
-        ticket = service.begin_attempt(
+        ticket = _begin(
+            context,
+            service,
             processing,
             calibration,
             submitted_by=by,
@@ -78,28 +122,33 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         )
     except CalibrationFailed as exc:
         _record_jobs(context, service, ticket, site, None)
-        _unless_cancelled(service, ticket)
-        service.fail_attempt(ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or "")
+        _unless_cancelled(context, service, ticket)
+        record_failure = functools.partial(
+            service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
+        )
+        _again(context, "recording the failure", record_failure)
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
     except Exception as exc:
         _record_jobs(context, service, ticket, site, None)
-        _unless_cancelled(service, ticket)
-        service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
+        _unless_cancelled(context, service, ticket)
+        error = f"{type(exc).__name__}: {exc}"
+        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
         raise
     except BaseException:
         # Interrupted (the run terminated, its worker stopped): not the calibration's failure. The
         # attempt stays running; the loop's reconciliation fails it if a person cancelled the run and
-        # resumes it from its checkpoint otherwise.
-        _record_jobs(context, service, ticket, site, None)
+        # resumes it from its checkpoint otherwise. No waiting for the database here: the run is stopping.
+        _record_jobs(context, service, ticket, site, None, wait=False)
         raise
     _record_jobs(context, service, ticket, site, [s.to_json() for s in outcome.subjobs])
     iterations = max(outcome.iterations.values(), default=0)
-    _unless_cancelled(service, ticket)
+    _unless_cancelled(context, service, ticket)
     try:
-        recorded = service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
+        recorded = _finish(context, service, ticket, outcome, iterations)
     except Exception as exc:
         # the checkpoint says the job is complete: a resume records the payloads without rerunning
-        service.fail_attempt(ticket, f"recording the payloads failed: {type(exc).__name__}: {exc}")
+        message = f"recording the payloads failed: {type(exc).__name__}: {exc}"
+        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, message))
         raise
     rows = [
         {"payload": p["name"], "revision": p["revision"], "iov": str(p["iov"]), "md5": p["checksum"][:12]}
@@ -125,9 +174,10 @@ def resume_run_ids(context) -> list[str]:
     return [context.run.tags.get(t, "") for t in ("dagster/parent_run_id", "dagster/root_run_id", RESUME_TAG)]
 
 
-def _unless_cancelled(service: LoopService, ticket: AttemptTicket) -> None:
+def _unless_cancelled(context, service: LoopService, ticket: AttemptTicket) -> None:
     """A manager restarted or excluded the step while this run worked: record nothing of it."""
-    if service.attempt_state(ticket.attempt_id) == "cancelled":
+    state = _again(context, "reading the attempt's state", lambda: service.attempt_state(ticket.attempt_id))
+    if state == "cancelled":
         raise _fail(
             f"{ticket.calibration} in {ticket.processing}: attempt {ticket.number} was cancelled by a manager "
             "(restart or exclusion) while it ran; nothing of this run is recorded"
@@ -167,10 +217,20 @@ def _fresh_workdir_if_changed(context, service: LoopService, ticket: AttemptTick
     return service.move_attempt_workdir(ticket, own)
 
 
-def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, subjobs) -> None:
-    """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run."""
+def _record_jobs(
+    context, service: LoopService, ticket: AttemptTicket, site, subjobs, *, wait: bool = True
+) -> None:
+    """The collector subjobs into the calibration DB (``b2cal status --jobs``); never fails the run.
+    A resume records them again from the checkpoint, so a run that is stopping does not wait."""
+
+    def record() -> int:
+        return service.record_subjobs(ticket, site["backend"], subjobs)
+
     try:
-        service.record_subjobs(ticket, site["backend"], subjobs)
+        if wait:
+            _again(context, "recording the subjobs", record)
+        else:
+            record()
     except Exception as exc:  # bookkeeping only
         context.log.warning(f"could not record the collector subjobs of attempt {ticket.number}: {exc}")
 
@@ -178,8 +238,12 @@ def _record_jobs(context, service: LoopService, ticket: AttemptTicket, site, sub
 def _run_job(
     context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource
 ):
-    input_data = service.input_data(
-        ticket.processing, ticket.calibration, job_config.get("input_data_filters")
+    input_data = _again(
+        context,
+        "reading the input files",
+        lambda: service.input_data(
+            ticket.processing, ticket.calibration, job_config.get("input_data_filters")
+        ),
     )
     n_files = sum(len(files) for files in input_data.values())
     if n_files == 0:
@@ -197,7 +261,11 @@ def _run_job(
         input_data=input_data,
         requested_iov=ticket.requested_iov,
         expert_config=expert_config,
-        database_chain=service.database_chain(ticket.processing, ticket.calibration),
+        database_chain=_again(
+            context,
+            "reading the database chain",
+            lambda: service.database_chain(ticket.processing, ticket.calibration),
+        ),
         workdir=ticket.workdir,
         max_files_per_collector_job=job_config.get("max_files_per_collector_job"),
         max_collector_jobs=job_config.get("max_collector_jobs"),
@@ -241,7 +309,9 @@ def load_producer(reference: str):
 def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
     processing = context.partition_key
     try:
-        ticket = service.begin_attempt(
+        ticket = _begin(
+            context,
+            service,
             processing,
             step.name,
             submitted_by=submitted_by(context),
@@ -253,24 +323,41 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
     except LoopError as exc:
         raise _fail(str(exc)) from None
     produce = load_producer(producer_ref)
-    chain = ConditionsChain(service.database_chain(processing, step.name))
+    chain = ConditionsChain(
+        _again(context, "reading the database chain", lambda: service.database_chain(processing, step.name))
+    )
     out_dir = home.cdst_dir(processing)
     produced: list[dict[str, Any]] = []
     try:
         for tag in step.raw_data_names:
-            by_run = service.raw_files_by_run(processing, tag)
+            by_run = _again(
+                context, "reading the raw files", functools.partial(service.raw_files_by_run, processing, tag)
+            )
             for (exp, run), files in sorted(by_run.items()):
                 path = produce(files, out_dir / tag, chain.at(ExpRun(exp, run)), exp=exp, run=run)
-                service.register_cdst(processing, path=str(path), data_tag=tag, exp=exp, run=run, n_events=0)
+                _again(
+                    context,
+                    "registering a cDST file",
+                    functools.partial(
+                        service.register_cdst,
+                        processing,
+                        path=str(path),
+                        data_tag=tag,
+                        exp=exp,
+                        run=run,
+                        n_events=0,
+                    ),
+                )
                 produced.append({"data": tag, "exp": exp, "run": run, "file": str(path)})
                 context.log.info(f"cDST {tag} exp {exp} run {run}: {path}")
     except Exception as exc:
-        _unless_cancelled(service, ticket)
-        service.fail_attempt(ticket, f"{type(exc).__name__}: {exc}")
+        _unless_cancelled(context, service, ticket)
+        error = f"{type(exc).__name__}: {exc}"
+        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
         raise
     # an interruption (BaseException) leaves the attempt running for the loop's reconciliation
-    _unless_cancelled(service, ticket)
-    service.complete_step(ticket)
+    _unless_cancelled(context, service, ticket)
+    _again(context, "recording the cDST production", lambda: service.complete_step(ticket))
     return dg.MaterializeResult(
         metadata={
             "files": len(produced),

@@ -6,7 +6,6 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 
 @dataclass(frozen=True)
@@ -34,6 +33,8 @@ def fit_gaussian_peak(counts: np.ndarray, edges: np.ndarray, *, window: float = 
         return PeakFit(float("nan"), float("nan"), float("nan"), 0.0)
     # Start from robust estimates (median, interquartile width): the highest bin of a sparse
     # histogram is a poor guess.
+    from scipy.optimize import OptimizeWarning, curve_fit  # at fit time: scripts load for their settings
+
     cumulative = np.cumsum(counts) / total
     q25, mean0, q75 = np.interp([0.25, 0.5, 0.75], cumulative, centres)
     sigma0 = max((q75 - q25) / 1.349, np.diff(edges).mean())

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import uproot
 
 from b2cal_assets.demo import detector as det
 from b2cal_assets.demo.truth import TRUTH
@@ -142,6 +141,8 @@ def generate(
 
 def _write(path: Path, branches: dict[str, np.ndarray], tag: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
+    import uproot  # when data are written: the code location loads this module for its names only
+
     with atomic_path(path) as partial, uproot.recreate(partial) as out:
         out[EVENTS_TREE] = branches
         out["data_tag"] = tag

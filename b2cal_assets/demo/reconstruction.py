@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-import uproot
 
 from b2cal_assets.caf.framework import Conditions
 from b2cal_assets.demo import detector as det
@@ -61,6 +60,8 @@ def produce_cdst(
     tracks = reconstruct(raw, conditions)
     path = cdst_path(out_dir, data_tag, exp=exp, run=run)
     path.parent.mkdir(parents=True, exist_ok=True)
+    import uproot  # when a cDST is written: the code location loads this module for its names only
+
     with atomic_path(path) as partial, uproot.recreate(partial) as out:
         out[CDST_TREE] = tracks
         out["data_tag"] = data_tag
@@ -88,6 +89,8 @@ def reconstruct(raw: dict[str, np.ndarray], conditions: Conditions) -> dict[str,
 
 
 def _read_all(paths: Sequence[str]) -> dict[str, np.ndarray]:
+    import uproot
+
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:
         with uproot.open(path) as file:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import numpy as np
-import uproot
 
 
 def read_tree(
@@ -13,6 +12,8 @@ def read_tree(
 ) -> dict[str, np.ndarray]:
     """The named branches of ``tree`` as numpy arrays (fixed-size arrays come back 2-D)."""
     names = list(branches)
+    import uproot  # when a file is read, not when the code location loads
+
     with uproot.open(path) as file:
         if tree not in file:
             raise ValueError(f"{path}: no TTree {tree!r} (found {sorted(file.keys(cycle=False))})")
@@ -25,12 +26,16 @@ def read_tree(
 
 
 def has_branches(path: str, tree: str, branches: Iterable[str]) -> bool:
+    import uproot  # when a file is read, not when the code location loads
+
     with uproot.open(path) as file:
         return tree in file and all(name in file[tree] for name in branches)
 
 
 def read_label(path: str, key: str) -> str:
     """A string stored next to the tree (``data_tag``, ``data_format``)."""
+    import uproot  # when a file is read, not when the code location loads
+
     with uproot.open(path) as file:
         if key not in file:
             raise ValueError(f"{path}: no {key!r} label; is this a demo skim or cDST?")

@@ -14,10 +14,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
 from b2cal_assets.caf.localdb import read_entries
@@ -89,6 +85,13 @@ def _plot_payload(
     sets: list[tuple[IoV, dict[str, np.ndarray]]],
     image_shape: tuple[int, int] | None,
 ) -> Path:
+    # matplotlib when a plot is made (about a second): the code location loads the validation scripts
+    # for their settings only
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
     true_values = truth.TRUTH[name]
     nominal = truth.NOMINAL[name]
     keys = list(true_values)

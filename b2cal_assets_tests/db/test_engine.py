@@ -70,3 +70,47 @@ def test_foreign_keys_are_enforced(db_engine):
         s.add(Attempt(processing_id=999, calibration="x", number=1, submitted_by="a"))
         with pytest.raises(IntegrityError):
             s.flush()
+
+
+def test_work_is_tried_again_while_the_database_is_unreachable_and_then_given_up():
+    from sqlalchemy.exc import OperationalError
+
+    from b2cal_assets.db.engine import retry_while_unreachable
+
+    down = OperationalError("SELECT 1", {}, ConnectionRefusedError("Connection refused"))
+    calls, warnings = [], []
+
+    def comes_back() -> str:
+        calls.append(1)
+        if len(calls) < 3:
+            raise down
+        return "recorded"
+
+    assert retry_while_unreachable(comes_back, what="recording", on_retry=warnings.append) == "recorded"
+    assert len(calls) == 3 and len(warnings) == 2 and "while recording" in warnings[0]
+
+    def never() -> None:
+        raise down
+
+    with pytest.raises(OperationalError):
+        retry_while_unreachable(never, what="recording", budget_s=0.2)
+
+    def wrong() -> None:  # not a connection problem: no second try
+        calls.append(1)
+        raise ValueError("a bug")
+
+    calls.clear()
+    with pytest.raises(ValueError):
+        retry_while_unreachable(wrong, what="recording")
+    assert len(calls) == 1
+
+
+def test_the_retry_budget_comes_from_the_environment(monkeypatch):
+    from b2cal_assets.db.engine import db_retry_budget_s
+
+    monkeypatch.setenv("B2CAL_DB_RETRY_S", "12.5")
+    assert db_retry_budget_s() == 12.5
+    for bad in ("inf", "-1", "soon"):
+        monkeypatch.setenv("B2CAL_DB_RETRY_S", bad)
+        with pytest.raises(ValueError, match="B2CAL_DB_RETRY_S"):
+            db_retry_budget_s()

@@ -14,7 +14,12 @@ from dagster._core.launcher.base import WorkerStatus
 from dagster._core.storage.dagster_run import DagsterRun, DagsterRunStatus
 from dagster._core.utils import make_new_run_id
 
-from b2cal_assets.defs.instance import DEFAULT_INSTANCE_YAML, REPO_DAGSTER_YAML, prepare_dagster_home
+from b2cal_assets.defs.instance import (
+    DEFAULT_INSTANCE_YAML,
+    REPO_DAGSTER_YAML,
+    dagster_env,
+    prepare_dagster_home,
+)
 from b2cal_assets.defs.launcher import LocalRunLauncher, process_alive
 from b2cal_assets.defs.run_health import daemon_problem, stuck_runs
 
@@ -29,6 +34,15 @@ def test_both_instance_configs_monitor_runs_and_agree():
     assert monitoring["max_runtime_seconds"] == 0  # calibrations may run for days
     assert repo["run_launcher"] == {"module": "b2cal_assets.defs.launcher", "class": "LocalRunLauncher"}
     assert repo["run_retries"] == {"enabled": False}  # the loop resumes runs itself
+    assert repo["code_servers"]["local_startup_timeout"] >= 300  # a code server loads slowly under load
+
+
+def test_dagster_processes_wait_longer_for_the_code_server_unless_the_operator_says(monkeypatch):
+    monkeypatch.delenv("DAGSTER_GRPC_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS", "400")
+    env = dagster_env({"B2CAL_HOME": "/x"})
+    assert int(env["DAGSTER_GRPC_TIMEOUT_SECONDS"]) >= 180  # Dagster's 60 s failed launches under load
+    assert env["DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS"] == "400" and env["B2CAL_HOME"] == "/x"
 
 
 def test_an_old_b2cal_config_is_brought_up_to_date_and_an_operators_is_kept(tmp_path):

@@ -30,7 +30,8 @@ from b2cal_assets.defs.instance import (
 )
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
-from b2cal_assets_tests.e2e.test_daemon_loop import REPO, STEPS, wait_for_loop
+from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
+from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
 
 pytestmark = pytest.mark.slow
 
@@ -101,15 +102,8 @@ def test_the_loop_survives_a_killed_daemon_and_a_run_failed_before_start(toy_loo
     root = toy_loop
     dagster_home = root / "dagster"
     prepare_dagster_home(dagster_home, instance_yaml())
-    env = {
-        "B2CAL_HOME": str(root),
-        "DAGSTER_HOME": str(dagster_home),
-        "B2CAL_CALIBRATIONS_DIR": str(TOY_SCRIPTS),
-        "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
-        "B2CAL_LOCAL_MAX_PROCESSES": "2",
-        "B2CAL_TOY_SLEEP_S": "12",  # toy_a's subjobs take a while: the kill lands while they run
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-    }
+    # toy_a's subjobs take a while: the kill lands while they run
+    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="12")
     log = root / "logs" / "daemon.log"
     service = loop_service(database_url(), str(TOY_SCRIPTS))
     stop, failed = threading.Event(), []

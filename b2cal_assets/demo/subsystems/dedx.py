@@ -5,7 +5,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy.optimize import OptimizeWarning, curve_fit
 
 from b2cal_assets.caf.framework import AlgorithmContext, AlgorithmResult, AlgorithmStatus, CollectorContext
 from b2cal_assets.demo import detector as det
@@ -70,6 +69,8 @@ def hadron_algorithm(data: dict[str, np.ndarray], ctx: AlgorithmContext) -> Algo
     x = data["sum_ionisation"][used] / count[used]
     y = data["sum_ratio"][used] / count[used]
     spread = np.sqrt(np.maximum(data["sum_ratio2"][used] / count[used] - y**2, 1e-8))
+    from scipy.optimize import OptimizeWarning, curve_fit  # at fit time: scripts load for their settings
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", OptimizeWarning)
         try:

@@ -20,7 +20,19 @@ settings = CalibrationSettings(
 )
 
 
+def broken_once(path):
+    """A node that fails once for a file (fault tests): ``$B2CAL_HOME/fail_once/<file name>`` is removed
+    on the first try, which then fails; the retry succeeds."""
+    marker = Path(os.environ.get("B2CAL_HOME", ".")) / "fail_once" / Path(path).name
+    try:
+        marker.unlink()
+    except FileNotFoundError:
+        return
+    raise RuntimeError(f"transient failure for {Path(path).name} (fails once)")
+
+
 def collect(path, ctx):
+    broken_once(path)
     if ctx.expert_config.get("fail"):
         raise RuntimeError("asked to fail by expert_config")
     time.sleep(float(os.environ.get("B2CAL_TOY_SLEEP_S", "0")))  # a slow node (fault tests kill mid-run)
@@ -47,6 +59,6 @@ def get_calibrations(input_data, **kwargs):
             algorithm=algorithm,
             input_files={p: ExpRun(*er) for p, er in files.items()},
             payload_names=("ToyA",),
-            max_collector_jobs=2,
+            max_collector_jobs=int(os.environ.get("B2CAL_TOY_A_MAX_JOBS", "2")),  # fault tests: more
         )
     ]

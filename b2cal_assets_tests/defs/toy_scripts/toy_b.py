@@ -3,6 +3,7 @@ import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
 from caf.utils import ExpRun
 from prompt import CalibrationSettings
+from prompt.calibrations.toy_a import broken_once
 from prompt.calibrations.toy_a import settings as toy_a
 
 settings = CalibrationSettings(
@@ -19,6 +20,7 @@ settings = CalibrationSettings(
 
 
 def collect(path, ctx):
+    broken_once(path)  # fault tests: fails once where marked (toy_a)
     y = uproot.open(path)["events"]["y"].array(library="np")
     mean = float(np.asarray(ctx.conditions.get("ToyA")["mean"]).ravel()[0])
     return {"sum": np.array([(y - mean).sum()]), "n": np.array([float(len(y))])}

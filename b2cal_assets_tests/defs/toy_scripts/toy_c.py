@@ -3,6 +3,7 @@ import uproot
 from caf.framework import AlgorithmResult, AlgorithmStatus, Calibration
 from caf.utils import ExpRun
 from prompt import CalibrationSettings
+from prompt.calibrations.toy_a import broken_once
 from prompt.calibrations.toy_b import settings as toy_b
 
 stage = "post_tracking"
@@ -21,6 +22,7 @@ settings = CalibrationSettings(
 
 
 def collect(path, ctx):
+    broken_once(path)  # fault tests: fails once where marked (toy_a)
     d = uproot.open(path)["events"]["d"].array(library="np")
     return {"sum": np.array([d.sum()]), "n": np.array([float(len(d))])}
 

@@ -3,21 +3,18 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import getpass
 import json
 import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from b2cal_assets.cli import UserError
+from b2cal_assets.cli.errors import user_errors
+from b2cal_assets.cli.identity import acting
 from b2cal_assets.db import engine
-from b2cal_assets.db.errors import DatabaseError
-from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.factory import loop_service as shared_loop_service
-from b2cal_assets.loop.service import LoopError, LoopService
-from b2cal_assets.settings import SettingsError, settings
+from b2cal_assets.loop.service import LoopService
 
 
 def add_db_argument(parser) -> None:
@@ -30,15 +27,6 @@ def add_dir_argument(parser) -> None:
     parser.add_argument(
         "--dir", default=None, help="calibration scripts directory (default: $B2CAL_CALIBRATIONS_DIR)"
     )
-
-
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the library's refusals into one-line user errors."""
-    try:
-        yield
-    except (LoopError, ContractError, DatabaseError, SettingsError) as exc:
-        raise UserError(str(exc)) from None
 
 
 def parse_number(
@@ -97,6 +85,5 @@ def print_json(value: Any) -> None:
 
 
 def current_user(args: argparse.Namespace) -> str:
-    """``--user``, else ``$B2CAL_USER``, else the login name."""
-    with user_errors():
-        return getattr(args, "user", None) or settings().user or getpass.getuser()
+    """Who a command acts as: the login name, or ``--as`` for a manager (``cli/identity.py``)."""
+    return acting(args).name

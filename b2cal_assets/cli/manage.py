@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, current_user, loop_service, user_errors
+from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, user_errors
+from b2cal_assets.cli.identity import acting, add_as_argument, directory_lookup, require_manager
 
 
 def register(sub) -> None:
@@ -22,7 +23,7 @@ def register(sub) -> None:
             a.add_argument("expert", help="the new expert's user name")
         if name == "exclude":
             a.add_argument("--reason", default="", help="why (kept in the audit log)")
-        a.add_argument("--user", default=None, help="who acts (default: $B2CAL_USER or the login name)")
+        add_as_argument(a)
         add_db_argument(a)
         add_dir_argument(a)
         a.set_defaults(func=run)
@@ -30,7 +31,9 @@ def register(sub) -> None:
 
 def run(args) -> int:
     service = loop_service(args)
-    by = current_user(args)
+    actor = acting(args)
+    require_manager(actor, f"b2cal manage {args.action}")
+    by = actor.name
     with user_errors():
         if args.action == "exclude":
             service.exclude(args.processing, args.calibration, by=by, reason=args.reason)
@@ -44,6 +47,8 @@ def run(args) -> int:
             number = service.restart(args.processing, args.calibration, by=by)
             print(f"{args.calibration} in {args.processing}: attempt {number} starts at the next sensor tick")
         elif args.action == "reassign":
-            service.reassign(args.processing, args.calibration, expert=args.expert, by=by)
-            print(f"{args.calibration} in {args.processing} reassigned to {args.expert}")
+            find_user = directory_lookup()
+            service.reassign(args.processing, args.calibration, expert=args.expert, by=by, find_user=find_user)
+            note = "" if find_user else " (no directory configured, B2CAL_LDAP_URL: the name was not checked)"
+            print(f"{args.calibration} in {args.processing} reassigned to {args.expert}{note}")
     return 0

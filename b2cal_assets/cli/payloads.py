@@ -14,6 +14,7 @@ from b2cal_assets.cli.common import (
     print_json,
     user_errors,
 )
+from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.loop.staging import show_staging
 from b2cal_assets.payloads.archive import current_payloads_archive
@@ -48,7 +49,7 @@ def register(sub) -> None:
     up.add_argument("processing")
     up.add_argument("calibration")
     up.add_argument("archive", help="a .tar.gz or .zip, e.g. an edited 'b2cal payloads download'")
-    up.add_argument("--user", default=None, help="who uploads (default: $B2CAL_USER or the login name)")
+    add_as_argument(up)
     up.add_argument(
         "--max-bytes",
         type=number_type(minimum=1, integer=True),
@@ -64,7 +65,7 @@ def register(sub) -> None:
     )
     st.add_argument("processing")
     st.add_argument("--build", action="store_true", help="build and export it again now")
-    st.add_argument("--user", default=None, help="who builds it (default: $B2CAL_USER or the login name)")
+    add_as_argument(st)
     st.add_argument("--json", action="store_true")
     add_db_argument(st)
     add_dir_argument(st)
@@ -118,9 +119,11 @@ def upload(args) -> int:
     archive = Path(args.archive)
     if not archive.is_file():
         raise UserError(f"no archive at {archive}; give the path of a .tar.gz or .zip file")
+    actor = acting(args)
+    require_calibration_authority(service, actor, args.processing, args.calibration, "upload payloads of")
     with user_errors():
         result = service.upload_payloads(
-            args.processing, args.calibration, archive, by=current_user(args), max_bytes=args.max_bytes
+            args.processing, args.calibration, archive, by=actor.name, max_bytes=args.max_bytes
         )
     print(
         f"{args.calibration} in {args.processing}: upload stored as attempt {result.attempt} in {result.directory}"

@@ -15,6 +15,7 @@ from b2cal_assets.cli.common import (
     print_json,
     user_errors,
 )
+from b2cal_assets.cli.identity import add_as_argument
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
@@ -38,14 +39,14 @@ def register(sub) -> None:
         action="store_true",
         help="allow an IoV overlapping another processing (its runs are then calibrated twice)",
     )
-    c.add_argument("--user", default=None, help="who creates it (default: $B2CAL_USER or the login name)")
+    add_as_argument(c)
     add_db_argument(c)
     c.set_defaults(func=create)
 
     cancel = s.add_parser("cancel", help="close a processing: the loop launches nothing more for it")
     cancel.add_argument("name")
     cancel.add_argument("--reason", default="", help="why (kept in the audit log)")
-    cancel.add_argument("--user", default=None, help="who cancels (default: $B2CAL_USER or the login name)")
+    add_as_argument(cancel)
     add_db_argument(cancel)
     cancel.set_defaults(func=cancel_)
 

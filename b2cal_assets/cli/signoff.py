@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, add_dir_argument, current_user, loop_service, user_errors
+from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, user_errors
+from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
 
 
 def register(sub) -> None:
@@ -14,7 +15,7 @@ def register(sub) -> None:
     g.add_argument("--accept", action="store_true", help="dependents may start")
     g.add_argument("--reject", action="store_true", help="dependents stay stopped")
     p.add_argument("--comment", default="", help="why; it goes to the ticket and the audit log")
-    p.add_argument("--user", default=None, help="who signs off (default: $B2CAL_USER or the login name)")
+    add_as_argument(p)
     add_db_argument(p)
     add_dir_argument(p)
     p.set_defaults(func=run)
@@ -26,12 +27,14 @@ def run(args) -> int:
         raise UserError(
             f"no calibration {args.calibration!r}; known: {', '.join(sorted(service.scripts.calibrations))}"
         )
+    actor = acting(args)
+    require_calibration_authority(service, actor, args.processing, args.calibration, "sign off")
     with user_errors():
         state = service.sign_off(
             args.processing,
             args.calibration,
             decision="accept" if args.accept else "reject",
-            by=current_user(args),
+            by=actor.name,
             comment=args.comment,
             automatic=False,
         )

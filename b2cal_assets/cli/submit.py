@@ -8,11 +8,11 @@ from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import (
     add_db_argument,
     add_dir_argument,
-    current_user,
     loop_service,
     number_type,
     user_errors,
 )
+from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
 
 
 def register(sub) -> None:
@@ -43,7 +43,7 @@ def register(sub) -> None:
         metavar="JSON",
         help='input_data_filters overrides, e.g. {"hadron_calib": ["Good"]}',
     )
-    p.add_argument("--user", default=None, help="who submits (default: $B2CAL_USER or the login name)")
+    add_as_argument(p)
     add_db_argument(p)
     add_dir_argument(p)
     p.set_defaults(func=run)
@@ -72,11 +72,13 @@ def run(args) -> int:
         "input_data_filters": _json(args.filters, "--filters") if args.filters else None,
     }
     service = loop_service(args)
+    actor = acting(args)
+    require_calibration_authority(service, actor, args.processing, args.calibration, "submit")
     with user_errors():
         message = service.submit(
             args.processing,
             args.calibration,
-            by=current_user(args),
+            by=actor.name,
             expert_config=overrides,
             job_config={k: v for k, v in job_config.items() if v is not None},
         )

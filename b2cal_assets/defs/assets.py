@@ -1,17 +1,20 @@
 """One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
 
 import json
+import warnings
 from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 
 from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
-from b2cal_assets.defs.keys import CDST_KEY, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.run_tags import check_authority, submitted_by
 from b2cal_assets.defs.running import run_calibration_attempt, run_cdst_production
-from b2cal_assets.loop.service import AUTO_USER, LoopError
+from b2cal_assets.loop.records import AUTO_USER
+from b2cal_assets.loop.service import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
 
 BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
@@ -68,6 +71,19 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
     return _payloads
 
 
+def _signoff_check_spec(calibration: str) -> dg.AssetCheckSpec:
+    """Partitioned like its asset, so each processing's verdict is its own (a preview API in 1.13)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", dg.PreviewWarning)
+        return dg.AssetCheckSpec(
+            SIGNOFF_CHECK,
+            asset=signoff_key(calibration),
+            partitions_def=processing_partitions,
+            description="The payloads were accepted; fails when they were rejected, wherever the "
+            "decision was made (here, the calibration page or the b2cal command).",
+        )
+
+
 def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
     @dg.asset(
         key=signoff_key(step.name),
@@ -78,6 +94,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         "otherwise the expert materialises it with accept or reject.",
         metadata={"calibration": step.name},
         kinds={"signoff"},
+        check_specs=[_signoff_check_spec(step.name)],
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
         service = loop.service()
@@ -98,18 +115,30 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
                 by=by,
                 comment=config.comment,
                 automatic=automatic,
+                dagster_run_id=context.run_id,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{step.name} in {processing}: {state} by {by}")
-        return dg.MaterializeResult(
-            metadata={
-                "decision": config.decision,
-                "by": by,
-                "automatic": automatic,
-                "comment": config.comment,
-            }
-        )
+        metadata: dict[str, Any] = {
+            "decision": config.decision,
+            "by": by,
+            "automatic": automatic,
+            "comment": config.comment,
+        }
+        check_key = dg.AssetCheckKey(signoff_key(step.name), SIGNOFF_CHECK)
+        checks = []
+        if check_key in context.selected_asset_check_keys:
+            verb = "accepted" if config.decision == "accept" else "rejected"
+            checks.append(
+                dg.AssetCheckResult(
+                    check_name=SIGNOFF_CHECK,
+                    passed=config.decision == "accept",
+                    description=f"{verb} by {by}" + (f": {config.comment}" if config.comment else ""),
+                    metadata=metadata,
+                )
+            )
+        return dg.MaterializeResult(metadata=metadata, check_results=checks)
 
     return _signoff
 

@@ -11,7 +11,12 @@ from b2cal_assets.defs.batch_resources import batch_backend_resources, local_bac
 from b2cal_assets.defs.checks import build_checks
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
-from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor, staging_sensor
+from b2cal_assets.defs.sensors import (
+    calibration_loop_sensor,
+    data_arrival_sensor,
+    decisions_sensor,
+    staging_sensor,
+)
 from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env, ticket_sensor
 from b2cal_assets.loop.factory import scripts as loaded_scripts
 from b2cal_assets.loop.steps import build_steps
@@ -47,6 +52,7 @@ def build_definitions(
             calibration_loop_sensor,  # also reconciles with Dagster's runs (failed, lost, dead runs)
             staging_sensor,
             ticket_sensor,
+            decisions_sensor,  # decisions made on the calibration pages or the CLI, shown in Dagster
         ],
         schedules=[database_backup_schedule],
         jobs=[database_backup_job],

@@ -22,6 +22,9 @@ CDST_KEY = dg.AssetKey(["cdst"])
 SUBMITTED_BY_TAG = "b2cal/submitted_by"
 USER_TAG = "b2cal/user"
 REASON_TAG = "b2cal/reason"
+REQUESTED_BY_TAG = "b2cal/requested_by"  # who asked for a loop run: the expert, a manager's restart, auto
+LAUNCHED_BY_TAG = "b2cal/launched_by"  # "auto" on every run the loop sensor requests
+SIGNOFF_CHECK = "accepted"  # the check on signoff/<calibration>: failed when the payloads were rejected
 
 
 def calibration_of_key(key: dg.AssetKey, calibrations) -> str | None:

@@ -16,6 +16,7 @@ from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.db.engine import retry_while_unreachable
+from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
 from b2cal_assets.defs.run_tags import submitted_by
 from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
@@ -157,7 +158,8 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     return dg.MaterializeResult(
         metadata={
             "attempt": ticket.number,
-            "submitted_by": by,
+            "submitted_by": ticket.submitted_by,  # whose settings: a loop run takes over a held attempt
+            **_requested(context, ticket.submitted_by),
             "iterations": iterations,
             "payloads": dg.MetadataValue.md(_markdown_table(rows, ["payload", "revision", "iov", "md5"])),
             "outputdb": dg.MetadataValue.path(str(ticket.payload_dir / "outputdb")),
@@ -166,6 +168,16 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             "subjobs": len(outcome.subjobs),
         }
     )
+
+
+def _requested(context, submitter: str) -> dict[str, str]:
+    """Who asked for this run and why: the loop's tags, or the person who launched it in Dagster."""
+
+    tags = context.run.tags
+    return {
+        "requested_by": tags.get(REQUESTED_BY_TAG) or submitter,
+        "reason": tags.get(REASON_TAG) or "launched in Dagster",
+    }
 
 
 def resume_run_ids(context) -> list[str]:

@@ -3,18 +3,32 @@ runs), and the staging tag of a finished processing."""
 
 import json
 from collections import defaultdict
+from typing import Any
 
 import dagster as dg
 
 from b2cal_assets.db.transactions import retry_on_deadlock
-from b2cal_assets.defs.keys import CDST_KEY, REASON_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key, skim_key
+from b2cal_assets.defs.decision_events import decision_events
+from b2cal_assets.defs.keys import (
+    CDST_KEY,
+    LAUNCHED_BY_TAG,
+    REASON_TAG,
+    REQUESTED_BY_TAG,
+    SIGNOFF_CHECK,
+    SUBMITTED_BY_TAG,
+    payloads_key,
+    signoff_key,
+    skim_key,
+)
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.decisions import decisions_after
 from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
 from b2cal_assets.loop.service import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 
 LOOP_SENSOR = "calibration_loop_sensor"
+DECISIONS_SENSOR = "decisions_sensor"
 RUN_KEY_TAG = "dagster/run_key"
 SENSOR_NAME_TAG = "dagster/sensor_name"
 
@@ -23,6 +37,23 @@ def _new_partitions(context, names: list[str]) -> list[dg.AddDynamicPartitionsRe
     known = set(context.instance.get_dynamic_partitions(PROCESSING_PARTITIONS_NAME))
     new = [n for n in names if n not in known]
     return [dg.AddDynamicPartitionsRequest(PROCESSING_PARTITIONS_NAME, new)] if new else []
+
+
+def _stray_partitions(context, processings: list[str]) -> list[dg.DeleteDynamicPartitionsRequest]:
+    """Partitions no processing stands behind (added by hand): removed, since nothing could run in them.
+
+    A processing is registered in the calibration database before the loop adds its partition, and is
+    never deleted there, so a partition it does not know is never one the loop made.
+    """
+    known = set(processings)
+    stray = sorted(
+        p for p in context.instance.get_dynamic_partitions(PROCESSING_PARTITIONS_NAME) if p not in known
+    )
+    for name in stray:
+        context.log.warning(
+            f"partition {name!r} is not a processing (register one with b2cal processing create); removed"
+        )
+    return [dg.DeleteDynamicPartitionsRequest(PROCESSING_PARTITIONS_NAME, stray)] if stray else []
 
 
 @dg.sensor(
@@ -90,7 +121,12 @@ def check_keys(calibration: str) -> list[dg.AssetCheckKey]:
 
 
 def run_request_for(launch: Launch) -> dg.RunRequest:
-    tags = {SUBMITTED_BY_TAG: AUTO_USER, REASON_TAG: launch.reason}
+    tags = {
+        LAUNCHED_BY_TAG: AUTO_USER,
+        SUBMITTED_BY_TAG: launch.submitted_by,
+        REQUESTED_BY_TAG: launch.requested_by,
+        REASON_TAG: launch.label,
+    }
     if launch.resume_run_id:
         tags[RESUME_TAG] = launch.resume_run_id  # the new run takes over the attempt of the dead one
     if launch.checks_only:
@@ -101,11 +137,14 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
                 "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
             }
         }
+        checks = check_keys(launch.step)
+        if launch.automatic_signoff:
+            checks.append(dg.AssetCheckKey(signoff_key(launch.step), SIGNOFF_CHECK))
         return dg.RunRequest(
             run_key=launch.run_key,
             partition_key=launch.processing,
             asset_selection=selection,
-            asset_check_keys=check_keys(launch.step),
+            asset_check_keys=checks,
             run_config={"ops": signoff_ops} if launch.automatic_signoff else {},
             tags=tags,
         )
@@ -187,7 +226,10 @@ class DagsterRuns:
 )
 def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
-    partitions = _new_partitions(context, service.open_processing_names())
+    partitions: list[Any] = [
+        *_new_partitions(context, service.open_processing_names()),
+        *_stray_partitions(context, service.all_processing_names()),
+    ]
     # a tick is derived from what is committed, so after a deadlock (MariaDB, PostgreSQL) it runs again whole
     report = retry_on_deadlock(service.tick)(runs=DagsterRuns(context.instance))
     for processing, step in report.opened:
@@ -244,3 +286,30 @@ def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
     if not run.is_finished:
         return True
     return signoff_key(launch.step) in (run.asset_selection or set())
+
+
+@dg.sensor(
+    name=DECISIONS_SENSOR,
+    minimum_interval_seconds=5,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    description="Reports what people decided on the calibration pages or with the b2cal command "
+    "(sign-offs and rejects, submissions, restarts, exclusions, reassignments, uploads) as events of the "
+    "calibration's assets, with who decided: a sign-off materialises signoff/<calibration> and its "
+    "'accepted' check fails on a reject.",
+)
+def decisions_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
+
+    service = loop.service()
+    last_id = int(context.cursor or 0)
+    decisions, cursor = decisions_after(service, last_id)
+    events = [event for decision in decisions for event in decision_events(decision, service.steps)]
+    for decision in decisions:
+        context.log.info(
+            f"{decision.processing}/{decision.calibration}: {decision.decision} by {decision.by}"
+            + (" (in a Dagster run)" if decision.dagster_run_id else "")
+        )
+    return dg.SensorResult(
+        asset_events=events,
+        cursor=str(cursor),
+        skip_reason=None if events else dg.SkipReason(f"no new decision after audit entry {cursor}"),
+    )

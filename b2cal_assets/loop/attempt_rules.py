@@ -13,7 +13,8 @@ from b2cal_assets import home
 from b2cal_assets.db.repo import attempts, audit, calibrations, jobs, payloads, processings, signoffs
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.files import atomic_copytree
-from b2cal_assets.loop.notices import Held
+from b2cal_assets.loop.decisions import RUN_ID_KEY
+from b2cal_assets.loop.notices import Held, Queued
 from b2cal_assets.loop.readiness import (
     missing_inputs,
 )
@@ -72,7 +73,14 @@ class AttemptRules:
                 and row.deadline > self.clock()
             ):
                 number = self._hold(
-                    s, processing, calibration, submitted_by, expert_config, job_config, row.deadline
+                    s,
+                    processing,
+                    calibration,
+                    submitted_by,
+                    expert_config,
+                    job_config,
+                    row.deadline,
+                    dagster_run_id=dagster_run_id,
                 )
                 held_notice = Held(
                     processing, calibration, number, submitted_by, row.deadline, dict(expert_config)
@@ -207,10 +215,7 @@ class AttemptRules:
             self._check_submission(s, processing, calibration, row, latest, by)
             resubmission = row.state in RESUBMIT_STATES
             if resubmission:  # a new attempt with new settings, started at once (the window is over)
-                now = self.clock()
-                calibrations.update_calibration(
-                    s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
-                )
+                reopen_for_start(s, processing, calibration, row, self.clock())
                 row = calibrations.get_calibration(s, processing, calibration)
             elif row.state != "window_open":
                 raise LoopError(
@@ -218,12 +223,18 @@ class AttemptRules:
                 )
             now = self.clock()
             hold = proc.site.hold_until_deadline and row.deadline is not None and row.deadline > now
-            deadline = row.deadline if hold else now
+            # the deadline stays what it was: a queued attempt at a site that does not hold jobs
+            # starts at the next loop tick (``AttemptRules.queued_to_start``)
             number = self._hold(
-                s, processing, calibration, by, dict(expert_config), dict(job_config or {}), deadline
+                s,
+                processing,
+                calibration,
+                by,
+                dict(expert_config),
+                dict(job_config or {}),
+                row.deadline or now,
+                queued=not hold,
             )
-            if not hold:
-                calibrations.update_calibration(s, processing, calibration, deadline=now)
             if resubmission:
                 audit.record_audit(
                     s,
@@ -239,12 +250,13 @@ class AttemptRules:
                         "job_config": dict(job_config or {}),
                     },
                 )
-        self.notify(*created, Held(processing, calibration, number, by, deadline, dict(expert_config)))
         if hold:
+            self.notify(*created, Held(processing, calibration, number, by, row.deadline, dict(expert_config)))
             return (
                 f"{calibration} in {processing}: attempt {number} recorded; site {proc.site.name} starts jobs when "
-                f"the window closes at {deadline:%Y-%m-%d %H:%M} UTC"
+                f"the window closes at {row.deadline:%Y-%m-%d %H:%M} UTC"
             )
+        self.notify(*created, Queued(processing, calibration, number, by, dict(expert_config)))
         return f"{calibration} in {processing}: attempt {number} submitted; it starts at the next sensor tick"
 
     def _check_submission(self, s: Session, processing, calibration, row, latest, submitted_by) -> None:
@@ -293,8 +305,20 @@ class AttemptRules:
             )
 
     def _hold(
-        self, s: Session, processing, calibration, submitted_by, expert_config, job_config, deadline
+        self,
+        s: Session,
+        processing,
+        calibration,
+        submitted_by,
+        expert_config,
+        job_config,
+        deadline,
+        *,
+        dagster_run_id: str = "",
+        queued: bool = False,
     ) -> int:
+        """A held attempt with these settings, replacing one held before. ``queued``: it starts at the
+        next tick (the site does not hold jobs), so the audit log says ``submit_queued``, not held."""
         held = attempts.latest_attempt(s, processing, calibration)
         if held is not None and held.state == "held":
             attempts.set_attempt_state(s, held.id, "cancelled")
@@ -310,12 +334,32 @@ class AttemptRules:
         audit.record_audit(
             s,
             submitted_by,
-            "submit_held",
+            "submit_queued" if queued else "submit_held",
             processing,
             calibration,
-            {"expert_config": expert_config, "job_config": job_config, "until": deadline.isoformat()},
+            {
+                "expert_config": expert_config,
+                "job_config": job_config,
+                "until": deadline.isoformat(),
+                "attempt": attempt.number,
+                **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {}),
+            },
         )
         return attempt.number
+
+    def queued_to_start(self, s: Session, processing: str) -> list[str]:
+        """Open-window steps whose held attempt waits for nothing: the site does not hold jobs until the
+        deadline, so an expert's submission, a resubmission or a restart starts at this tick."""
+        if processings.get_processing(s, processing).site.hold_until_deadline:
+            return []
+        due = []
+        for row in calibrations.list_calibrations(s, processing):
+            if row.state != "window_open" or row.excluded:
+                continue
+            latest = attempts.latest_attempt(s, processing, row.calibration)
+            if latest is not None and latest.state == "held":
+                due.append(row.calibration)
+        return due
 
     def fail_attempt(
         self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
@@ -424,9 +468,21 @@ class AttemptRules:
 
     # --- sign-off ----------------------------------------------------------------------------
     def sign_off(
-        self, processing: str, calibration: str, *, decision: str, by: str, comment: str = "", automatic: bool
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        decision: str,
+        by: str,
+        comment: str = "",
+        automatic: bool,
+        dagster_run_id: str = "",
     ) -> str:
-        """Accept or reject the latest finished attempt; returns the new state."""
+        """Accept or reject the latest finished attempt; returns the new state.
+
+        ``dagster_run_id``: the run of the sign-off asset that made the decision (it is in Dagster then);
+        without it the decisions sensor reports it to Dagster (``loop/decisions.py``).
+        """
         if decision not in ("accept", "reject"):
             raise LoopError(f"a sign-off decision is 'accept' or 'reject', not {decision!r}")
         with self.session() as s:
@@ -449,12 +505,26 @@ class AttemptRules:
             state = "signed_off" if decision == "accept" else "rejected"
             calibrations.update_calibration(s, processing, calibration, state=state)
             if not automatic:
-                audit.record_audit(
-                    s, by, f"signoff_{decision}", processing, calibration, {"comment": comment}
-                )
+                details = {"comment": comment, **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {})}
+                audit.record_audit(s, by, f"signoff_{decision}", processing, calibration, details)
             number = latest.number if latest else 0
         if decision == "accept":
             self.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))
         else:
             self.notify(ticket_events.Rejected(processing, calibration, number, by, comment))
         return state
+
+
+def reopen_for_start(s: Session, processing: str, calibration: str, row, now) -> None:
+    """A step that ran opens again for an attempt that starts at once (a resubmission, a restart).
+
+    Its deadline is history and stays as it was; one it never had (the cDST step) is now.
+    """
+    calibrations.update_calibration(
+        s,
+        processing,
+        calibration,
+        state="window_open",
+        window_opened_at=now,
+        **({} if row.deadline is not None else {"deadline": now}),
+    )

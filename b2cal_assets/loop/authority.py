@@ -9,12 +9,21 @@ run, ``b2cal/role``; clients cannot set ``b2cal/*`` tags).
 
 from __future__ import annotations
 
+import unicodedata
+
 from b2cal_assets.db.errors import NotFound
 from b2cal_assets.db.repo import calibrations
 from b2cal_assets.loop.records import AUTO_USER, LoopError
 
 ROLE_TAG = "b2cal/role"
 OVERRIDING_ROLES = frozenset({"manager", "admin"})
+RESERVED_USERNAMES = frozenset({AUTO_USER, "ui"})  # the loop's automatic user, the bare UI (defs/assets.py)
+
+
+def is_reserved_username(username: str) -> bool:
+    """A directory or OS user named like the loop's own users could otherwise pass as them."""
+    folded = unicodedata.normalize("NFKC", username).strip().casefold()
+    return folded in RESERVED_USERNAMES or "(no-auth)" in folded
 
 
 def assigned_expert(service, processing: str, calibration: str) -> str:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import attempts, audit, calibrations
+from b2cal_assets.loop.attempt_rules import reopen_for_start
 from b2cal_assets.loop.notices import Excluded, Included, Restarted
 from b2cal_assets.loop.records import (
     AUTO_USER,
@@ -56,10 +58,33 @@ class Management:
             occurrence = self._count_audit(s, processing, calibration, "include")
         self.notify(Included(processing, calibration, by, occurrence))
 
-    def reassign(self, processing: str, calibration: str, *, expert: str, by: str) -> None:
+    def reassign(
+        self,
+        processing: str,
+        calibration: str,
+        *,
+        expert: str,
+        by: str,
+        find_user: Callable[[str], str | None] | None = None,
+    ) -> None:
+        """Give the calibration another expert. ``find_user`` (the directory: a name -> its stored
+        spelling, or None) refuses someone who cannot log in; the page and the CLI pass it."""
+        from b2cal_assets.loop.authority import is_reserved_username
+
         self._require_calibration(calibration)
-        if not expert.strip():
+        expert = expert.strip()
+        if not expert:
             raise LoopError("the new expert's user name is empty")
+        if is_reserved_username(expert):
+            raise LoopError(f"{expert!r} is the loop's own user name, not a person; name the expert's login")
+        if find_user is not None:
+            found = find_user(expert)
+            if found is None:
+                raise LoopError(
+                    f"no user {expert!r} in the directory; give the user name the expert logs in with "
+                    "(nothing was changed)"
+                )
+            expert = found
         with self.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             old = row.expert_username
@@ -115,10 +140,7 @@ class Management:
                 attempt.workdir = source.workdir  # resume from its checkpoint
             attempts.set_attempt_state(s, attempt.id, "held")
             _reopen(s, processing)
-            now = self.clock()
-            calibrations.update_calibration(
-                s, processing, calibration, state="window_open", window_opened_at=now, deadline=now
-            )
+            reopen_for_start(s, processing, calibration, row, self.clock())
             previous = latest.number if latest else None
             previous_workdir = latest.workdir if latest else ""
             audit.record_audit(

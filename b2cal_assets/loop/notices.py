@@ -42,6 +42,26 @@ class Held:
 
 
 @dataclass(frozen=True)
+class Queued:
+    """An expert submitted outside Dagster at a site that starts jobs at once: it starts at the next tick."""
+
+    processing: str
+    calibration: str
+    attempt: int
+    submitted_by: str
+    expert_config: dict[str, Any] = field(default_factory=dict)
+
+    def rendered(self) -> RenderedMessage:
+        settings = json.dumps(self.expert_config, sort_keys=True) if self.expert_config else "the defaults"
+        body = (
+            f"{self.submitted_by} submitted *{self.calibration}* (attempt {self.attempt}) with {settings}. "
+            "It starts at the loop's next tick."
+        )
+        key = dedup_key(self.processing, self.calibration, "queued", self.attempt)
+        return RenderedMessage(self.processing, self.calibration, "queued", key, body)
+
+
+@dataclass(frozen=True)
 class Excluded:
     processing: str
     calibration: str
@@ -94,7 +114,7 @@ class Restarted:
             body += f" as attempt {self.previous}"
         body += "."
         if self.previous_workdir:
-            body += f"\nThe logs of attempt {self.previous} stay in {self.previous_workdir}"
+            body += f"\nThe logs of attempt {self.previous} are kept (the calibration page has them)."
         key = dedup_key(self.processing, self.calibration, "restarted", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "restarted", key, body)
 
@@ -124,4 +144,4 @@ class Uploaded:
         return RenderedMessage(self.processing, self.calibration, "uploaded", key, "\n".join(lines))
 
 
-NOTICES = (Held, Excluded, Included, Restarted, Uploaded)
+NOTICES = (Held, Queued, Excluded, Included, Restarted, Uploaded)

@@ -40,9 +40,11 @@ from sqlalchemy.orm import Session
 from b2cal_assets.db.models import Attempt, ProcessingCalibration
 from b2cal_assets.db.repo import attempts, audit, calibrations, processings
 from b2cal_assets.db.repo import tickets as ticket_repo
+from b2cal_assets.loop.decisions import launch_origin
 from b2cal_assets.loop.records import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 from b2cal_assets.loop.uploads import is_upload
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.messages import RenderedMessage, dedup_key
 
@@ -184,15 +186,19 @@ class Reconciliation:
         number = len(history) + 1
         held = history[-1] if history and history[-1].state == "held" else None
         proc = processings.get_processing(s, processing)
+        origin = launch_origin(s, processing, step, held)
         return Launch(
             processing=processing,
             step=step,
-            reason=reason,
+            reason=reason,  # part of the run key, kept as earlier versions made it
             run_key=run_key(processing, step, number, reason, row.launch_generation),
             expert_config=dict(held.expert_config) if held else {},
             job_config=dict(held.job_config) if held else {},
             automatic_signoff=proc.site.signoff_policy == "automatic" and step != CDST_STEP,
             attempt=number,
+            submitted_by=origin.submitted_by,
+            requested_by=origin.requested_by,
+            why=reason if step == CDST_STEP else origin.reason,
         )
 
     def _reconcile_submitted(self, s, processing, row, history, fresh, runs, plan: Plan) -> None:
@@ -370,6 +376,7 @@ class Reconciliation:
             automatic_signoff=proc.site.signoff_policy == "automatic" and row.calibration != CDST_STEP,
             attempt=latest.number,
             resume_run_id=latest.dagster_run_id,
+            submitted_by=latest.submitted_by,
         )
 
     # --- finished: the checks and (at automatic sites) the sign-off -----------------------------
@@ -393,6 +400,7 @@ class Reconciliation:
                 automatic_signoff=automatic,
                 attempt=latest.number,
                 attempt_run_id=latest.dagster_run_id,
+                submitted_by=latest.submitted_by,
             )
 
         current = launch(row.launch_generation)
@@ -501,7 +509,7 @@ def post_in_session(s: Session, events) -> None:
             calibration=msg.calibration,
             kind=msg.kind,
             dedup_key=msg.dedup_key,
-            body=msg.body,
+            body=without_server_paths(msg.body),  # tickets are read outside the server
             attachments=[dict(a) for a in msg.attachments],
         )
 

@@ -37,6 +37,14 @@ class Launch:
     attempt: int = 0
     attempt_run_id: str = ""  # the Dagster run that produced the attempt (signoff/checks launches)
     resume_run_id: str = ""  # resume launches: the dead run whose attempt the new run takes over
+    submitted_by: str = AUTO_USER  # whose settings run: the held attempt's submitter, or auto (defaults)
+    requested_by: str = AUTO_USER  # who asked for the run: the expert, a manager's restart, or auto
+    why: str = ""  # the run's reason for people (submission, resubmission, restart, deadline, ...)
+
+    @property
+    def label(self) -> str:
+        """The reason shown on the run: ``why`` where the loop knows it, else the run key's reason."""
+        return self.why or self.reason
 
     @property
     def checks_only(self) -> bool:

@@ -179,7 +179,9 @@ class LoopService(AttemptRules, JobInputs, Management, Reconciliation, StatusVie
                     opened.append((name, step))
                     events.append(ticket_events.WindowOpen(name, step, deadline))
                 statuses = self.statuses(s, name)
-                for step in steps_past_deadline(statuses, now):
+                due = steps_past_deadline(statuses, now)
+                due += [step for step in self.queued_to_start(s, name) if step not in due]
+                for step in due:
                     self._submit_step(s, name, step)
                     fresh.add(step)
                 plan = self.reconcile_processing(s, name, fresh, runs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads
+from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads, processings
+from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.readiness import (
     blocked_by_rejection,
 )
@@ -30,6 +31,7 @@ class StatusViews:
             recovery = recovery_notes(
                 s, processing, {n: (a.submitted_at if a is not None else None) for n, a in latest_of.items()}
             )
+            holds = processings.get_processing(s, processing).site.hold_until_deadline
             result = []
             for name in self.order:
                 if name not in statuses:
@@ -56,7 +58,7 @@ class StatusViews:
                         blocked_by=blocked.get(name, ""),
                         excluded=rows[name].excluded,
                         submitted_by=latest.submitted_by if latest else "",
-                        attempt_state=latest.state if latest else "",
+                        attempt_state=shown_attempt_state(latest.state, site_holds_jobs=holds) if latest else "",
                         jobs=_jobs_summary(job_states),
                         uses_global_tag=rows[name].excluded,
                         recovery="" if statuses[name].state == "signed_off" else recovery.get(name, ""),

@@ -207,7 +207,7 @@ def render_failed(e: Failed) -> RenderedMessage:
     body = (
         f"Attempt {e.attempt} of *{e.calibration}* failed in {e.subjob}.\n"
         f"Last lines of its log:\n{{noformat}}\n{tail(e.log_tail)}\n{{noformat}}\n"
-        f"Full logs: {e.log_location}"
+        f"Full logs: attempt {e.attempt} on the calibration page /b2cal/processing/{e.processing}/{e.calibration}"
     )
     key = dedup_key(e.processing, e.calibration, "failed", e.attempt)
     return RenderedMessage(e.processing, e.calibration, "failed", key, body)

@@ -21,6 +21,7 @@ from pathlib import Path
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import tickets as repo
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.tickets.client import (
     TicketClient,
     TicketServiceError,
@@ -64,7 +65,7 @@ class TicketOutbox:
                 calibration=msg.calibration,
                 kind=msg.kind,
                 dedup_key=msg.dedup_key,
-                body=msg.body,
+                body=without_server_paths(msg.body),  # tickets are read outside the server
                 attachments=[dict(a) for a in msg.attachments],
             )
             s.commit()

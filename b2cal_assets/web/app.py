@@ -64,10 +64,15 @@ class B2calWebserver(DagsterWebserver):
         codec = (
             login.codec if login is not None else SessionCodec(secrets.token_urlsafe(48), SessionSettings())
         )
-        self._pages = CalibrationPages(loop or default_loop_service, codec)
+        loop_service = loop or default_loop_service
+        self._pages = CalibrationPages(
+            loop_service, codec, find_user=login.find_user if login is not None else None
+        )
         # --no-auth: everyone is a local admin, but launches are still tagged with the local user
         self._authorizer = authorizer or Authorizer(lambda _processing, _calibration: None)
-        self._guard = MutationGuard(self._authorizer, audit)
+        self._guard = MutationGuard(
+            self._authorizer, audit, processings=lambda: loop_service().all_processing_names()
+        )
         super().__init__(process_context, "", live_data_poll_rate)
 
     def build_graphql_schema(self) -> Schema:

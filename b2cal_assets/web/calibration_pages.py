@@ -31,6 +31,7 @@ from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
 from b2cal_assets.payloads.archive import ArchiveError, current_payloads_archive
 from b2cal_assets.payloads.upload import UploadRejected
+from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_html import (
     STATUS_PATH,
     Allowed,
@@ -93,10 +94,12 @@ class CalibrationPages:
         codec: SessionCodec,
         *,
         upload_limit: Callable[[], int] = max_upload_bytes,
+        find_user: Callable[[str], str | None] | None = None,
     ):
         self.loop = loop
         self.codec = codec
         self.upload_limit = upload_limit
+        self.find_user = find_user  # the directory (LDAP): a reassignment names someone who exists
 
     def routes(self) -> list[Route]:
         base = PREFIX + "/processing/{processing}/{calibration}"
@@ -142,6 +145,7 @@ class CalibrationPages:
     def _message(
         self, request: Request, user: SessionUser, title: str, message: str, status: int
     ) -> Response:
+        message = without_server_paths(message)  # what reaches a browser names no server path
         return self._html(
             request, lambda token: message_page(title, message, user=user, csrf_token=token), status
         )
@@ -164,6 +168,7 @@ class CalibrationPages:
         except USER_ERRORS as exc:
             return self._message(request, user, "Not found", str(exc), 404)
         allowed = await run_in_threadpool(self.allowed, service, user, processing, calibration)
+        error = without_server_paths(error)
         return self._html(
             request,
             lambda token: calibration_page(
@@ -393,7 +398,12 @@ class CalibrationPages:
             return f"{calibration} is back in the loop of {processing}; its window opens when its inputs are ready"
         if action == "reassign":
             expert = text_field(form, "expert").strip()
-            await run_in_threadpool(lambda: service.reassign(processing, calibration, expert=expert, by=by))
+            await run_in_threadpool(
+                lambda: service.reassign(
+                    processing, calibration, expert=expert, by=by, find_user=self.find_user
+                )
+            )
+            expert = await run_in_threadpool(assigned_expert, service, processing, calibration) or expert
             return f"{calibration} in {processing} is now assigned to {expert}"
         number = await run_in_threadpool(lambda: service.restart(processing, calibration, by=by))
         return (

@@ -15,6 +15,7 @@ from b2cal_assets.db.repo import attempts as attempt_repo
 from b2cal_assets.db.repo import audit as audit_repo
 from b2cal_assets.db.repo import calibrations as calibration_repo
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.service import JobRow, LoopError, LoopService, StepRow
 from b2cal_assets.loop.uploads import UPLOAD_KEY
 
@@ -92,11 +93,12 @@ def calibration_view(service: LoopService, processing: str, calibration: str) ->
         known = ", ".join(rows) or "none yet (the loop has not looked at this processing)"
         raise LoopError(f"no calibration {calibration!r} in processing {processing}; known: {known}")
     script = service.scripts.calibrations.get(calibration)
+    site = service.site_of(processing)
     with service.session() as s:
         attempts = [
             AttemptView(
                 a.number,
-                a.state,
+                shown_attempt_state(a.state, site_holds_jobs=bool(site["hold_until_deadline"])),
                 a.submitted_by,
                 a.submitted_at,
                 a.started_at,
@@ -121,7 +123,7 @@ def calibration_view(service: LoopService, processing: str, calibration: str) ->
         row=rows[calibration],
         is_calibration=script is not None,
         iov=service.processing_iov(processing),
-        site=service.site_of(processing),
+        site=site,
         defaults=dict(script.settings.expert_config or {}) if script is not None else {},
         attempts=list(reversed(attempts)),  # newest first
         jobs=service.job_rows(processing, calibration) if script is not None else [],

@@ -281,3 +281,21 @@ def check_auth_config(config: AuthConfig) -> None:
         )
     if not any(config.role_groups.values()):
         raise ConfigError("no LDAP group maps to any role: nobody could log in")
+
+
+def load_directory_config(env: Mapping[str, str] | None = None) -> AuthConfig | None:
+    """The directory part of the login configuration from the environment (``B2CAL_LDAP_*``,
+    ``B2CAL_ROLE_<ROLE>_GROUPS``), for the CLI's roles; None when no LDAP server is configured.
+
+    The session secret is the webserver's, not needed here; everything else is checked as for the login.
+    """
+    env = os.environ if env is None else env
+    if not env.get("B2CAL_LDAP_URL"):
+        return None
+    config = AuthConfig(
+        ldap=_section({}, "ldap", LdapSettings, env, _LDAP_ENV),
+        secret_key="x" * MIN_SECRET_KEY_LENGTH,  # unused: the CLI signs no session
+        role_groups=_role_groups({}, env),
+    )
+    check_auth_config(config)
+    return config

@@ -138,10 +138,21 @@ def _run_config_refusal(user: SessionUser, run_config: Any) -> str:
     return ""
 
 
+# () -> the processings the calibration database knows (the only names the processing partition may hold)
+KnownProcessings = Callable[[], Iterable[str]]
+PROCESSING_PARTITIONS = "processing"
+
+
 class MutationGuard:
-    def __init__(self, authorizer: Authorizer, audit: AuditSink | None = None):
+    def __init__(
+        self,
+        authorizer: Authorizer,
+        audit: AuditSink | None = None,
+        processings: KnownProcessings | None = None,
+    ):
         self.authorizer = authorizer
         self.audit = audit
+        self.processings = processings
 
     # wiring
 
@@ -245,8 +256,25 @@ class MutationGuard:
             )
             return az.calibration_action(user, "report events on", target), args
         if name in MANAGER_ONLY:
-            return az.manager_action(user, name), args
+            decision = az.manager_action(user, name)
+            if decision.allowed and name == "addDynamicPartition":
+                decision = self._partition_refusal(args) or decision
+            return decision, args
         return az.admin_only(user, name), args  # ADMIN_ONLY, and whatever Dagster adds next
+
+    def _partition_refusal(self, args: Mapping[str, Any]) -> Decision | None:
+        """A processing partition is added by the loop for a processing it knows, never by hand."""
+        if args.get("partitionsDefName") != PROCESSING_PARTITIONS:
+            return None
+        key = str(args.get("partitionKey", ""))
+        known = set(self.processings()) if self.processings is not None else set()
+        if key in known:
+            return None
+        return Decision(
+            False,
+            f"{key!r} is not a processing: a processing partition is added by the loop once the processing "
+            "is registered (b2cal processing create NAME ...); nothing was added",
+        )
 
     @staticmethod
     def _client_input_refusal(user: SessionUser, name: str, args: Mapping[str, Any]) -> str:

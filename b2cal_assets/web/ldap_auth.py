@@ -154,6 +154,36 @@ class LdapAuthenticator:
         except LDAPException as exc:
             raise DirectoryUnavailable(f"LDAP server {s.url}: {exc}") from None
 
+    def find_user(self, username: str) -> str | None:
+        """The directory's spelling of ``username``, or None when it has no such user: a reassignment
+        names someone who can log in. Read with the service account (or anonymously)."""
+        if not username_is_acceptable(username):
+            return None
+        s = self.settings
+        try:
+            server = self._server()
+            user_dn = (
+                s.user_dn_template.format(username=escape_rdn(username))
+                if s.user_dn_template
+                else self._find_user_dn(server, username)
+            )
+            conn = self._connection(server, s.bind_dn or None, s.bind_password or None)
+            try:
+                if s.bind_dn and not conn.bind():
+                    raise DirectoryUnavailable(f"the service account {s.bind_dn} could not bind")
+                conn.search(user_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[])
+                if conn.result.get("result") == 32 or not conn.entries:  # noSuchObject
+                    return None
+                if conn.result.get("result") != 0:
+                    raise DirectoryUnavailable(f"user lookup failed: {conn.result.get('description')}")
+                return self._canonical_username(conn, user_dn, username)
+            finally:
+                conn.unbind()
+        except (AuthFailed, LDAPInvalidDnError, LDAPInvalidFilterError):
+            return None
+        except LDAPException as exc:
+            raise DirectoryUnavailable(f"LDAP server {s.url}: {exc}") from None
+
     def _canonical_username(self, conn: ldap3.Connection, user_dn: str, typed: str) -> str:
         attr = self.settings.username_attribute
         conn.search(user_dn, "(objectClass=*)", search_scope=ldap3.BASE, attributes=[attr])

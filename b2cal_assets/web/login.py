@@ -4,7 +4,6 @@ session cookie, audit."""
 from __future__ import annotations
 
 import logging
-import unicodedata
 from collections.abc import Callable
 from urllib.parse import quote
 
@@ -13,7 +12,8 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from b2cal_assets.loop.records import AUTO_USER
+from b2cal_assets.loop.authority import RESERVED_USERNAMES, is_reserved_username  # noqa: F401
+from b2cal_assets.loop.records import LoopError
 from b2cal_assets.web.config import AuthConfig
 from b2cal_assets.web.forms import FormRejected, read_form
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink
@@ -33,13 +33,6 @@ LOGIN_FORM_MAX_BYTES = 16 * 1024
 WRONG_CREDENTIALS = "Wrong user name or password."
 
 
-RESERVED_USERNAMES = frozenset({AUTO_USER, "ui"})  # the loop's automatic user, the bare UI (defs/assets.py)
-
-
-def is_reserved_username(username: str) -> bool:
-    """A directory user named like the loop's own users could otherwise pass as them."""
-    folded = unicodedata.normalize("NFKC", username).strip().casefold()
-    return folded in RESERVED_USERNAMES or "(no-auth)" in folded
 
 
 def safe_next(value: str | None) -> str:
@@ -72,6 +65,17 @@ class LoginService:
         self.limiter = LoginRateLimiter(config.limits)
         self.authenticate = authenticate or LdapAuthenticator(config.ldap).authenticate
         self.audit = audit
+
+    def find_user(self, username: str) -> str | None:
+        """The directory's spelling of ``username`` (None: no such user, or a reserved name)."""
+        if is_reserved_username(username):
+            return None
+        try:
+            return LdapAuthenticator(self.config.ldap).find_user(username)
+        except DirectoryUnavailable as exc:
+            raise LoopError(
+                f"the directory could not be asked whether {username!r} exists, so nothing was changed: {exc}"
+            ) from None
 
     def current_user(self, conn: HTTPConnection) -> SessionUser | None:
         return self.codec.read(conn.cookies.get(SESSION_COOKIE))

@@ -16,7 +16,11 @@ def evaluate(defs: dg.Definitions, name: str, instance: dg.DagsterInstance, curs
     ) as ctx:
         result = sensor(ctx)
     for request in result.dynamic_partitions_requests or []:
-        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+        if isinstance(request, dg.DeleteDynamicPartitionsRequest):
+            for key in request.partition_keys:
+                instance.delete_dynamic_partition(request.partitions_def_name, key)
+        else:
+            instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
     for event in result.asset_events or []:
         instance.report_runless_asset_event(event)
     return result

@@ -111,7 +111,9 @@ def test_restart_runs_the_same_settings_as_a_new_attempt_and_keeps_the_old_logs(
     kinds = [m.kind for m in messages(loop, "prompt_now", "toy_a")]
     assert kinds.count("failed") == 1 and kinds.count("restarted") == 1
     (failed,) = [m for m in messages(loop, "prompt_now", "toy_a") if m.kind == "failed"]
-    assert "toy_a/0" in failed.body and "Traceback: boom" in failed.body and str(first.workdir) in failed.body
+    assert "toy_a/0" in failed.body and "Traceback: boom" in failed.body
+    # the ticket points at the calibration page for the logs, never at the server's directory
+    assert "/b2cal/processing/prompt_now/toy_a" in failed.body and str(first.workdir) not in failed.body
     restart = [d for u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "restart"]
     assert restart == [{"attempt": 2, "previous": 1, "previous_workdir": str(first.workdir)}]
 

@@ -96,3 +96,32 @@ def test_a_retick_posts_no_second_window_message(loop):
     loop.tick(now=T0)
     loop.tick(now=T0 + timedelta(hours=1))
     assert kinds(loop, "prompt_now", "toy_a").count("window_open") == 1
+
+
+def test_a_submission_at_a_site_that_starts_jobs_at_once_is_queued_not_held(loop, clock):
+    loop.tick(now=T0)
+    clock.now = T0 + timedelta(hours=1)
+    text = loop.submit("prompt_now", "toy_a", by="alice", expert_config={"scale": 1.02})
+    assert "starts at the next sensor tick" in text
+    (row,) = [r for r in loop.status_rows("prompt_now") if r.step == "toy_a"]
+    assert row.deadline == T0 + WINDOW  # the deadline is not overwritten by the submission time
+    assert row.attempt_state == "queued"
+    bodies = [m.body for m in messages(loop, "prompt_now", "toy_a")]
+    assert not any("starts jobs only when the window closes" in b for b in bodies)
+    assert any("alice submitted *toy_a*" in b and "next tick" in b for b in bodies)
+    (launch,) = [
+        x for x in loop.tick(now=clock.now).launches if x.step == "toy_a" and x.processing == "prompt_now"
+    ]
+    assert (launch.expert_config, launch.submitted_by, launch.why) == ({"scale": 1.02}, "alice", "submission")
+
+
+def test_ticket_messages_carry_no_server_path(loop, clock, b2cal_home):
+    loop.tick(now=T0)
+    ticket = submit(loop, "prompt_now", "toy_a", "alice", scale=1.02)
+    loop.fail_attempt(ticket, f"OSError: [Errno 28] No space left on device: '{ticket.workdir}/state.json'")
+    loop.restart("prompt_now", "toy_a", by="mgr")
+    bodies = [m.body for m in messages(loop, "prompt_now", "toy_a")]
+    assert any("state.json" in b for b in bodies)  # the file is still named
+    assert not [b for b in bodies if str(b2cal_home) in b or str(ticket.workdir) in b]
+    (failed,) = [m for m in messages(loop, "prompt_now", "toy_a") if m.kind == "failed"]
+    assert "/b2cal/processing/prompt_now/toy_a" in failed.body  # where the logs are, for an expert

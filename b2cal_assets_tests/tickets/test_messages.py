@@ -50,7 +50,8 @@ def test_failed_shows_subjob_log_tail_and_where_the_logs_are():
     assert "collector_3" in msg.body
     assert "line 199" in msg.body
     assert "line 100" not in msg.body  # only the tail goes into the comment
-    assert "/b2cal/work/x/logs" in msg.body
+    # where the logs are, as a page of the web UI, not a server path
+    assert "/b2cal/processing/" in msg.body and "/b2cal/work/x/logs" not in msg.body
 
 
 def test_finished_gives_verdict_checks_and_plots_as_attachments(tmp_path):

@@ -84,7 +84,8 @@ def test_events_become_comments_and_plots_attachments_in_order(sessions, fake_ji
     assert (
         "collector_2" in bodies[1]
         and "ERROR: no tracks" in bodies[1]
-        and "/b2cal/work/beamspot/1" in bodies[1]
+        and "/b2cal/processing/prompt_2024a/beamspot" in bodies[1]  # the logs' page, not a server path
+        and "/b2cal/work/beamspot/1" not in bodies[1]
     )
     assert "Validation passed" in bodies[2] and "beamspot_residuals.png" in bodies[2]
     [attachment] = issue.attachments

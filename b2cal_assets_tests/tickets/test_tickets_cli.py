@@ -22,7 +22,7 @@ def test_text_listing_shows_every_message_and_its_state(sessions, capsys):
     assert f"[{PROCESSING}] beamspot  created" in out
     assert "2024-05-03 12:00 UTC" in out
     assert "automatically with the default settings" in out
-    assert "Traceback: boom" in out and "/work/ecl/1" in out
+    assert "Traceback: boom" in out and "/b2cal/processing/prompt_2024a/ecl_energy" in out and "/work/ecl/1" not in out
     assert out.count("(not sent)") == 3
 
 

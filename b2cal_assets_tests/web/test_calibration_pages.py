@@ -3,6 +3,7 @@ what each role sees, what each may do (checked on the server), and that refusals
 
 from __future__ import annotations
 
+import html as html_text
 import io
 import json
 import re
@@ -23,8 +24,12 @@ ACTIONS = ("submit", "signoff", "upload", "exclude", "include", "reassign", "res
 
 @pytest.fixture
 def web_app(web_workspace, ldap_server, audit_log, toy_service):
-    """The served app (overrides conftest's) with the calibration pages on the toy loop."""
-    return make_pages_app(web_workspace, auth_config(ldap_server), audit_log, toy_service)
+    """The served app (overrides conftest's) with the calibration pages on the toy loop; the service
+    account looks users up (this slapd, like many, hides people from anonymous reads)."""
+    config = auth_config(
+        ldap_server, bind_dn=ldap_server.service_dn, bind_password=ldap_server.service_password
+    )
+    return make_pages_app(web_workspace, config, audit_log, toy_service)
 
 
 def page_path(processing: str, calibration: str, action: str = "") -> str:
@@ -101,7 +106,7 @@ def test_expert_submits_own_calibration_with_changed_settings(login_as, toy_serv
     prefilled = re.search(
         r"<textarea id=expert_config name=expert_config rows=6>(.*?)</textarea>", html, re.S
     )
-    assert prefilled and json.loads(prefilled.group(1).replace("&quot;", '"')) == {
+    assert prefilled and json.loads(html_text.unescape(prefilled.group(1))) == {
         "fail": False,
         "scale": 1.0,
     }
@@ -121,9 +126,11 @@ def test_expert_submits_own_calibration_with_changed_settings(login_as, toy_serv
         assert held.expert_config["scale"] == 2.0
         assert held.job_config == {"max_collector_jobs": 1}
     user, action, details = audit_actions(toy_service, "p1", "toy_a")[-1]
-    assert (user, action) == ("alice", "submit_held")
+    # the site starts jobs at once: the attempt is queued for the next tick, and never called held
+    assert (user, action) == ("alice", "submit_queued")
     assert details["expert_config"]["scale"] == 2.0
-    assert "held" in response.text  # the attempts table shows it
+    assert "<td>queued</td>" in response.text  # the attempts table shows it
+    assert "held" not in response.text.replace("hold", "")
 
 
 def test_bad_settings_are_shown_and_kept_in_the_form(login_as, toy_service):
@@ -132,7 +139,8 @@ def test_bad_settings_are_shown_and_kept_in_the_form(login_as, toy_service):
     response = post(alice, "p1", "toy_a", "submit", {"expert_config": '{"scale": 2.0,'})
     assert response.status_code == 400
     assert "expert_config is not valid JSON" in error_of(response.text)
-    assert "{&quot;scale&quot;: 2.0," in response.text  # what was typed stays in the textarea
+    assert '{"scale": 2.0,' in html_text.unescape(response.text)  # what was typed stays in the textarea
+    assert '{"scale"' not in response.text  # escaped there
     response = post(alice, "p1", "toy_a", "submit", {"expert_config": '{"scael": 2.0}'})
     assert response.status_code == 400
     assert "scael" in error_of(response.text)
@@ -200,6 +208,7 @@ def test_manager_excludes_reassigns_and_restarts(login_as, toy_service):
     response = post(mary, "p2", "toy_a", "restart")
     assert response.status_code == 200, error_of(response.text)
     assert "attempt 2 recorded" in notice_of(response.text)
+    assert str(home.b2cal_home()) not in response.text  # the history names no server directory
     with toy_service.session() as s:
         latest = attempts.latest_attempt(s, "p2", "toy_a")
         assert (latest.number, latest.state) == (2, "held")
@@ -315,11 +324,11 @@ def test_unknown_processing_or_calibration_is_a_readable_page(login_as):
     mary = login_as("mary")
     response = mary.get(page_path("p9", "toy_a"))
     assert response.status_code == 404
-    assert "no processing named &#x27;p9&#x27;; known: p1, p2" in error_of(response.text)
+    assert "no processing named 'p9'; known: p1, p2" in html_text.unescape(error_of(response.text))
     response = mary.get(page_path("p1", "toy_z"))
     assert response.status_code == 404 and "known: toy_a" in error_of(response.text)
     response = post(mary, "p1", "toy_a", "launch")
-    assert response.status_code == 404 and "no action &#x27;launch&#x27;" in error_of(response.text)
+    assert response.status_code == 404 and "no action 'launch'" in html_text.unescape(error_of(response.text))
     assert "Traceback" not in response.text
 
 
@@ -373,3 +382,27 @@ def test_after_a_reject_the_expert_and_a_manager_resubmit_with_new_settings(logi
     with toy_service.session() as s:
         latest = attempts.latest_attempt(s, "p2", "toy_a")
         assert (latest.number, latest.submitted_by, latest.expert_config["scale"]) == (3, "mary", 0.5)
+
+
+@pytest.mark.parametrize(
+    "name, why", [("ghost", "no user 'ghost' in the directory"), ("auto", "loop's own")]
+)
+def test_reassign_refuses_a_user_the_directory_does_not_have(login_as, toy_service, name, why):
+    before = snapshot_db(toy_service)
+    response = post(login_as("mary"), "p1", "toy_a", "reassign", {"expert": name})
+    assert response.status_code == 400 and why in html_text.unescape(error_of(response.text))
+    assert snapshot_db(toy_service) == before  # still alice's, nothing recorded
+    ok = post(login_as("mary"), "p1", "toy_a", "reassign", {"expert": "BOB"})
+    assert ok.status_code == 200 and "now assigned to bob" in notice_of(ok.text)  # the directory's spelling
+
+
+def test_an_error_page_names_the_file_but_no_server_path(login_as, toy_service, b2cal_home):
+    from pathlib import Path
+
+    (payload,) = toy_service.current_payloads("p2", "toy_a")
+    Path(payload["file"]).unlink()  # the payload store lost a file
+    response = login_as("victor").get(page_path("p2", "toy_a", "payloads.tar.gz"))
+    assert response.status_code == 500
+    text = response.text
+    assert Path(payload["file"]).name in text  # what is missing, by name
+    assert str(b2cal_home) not in text and str(Path(payload["file"]).parent) not in text

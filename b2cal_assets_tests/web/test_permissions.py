@@ -146,15 +146,28 @@ def test_stopping_a_run_follows_the_calibration(login_as):
     )
 
 
-def test_manager_may_do_every_calibration_action_but_not_admin_things(login_as, web_workspace):
+def add_partition(client, key: str) -> dict:
+    return gql(
+        client,
+        f'mutation {{ addDynamicPartition(partitionKey: "{key}", partitionsDefName: "processing", '
+        'repositorySelector: {repositoryName: "__repository__", repositoryLocationName: "b2cal"}) '
+        "{ __typename ... on Error { message } } }",
+    )["data"]["addDynamicPartition"]
+
+
+def test_manager_may_do_every_calibration_action_but_not_admin_things(login_as, web_workspace, b2cal_home):
+    from b2cal_assets.db.engine import database_url, ensure_schema
+    from b2cal_assets.loop import admin
+    from b2cal_assets_tests.loop.conftest import add_processing, add_site
+
     mary = login_as("mary")
     assert launch(mary, CAF_Y, "p1")["__typename"] == "LaunchRunSuccess"
     assert launch(mary, ["cdst", "cdst"], "p2")["__typename"] == "LaunchRunSuccess"
-    added = gql(
-        mary,
-        'mutation { addDynamicPartition(partitionKey: "p3", partitionsDefName: "processing", repositorySelector: '
-        '{repositoryName: "__repository__", repositoryLocationName: "b2cal"}) { __typename } }',
-    )["data"]["addDynamicPartition"]
+    ensure_schema(database_url())
+    add_site("site_p3")
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    add_processing("p3", "site_p3")
+    added = add_partition(mary, "p3")
     assert added["__typename"] == "AddDynamicPartitionSuccess", added
     reload = gql(mary, "mutation { reloadWorkspace { __typename ... on Error { message } } }")["data"][
         "reloadWorkspace"
@@ -191,3 +204,14 @@ def test_report_endpoints_need_a_manager(login_as, web_workspace):
     response = login_as("mary").post("/report_asset_materialization/signoff/caf_x", json={"partition": "p1"})
     assert response.status_code == 200, response.text
     assert web_workspace.instance.get_latest_materialization_event(key) != before
+
+
+def test_a_partition_that_is_not_a_processing_is_refused(login_as, web_workspace, b2cal_home):
+    from b2cal_assets.db.engine import database_url, ensure_schema
+
+    ensure_schema(database_url())
+    refused = add_partition(login_as("mary"), "typo_processing")
+    assert refused["__typename"] == "UnauthorizedError"
+    assert "'typo_processing' is not a processing" in refused["message"]
+    assert "b2cal processing create" in refused["message"]
+    assert "typo_processing" not in web_workspace.instance.get_dynamic_partitions("processing")

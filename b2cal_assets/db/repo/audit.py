@@ -60,3 +60,11 @@ def list_audit(
     if since is not None:
         query = query.where(AuditEntry.at >= since)
     return list(session.scalars(query.order_by(AuditEntry.id.desc()).limit(limit)))
+
+
+def entries_after(session: Session, last_id: int, *, limit: int = 500) -> list[AuditEntry]:
+    """Entries with an id above ``last_id``, oldest first: a follower's cursor (the decisions sensor)."""
+    if limit < 1:
+        raise InvalidValue(f"the limit must be at least 1; got {limit}")
+    query = select(AuditEntry).where(AuditEntry.id > last_id).order_by(AuditEntry.id).limit(limit)
+    return list(session.scalars(query))

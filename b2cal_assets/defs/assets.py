@@ -115,7 +115,7 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
                 by=by,
                 comment=config.comment,
                 automatic=automatic,
-                dagster_run_id=context.run_id,
+                dagster_run_id=context.run.run_id,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None

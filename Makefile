@@ -38,8 +38,11 @@ test: install services
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
 
+## ruff, mypy (strict for the packages listed in pyproject.toml) and the import contracts of the layers.
 lint: install
 	$(BIN)/ruff check b2cal_assets b2cal_assets_tests benchmarks migrations
+	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: install services
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done

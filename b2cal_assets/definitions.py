@@ -4,19 +4,20 @@
 ``B2CAL_CDST_PRODUCER`` (``module:function``) the cDST reconstruction (default: the demo detector's).
 """
 
-import os
-
 import dagster as dg
 
 from b2cal_assets.defs.definitions import build_definitions
-from b2cal_assets.defs.resources import DEFAULT_CDST_PRODUCER, CalibrationLoopResource
+from b2cal_assets.defs.env_vars import env_var
+from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.settings import settings
 
 
 @dg.definitions
 def defs() -> dg.Definitions:
-    calibrations_dir = os.environ.get("B2CAL_CALIBRATIONS_DIR", "")
+    current = settings()
     loop = CalibrationLoopResource(
-        calibrations_dir=calibrations_dir,
-        cdst_producer=os.environ.get("B2CAL_CDST_PRODUCER", DEFAULT_CDST_PRODUCER),
+        database_url=env_var("database_url") or "",
+        calibrations_dir=current.calibrations_dir,  # the assets are built from it at load time
+        cdst_producer=env_var("cdst_producer") or current.cdst_producer,
     )
-    return build_definitions(calibrations_dir, loop=loop)
+    return build_definitions(current.calibrations_dir, loop=loop)

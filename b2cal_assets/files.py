@@ -20,6 +20,7 @@ __all__ = [
     "WriteError",
     "atomic_copy",
     "atomic_copytree",
+    "atomic_directory",
     "atomic_open",
     "atomic_path",
     "atomic_write_bytes",
@@ -160,3 +161,33 @@ def atomic_copytree(source: Path | str, dest: Path | str) -> Path:
         shutil.rmtree(tmp, ignore_errors=True)
         shutil.rmtree(aside, ignore_errors=True)
     return dest
+
+
+@contextlib.contextmanager
+def atomic_directory(dest: Path | str) -> Iterator[Path]:
+    """Yield a new empty directory beside ``dest`` to fill; on success it becomes ``dest`` in one rename.
+
+    ``dest`` must not exist yet (a directory already there is never replaced): readers see no directory
+    or the whole one, each file flushed to disk. On failure the half-filled directory is removed.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temp_for(dest)
+    try:
+        try:
+            tmp.mkdir()
+            yield tmp
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    _fsync_path(path)
+            _fsync_dir(tmp)
+            if dest.exists():
+                raise FileExistsError(errno.EEXIST, f"{dest} already exists", str(dest))
+            os.rename(tmp, dest)
+        except OSError as exc:
+            if isinstance(exc, FileExistsError) or not _about_writing(exc, tmp):
+                raise
+            raise WriteError(dest, exc) from exc
+        _fsync_dir(dest.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

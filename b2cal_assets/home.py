@@ -1,17 +1,25 @@
-"""Where an installation keeps its files: everything lives under ``$B2CAL_HOME`` (default ``./.b2cal``)."""
+"""Where an installation keeps its files: everything lives under ``$B2CAL_HOME`` (default ``./.b2cal``).
+
+The one source of these paths: other modules ask here instead of reading the environment.
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
 
+from b2cal_assets.settings import settings
+
 
 def b2cal_home() -> Path:
-    return Path(os.environ.get("B2CAL_HOME", ".b2cal")).resolve()
+    """``$B2CAL_HOME`` as an absolute path; unset or empty: ``./.b2cal``."""
+    return settings().home.expanduser().resolve()
 
 
 def dagster_home() -> Path:
-    return Path(os.environ.get("DAGSTER_HOME", str(b2cal_home() / "dagster"))).resolve()
+    """``$DAGSTER_HOME`` (Dagster's own variable), else ``$B2CAL_HOME/dagster``."""
+    configured = os.environ.get("DAGSTER_HOME", "").strip()
+    return Path(configured).resolve() if configured else b2cal_home() / "dagster"
 
 
 def data_dir() -> Path:
@@ -28,9 +36,14 @@ def attempt_work_dir(processing: str, calibration: str, attempt: int) -> Path:
     return b2cal_home() / "work" / processing / calibration / f"attempt_{attempt}"
 
 
+def payloads_root() -> Path:
+    """The payload store's root (backed up with the database)."""
+    return b2cal_home() / "payloads"
+
+
 def payload_dir(processing: str, calibration: str, attempt: int) -> Path:
     """The payload store: one outputdb per attempt, never overwritten."""
-    return b2cal_home() / "payloads" / processing / calibration / f"attempt_{attempt}"
+    return payloads_root() / processing / calibration / f"attempt_{attempt}"
 
 
 def cdst_dir(processing: str) -> Path:
@@ -39,3 +52,4 @@ def cdst_dir(processing: str) -> Path:
 
 def backups_dir() -> Path:
     return b2cal_home() / "backups"
+

@@ -7,7 +7,7 @@ import pytest
 
 from b2cal_assets.backends.base import JobSpec
 from b2cal_assets.backends.local import PID_FILE, LocalBackend
-from b2cal_assets.files import WriteError, atomic_copy, atomic_copytree, atomic_write_text
+from b2cal_assets.files import WriteError, atomic_copy, atomic_copytree, atomic_directory, atomic_write_text
 from b2cal_assets_tests.fixtures.disk import fill
 
 
@@ -76,3 +76,25 @@ def test_a_pid_file_on_a_full_disk_names_its_path_and_stops_the_job(small_disk):
     assert not (workdir / PID_FILE).exists()
     assert started and started[0].returncode == -signal.SIGKILL  # not left running unfollowed
     assert _leftovers(small_disk) == []
+
+
+def test_a_directory_built_on_a_full_disk_never_appears_half(small_disk):
+    dest = small_disk / "outputdb"
+    with pytest.raises(WriteError, match=f"cannot write {dest}"), atomic_directory(dest) as tmp:
+        (tmp / "database.txt").write_text("dbstore_a 1 0,0,-1,-1\n")
+        fill(small_disk)
+        (tmp / "dbstore_a_rev_1.root").write_bytes(b"x" * 100_000)
+    assert not dest.exists()
+    assert _leftovers(small_disk) == []
+
+
+def test_a_directory_appears_whole_and_never_replaces_one_already_there(tmp_path):
+    dest = tmp_path / "tag"
+    with atomic_directory(dest) as tmp:
+        (tmp / "a.txt").write_text("a")
+        assert not dest.exists()  # nothing visible until the block ends
+    assert (dest / "a.txt").read_text() == "a"
+    with pytest.raises(FileExistsError), atomic_directory(dest) as tmp:
+        (tmp / "b.txt").write_text("b")
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt"]
+    assert _leftovers(tmp_path) == []

@@ -7,7 +7,6 @@ commands and answers with output captured from the real tools.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import subprocess
@@ -21,6 +20,9 @@ from b2cal_assets.backends.base import BackendError, JobSpec
 from b2cal_assets.files import atomic_write_text
 
 __all__ = [
+    "NAME_PATTERN",
+    "SAFE_TEXT",
+    "SITE_ONLY_OPTIONS",
     "CommandResult",
     "CommandRunner",
     "SubprocessRunner",
@@ -262,29 +264,6 @@ def check_job_backend_args(backend_args: Mapping[str, object]) -> None:
         if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", str(key)):
             raise BackendError(f"option name {key!r} is not a batch option")
         check_option_value(str(key), value, None)
-
-
-class BatchOptions:
-    """What every backend's options dataclass shares: its field names, the pattern each value must
-    match (``PATTERNS``: a regular expression, or ``"int"``), and building from a site mapping."""
-
-    PATTERNS: Mapping[str, str] = {}
-
-    @classmethod
-    def names(cls) -> tuple[str, ...]:
-        return tuple(f.name for f in dataclasses.fields(cls))  # type: ignore[arg-type]
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, object]):
-        """``extra_lines`` may come as one multi-line string (a config file) or a list; every other value
-        is checked against its pattern."""
-        extra = values.get("extra_lines") or ()
-        if isinstance(extra, str):
-            extra = tuple(extra.splitlines())
-        checked = {
-            k: check_option_value(k, v, cls.PATTERNS.get(k)) for k, v in values.items() if k != "extra_lines"
-        }
-        return cls(**{**checked, "extra_lines": tuple(str(x) for x in extra)})  # type: ignore[arg-type]
 
 
 def safe_path(path: Path | str, what: str) -> str:

@@ -8,27 +8,25 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
-    BatchOptions,
+    CommandResult,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
-    group_by_backend_args,
-    merged_options,
-    new_submission_dir,
     run_checked,
     safe_job_name,
     safe_path,
-    write_manifest,
 )
-from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
+from b2cal_assets.backends.options import BatchOptions, option
+from b2cal_assets.backends.wrapper import WRAPPER_FILE
 
 __all__ = [
     "CONDOR_STATES",
@@ -54,28 +52,28 @@ CONDOR_STATES: Mapping[int, JobState] = {
 QUERY_ATTRIBUTES = "ClusterId,ProcId,JobStatus,ExitCode,ExitBySignal,ExitSignal,HoldReason,RemoveReason"
 
 
+_SIZE = r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?"
+
+
 @dataclass(frozen=True)
 class HTCondorOptions(BatchOptions):
     """One cluster's submit options: the site's configuration, overridden per job by ``backend_args``."""
 
-    universe: str = "vanilla"
-    request_memory: str | None = None  # e.g. "2 GB" or "2048" (MB)
-    request_cpus: int | None = None
-    request_disk: str | None = None
-    max_idle: int | None = None  # submit-side throttle (max_idle)
-    max_materialize: int | None = None  # late materialisation: at most N jobs in the queue
-    accounting_group: str | None = None
-    extra_lines: tuple[str, ...] = ()  # raw submit-description commands, e.g. "+MaxRuntime = 3600"
-
-    PATTERNS: ClassVar[Mapping[str, str]] = {
-        "universe": r"[a-z]{1,16}",
-        "request_memory": r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?",
-        "request_cpus": "int",
-        "request_disk": r"[0-9]{1,12}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?",
-        "max_idle": "int",
-        "max_materialize": "int",
-        "accounting_group": NAME_PATTERN,
-    }
+    universe: str = option(pattern=r"[a-z]{1,16}", help="the job universe", default="vanilla")
+    request_memory: str | None = option(
+        "request_memory = {}", pattern=_SIZE, help='e.g. "2 GB" or "2048" (MB)'
+    )
+    request_cpus: int | None = option("request_cpus = {}", pattern="int", help="request_cpus")
+    request_disk: str | None = option(
+        "request_disk = {}", pattern=r"[0-9]{1,12}(\.[0-9]{1,3})? ?([KMGTkmgt]i?[Bb]?)?", help="request_disk"
+    )
+    max_idle: int | None = option("max_idle = {}", pattern="int", help="submit-side throttle (max_idle)")
+    max_materialize: int | None = option(
+        "max_materialize = {}", pattern="int", help="late materialisation: at most N jobs in the queue"
+    )
+    accounting_group: str | None = option(
+        "accounting_group = {}", pattern=NAME_PATTERN, help="accounting_group"
+    )
 
 
 # -- pure functions -----------------------------------------------------------------------------
@@ -98,16 +96,7 @@ def render_submit_description(
         f"log = {log_dir_text}/condor.log",
         f"batch_name = {safe_job_name(batch_name)}",
     ]
-    for key, value in (
-        ("request_memory", options.request_memory),
-        ("request_cpus", options.request_cpus),
-        ("request_disk", options.request_disk),
-        ("max_idle", options.max_idle),
-        ("max_materialize", options.max_materialize),
-        ("accounting_group", options.accounting_group),
-    ):
-        if value is not None and value != "":
-            lines.append(f"{key} = {value}")
+    lines.extend(options.directives())
     lines.extend(options.extra_lines)
     lines.append(f"queue workdir from {safe_path(manifest, 'manifest')}")
     return "\n".join(lines) + "\n"
@@ -145,11 +134,18 @@ def parse_condor_json(text: str) -> dict[str, dict[str, object]]:
     return {f"{ad['ClusterId']}.{ad['ProcId']}": ad for ad in ads if "ClusterId" in ad and "ProcId" in ad}
 
 
+def _whole(value: object) -> int:
+    """A job ad's number (JSON gives ints; a string or float from an old schedd is taken too)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise TypeError(f"not a number: {value!r}")
+    return int(value)
+
+
 def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
     """A job ad as a ``JobStatus``; an unknown ``JobStatus`` number raises ``BackendError``."""
     native = ad.get("JobStatus")
     try:
-        state = CONDOR_STATES[int(native)]  # type: ignore[arg-type]
+        state = CONDOR_STATES[_whole(native)]
     except (KeyError, TypeError, ValueError):
         raise BackendError(
             f"HTCondor reported JobStatus {native!r} for job {job_id}, which b2cal does not know; "
@@ -163,9 +159,9 @@ def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
     if state != JobState.DONE:
         return JobStatus(state)
     if ad.get("ExitBySignal"):
-        sig = int(ad.get("ExitSignal") or 0)  # type: ignore[arg-type]
+        sig = _whole(ad.get("ExitSignal") or 0)
         return JobStatus(JobState.FAILED, 128 + sig, f"killed by signal {sig}")
-    code = int(ad.get("ExitCode") or 0)  # type: ignore[arg-type]
+    code = _whole(ad.get("ExitCode") or 0)
     if code == 0:
         return JobStatus(JobState.DONE, 0)
     return JobStatus(JobState.FAILED, code, f"exit code {code}")
@@ -175,55 +171,32 @@ def condor_status(job_id: str, ad: Mapping[str, object]) -> JobStatus:
 
 
 @dataclass
-class HTCondorBackend(BatchBackend):
+class HTCondorBackend(ArrayBackend[HTCondorOptions]):
     """Submit jobs to HTCondor as one cluster per group, poll with ``condor_q`` then ``condor_history``."""
 
     options: HTCondorOptions = field(default_factory=HTCondorOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     submit_dir: Path | None = None
     name: str = "htcondor"
+    label: ClassVar[str] = "HTCondor"
 
-    @classmethod
-    def from_config(
-        cls, config: Mapping[str, object], runner: CommandRunner | None = None
-    ) -> HTCondorBackend:
-        """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
-        known = set(HTCondorOptions.names()) | {"submit_dir"}
-        unknown = sorted(set(config) - known)
-        if unknown:
+    def check_job(self, spec: JobSpec) -> None:
+        _check_queue_path(spec)
+
+    def submit_array(
+        self, specs: Sequence[JobSpec], options: HTCondorOptions, manifest: Path, submission_dir: Path
+    ) -> list[str]:
+        description = submission_dir / "job.sub"
+        description.write_text(
+            render_submit_description(manifest, options, batch_name=specs[0].name, log_dir=submission_dir)
+        )
+        result = run_checked(self.runner, ["condor_submit", "-terse", str(description)])
+        ids = parse_condor_submit_terse(result.stdout)
+        if len(ids) != len(specs):
             raise BackendError(
-                f"unknown HTCondor setting(s) {', '.join(unknown)}; known settings are {', '.join(sorted(known))}"
+                f"condor_submit queued {len(ids)} jobs for {len(specs)} work directories ({description})"
             )
-        options = HTCondorOptions.from_mapping({k: v for k, v in config.items() if k != "submit_dir"})
-        submit_dir = Path(str(config["submit_dir"])) if config.get("submit_dir") else None
-        return cls(options=options, runner=runner or SubprocessRunner(), submit_dir=submit_dir)
-
-    def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]:
-        handles: list[JobHandle | None] = [None] * len(jobs)
-        base = {name: getattr(self.options, name) for name in HTCondorOptions.names()}
-        for group in group_by_backend_args(jobs):
-            specs = [jobs[i] for i in group]
-            options = HTCondorOptions.from_mapping(
-                merged_options(base, specs[0], HTCondorOptions.names(), "HTCondor")
-            )
-            for spec in specs:
-                _check_queue_path(spec)
-                write_wrapper(spec)
-            sub = new_submission_dir(specs, self.submit_dir, "htcondor")
-            manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in specs])
-            description = sub / "job.sub"
-            description.write_text(
-                render_submit_description(manifest, options, batch_name=specs[0].name, log_dir=sub)
-            )
-            result = run_checked(self.runner, ["condor_submit", "-terse", str(description)])
-            ids = parse_condor_submit_terse(result.stdout)
-            if len(ids) != len(specs):
-                raise BackendError(
-                    f"condor_submit queued {len(ids)} jobs for {len(specs)} work directories ({description})"
-                )
-            for i, spec, job_id in zip(group, specs, ids, strict=True):
-                handles[i] = JobHandle(self.name, job_id, spec.name, Path(spec.workdir))
-        return [h for h in handles if h is not None]
+        return ids
 
     def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         if not handles:
@@ -245,12 +218,11 @@ class HTCondorBackend(BatchBackend):
             ads.update(parse_condor_json(history.stdout))
         return {j: condor_status(j, ads[j]) for j in wanted if j in ads}
 
-    def cancel(self, handles: Sequence[JobHandle]) -> None:
-        if not handles:
-            return
-        result = self.runner(["condor_rm", *(h.job_id for h in handles)])
-        if result.returncode != 0 and not _only_already_gone(result.stderr + result.stdout):
-            raise BackendError(describe_failure(result))
+    def cancel_argv(self, job_ids: Iterable[str]) -> list[str]:
+        return ["condor_rm", *job_ids]
+
+    def already_gone(self, result: CommandResult) -> bool:
+        return _only_already_gone(result.stderr + result.stdout)
 
 
 def _check_queue_path(spec: JobSpec) -> None:

@@ -27,7 +27,7 @@ PID_FILE = "pid"
 class _Job:
     spec: JobSpec
     handle: JobHandle
-    process: subprocess.Popen | None = None
+    process: subprocess.Popen[bytes] | None = None
     cancelled: bool = False
 
 

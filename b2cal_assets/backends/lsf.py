@@ -14,23 +14,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
-    BatchOptions,
+    CommandResult,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
-    group_by_backend_args,
     index_ranges,
-    merged_options,
-    new_submission_dir,
     run_checked,
     safe_job_name,
     safe_path,
-    write_manifest,
 )
-from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
+from b2cal_assets.backends.options import BatchOptions, option
+from b2cal_assets.backends.wrapper import WRAPPER_FILE
 
 __all__ = [
     "BJOBS_FIELDS",
@@ -68,24 +66,19 @@ _KILLED_ON_REQUEST = ("TERM_OWNER", "TERM_ADMIN", "killed by owner", "killed by 
 class LSFOptions(BatchOptions):
     """One array's ``bsub`` options: the site's configuration, overridden per job by ``backend_args``."""
 
-    queue: str | None = None
-    memory: str | None = None  # -M, in the site's LSF_UNIT_FOR_LIMITS, e.g. "2000" or "2GB"
-    walltime: str | None = None  # -W [hour:]minute
-    slots: int | None = None  # -n
-    project: str | None = None  # -P
-    resources: str | None = None  # -R
-    array_limit: int | None = None  # at most N elements run at once (%N)
-    extra_lines: tuple[str, ...] = ()  # "#BSUB ..." lines or shell lines before the job runs
-
-    PATTERNS: ClassVar[Mapping[str, str]] = {
-        "queue": NAME_PATTERN,
-        "memory": r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt][Bb]?)?",
-        "walltime": r"[0-9]{1,6}(:[0-9]{1,2})?",
-        "slots": "int",
-        "project": NAME_PATTERN,
-        "resources": r"[A-Za-z0-9_.,:=\[\]()<>!&|~ -]{1,512}",
-        "array_limit": "int",
-    }
+    queue: str | None = option("-q {}", pattern=NAME_PATTERN, help="-q")
+    memory: str | None = option(
+        "-M {}",
+        pattern=r"[0-9]{1,9}(\.[0-9]{1,3})? ?([KMGTkmgt][Bb]?)?",
+        help='-M, in the site\'s LSF_UNIT_FOR_LIMITS, e.g. "2000" or "2GB"',
+    )
+    walltime: str | None = option("-W {}", pattern=r"[0-9]{1,6}(:[0-9]{1,2})?", help="-W [hour:]minute")
+    slots: int | None = option("-n {}", pattern="int", help="-n")
+    project: str | None = option("-P {}", pattern=NAME_PATTERN, help="-P")
+    resources: str | None = option(
+        '-R "{}"', pattern=r"[A-Za-z0-9_.,:=\[\]()<>!&|~ -]{1,512}", help="-R resource requirement"
+    )
+    array_limit: int | None = option(pattern="int", help="at most N elements run at once (%N)")
 
 
 # -- pure functions -----------------------------------------------------------------------------
@@ -103,17 +96,7 @@ def render_array_script(
         f"-o {safe_path(log_dir, 'log directory')}/lsf-%J_%I.out",
         f"-e {safe_path(log_dir, 'log directory')}/lsf-%J_%I.err",
     ]
-    for flag, value in (
-        ("-q", options.queue),
-        ("-M", options.memory),
-        ("-W", options.walltime),
-        ("-n", options.slots),
-        ("-P", options.project),
-    ):
-        if value is not None and value != "":
-            directives.append(f"{flag} {value}")
-    if options.resources:
-        directives.append(f'-R "{options.resources}"')
+    directives.extend(options.directives())
     manifest_q = shlex.quote(str(manifest))
     return "\n".join(
         [
@@ -207,7 +190,7 @@ def bkill_targets(job_ids: Iterable[str]) -> list[str]:
 
 
 @dataclass
-class LSFBackend(BatchBackend):
+class LSFBackend(ArrayBackend[LSFOptions]):
     """Submit jobs to LSF as job arrays, poll with one ``bjobs``, cancel with one ``bkill``."""
 
     options: LSFOptions = field(default_factory=LSFOptions)
@@ -215,49 +198,21 @@ class LSFBackend(BatchBackend):
     submit_dir: Path | None = None
     max_array_size: int = 1000  # LSF's MAX_JOB_ARRAY_SIZE default
     name: str = "lsf"
+    label: ClassVar[str] = "LSF"
 
-    @classmethod
-    def from_config(cls, config: Mapping[str, object], runner: CommandRunner | None = None) -> LSFBackend:
-        """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
-        site_keys = {"submit_dir", "max_array_size"}
-        known = set(LSFOptions.names()) | site_keys
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise BackendError(
-                f"unknown LSF setting(s) {', '.join(unknown)}; known settings are {', '.join(sorted(known))}"
-            )
-        options = LSFOptions.from_mapping({k: v for k, v in config.items() if k not in site_keys})
-        return cls(
-            options=options,
-            runner=runner or SubprocessRunner(),
-            submit_dir=Path(str(config["submit_dir"])) if config.get("submit_dir") else None,
-            max_array_size=int(config.get("max_array_size", 1000)),  # type: ignore[call-overload]
+    def max_per_submission(self) -> int | None:
+        return self.max_array_size
+
+    def submit_array(
+        self, specs: Sequence[JobSpec], options: LSFOptions, manifest: Path, submission_dir: Path
+    ) -> list[str]:
+        script = render_array_script(
+            manifest, len(specs), options, job_name=specs[0].name, log_dir=submission_dir
         )
-
-    def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]:
-        handles: list[JobHandle | None] = [None] * len(jobs)
-        base = {name: getattr(self.options, name) for name in LSFOptions.names()}
-        for group in group_by_backend_args(jobs):
-            specs = [jobs[i] for i in group]
-            options = LSFOptions.from_mapping(merged_options(base, specs[0], LSFOptions.names(), "LSF"))
-            for spec in specs:
-                write_wrapper(spec)
-            size = max(1, self.max_array_size)
-            for start in range(0, len(specs), size):
-                chunk = specs[start : start + size]
-                sub = new_submission_dir(chunk, self.submit_dir, "lsf")
-                manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in chunk])
-                script = render_array_script(
-                    manifest, len(chunk), options, job_name=chunk[0].name, log_dir=sub
-                )
-                (sub / "array.sh").write_text(script)
-                result = run_checked(self.runner, ["bsub"], stdin=script)
-                array_id = parse_bsub_output(result.stdout + result.stderr)
-                for offset, spec in enumerate(chunk):
-                    handles[group[start + offset]] = JobHandle(
-                        self.name, f"{array_id}[{offset + 1}]", spec.name, Path(spec.workdir)
-                    )
-        return [h for h in handles if h is not None]
+        (submission_dir / "array.sh").write_text(script)
+        result = run_checked(self.runner, ["bsub"], stdin=script)
+        array_id = parse_bsub_output(result.stdout + result.stderr)
+        return [f"{array_id}[{offset + 1}]" for offset in range(len(specs))]
 
     def poll(self, handles: Sequence[JobHandle]) -> dict[str, JobStatus]:
         if not handles:
@@ -272,13 +227,10 @@ class LSFBackend(BatchBackend):
         records = parse_bjobs_json(result.stdout)
         return {j: lsf_status(j, records[j]) for j in wanted if j in records}
 
-    def cancel(self, handles: Sequence[JobHandle]) -> None:
-        if not handles:
-            return
-        result = self.runner(["bkill", *bkill_targets(h.job_id for h in handles)])
-        if result.returncode != 0:
-            output = result.stdout + result.stderr
-            lines = [line for line in output.splitlines() if line.strip()]
-            gone = ("already finished", "No matching job found", "is not found", "is being terminated")
-            if not lines or not all(any(g in line for g in gone) for line in lines):
-                raise BackendError(describe_failure(result))
+    def cancel_argv(self, job_ids: Iterable[str]) -> list[str]:
+        return ["bkill", *bkill_targets(job_ids)]
+
+    def already_gone(self, result: CommandResult) -> bool:
+        lines = [line for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+        gone = ("already finished", "No matching job found", "is not found", "is being terminated")
+        return bool(lines) and all(any(g in line for g in gone) for line in lines)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, read_exit_code
@@ -83,7 +84,8 @@ class SubmitPolicy:
     def backoff_s(self, failures: int) -> float:
         """The wait after ``failures`` failed status queries in a row: the poll interval, doubled each time."""
         base = max(self.poll_interval_s, 0.1)
-        return min(base * 2 ** max(failures - 1, 0), max(self.poll_backoff_max_s, base))
+        backoff: float = base * 2 ** max(failures - 1, 0)
+        return min(backoff, max(self.poll_backoff_max_s, base))
 
 
 @dataclass
@@ -402,7 +404,7 @@ class JobManager:
                 t.handle = _handle_from(entry, t.spec)
                 t.phase, t.tries = _LIVE, int(entry.get("tries", 1))
 
-    def _load(self) -> dict[str, dict]:
+    def _load(self) -> dict[str, dict[str, Any]]:
         assert self.state_file is not None
         try:
             data = json.loads(self.state_file.read_text())
@@ -433,7 +435,7 @@ class JobManager:
         atomic_write_text(self.state_file, json.dumps({"version": 1, "jobs": jobs}, indent=1, sort_keys=True))
 
 
-def _handle_from(entry: dict, spec: JobSpec) -> JobHandle:
+def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
     return JobHandle(
         backend=str(entry["backend"]),
         job_id=str(entry["job_id"]),

@@ -16,23 +16,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
+from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
-    BatchOptions,
+    CommandResult,
     CommandRunner,
     SubprocessRunner,
     describe_failure,
-    group_by_backend_args,
     index_ranges,
-    merged_options,
-    new_submission_dir,
     run_checked,
     safe_job_name,
     safe_path,
-    write_manifest,
 )
-from b2cal_assets.backends.wrapper import WRAPPER_FILE, write_wrapper
+from b2cal_assets.backends.options import BatchOptions, option
+from b2cal_assets.backends.wrapper import WRAPPER_FILE
 
 __all__ = [
     "SLURM_STATES",
@@ -96,24 +94,19 @@ _FAILURE_REASONS = {
 class SlurmOptions(BatchOptions):
     """One array's ``sbatch`` options: the site's configuration, overridden per job by ``backend_args``."""
 
-    partition: str | None = None
-    memory: str | None = None  # --mem, e.g. "2G"
-    time_limit: str | None = None  # --time, e.g. "01:00:00"
-    cpus: int | None = None  # --cpus-per-task
-    account: str | None = None
-    qos: str | None = None
-    array_limit: int | None = None  # at most this many tasks of one array run at once (%N)
-    extra_lines: tuple[str, ...] = ()  # "#SBATCH ..." directives or shell lines before the job runs
-
-    PATTERNS: ClassVar[Mapping[str, str]] = {
-        "partition": r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*",
-        "memory": r"[0-9]{1,9}[KMGT]?",
-        "time_limit": r"[0-9]{1,6}(-[0-9]{1,2})?(:[0-9]{1,2}){0,2}",
-        "cpus": "int",
-        "account": NAME_PATTERN,
-        "qos": NAME_PATTERN,
-        "array_limit": "int",
-    }
+    partition: str | None = option(
+        "--partition={}", pattern=r"[A-Za-z0-9_.-]{1,64}(,[A-Za-z0-9_.-]{1,64})*", help="partition(s)"
+    )
+    memory: str | None = option("--mem={}", pattern=r"[0-9]{1,9}[KMGT]?", help='--mem, e.g. "2G"')
+    time_limit: str | None = option(
+        "--time={}", pattern=r"[0-9]{1,6}(-[0-9]{1,2})?(:[0-9]{1,2}){0,2}", help='--time, e.g. "01:00:00"'
+    )
+    cpus: int | None = option("--cpus-per-task={}", pattern="int", help="--cpus-per-task")
+    account: str | None = option("--account={}", pattern=NAME_PATTERN, help="--account")
+    qos: str | None = option("--qos={}", pattern=NAME_PATTERN, help="--qos")
+    array_limit: int | None = option(
+        pattern="int", help="at most this many tasks of one array run at once (%N)"
+    )
 
 
 # -- pure functions -----------------------------------------------------------------------------
@@ -137,16 +130,7 @@ def render_array_script(
         f"--output={safe_path(log_dir, 'log directory')}/slurm-%A_%a.out",
         "--open-mode=append",
     ]
-    for flag, value in (
-        ("--partition", options.partition),
-        ("--mem", options.memory),
-        ("--time", options.time_limit),
-        ("--cpus-per-task", options.cpus),
-        ("--account", options.account),
-        ("--qos", options.qos),
-    ):
-        if value is not None and value != "":
-            directives.append(f"{flag}={value}")
+    directives.extend(options.directives())
     manifest_q = shlex.quote(str(manifest))
     return "\n".join(
         [
@@ -170,16 +154,7 @@ def render_single_script(workdir: Path, options: SlurmOptions, *, job_name: str,
         f"--job-name={safe_job_name(job_name)}",
         f"--output={safe_path(log_dir, 'log directory')}/slurm-%j.out",
     ]
-    for flag, value in (
-        ("--partition", options.partition),
-        ("--mem", options.memory),
-        ("--time", options.time_limit),
-        ("--cpus-per-task", options.cpus),
-        ("--account", options.account),
-        ("--qos", options.qos),
-    ):
-        if value is not None and value != "":
-            directives.append(f"{flag}={value}")
+    directives.extend(options.directives())
     return "\n".join(
         [
             "#!/usr/bin/env bash",
@@ -328,7 +303,7 @@ def _colon_exit(text: str) -> tuple[int | None, int]:
 
 
 @dataclass
-class SlurmBackend(BatchBackend):
+class SlurmBackend(ArrayBackend[SlurmOptions]):
     """Submit jobs to Slurm as arrays, follow them with one ``squeue`` per poll, cancel with one ``scancel``.
 
     ``options`` is the site's configuration (see ``SlurmOptions``); a job's ``backend_args`` may
@@ -343,65 +318,28 @@ class SlurmBackend(BatchBackend):
     use_arrays: bool = True
     jobcomp_file: Path | None = None
     name: str = "slurm"
-
-    @classmethod
-    def from_config(cls, config: Mapping[str, object], runner: CommandRunner | None = None) -> SlurmBackend:
-        """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
-        site_keys = {"submit_dir", "max_array_size", "use_arrays", "jobcomp_file"}
-        known = set(SlurmOptions.names()) | site_keys
-        unknown = sorted(set(config) - known)
-        if unknown:
-            raise BackendError(
-                f"unknown Slurm setting(s) {', '.join(unknown)}; known settings are {', '.join(sorted(known))}"
-            )
-        options = SlurmOptions.from_mapping({k: v for k, v in config.items() if k not in site_keys})
-        kwargs: dict[str, object] = {"options": options}
-        for key in ("submit_dir", "jobcomp_file"):
-            if config.get(key):
-                kwargs[key] = Path(str(config[key]))
-        if "max_array_size" in config:
-            kwargs["max_array_size"] = int(config["max_array_size"])  # type: ignore[arg-type]
-        if "use_arrays" in config:
-            kwargs["use_arrays"] = bool(config["use_arrays"])
-        if runner is not None:
-            kwargs["runner"] = runner
-        return cls(**kwargs)  # type: ignore[arg-type]
+    label: ClassVar[str] = "Slurm"
 
     # -- submit ---------------------------------------------------------------------------------
 
-    def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]:
-        if not jobs:
-            return []
-        handles: list[JobHandle | None] = [None] * len(jobs)
-        base = dict(_asdict(self.options))
-        for group in group_by_backend_args(jobs):
-            specs = [jobs[i] for i in group]
-            options = SlurmOptions.from_mapping(merged_options(base, specs[0], SlurmOptions.names(), "Slurm"))
-            for spec in specs:
-                write_wrapper(spec)
-            if self.use_arrays:
-                ids = self._submit_arrays(specs, options)
-            else:
-                ids = [self._submit_single(spec, options) for spec in specs]
-            for i, spec, job_id in zip(group, specs, ids, strict=True):
-                handles[i] = JobHandle(self.name, job_id, spec.name, Path(spec.workdir))
-        return [h for h in handles if h is not None]
+    def max_per_submission(self) -> int | None:
+        return self.max_array_size
 
-    def _submit_arrays(self, specs: Sequence[JobSpec], options: SlurmOptions) -> list[str]:
-        ids: list[str] = []
-        size = max(1, self.max_array_size)
-        for start in range(0, len(specs), size):
-            chunk = specs[start : start + size]
-            sub = new_submission_dir(chunk, self.submit_dir, "slurm")
-            manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in chunk])
-            script = sub / "array.sh"
-            script.write_text(
-                render_array_script(manifest, len(chunk), options, job_name=chunk[0].name, log_dir=sub)
-            )
-            result = run_checked(self.runner, ["sbatch", "--parsable", str(script)])
-            array_id = parse_sbatch_output(result.stdout)
-            ids.extend(f"{array_id}_{task}" for task in range(len(chunk)))
-        return ids
+    def submit_group(self, specs: Sequence[JobSpec], options: SlurmOptions) -> list[str]:
+        if not self.use_arrays:
+            return [self._submit_single(spec, options) for spec in specs]
+        return super().submit_group(specs, options)
+
+    def submit_array(
+        self, specs: Sequence[JobSpec], options: SlurmOptions, manifest: Path, submission_dir: Path
+    ) -> list[str]:
+        script = submission_dir / "array.sh"
+        script.write_text(
+            render_array_script(manifest, len(specs), options, job_name=specs[0].name, log_dir=submission_dir)
+        )
+        result = run_checked(self.runner, ["sbatch", "--parsable", str(script)])
+        array_id = parse_sbatch_output(result.stdout)
+        return [f"{array_id}_{task}" for task in range(len(specs))]
 
     def _submit_single(self, spec: JobSpec, options: SlurmOptions) -> str:
         workdir = Path(spec.workdir).absolute()
@@ -429,25 +367,24 @@ class SlurmBackend(BatchBackend):
             records = parse_squeue_output(result.stdout)
         missing = [j for j in wanted if j not in records]
         if missing and self.jobcomp_file is not None:
-            records.update(self._from_jobcomp(missing))
+            records.update(self._from_jobcomp(self.jobcomp_file, missing))
         return {j: slurm_status(records[j]) for j in wanted if j in records}
 
-    def _from_jobcomp(self, job_ids: Sequence[str]) -> dict[str, SlurmRecord]:
-        assert self.jobcomp_file is not None
+    @staticmethod
+    def _from_jobcomp(jobcomp_file: Path, job_ids: Sequence[str]) -> dict[str, SlurmRecord]:
         try:
-            text = Path(self.jobcomp_file).read_text(errors="replace")
+            text = Path(jobcomp_file).read_text(errors="replace")
         except FileNotFoundError:
             return {}
         return parse_jobcomp(text, job_ids)
 
     # -- cancel ---------------------------------------------------------------------------------
 
-    def cancel(self, handles: Sequence[JobHandle]) -> None:
-        if not handles:
-            return
-        result = self.runner(["scancel", *compress_task_ids(h.job_id for h in handles)])
-        if result.returncode != 0 and not _only_already_gone(result.stderr):
-            raise BackendError(describe_failure(result))
+    def cancel_argv(self, job_ids: Iterable[str]) -> list[str]:
+        return ["scancel", *compress_task_ids(job_ids)]
+
+    def already_gone(self, result: CommandResult) -> bool:
+        return _only_already_gone(result.stderr)
 
 
 def _only_already_gone(stderr: str) -> bool:
@@ -455,7 +392,3 @@ def _only_already_gone(stderr: str) -> bool:
     lines = [line for line in stderr.splitlines() if line.strip()]
     gone = ("already completing or completed", "Invalid job id", "Job/step already")
     return all(any(g in line for g in gone) for line in lines)
-
-
-def _asdict(options: SlurmOptions) -> dict[str, object]:
-    return {name: getattr(options, name) for name in SlurmOptions.names()}

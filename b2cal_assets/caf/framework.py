@@ -24,6 +24,7 @@ import numpy as np
 from b2cal_assets.caf.backend_names import MaxFilesSplitter, MaxSubjobsSplitter, SubjobSplitter
 from b2cal_assets.caf.databases import CentralDatabase, LocalDatabase
 from b2cal_assets.caf.strategies import SingleIOV, Strategy, as_strategy
+from b2cal_assets.domain.basf2_standin import register_module
 from b2cal_assets.domain.framework_required import FrameworkRequired
 from b2cal_assets.domain.iov import ExpRun, IoV
 
@@ -102,8 +103,6 @@ AlgorithmFunction = Callable[[Arrays, AlgorithmContext], AlgorithmResult]
 def _framework_module(collector: object) -> object:
     """A collector given by name becomes a (stand-in) basf2 module, as ``register_module`` would make it."""
     if isinstance(collector, str):
-        from b2cal_assets.domain.basf2_standin import register_module
-
         return register_module(collector)
     return collector
 

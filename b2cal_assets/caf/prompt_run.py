@@ -19,7 +19,6 @@ and win. Exit status: 0 done, 1 the calibration failed or an input is wrong (one
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 from collections.abc import Sequence
@@ -27,7 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from b2cal_assets.backends.base import BatchBackend
+from b2cal_assets.backends.htcondor import HTCondorBackend
+from b2cal_assets.backends.local import LocalBackend
+from b2cal_assets.backends.lsf import LSFBackend
 from b2cal_assets.backends.manager import RetryPolicy, SubmitPolicy
+from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.domain.expert_config import merge_expert_config
@@ -41,6 +44,8 @@ from b2cal_assets.domain.scripts import (
     load_scripts,
 )
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.home import globaltag_dir
+from b2cal_assets.settings import settings
 
 __all__ = ["OUTPUTDB_RESULTS", "WORKING_DIR", "main"]
 
@@ -109,8 +114,6 @@ def _parser() -> argparse.ArgumentParser:
 def _backend(args: argparse.Namespace, backend_args: dict[str, Any]) -> BatchBackend:
     """The batch backend, configured lowest first: caf_config's backend_args, then the command line."""
     if args.backend == "Local":
-        from b2cal_assets.backends.local import LocalBackend
-
         return LocalBackend(max_processes=args.max_processes)
     if args.backend == "PBS":
         raise UsageError("the PBS backend is not available in b2cal; use Local, LSF, HTCondor or Slurm")
@@ -120,14 +123,9 @@ def _backend(args: argparse.Namespace, backend_args: dict[str, Any]) -> BatchBac
         config.pop(unused, None)
     try:
         if args.backend == "LSF":
-            from b2cal_assets.backends.lsf import LSFBackend
-
             return LSFBackend.from_config(config)
         if args.backend == "HTCondor":
-            from b2cal_assets.backends.htcondor import HTCondorBackend
-
             return HTCondorBackend.from_config(config)
-        from b2cal_assets.backends.slurm import SlurmBackend
 
         return SlurmBackend.from_config(config)
     except Exception as exc:  # a backend refusing its settings names them
@@ -148,8 +146,6 @@ def _find_script(caf_script: str, calibrations_dir: str | None) -> CalibrationSc
 
 
 def _database_chain(config: CafConfig) -> list[Path]:
-    from b2cal_assets.home import globaltag_dir
-
     chain = []
     for entry in [*config.database_chain, *config.testing_payloads]:
         path = Path(entry)
@@ -231,9 +227,10 @@ def _run(args: argparse.Namespace) -> int:
         max_collector_jobs=args.max_subjobs,
         backend_args=dict(config.backend_args),
     )
+    configured_poll_s = settings().batch_poll_interval_s
     policy = SubmitPolicy(
         max_jobs_in_system=getattr(args, "global_job_limit", 1000),
-        poll_interval_s=float(os.environ.get("B2CAL_BATCH_POLL_INTERVAL_S", args.heartbeat)),
+        poll_interval_s=float(args.heartbeat) if configured_poll_s is None else configured_poll_s,
     )
     # no automatic resubmission, as with the framework's CAF: a failed subjob fails the calibration
     outcome = run_calibration_job(

@@ -44,12 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
-        try:
-            module = importlib.import_module(f"b2cal_assets.cli.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name == f"b2cal_assets.cli.{name}":
-                continue  # command group not built yet
-            raise
+        # a command module that fails to import is an error here, never a command silently missing
+        module = importlib.import_module(f"b2cal_assets.cli.{name}")
         module.register(sub)
     return parser
 

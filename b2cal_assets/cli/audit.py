@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from b2cal_assets.cli.common import add_db_argument, database_url, number_type, print_json
 from b2cal_assets.cli.db import database_errors
+from b2cal_assets.cli.tables import print_table
+from b2cal_assets.db.engine import check_schema, make_engine, session_scope
+from b2cal_assets.db.repo.audit import list_audit
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,9 +31,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def audit_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.engine import check_schema, make_engine, session_scope
-    from b2cal_assets.db.repo.audit import list_audit
-
     url = database_url(args)
     with database_errors():
         check_schema(url)
@@ -42,7 +43,7 @@ def audit_command(args: argparse.Namespace) -> int:
                 action=args.action,
                 limit=args.limit,
             )
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "at": e.at.isoformat(sep=" ", timespec="seconds"),
                     "user": e.user,
@@ -59,7 +60,6 @@ def audit_command(args: argparse.Namespace) -> int:
     if not rows:
         print("no audit entries match")
         return 0
-    from b2cal_assets.cli.tables import print_table
 
     print_table(
         ["AT", "USER", "ACTION", "PROCESSING", "CALIBRATION", "DETAILS"],

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
-import functools
+import argparse
 import json
+import math
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from b2cal_assets.cli import UserError
+from b2cal_assets.cli.errors import user_errors
+from b2cal_assets.cli.identity import acting
+from b2cal_assets.db import engine
+from b2cal_assets.loop.factory import loop_service as shared_loop_service
+from b2cal_assets.loop.service import LoopService
 
 
 def add_db_argument(parser) -> None:
@@ -24,25 +29,10 @@ def add_dir_argument(parser) -> None:
     )
 
 
-@contextlib.contextmanager
-def user_errors() -> Iterator[None]:
-    """Turn the library's refusals into one-line user errors."""
-    from b2cal_assets.db.errors import DatabaseError
-    from b2cal_assets.domain.settings import ContractError
-    from b2cal_assets.loop.service import LoopError
-
-    try:
-        yield
-    except (LoopError, ContractError, DatabaseError) as exc:
-        raise UserError(str(exc)) from None
-
-
 def parse_number(
     text: str, option: str, *, minimum: float = 0.0, maximum: float | None = None, integer: bool = False
 ) -> float:
     """``text`` as a finite number in range, or a ``UserError`` naming ``option`` (no inf, no NaN)."""
-    import math
-
     kind = "a whole number" if integer else "a number"
     try:
         value = int(text) if integer else float(text)
@@ -60,7 +50,6 @@ def number_type(
     *, minimum: float = 0, maximum: float | None = None, integer: bool = False
 ) -> Callable[[str], Any]:
     """An argparse ``type`` checking as ``parse_number`` does; a bad value is one line naming the option."""
-    import argparse
 
     def parse(text: str) -> Any:
         try:
@@ -73,32 +62,21 @@ def number_type(
     return parse
 
 
-def database_url(args) -> str:
-    from b2cal_assets.db.engine import database_url as default_url
-
-    return getattr(args, "database_url", None) or default_url()
-
-
-@functools.cache
-def _service(url: str, calibrations_dir: str):
-    from b2cal_assets.domain.scripts import load_scripts
-    from b2cal_assets.loop.service import LoopService
-
-    return LoopService(url, load_scripts(calibrations_dir or None))
+def database_url(args: argparse.Namespace) -> str:
+    with user_errors():
+        return getattr(args, "database_url", None) or engine.database_url()
 
 
-def loop_service(args, *, migrate: bool = False):
-    from b2cal_assets.db.engine import check_schema, ensure_schema
-
+def loop_service(args: argparse.Namespace, *, migrate: bool = False) -> LoopService:
+    """The process's loop service (``loop/factory.py``) for ``--database-url`` and ``--dir``, once the
+    database is at the code's schema (migrated first with ``migrate``)."""
     url = database_url(args)
     with user_errors():
         if migrate:
-            ensure_schema(url)
+            engine.ensure_schema(url)
         else:
-            check_schema(url)
-    import os
-
-    return _service(url, getattr(args, "dir", None) or os.environ.get("B2CAL_CALIBRATIONS_DIR", ""))
+            engine.check_schema(url)
+        return shared_loop_service(url, getattr(args, "dir", None))
 
 
 def print_json(value: Any) -> None:
@@ -106,8 +84,6 @@ def print_json(value: Any) -> None:
     sys.stdout.write("\n")
 
 
-def current_user(args) -> str:
+def current_user(args: argparse.Namespace) -> str:
     """Who a command acts as: the login name, or ``--as`` for a manager (``cli/identity.py``)."""
-    from b2cal_assets.cli.identity import acting
-
     return acting(args).name

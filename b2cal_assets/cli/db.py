@@ -7,25 +7,23 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
+from b2cal_assets import home
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, database_url, number_type
+from b2cal_assets.db import migrate
+from b2cal_assets.db.backup import backup_database, restore_database
+from b2cal_assets.db.engine import display_url
+from b2cal_assets.db.errors import DatabaseError, UnknownRevision
+from b2cal_assets.db.migrate import head_revision, history, schema_status
 
 
 @contextlib.contextmanager
 def database_errors() -> Iterator[None]:
     """The database library's refusals as one-line user errors."""
-    from b2cal_assets.db.errors import DatabaseError
-
     try:
         yield
     except DatabaseError as exc:
         raise UserError(str(exc)) from None
-
-
-def _home() -> Path:
-    from b2cal_assets.db.engine import b2cal_home
-
-    return b2cal_home().absolute()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -85,25 +83,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _backup_before(url: str, args: argparse.Namespace, what: str) -> None:
-    from b2cal_assets.db.backup import backup_database
-    from b2cal_assets.db.migrate import schema_status
-
     if args.no_backup:
         print(f"no backup taken before the {what} (--no-backup)")
         return
     if schema_status(url).state == "missing":
         return  # an empty database: nothing to keep
-    result = backup_database(url, args.backup_dir or _home() / "backups")
+    result = backup_database(url, args.backup_dir or home.backups_dir())
     print(
         f"backup before the {what}: {result.path} (payload files are not touched by migrations, not included)"
     )
 
 
 def _migrate(args: argparse.Namespace, direction: str) -> int:
-    from b2cal_assets.db import migrate
-    from b2cal_assets.db.engine import display_url
-    from b2cal_assets.db.errors import UnknownRevision
-
     url = database_url(args)
     with database_errors():
         before = migrate.schema_status(url)
@@ -129,9 +120,6 @@ def downgrade_command(args: argparse.Namespace) -> int:
 
 
 def current_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.errors import UnknownRevision
-    from b2cal_assets.db.migrate import schema_status
-
     with database_errors():
         status = schema_status(database_url(args))
         if status.state in ("unknown", "unversioned"):
@@ -141,8 +129,6 @@ def current_command(args: argparse.Namespace) -> int:
 
 
 def history_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.migrate import history
-
     with database_errors():
         for info in history():
             head = " (head)" if info.is_head else ""
@@ -151,12 +137,10 @@ def history_command(args: argparse.Namespace) -> int:
 
 
 def backup_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.backup import backup_database
-
-    payload_dir = None if args.no_payloads else (args.payload_dir or _home() / "payloads")
+    payload_dir = None if args.no_payloads else (args.payload_dir or home.payloads_root())
     with database_errors():
         result = backup_database(
-            database_url(args), args.dir or _home() / "backups", retention=args.keep, payload_dir=payload_dir
+            database_url(args), args.dir or home.backups_dir(), retention=args.keep, payload_dir=payload_dir
         )
     size_mb = result.size_bytes / 1e6
     print(f"backup written: {result.path} ({size_mb:.1f} MB, revision {result.revision or 'none'})")
@@ -170,10 +154,6 @@ def backup_command(args: argparse.Namespace) -> int:
 
 
 def restore_command(args: argparse.Namespace) -> int:
-    from b2cal_assets.db.backup import restore_database
-    from b2cal_assets.db.engine import display_url
-    from b2cal_assets.db.migrate import head_revision
-
     url = database_url(args)
     with database_errors():
         result = restore_database(
@@ -181,7 +161,7 @@ def restore_command(args: argparse.Namespace) -> int:
             args.file,
             force=args.force,
             payload_dir=args.payload_dir,
-            safety_backup_dir=args.backup_dir or _home() / "backups",
+            safety_backup_dir=args.backup_dir or home.backups_dir(),
         )
     print(f"restored {display_url(url)} from {result.archive} (revision {result.revision or 'none'})")
     if result.payload_dir is not None:

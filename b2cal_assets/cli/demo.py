@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -9,8 +10,24 @@ import sys
 import time
 from pathlib import Path
 
+from b2cal_assets import home
+from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import number_type
+from b2cal_assets.cli.common import loop_service, number_type, user_errors
+from b2cal_assets.cli.tables import print_table
+from b2cal_assets.db.engine import database_url, ensure_schema, make_engine, session_scope
+from b2cal_assets.db.repo import processings
+from b2cal_assets.defs.instance import (
+    prepare_dagster_home,
+    start_daemon,
+    stop_daemon,
+    stop_daemon_session,
+    wait_for_runs,
+)
+from b2cal_assets.demo import generator, truth
+from b2cal_assets.demo.generator import GeneratedFile
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
 from b2cal_assets.domain.states import (
     ACTIVE_STATES,
     DONE_STATES,
@@ -18,6 +35,10 @@ from b2cal_assets.domain.states import (
     RESUBMIT_STATES,
     CalibrationState,
 )
+from b2cal_assets.files import atomic_write_text
+from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service as shared_loop_service
+from b2cal_assets.settings import settings as deployment_settings
 
 DEMO_SITE = "demo_site"
 BASE_TAG = "demo_base"
@@ -101,10 +122,6 @@ def _wipe(home: Path) -> None:
 
 
 def run(args) -> int:
-    from b2cal_assets import home
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.db.engine import database_url, ensure_schema
-
     if args.processings < 1 or args.runs < 1:
         raise UserError("--processings and --runs must be at least 1")
     root = home.b2cal_home()
@@ -119,7 +136,6 @@ def run(args) -> int:
     say = _Printer()
     say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend})")
     names = _prepare(args, say)
-    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon, wait_for_runs
 
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     prepare_dagster_home(dagster_home)
@@ -150,8 +166,6 @@ def _daemon_pid_file(root: Path) -> Path:
 
 def _stop_leftover_daemon(root: Path, say) -> None:
     """A demo killed with SIGKILL leaves its daemon running; two daemons on one instance must not be."""
-    from b2cal_assets.defs.instance import stop_daemon_session
-
     try:
         pid = int(_daemon_pid_file(root).read_text().strip())
     except (OSError, ValueError):
@@ -167,8 +181,9 @@ def _raise_interrupt(signum, frame) -> None:
 
 def _backend_env(args) -> dict[str, str]:
     env = {"B2CAL_LOCAL_MAX_PROCESSES": str(args.max_processes), "B2CAL_BATCH_POLL_INTERVAL_S": "1"}
-    if args.backend == "slurm" and not (os.environ.get("SLURM_CONF") or os.environ.get("B2CAL_SLURM_CONF")):
-        conf = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services")) / "slurm" / "slurm.conf"
+    current = deployment_settings()
+    if args.backend == "slurm" and not (os.environ.get("SLURM_CONF") or current.slurm_conf):
+        conf = current.services_dir / "slurm" / "slurm.conf"
         if not conf.exists():
             raise UserError(
                 "--backend slurm needs a Slurm cluster: set SLURM_CONF, or start the test cluster with "
@@ -180,8 +195,6 @@ def _backend_env(args) -> dict[str, str]:
 
 def _prepare(args, say) -> list[str]:
     """Generate the skims and register site, processings and files, or resume where that got."""
-    from b2cal_assets import home
-
     manifest = _Manifest(home.b2cal_home() / MANIFEST)
     settings = _settings(args)
     manifest.check(settings)
@@ -227,8 +240,6 @@ class _Manifest:
     """``$B2CAL_HOME/demo.json``: how far the demo's preparation got, so a rerun does not repeat it."""
 
     def __init__(self, path: Path) -> None:
-        import json
-
         self.path = path
         try:
             self.data = json.loads(path.read_text())
@@ -252,27 +263,18 @@ class _Manifest:
         )
 
     def files(self) -> list:
-        from b2cal_assets.demo.generator import GeneratedFile
-
         return [GeneratedFile(**f) for f in self.data.get("files", [])]
 
     def save(self, settings: dict, stage: str, *, files=None, processings=None) -> None:
-        import json
-
         self.data.update(settings=settings, stage=stage)
         if files is not None:
             self.data["files"] = [f.to_dict() for f in files]
         if processings is not None:
             self.data["processings"] = processings
-        tmp = self.path.with_name(f".{self.path.name}.tmp")
-        tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-        os.replace(tmp, self.path)
+        atomic_write_text(self.path, json.dumps(self.data, indent=1, sort_keys=True))
 
 
 def _generate(args, say, total_runs: int) -> list:
-    from b2cal_assets import home
-    from b2cal_assets.demo import generator
-
     say(f"generating calibration skims for {total_runs} runs of the synthetic detector ...")
     # Every processing gets the same mix of runs (short, cosmic, bad for alignment, continuum, good).
     kwargs = {
@@ -292,15 +294,6 @@ def _generate(args, say, total_runs: int) -> list:
 
 
 def _register(args, say, files, manifest, settings) -> list[str]:
-    from b2cal_assets import home
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.db.engine import database_url, make_engine, session_scope
-    from b2cal_assets.db.repo import processings
-    from b2cal_assets.demo import truth
-    from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
-    from b2cal_assets.loop import admin
-
     data_dir = Path(args.data_dir).resolve() if args.data_dir else home.data_dir()
     with session_scope(make_engine(database_url())) as s:
         existing = {p.name for p in processings.list_processings(s)}
@@ -353,8 +346,6 @@ class _Printer:
 
 def _follow(names: list[str], args, say, daemon) -> bool:
     """Print every state change until every processing finished, nothing can move, or time is up."""
-    from b2cal_assets.cli.common import loop_service
-
     service = loop_service(args)
     last: dict[tuple[str, str], str] = {}
     deadline = time.monotonic() + args.timeout
@@ -419,13 +410,7 @@ def _follow(names: list[str], args, say, daemon) -> bool:
 
 
 def _report(names: list[str], say, finished: bool) -> int:
-    from types import SimpleNamespace
-
-    from b2cal_assets.cli.common import loop_service
-    from b2cal_assets.cli.tables import print_table
-    from b2cal_assets.demo import truth
-
-    service = loop_service(SimpleNamespace(database_url=None, dir=None))
+    service = shared_loop_service()
     ok = finished
     for name in names:
         table = []
@@ -468,8 +453,6 @@ def _report(names: list[str], say, finished: bool) -> int:
 
 def _deviation(service, processing: str, calibration: str, truth) -> tuple[str, bool]:
     """The worst constant's deviation from the generator's truth, as a fraction of its tolerance."""
-    from b2cal_assets.caf.payload_io import read_payload
-
     worst = None
     within = True
     for p in service.current_payloads(processing, calibration):

@@ -21,7 +21,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.loop.authority import OVERRIDING_ROLES, is_reserved_username
+from b2cal_assets.cli.errors import user_errors
+from b2cal_assets.loop.authority import OVERRIDING_ROLES, is_reserved_username, require_authority
+from b2cal_assets.loop.records import LoopError
+from b2cal_assets.web.config import ConfigError, load_directory_config
+from b2cal_assets.web.ldap_auth import DirectoryUnavailable, LdapAuthenticator
+from b2cal_assets.web.roles import role_for_groups
 
 MANAGERS_ENV = "B2CAL_MANAGERS"
 
@@ -56,15 +61,12 @@ def _os_user() -> str:
 
 def role_of(username: str) -> str:
     """The CLI role of ``username``: the directory's, else ``B2CAL_MANAGERS``, else a single user's."""
-    from b2cal_assets.web.config import ConfigError, load_directory_config
 
     try:
         config = load_directory_config()
     except ConfigError as exc:
         raise UserError(f"the directory settings are wrong, so your role is unknown: {exc}") from None
     if config is not None:
-        from b2cal_assets.web.ldap_auth import DirectoryUnavailable, LdapAuthenticator
-        from b2cal_assets.web.roles import role_for_groups
 
         try:
             groups = LdapAuthenticator(config.ldap).groups_of(username)
@@ -115,8 +117,6 @@ def require_calibration_authority(
     service, actor: Actor, processing: str, calibration: str, action: str
 ) -> None:
     """The page's rule (``loop/authority.py``): the assigned expert, or a manager."""
-    from b2cal_assets.cli.common import user_errors
-    from b2cal_assets.loop.authority import require_authority
 
     with user_errors():
         require_authority(service, processing, calibration, by=actor.name, role=actor.role, action=action)
@@ -124,7 +124,6 @@ def require_calibration_authority(
 
 def directory_lookup() -> Callable[[str], str | None] | None:
     """The directory's user lookup for a reassignment, or None when no directory is configured."""
-    from b2cal_assets.web.config import ConfigError, load_directory_config
 
     try:
         config = load_directory_config()
@@ -132,8 +131,6 @@ def directory_lookup() -> Callable[[str], str | None] | None:
         raise UserError(f"the directory settings are wrong: {exc}") from None
     if config is None:
         return None
-    from b2cal_assets.loop.records import LoopError
-    from b2cal_assets.web.ldap_auth import DirectoryUnavailable, LdapAuthenticator
 
     directory = LdapAuthenticator(config.ldap)
 

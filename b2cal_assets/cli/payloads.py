@@ -17,6 +17,8 @@ from b2cal_assets.cli.common import (
 )
 from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.loop.staging import show_staging
+from b2cal_assets.payloads.archive import current_payloads_archive
 
 
 def register(sub) -> None:
@@ -98,8 +100,6 @@ def list_(args) -> int:
 
 
 def download(args) -> int:
-    from b2cal_assets.payloads.archive import current_payloads_archive
-
     service = loop_service(args)
     with user_errors():
         service.processing_iov(args.processing)
@@ -140,8 +140,6 @@ def upload(args) -> int:
 
 
 def staging(args) -> int:
-    from b2cal_assets.loop.staging import show_staging
-
     service = loop_service(args)
     with user_errors():
         service.processing_iov(args.processing)

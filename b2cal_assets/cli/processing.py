@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import (
@@ -16,7 +17,10 @@ from b2cal_assets.cli.common import (
 )
 from b2cal_assets.cli.identity import add_as_argument
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
 from b2cal_assets.domain.states import DONE_STATES
+from b2cal_assets.loop import admin
 
 
 def register(sub) -> None:
@@ -62,10 +66,6 @@ def register(sub) -> None:
 
 
 def create(args) -> int:
-    from b2cal_assets.domain.iov import IoV
-    from b2cal_assets.domain.processing import MAX_WINDOW_HOURS, ProcessingKind, ProcessingSpec
-    from b2cal_assets.loop import admin
-
     try:
         iov = IoV.parse(args.iov)
     except ValueError as exc:
@@ -93,8 +93,6 @@ def create(args) -> int:
 
 
 def cancel_(args) -> int:
-    from b2cal_assets.loop import admin
-
     loop_service(args)
     with user_errors():
         was = admin.cancel_processing(args.name, by=current_user(args), reason=args.reason, url=args.database_url)
@@ -107,7 +105,7 @@ def cancel_(args) -> int:
 
 def list_(args) -> int:
     service = loop_service(args)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for name in service.all_processing_names():
         states = service.step_states(name)
         done = sum(s in DONE_STATES for s in states.values())

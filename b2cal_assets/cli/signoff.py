@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, user_errors
 from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
 
@@ -21,8 +22,6 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from b2cal_assets.cli import UserError
-
     service = loop_service(args)
     if args.calibration not in service.steps:
         raise UserError(

@@ -8,6 +8,8 @@ from pathlib import Path
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import add_db_argument, loop_service, print_json, user_errors
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
+from b2cal_assets.loop import admin
 
 
 def register(sub) -> None:
@@ -33,9 +35,6 @@ def register(sub) -> None:
 
 
 def create(args) -> int:
-    from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
-    from b2cal_assets.loop import admin
-
     try:
         backend_args = json.loads(args.backend_args)
     except json.JSONDecodeError as exc:
@@ -61,8 +60,6 @@ def create(args) -> int:
 
 
 def list_(args) -> int:
-    from b2cal_assets.loop import admin
-
     loop_service(args)
     sites = admin.list_sites(args.database_url)
     if args.json:

@@ -3,8 +3,10 @@ did by itself (relaunches, resumes), and the Dagster runs that are stuck."""
 
 from __future__ import annotations
 
+from b2cal_assets import home
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.defs.run_health import daemon_problem, open_instance, stuck_runs
 from b2cal_assets.domain.states import ACTIVE_STATES, CalibrationState
 
 
@@ -106,11 +108,7 @@ def run(args) -> int:
 
 def _print_dagster_health() -> None:
     """Stuck runs and a silent daemon, from the Dagster instance in $DAGSTER_HOME (if there is one)."""
-    from b2cal_assets import home
-
     try:
-        from b2cal_assets.defs.run_health import daemon_problem, open_instance, stuck_runs
-
         instance = open_instance(home.dagster_home())
         if instance is None:
             return

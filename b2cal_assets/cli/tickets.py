@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from b2cal_assets.cli.common import add_db_argument, database_url, print_json, user_errors
+from b2cal_assets.db.engine import check_schema, make_engine, session_scope
+from b2cal_assets.db.repo.tickets import list_messages
 
 
 def register(sub) -> None:
@@ -27,14 +31,11 @@ def _status(message) -> str:
 
 
 def run(args) -> int:
-    from b2cal_assets.db.engine import check_schema, make_engine, session_scope
-    from b2cal_assets.db.repo.tickets import list_messages
-
     url = database_url(args)
     with user_errors():
         check_schema(url)
         with session_scope(make_engine(url)) as s:
-            rows = [
+            rows: list[dict[str, Any]] = [
                 {
                     "id": m.id,
                     "processing": processing,

@@ -8,6 +8,9 @@ import sys
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import number_type
+from b2cal_assets.web.app import loopback_host
+from b2cal_assets.web.config import ConfigError, load_auth_config
+from b2cal_assets.web.serve import serve
 
 NO_AUTH_BANNER = """\
 +----------------------------------------------------------------------------+
@@ -58,10 +61,6 @@ def _check_module(module: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from b2cal_assets.web.app import loopback_host
-    from b2cal_assets.web.config import ConfigError, load_auth_config
-    from b2cal_assets.web.serve import serve
-
     if not 0 < args.port < 65536:
         raise UserError(f"--port {args.port} is not a TCP port: use 1-65535")
     if args.no_auth and args.config:

@@ -11,9 +11,6 @@ published tag never changes. The export is the framework's ``database.txt`` layo
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,7 +20,7 @@ from pathlib import Path
 from b2cal_assets.caf.payload_io import md5sum
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt, payload_filename
-from b2cal_assets.files import atomic_copy, atomic_write_text
+from b2cal_assets.files import atomic_copy, atomic_directory, atomic_write_text
 
 TAG_JSON = "tag.json"
 
@@ -157,11 +154,11 @@ def build_entries(payloads: Iterable[SignedOffPayload], processing_iov: IoV) -> 
                     problems.append(
                         f"{sources[(name, a)].describe()} overlaps {sources[(name, b)].describe()}"
                     )
-        first = iovs[0]
-        if _sort_key(first) > (processing_iov.exp_low, processing_iov.run_low):
+        first_iov = iovs[0]
+        if _sort_key(first_iov) > (processing_iov.exp_low, processing_iov.run_low):
             problems.append(
                 f"{name}: gap from the processing's start {processing_iov.exp_low},{processing_iov.run_low} "
-                f"to {sources[(name, first)].describe()}"
+                f"to {sources[(name, first_iov)].describe()}"
             )
         for a, b in pairwise(iovs):
             if a.is_open_ended or a.overlaps(b):
@@ -244,11 +241,8 @@ class StagingTag:
                 )
         if problems:
             raise StagingError(problems)
-        dest_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest_dir.parent / f".{dest_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
-        try:
-            exported = []
+        exported = []
+        with atomic_directory(dest_dir) as tmp:
             for e in self.entries:
                 target = tmp / e.filename
                 if not target.exists():
@@ -260,10 +254,6 @@ class StagingTag:
             )
             self.entries = exported
             self._write_tag_json(tmp)
-            os.rename(tmp, dest_dir)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
         self.directory = dest_dir
         return dest_dir
 

@@ -38,6 +38,7 @@ from b2cal_assets.db.engine import (
     sqlite_path,
 )
 from b2cal_assets.db.errors import BackupError, InvalidValue, RestoreRefused
+from b2cal_assets.files import atomic_path
 
 ARCHIVE_PREFIX = "b2cal-backup-"
 ARCHIVE_SUFFIX = ".tar.gz"
@@ -245,7 +246,6 @@ def backup_database(
     created = datetime.now(UTC)
     name = f"{ARCHIVE_PREFIX}{created:%Y%m%dT%H%M%S%fZ}-{engine_name}{ARCHIVE_SUFFIX}"
     archive = directory / name
-    partial = directory / f".{name}.partial"
     payloads = Path(payload_dir) if payload_dir is not None else None
     include_payloads = payloads is not None and payloads.is_dir()
     note = ""
@@ -268,16 +268,12 @@ def backup_database(
         }
         manifest_file = Path(work) / "manifest.json"
         manifest_file.write_text(json.dumps(manifest, indent=2))
-        try:
-            with tarfile.open(partial, "w:gz") as tar:
-                tar.add(manifest_file, arcname="manifest.json")
-                tar.add(dump, arcname=dump.name)
-                if include_payloads:
-                    assert payloads is not None
-                    tar.add(payloads, arcname="payloads")
-            partial.rename(archive)
-        finally:
-            partial.unlink(missing_ok=True)
+        with atomic_path(archive) as partial, tarfile.open(partial, "w:gz") as tar:
+            tar.add(manifest_file, arcname="manifest.json")
+            tar.add(dump, arcname=dump.name)
+            if include_payloads:
+                assert payloads is not None
+                tar.add(payloads, arcname="payloads")
     removed: list[Path] = []
     if retention is not None:
         for old in list_backups(directory)[retention:]:
@@ -461,7 +457,7 @@ def _load(url: URL, engine_name: str, dump: Path, existing_tables: list[str], wo
         finally:
             engine.dispose()
         tool = _tool("mariadb", "mysql")
-        with _mysql_options(url) as options, dump.open("rb") as source:
+        with _mysql_options(url) as options, dump.open("rb") as dump_file:
             _run(
                 [
                     tool,
@@ -469,7 +465,7 @@ def _load(url: URL, engine_name: str, dump: Path, existing_tables: list[str], wo
                     "--default-character-set=utf8mb4",
                     str(url.database),
                 ],
-                stdin=source,
+                stdin=dump_file,
             )
     else:
         tool = _tool("psql")

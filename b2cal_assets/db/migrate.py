@@ -6,7 +6,6 @@ Every upgrade or downgrade runs in one transaction where the engine allows it (S
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,7 +20,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from b2cal_assets.db.engine import (
+from b2cal_assets.db.connection import (
     connection_error,
     create_database_engine,
     display_url,
@@ -37,13 +36,14 @@ from b2cal_assets.db.errors import (
     SchemaMissing,
     UnknownRevision,
 )
+from b2cal_assets.settings import settings
 
 SchemaState = Literal["current", "behind", "missing", "unknown", "unversioned"]
 
 
 def migrations_dir() -> Path:
-    configured = os.environ.get("B2CAL_MIGRATIONS_DIR")
-    path = Path(configured) if configured else Path(__file__).resolve().parents[2] / "migrations"
+    configured = settings().migrations_dir
+    path = configured or Path(__file__).resolve().parents[2] / "migrations"
     if not (path / "env.py").is_file():
         raise SchemaError(f"the Alembic migrations were not found at {path}: set B2CAL_MIGRATIONS_DIR")
     return path

@@ -3,61 +3,21 @@
 import json
 import warnings
 from collections.abc import Iterable
+from typing import Any
 
 import dagster as dg
 
 from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
-from b2cal_assets.defs.keys import (
-    CDST_KEY,
-    LAUNCHED_BY_TAG,
-    SIGNOFF_CHECK,
-    SUBMITTED_BY_TAG,
-    USER_TAG,
-    payloads_key,
-    signoff_key,
-    skim_key,
-)
+from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.defs.run_tags import check_authority, submitted_by
+from b2cal_assets.defs.running import run_calibration_attempt, run_cdst_production
 from b2cal_assets.loop.records import AUTO_USER
+from b2cal_assets.loop.service import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
 
 BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
-
-
-def submitted_by(context) -> str:
-    """Who launched the run: the logged-in user, the loop itself ("auto"), or the bare UI.
-
-    A loop run says whose settings it runs in ``b2cal/submitted_by``; it still acts as the loop
-    (``b2cal/launched_by``), which takes over that person's held attempt with its submitter.
-    """
-    tags = context.run.tags
-    if tags.get(USER_TAG):
-        return tags[USER_TAG]
-    if tags.get(LAUNCHED_BY_TAG) == AUTO_USER or tags.get(SUBMITTED_BY_TAG) == AUTO_USER:
-        return AUTO_USER
-    return tags.get(SUBMITTED_BY_TAG) or tags.get("dagster/user") or "ui"
-
-
-def check_authority(context, service, calibration: str, action: str) -> None:
-    """A run launched through the web (``b2cal/user``) acts only for the assigned expert or a manager."""
-    from b2cal_assets.loop.authority import ROLE_TAG, require_authority
-    from b2cal_assets.loop.service import LoopError
-
-    tags = context.run.tags
-    if USER_TAG not in tags:
-        return  # the loop's own runs (b2cal/submitted_by) and the operators' tools on the host
-    try:
-        require_authority(
-            service,
-            context.partition_key,
-            calibration,
-            by=tags[USER_TAG],
-            role=tags.get(ROLE_TAG, ""),
-            action=action,
-        )
-    except LoopError as exc:
-        raise dg.Failure(description=str(exc)) from None
 
 
 def skim_specs(steps: Iterable[StepInfo]) -> list[dg.AssetSpec]:
@@ -102,8 +62,6 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         output_required=False,  # a submission held until the deadline materialises nothing, and is no failure
     )
     def _payloads(context: dg.AssetExecutionContext, config: SubmitConfig):
-        from b2cal_assets.defs.running import run_calibration_attempt
-
         service = context.resources.loop.service()
         check_authority(context, service, step.name, "launch")
         result = run_calibration_attempt(context, config, service, step.name, submitted_by(context))
@@ -139,8 +97,6 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         check_specs=[_signoff_check_spec(step.name)],
     )
     def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
-        from b2cal_assets.loop.service import AUTO_USER, LoopError
-
         service = loop.service()
         check_authority(context, service, step.name, "sign off")
         processing = context.partition_key
@@ -159,12 +115,12 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
                 by=by,
                 comment=config.comment,
                 automatic=automatic,
-                dagster_run_id=context.run_id,
+                dagster_run_id=context.run.run_id,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{step.name} in {processing}: {state} by {by}")
-        metadata = {
+        metadata: dict[str, Any] = {
             "decision": config.decision,
             "by": by,
             "automatic": automatic,
@@ -198,8 +154,6 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
         kinds={"root"},
     )
     def _cdst(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
-        from b2cal_assets.defs.running import run_cdst_production
-
         return run_cdst_production(context, loop.service(), step, loop.cdst_producer)
 
     return _cdst

@@ -1,178 +1,162 @@
 """One resource per lab batch system. Deployment settings live here; a site's own arguments (queue,
-partition, memory, ...) come from its ``backend_args`` and override these per job."""
+partition, memory, ...) come from its ``backend_args`` and override these per job.
+
+A backend's options are declared once, on its options dataclass (``backends/slurm.py`` etc.); each
+resource gets one config field per option from that declaration (``_option_fields``), so the
+launchpad, the resource and the backend cannot disagree on what an option is called.
+"""
 
 from __future__ import annotations
 
-import math
-import os
+import typing
 from typing import Any
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, create_model
 
+from b2cal_assets.backends.arrays import ArrayBackend
 from b2cal_assets.backends.base import BatchBackend
 from b2cal_assets.backends.commands import SubprocessRunner
-from b2cal_assets.defs.resources import BatchBackendResource
+from b2cal_assets.backends.htcondor import HTCondorBackend
+from b2cal_assets.backends.lsf import LSFBackend
+from b2cal_assets.backends.options import BatchOptions
+from b2cal_assets.backends.slurm import SlurmBackend
+from b2cal_assets.defs.env_vars import env_var
+from b2cal_assets.defs.resources import BatchBackendResource, LocalBackendResource
+from b2cal_assets.settings import Settings, settings
+
+__all__ = [
+    "HTCondorBackendResource",
+    "LSFBackendResource",
+    "SlurmBackendResource",
+    "batch_backend_resources",
+    "local_backend_resource",
+    "policy_from_settings",
+]
 
 
-def _config(resource: dg.ConfigurableResource, keys: tuple[str, ...]) -> dict[str, Any]:
-    values = {k: getattr(resource, k) for k in keys}
-    return {k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v not in (None, "", [])}
+def _option_fields(options: type[BatchOptions]) -> dict[str, Any]:
+    """Config fields for a resource, one per option (``extra_lines`` as a list of lines)."""
+    fields: dict[str, Any] = {}
+    hints = typing.get_type_hints(options)
+    for name, info in options.infos().items():
+        default = options.defaults().get(name)
+        if name == "extra_lines":
+            fields[name] = (list[str], Field(default_factory=list, description="lines added to every script"))
+            continue
+        fields[name] = (hints[name], Field(default=default, description=info.help))
+    return fields
 
 
-class SlurmBackendResource(BatchBackendResource):
+class _SchedulerResource(BatchBackendResource):
+    """What the Slurm, HTCondor and LSF resources share: building their backend from their fields."""
+
+    submit_dir: str = Field(
+        default="", description="Manifests, scripts and scheduler logs (empty: next to the jobs)."
+    )
+
+    def _backend_class(self) -> type[ArrayBackend[Any]]:
+        raise NotImplementedError(type(self).__name__)
+
+    def _runner(self) -> SubprocessRunner:
+        return SubprocessRunner()
+
+    def build_backend(self) -> BatchBackend:
+        backend = self._backend_class()
+        names = set(backend.options_class().names()) | set(backend.site_settings())
+        values = {k: getattr(self, k) for k in sorted(names) if k in type(self).model_fields}
+        config = {
+            k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v not in (None, "", [])
+        }
+        return backend.from_config(config, runner=self._runner())
+
+
+_SlurmBase = create_model(
+    "_SlurmBase",
+    __base__=_SchedulerResource,
+    __module__=__name__,
+    **_option_fields(SlurmBackend.options_class()),
+)
+_HTCondorBase = create_model(
+    "_HTCondorBase",
+    __base__=_SchedulerResource,
+    __module__=__name__,
+    **_option_fields(HTCondorBackend.options_class()),
+)
+_LSFBase = create_model(
+    "_LSFBase", __base__=_SchedulerResource, __module__=__name__, **_option_fields(LSFBackend.options_class())
+)
+
+
+class SlurmBackendResource(_SlurmBase):  # fields made from SlurmOptions
     """Slurm: one ``sbatch --array`` per submission, one ``squeue`` per poll, ``scancel`` on cancel."""
 
     slurm_conf: str = Field(
         default="", description="SLURM_CONF for the Slurm commands (empty: the system's)."
     )
-    partition: str | None = None
-    memory: str | None = None
-    time_limit: str | None = None
-    cpus: int | None = None
-    account: str | None = None
-    qos: str | None = None
-    array_limit: int | None = None
-    extra_lines: list[str] = Field(default_factory=list)
-    jobcomp_file: str = ""
-    submit_dir: str = ""
+    jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for jobs squeue forgot.")
     max_array_size: int = 1000
     use_arrays: bool = True
 
-    def build_backend(self) -> BatchBackend:
-        from b2cal_assets.backends.slurm import SlurmBackend
+    def _backend_class(self) -> type[ArrayBackend[Any]]:
+        return SlurmBackend
 
-        config = _config(
-            self,
-            (
-                "partition",
-                "memory",
-                "time_limit",
-                "cpus",
-                "account",
-                "qos",
-                "array_limit",
-                "extra_lines",
-                "jobcomp_file",
-                "submit_dir",
-            ),
-        )
-        config.update(max_array_size=self.max_array_size, use_arrays=self.use_arrays)
-        env = {"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {}
-        return SlurmBackend.from_config(config, runner=SubprocessRunner(env=env))
+    def _runner(self) -> SubprocessRunner:
+        return SubprocessRunner(env={"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})
 
 
-class HTCondorBackendResource(BatchBackendResource):
+class HTCondorBackendResource(_HTCondorBase):  # fields from HTCondorOptions
     """HTCondor: one cluster per submission (``queue ... from``), ``condor_q`` then ``condor_history``."""
 
     max_jobs_in_system: int = 10000
-    universe: str = "vanilla"
-    request_memory: str | None = None
-    request_cpus: int | None = None
-    request_disk: str | None = None
-    max_idle: int | None = None
-    max_materialize: int | None = None
-    accounting_group: str | None = None
-    extra_lines: list[str] = Field(default_factory=list)
-    submit_dir: str = ""
 
-    def build_backend(self) -> BatchBackend:
-        from b2cal_assets.backends.htcondor import HTCondorBackend
-
-        config = _config(
-            self,
-            (
-                "universe",
-                "request_memory",
-                "request_cpus",
-                "request_disk",
-                "max_idle",
-                "max_materialize",
-                "accounting_group",
-                "extra_lines",
-                "submit_dir",
-            ),
-        )
-        return HTCondorBackend.from_config(config, runner=SubprocessRunner())
+    def _backend_class(self) -> type[ArrayBackend[Any]]:
+        return HTCondorBackend
 
 
-class LSFBackendResource(BatchBackendResource):
+class LSFBackendResource(_LSFBase):  # fields made from LSFOptions
     """LSF: job arrays through ``bsub``, one ``bjobs -json`` per poll, ``bkill`` on cancel."""
 
     max_jobs_in_system: int = 15000
-    queue: str | None = None
-    memory: str | None = None
-    walltime: str | None = None
-    slots: int | None = None
-    project: str | None = None
-    resources: str | None = None
-    array_limit: int | None = None
-    extra_lines: list[str] = Field(default_factory=list)
-    submit_dir: str = ""
     max_array_size: int = 1000
 
-    def build_backend(self) -> BatchBackend:
-        from b2cal_assets.backends.lsf import LSFBackend
-
-        config = _config(
-            self,
-            (
-                "queue",
-                "memory",
-                "walltime",
-                "slots",
-                "project",
-                "resources",
-                "array_limit",
-                "extra_lines",
-                "submit_dir",
-            ),
-        )
-        config["max_array_size"] = self.max_array_size
-        return LSFBackend.from_config(config, runner=SubprocessRunner())
+    def _backend_class(self) -> type[ArrayBackend[Any]]:
+        return LSFBackend
 
 
-def _number(name: str, default: float, kind: type = float) -> Any:
-    """A non-negative finite number from the environment; a bad value is named, not a traceback."""
-    text = os.environ.get(name)
-    if text is None or text.strip() == "":
-        return kind(default)
-    try:
-        value = kind(text)
-    except ValueError:
-        raise ValueError(f"{name}={text!r} is not a {'whole ' if kind is int else ''}number") from None
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name}={text!r} must be a finite number of at least 0")
-    return value
-
-
-def _seconds(name: str, default: float) -> float:
-    return _number(name, default)
-
-
-def policy_from_env(retry_delay_s: float = 1800.0, poll_interval_s: float = 5.0) -> dict[str, Any]:
+def policy_from_settings(current: Settings, resource: type[BatchBackendResource]) -> dict[str, Any]:
     """The shared batch settings every backend (the local one included) takes from the environment.
 
     ``B2CAL_BATCH_RETRY_DELAY_S``, ``B2CAL_BATCH_POLL_INTERVAL_S`` and ``B2CAL_BATCH_MAX_FAILED_POLLS``
-    (status queries that may fail in a row before the jobs are given up); the arguments are the
-    defaults when a variable is unset.
+    (status queries that may fail in a row before the jobs are given up); unset, the resource keeps
+    its own default (the paper's 30 min retry delay; seconds for the local pool).
     """
-    return {
-        "retry_delay_s": _seconds("B2CAL_BATCH_RETRY_DELAY_S", retry_delay_s),
-        "poll_interval_s": _seconds("B2CAL_BATCH_POLL_INTERVAL_S", poll_interval_s),
-        "max_failed_polls": _number("B2CAL_BATCH_MAX_FAILED_POLLS", 5, int),
+    chosen = {
+        "retry_delay_s": current.batch_retry_delay_s,
+        "poll_interval_s": current.batch_poll_interval_s,
+        "max_failed_polls": current.batch_max_failed_polls,
     }
+    return {k: v for k, v in chosen.items() if v is not None and k in resource.model_fields}
+
+
+def local_backend_resource() -> LocalBackendResource:
+    """Collector subjobs on this machine: ``B2CAL_LOCAL_MAX_PROCESSES`` processes (default 4)."""
+    current = settings()
+    return LocalBackendResource(
+        max_processes=current.local_max_processes, **policy_from_settings(current, LocalBackendResource)
+    )
 
 
 def batch_backend_resources() -> dict[str, dg.ConfigurableResource]:
     """Retry delay and poll interval may be shortened by environment (tests, demos); the paper's 30 min is the default."""
-    common = policy_from_env()
+    current = settings()
     return {
         "slurm_backend": SlurmBackendResource(
-            slurm_conf=os.environ.get("B2CAL_SLURM_CONF", os.environ.get("SLURM_CONF", "")),
-            jobcomp_file=os.environ.get("B2CAL_SLURM_JOBCOMP_FILE", ""),
-            **common,
+            # unset, the Slurm commands see this process's own SLURM_CONF (if any)
+            slurm_conf=env_var("slurm_conf") or "",
+            jobcomp_file=env_var("slurm_jobcomp_file") or "",
+            **policy_from_settings(current, SlurmBackendResource),
         ),
-        "htcondor_backend": HTCondorBackendResource(**common),
-        "lsf_backend": LSFBackendResource(**common),
+        "htcondor_backend": HTCondorBackendResource(**policy_from_settings(current, HTCondorBackendResource)),
+        "lsf_backend": LSFBackendResource(**policy_from_settings(current, LSFBackendResource)),
     }

@@ -2,6 +2,7 @@
 
 import base64
 from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
@@ -52,7 +53,7 @@ def validation_check(name: str, script) -> dg.AssetChecksDefinition:
         service = loop.service()
         processing = _processing(context)
         result = run_validation_script(service, processing, name, script)
-        metadata: dict[str, object] = {
+        metadata: dict[str, Any] = {
             "processing": processing,
             "summary": result.summary,
             "plots": dg.MetadataValue.md(_plots_markdown(result.plots) or "no plots"),

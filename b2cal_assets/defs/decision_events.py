@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 import dagster as dg
 
@@ -24,7 +25,7 @@ from b2cal_assets.loop.steps import CDST_STEP
 OUTSIDE = "the calibration page or the b2cal command"
 
 
-def _common(decision: Decision) -> dict[str, object]:
+def _common(decision: Decision) -> dict[str, Any]:
     return {
         "decision": decision.decision,
         "by": decision.by,
@@ -34,9 +35,9 @@ def _common(decision: Decision) -> dict[str, object]:
     }
 
 
-def _details(decision: Decision) -> dict[str, object]:
+def _details(decision: Decision) -> dict[str, Any]:
     """The decision's own details, plain values as they are and the rest as JSON."""
-    out: dict[str, object] = {}
+    out: dict[str, Any] = {}
     for key, value in decision.details.items():
         if key in ("expert_config", "job_config") or isinstance(value, dict | list):
             out[key] = dg.MetadataValue.json(value)

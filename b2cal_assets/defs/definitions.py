@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 
 import dagster as dg
 
 from b2cal_assets.defs.assets import build_assets
+from b2cal_assets.defs.batch_resources import batch_backend_resources, local_backend_resource
 from b2cal_assets.defs.checks import build_checks
-from b2cal_assets.defs.resources import CalibrationLoopResource, LocalBackendResource, cached_scripts
+from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
 from b2cal_assets.defs.sensors import (
     calibration_loop_sensor,
@@ -18,28 +18,21 @@ from b2cal_assets.defs.sensors import (
     staging_sensor,
 )
 from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env, ticket_sensor
+from b2cal_assets.loop.factory import scripts as loaded_scripts
 from b2cal_assets.loop.steps import build_steps
 
 log = logging.getLogger(__name__)
 
 
 def backend_resources() -> dict[str, dg.ConfigurableResource]:
-    from b2cal_assets.defs.batch_resources import batch_backend_resources, policy_from_env
-
-    local = LocalBackendResource(
-        max_processes=int(os.environ.get("B2CAL_LOCAL_MAX_PROCESSES", "4")),
-        **policy_from_env(
-            retry_delay_s=LocalBackendResource.model_fields["retry_delay_s"].default,
-            poll_interval_s=LocalBackendResource.model_fields["poll_interval_s"].default,
-        ),
-    )
-    return {"local_backend": local, **batch_backend_resources()}
+    """The local pool and the lab batch systems, with the settings' retry and poll overrides."""
+    return {"local_backend": local_backend_resource(), **batch_backend_resources()}
 
 
 def build_definitions(
     calibrations_dir: str = "", loop: CalibrationLoopResource | None = None, jira: JiraResource | None = None
 ) -> dg.Definitions:
-    scripts = cached_scripts(calibrations_dir)
+    scripts = loaded_scripts(calibrations_dir or None)
     steps = build_steps(scripts.calibrations)
     refused: dict[str, str] = {}
     assets = build_assets(steps, scripts, refused)

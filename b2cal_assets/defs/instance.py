@@ -7,7 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
+
+import dagster as dg
 
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
@@ -57,8 +60,6 @@ def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -
     The storage is created here, once: a daemon and another process creating a fresh SQLite storage at
     the same moment can find each other's half-made schema.
     """
-    import dagster as dg
-
     dagster_home.mkdir(parents=True, exist_ok=True)
     target = dagster_home / "dagster.yaml"
     if instance_yaml is not None:
@@ -152,7 +153,6 @@ def stop_daemon(proc: subprocess.Popen, timeout: float = 30.0) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=10)
-    import time
 
     for sig in (signal.SIGTERM, signal.SIGKILL):
         left = _session_members(session)
@@ -173,8 +173,6 @@ def stop_daemon_session(pid: int, timeout: float = 30.0) -> bool:
     Only a live ``dagster-daemon`` leading its own session is touched; returns whether one was stopped.
     Its run workers stop with it; the loop resumes their attempts when a daemon runs again.
     """
-    import time
-
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
@@ -199,10 +197,6 @@ IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 def wait_for_runs(dagster_home: Path, timeout: float = 120.0, poll: float = 1.0) -> int:
     """Wait until no run is queued or in progress (the last step of a run may still be writing its
     events after the calibration database says the loop is done); returns how many are still going."""
-    import time
-
-    import dagster as dg
-
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         deadline = time.monotonic() + timeout

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
+import dagster as dg
 from dagster._core.launcher.base import CheckRunHealthResult, WorkerStatus
 from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 
@@ -43,10 +45,8 @@ class LocalRunLauncher(DefaultRunLauncher):
 
 def worker_pid(instance, run_id: str) -> tuple[int | None, float | None]:
     """The pid of the run's (latest) worker and when Dagster recorded it, from the run's engine events."""
-    from dagster._core.events import DagsterEventType
-
     records = instance.get_records_for_run(
-        run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=50, ascending=False
+        run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=50, ascending=False
     ).records
     for record in records:
         entry = record.event_log_entry
@@ -54,9 +54,9 @@ def worker_pid(instance, run_id: str) -> tuple[int | None, float | None]:
             continue
         event = entry.dagster_event
         metadata = event.engine_event_data.metadata if event is not None else {}
-        value = metadata.get("pid")
+        value: Any = getattr(metadata.get("pid"), "value", metadata.get("pid"))
         try:
-            return int(getattr(value, "value", value)), entry.timestamp
+            return int(value), entry.timestamp
         except (TypeError, ValueError):
             continue
     return None, None

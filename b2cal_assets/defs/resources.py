@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-import functools
-from pathlib import Path
-
 import dagster as dg
 from pydantic import Field
 
 from b2cal_assets.backends.base import BatchBackend
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import RetryPolicy, SubmitPolicy
-from b2cal_assets.db.engine import database_url
-from b2cal_assets.domain.scripts import load_scripts
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.service import LoopService
-
-DEFAULT_CDST_PRODUCER = "b2cal_assets.demo.reconstruction:produce_cdst"
-
-
-@functools.cache
-def cached_scripts(calibrations_dir: str):
-    """Scripts are loaded once per process: definitions, sensors and assets share them."""
-    return load_scripts(Path(calibrations_dir) if calibrations_dir else None)
-
-
-@functools.cache
-def _service(url: str, calibrations_dir: str) -> LoopService:
-    return LoopService(url, cached_scripts(calibrations_dir))
+from b2cal_assets.settings import DEFAULT_CDST_PRODUCER
 
 
 class CalibrationLoopResource(dg.ConfigurableResource):
@@ -44,7 +28,7 @@ class CalibrationLoopResource(dg.ConfigurableResource):
     )
 
     def service(self) -> LoopService:
-        return _service(self.database_url or database_url(), self.calibrations_dir)
+        return loop_service(self.database_url or None, self.calibrations_dir or None)
 
 
 class BatchBackendResource(dg.ConfigurableResource):

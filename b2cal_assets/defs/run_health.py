@@ -8,6 +8,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from b2cal_assets.defs.launcher import LocalRunLauncher, process_alive, worker_pid
+
 QUEUED_TOO_LONG_S = 600.0
 STARTING_TOO_LONG_S = 120.0
 DAEMON_SILENT_S = 120.0
@@ -32,8 +34,6 @@ def open_instance(dagster_home: Path) -> dg.DagsterInstance | None:
 
 
 def stuck_runs(instance: dg.DagsterInstance, now: float | None = None) -> list[StuckRun]:
-    from b2cal_assets.defs.launcher import LocalRunLauncher, process_alive, worker_pid
-
     now = now or time.time()
     statuses = [
         dg.DagsterRunStatus.QUEUED,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
 import json
 from collections.abc import Callable
@@ -11,8 +12,13 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from b2cal_assets import home
+from b2cal_assets.backends.manager import xrootd_env
+from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.db.engine import retry_while_unreachable
+from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
+from b2cal_assets.defs.run_tags import submitted_by
+from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.domain.states import AttemptState
 from b2cal_assets.files import atomic_copytree
@@ -43,7 +49,7 @@ def _begin(context, service: LoopService, processing: str, calibration: str, **k
         tries[0] += 1
         ids = list(kwargs.get("resume_run_ids", ()))
         if tries[0] > 1:
-            ids.append(context.run_id)
+            ids.append(context.run.run_id)
         return service.begin_attempt(processing, calibration, **{**kwargs, "resume_run_ids": ids})
 
     return _again(context, f"recording the start of {calibration} in {processing}", begin)
@@ -94,7 +100,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             submitted_by=by,
             expert_config=dict(config.expert_config),
             job_config=job_config,
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
             resume_run_ids=resume_run_ids(context),
         )
     except SubmissionHeld as held:
@@ -117,8 +123,10 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     except CalibrationFailed as exc:
         _record_jobs(context, service, ticket, site, None)
         _unless_cancelled(context, service, ticket)
-        failure = {"error": str(exc), "subjob": exc.subjob or "", "log_tail": exc.log_tail or ""}
-        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, **failure))
+        record_failure = functools.partial(
+            service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
+        )
+        _again(context, "recording the failure", record_failure)
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
     except Exception as exc:
         _record_jobs(context, service, ticket, site, None)
@@ -163,7 +171,6 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
 
 def _requested(context, submitter: str) -> dict[str, str]:
     """Who asked for this run and why: the loop's tags, or the person who launched it in Dagster."""
-    from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
 
     tags = context.run.tags
     return {
@@ -256,7 +263,6 @@ def _run_job(
             "check the data catalog or submit with other filters"
         )
     context.log.info(f"{n_files} input files: " + ", ".join(f"{k}={len(v)}" for k, v in input_data.items()))
-    from b2cal_assets.backends.manager import xrootd_env
 
     env = xrootd_env() if site.path_prefix else {}
     job = CalibrationJob(
@@ -312,10 +318,6 @@ def load_producer(reference: str):
 
 
 def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
-    from b2cal_assets.caf.localdb import ConditionsChain
-    from b2cal_assets.defs.assets import submitted_by
-    from b2cal_assets.domain.iov import ExpRun
-
     processing = context.partition_key
     try:
         ticket = _begin(
@@ -326,7 +328,7 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
             submitted_by=submitted_by(context),
             expert_config={},
             job_config={},
-            dagster_run_id=context.run_id,
+            dagster_run_id=context.run.run_id,
             resume_run_ids=resume_run_ids(context),
         )
     except LoopError as exc:
@@ -340,15 +342,21 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
     try:
         for tag in step.raw_data_names:
             by_run = _again(
-                context, "reading the raw files", lambda tag=tag: service.raw_files_by_run(processing, tag)
+                context, "reading the raw files", functools.partial(service.raw_files_by_run, processing, tag)
             )
             for (exp, run), files in sorted(by_run.items()):
                 path = produce(files, out_dir / tag, chain.at(ExpRun(exp, run)), exp=exp, run=run)
                 _again(
                     context,
                     "registering a cDST file",
-                    lambda path=path, tag=tag, exp=exp, run=run: service.register_cdst(
-                        processing, path=str(path), data_tag=tag, exp=exp, run=run, n_events=0
+                    functools.partial(
+                        service.register_cdst,
+                        processing,
+                        path=str(path),
+                        data_tag=tag,
+                        exp=exp,
+                        run=run,
+                        n_events=0,
                     ),
                 )
                 produced.append({"data": tag, "exp": exp, "run": run, "file": str(path)})

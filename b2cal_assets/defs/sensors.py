@@ -1,10 +1,13 @@
 """Sensors: data arrival from the catalog, the loop (windows, deadlines, reconciliation with Dagster's
 runs), and the staging tag of a finished processing."""
 
+import json
 from collections import defaultdict
+from typing import Any
 
 import dagster as dg
 
+from b2cal_assets.db.transactions import retry_on_deadlock
 from b2cal_assets.defs.decision_events import decision_events
 from b2cal_assets.defs.keys import (
     CDST_KEY,
@@ -19,6 +22,7 @@ from b2cal_assets.defs.keys import (
 )
 from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.decisions import decisions_after
 from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
 from b2cal_assets.loop.records import CatalogFileView
 from b2cal_assets.loop.service import AUTO_USER, Launch
@@ -105,14 +109,10 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
 
 
 def _parse_cursor(text: str) -> dict:
-    import json
-
     return json.loads(text)
 
 
 def _format_cursor(value: dict) -> str:
-    import json
-
     return json.dumps(value, sort_keys=True)
 
 
@@ -133,7 +133,7 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
     if launch.checks_only:
         # the payloads exist: run their checks; blocking checks gate the sign-off in the same run
         selection = [signoff_key(launch.step)] if launch.automatic_signoff else []
-        ops = {
+        signoff_ops = {
             signoff_key(launch.step).to_python_identifier(): {
                 "config": {"decision": "accept", "comment": "automatic sign-off: the payload checks passed"}
             }
@@ -146,7 +146,7 @@ def run_request_for(launch: Launch) -> dg.RunRequest:
             partition_key=launch.processing,
             asset_selection=selection,
             asset_check_keys=checks,
-            run_config={"ops": ops} if launch.automatic_signoff else {},
+            run_config={"ops": signoff_ops} if launch.automatic_signoff else {},
             tags=tags,
         )
     if launch.step == CDST_STEP:
@@ -196,17 +196,15 @@ class DagsterRuns:
 
     def why_ended(self, run_id: str) -> str:
         """The run's failure (or cancel) message, and the error that made Dagster fail it, if any."""
-        from dagster._core.events import DagsterEventType
-
         parts: list[str] = []
-        for kind in (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED):
+        for kind in (dg.DagsterEventType.RUN_FAILURE, dg.DagsterEventType.RUN_CANCELED):
             records = self.instance.get_records_for_run(
                 run_id, of_type=kind, limit=1, ascending=False
             ).records
             if records and records[0].event_log_entry.message:
                 parts.append(records[0].event_log_entry.message)
         engine = self.instance.get_records_for_run(
-            run_id, of_type=DagsterEventType.ENGINE_EVENT, limit=5, ascending=False
+            run_id, of_type=dg.DagsterEventType.ENGINE_EVENT, limit=5, ascending=False
         ).records
         for record in engine:
             event = record.event_log_entry.dagster_event
@@ -229,11 +227,12 @@ class DagsterRuns:
 )
 def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
     service = loop.service()
-    partitions = [
+    partitions: list[Any] = [
         *_new_partitions(context, service.open_processing_names()),
         *_stray_partitions(context, service.all_processing_names()),
     ]
-    report = service.tick(runs=DagsterRuns(context.instance))
+    # a tick is derived from what is committed, so after a deadlock (MariaDB, PostgreSQL) it runs again whole
+    report = retry_on_deadlock(service.tick)(runs=DagsterRuns(context.instance))
     for processing, step in report.opened:
         context.log.info(f"{processing}: submission window of {step} opened")
     for name in report.finished_processings:
@@ -300,7 +299,6 @@ def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
     "'accepted' check fails on a reject.",
 )
 def decisions_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopResource):
-    from b2cal_assets.loop.decisions import decisions_after
 
     service = loop.service()
     last_id = int(context.cursor or 0)

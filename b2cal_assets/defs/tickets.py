@@ -6,16 +6,16 @@ that is down or slow never fails a run or a loop tick: the messages wait and go 
 
 from __future__ import annotations
 
-import os
-
 import dagster as dg
 from pydantic import Field
 
+from b2cal_assets.defs.env_vars import env_var
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.settings import env_name, settings
 from b2cal_assets.tickets.jira_client import JiraTicketClient
 from b2cal_assets.tickets.outbox import FlushReport, TicketOutbox
 
-TOKEN_ENV = "B2CAL_JIRA_TOKEN"
+TOKEN_ENV = env_name("jira_token")
 
 
 class JiraResource(dg.ConfigurableResource):
@@ -50,16 +50,19 @@ class JiraResource(dg.ConfigurableResource):
 
 
 def jira_resource_from_env() -> JiraResource:
-    """Configured from B2CAL_JIRA_URL / _USER / _PROJECT (token from B2CAL_JIRA_TOKEN), else unconfigured."""
-    url = os.environ.get("B2CAL_JIRA_URL", "")
-    if not url:
+    """Configured from B2CAL_JIRA_URL / _USER / _PROJECT (token from B2CAL_JIRA_TOKEN), else unconfigured.
+
+    Each field set in the environment is an ``EnvVar``, read where the resource runs.
+    """
+    current = settings()
+    if not current.jira_url:
         return JiraResource()
-    verify = os.environ.get("B2CAL_JIRA_VERIFY", "true")
+    verify = current.jira_verify
     return JiraResource(
-        url=url,
-        user=os.environ.get("B2CAL_JIRA_USER", ""),
+        url=dg.EnvVar(env_name("jira_url")),
+        user=env_var("jira_user") or "",
         token=dg.EnvVar(TOKEN_ENV),
-        project=os.environ.get("B2CAL_JIRA_PROJECT", ""),
+        project=env_var("jira_project") or "",
         verify=verify.lower() not in ("0", "false", "no"),
         ca_bundle=verify if verify.lower() not in ("0", "1", "true", "false", "yes", "no") else "",
     )

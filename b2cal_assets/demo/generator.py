@@ -64,7 +64,7 @@ COSMIC_RUN_TAGS = ("cosmic_calib", "random_calib")
 
 def default_run_info(index: int) -> dict[str, Any]:
     """Run information of the ``index``-th generated run (0-based): mostly good physics runs."""
-    special = {
+    special: dict[int, dict[str, Any]] = {
         1: {"duration_minutes": 25},
         2: {"run_type": "cosmic", "magnet": "Off", "beam_energy": "No Beam", "duration_minutes": 90},
         3: {"data_quality": "Bad For Alignment"},
@@ -222,7 +222,7 @@ def _svd_align(n: int, rng: np.random.Generator, info: dict[str, Any]) -> dict[s
 
 
 def tracker_shift_at_klm(
-    vxd: np.ndarray, cdc: np.ndarray, sector: np.ndarray
+    vxd: np.ndarray | float, cdc: np.ndarray | float, sector: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """How far a track extrapolated to the KLM moves (u, z) for a tracker shifted by ``vxd``/``cdc``."""
     sector_phi = det.klm_sector_phi(sector)
@@ -255,7 +255,7 @@ def _top(n: int, rng: np.random.Generator, info: dict[str, Any]) -> dict[str, np
     background = rng.random(times.shape) < det.TOP_BACKGROUND_FRACTION
     times[background] = (expected[:, None] + rng.uniform(-2.0, 2.0, times.shape))[background]
     # The track's expected time is computed with the NOMINAL geometry: a z misalignment shifts it.
-    raw_expected = expected - det.TOP_TIME_PER_UM_Z * float(TRUTH["VXDAlignment"]["shift"][2])
+    raw_expected = expected - det.TOP_TIME_PER_UM_Z * float(np.asarray(TRUTH["VXDAlignment"]["shift"])[2])
     return {
         "top_module": module.astype(np.int16),
         "top_expected": raw_expected.astype(np.float32),

@@ -13,6 +13,7 @@ import enum
 import sys
 from collections.abc import Iterable, Mapping
 from pathlib import Path as _FilePath
+from types import SimpleNamespace
 from typing import Any, NoReturn
 
 from b2cal_assets.domain.framework_required import FrameworkRequired
@@ -155,8 +156,6 @@ class Module:
             self.params[key] = value
 
     def available_params(self) -> list[Any]:
-        from types import SimpleNamespace
-
         return [SimpleNamespace(name=k, values=v) for k, v in self.params.items()]
 
     def set_log_level(self, level: LogLevel | int) -> None:

@@ -27,7 +27,7 @@ __all__ = [
 def events_in_basf2_file(file_path: str) -> int:
     """Entries of the ``tree`` TTree of a basf2 ROOT file (read with uproot)."""
     try:
-        import uproot  # type: ignore[import-untyped]
+        import uproot  # imported here: only this helper of the shim reads ROOT files
     except ImportError:  # pragma: no cover - uproot is a dependency
         raise NotImplementedError("events_in_basf2_file needs uproot, which is not installed") from None
     with uproot.open(file_path) as handle:

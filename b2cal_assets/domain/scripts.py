@@ -10,7 +10,6 @@ so is everything that depends on it; the other scripts load as usual.
 
 from __future__ import annotations
 
-import os
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.settings import CalibrationSettings, ContractError, ValidationSettings
 from b2cal_assets.domain.shim import ScriptNamespace
 from b2cal_assets.domain.stages import Stage
+from b2cal_assets.settings import settings
 
 __all__ = [
     "CALIBRATIONS_DIR_ENV",
@@ -47,7 +47,7 @@ _DERIVABLE = (Stage.PRE_TRACKING, Stage.POST_TRACKING, Stage.ANALYSIS)
 
 def default_calibrations_dir() -> Path:
     """``$B2CAL_CALIBRATIONS_DIR``, else the built-in demo scripts."""
-    configured = os.environ.get(CALIBRATIONS_DIR_ENV, "").strip()
+    configured = settings().calibrations_dir.strip()
     if configured:
         return Path(configured).expanduser()
     return Path(__file__).resolve().parent.parent / "demo" / "calibrations"

@@ -11,7 +11,6 @@ revision stays in force. The calibration goes back to
 
 from __future__ import annotations
 
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,13 +33,15 @@ from b2cal_assets.loop.notices import Uploaded
 from b2cal_assets.loop.records import LoopError, PayloadView, payload_view
 from b2cal_assets.loop.transitions import end_attempt, move_calibration
 from b2cal_assets.payloads.upload import UploadRejected, check_upload, install_upload
+from b2cal_assets.settings import DEFAULT_UPLOAD_MAX_BYTES, settings
 
-DEFAULT_MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_UPLOAD_BYTES = DEFAULT_UPLOAD_MAX_BYTES
 UPLOAD_KEY = "upload"  # marks an attempt's job_config as an upload (never a job to rerun)
 
 
 def max_upload_bytes() -> int:
-    return int(os.environ.get("B2CAL_UPLOAD_MAX_BYTES", DEFAULT_MAX_UPLOAD_BYTES))
+    """``$B2CAL_UPLOAD_MAX_BYTES`` (default 512 MiB)."""
+    return settings().upload_max_bytes
 
 
 def is_upload(attempt: Attempt | None) -> bool:

@@ -12,13 +12,11 @@ revision directory through a temporary directory and one rename: a bad upload ch
 from __future__ import annotations
 
 import gzip
-import os
 import re
 import shutil
 import stat
 import tarfile
 import tempfile
-import uuid
 import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
@@ -36,6 +34,7 @@ from b2cal_assets.domain.outputdb import (
     parse_database_txt,
     payload_filename,
 )
+from b2cal_assets.files import atomic_directory
 
 PAYLOAD_FILE = re.compile(r"dbstore_(?P<name>[A-Za-z0-9_.\-]+)_rev_(?P<revision>[1-9][0-9]*)\.root")
 DEFAULT_MAX_MEMBERS = 2000
@@ -125,7 +124,7 @@ def _archive_kind(path: Path) -> str:
 
 def _tar_members(path: Path, limit: int) -> Iterator[_Member]:
     with gzip.open(path, "rb") as gz:
-        limited = _LimitedReader(gz, limit)
+        limited = _LimitedReader(gz, limit)  # type: ignore[arg-type]  # GzipFile reads bytes
         try:
             with tarfile.open(fileobj=limited, mode="r|") as tar:  # type: ignore[call-overload]
                 for info in tar:
@@ -377,12 +376,9 @@ def install_upload(
     dest_dir = Path(dest_dir)
     if dest_dir.exists():
         raise FileExistsError(f"{dest_dir} already exists: an upload is installed into a new directory")
-    dest_dir.parent.mkdir(parents=True, exist_ok=True)
     mapping = dict(revisions or {})
-    tmp = dest_dir.parent / f".{dest_dir.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        installed: list[UploadedPayload] = []
+    installed: list[UploadedPayload] = []
+    with atomic_directory(dest_dir) as tmp:
         copied: dict[str, Path] = {}
         for p in contents.payloads:
             revision = mapping.get((p.name, p.revision), p.revision)
@@ -397,11 +393,4 @@ def install_upload(
             )
         text = format_database_txt(PayloadEntry(p.name, p.revision, p.iov) for p in installed)
         (tmp / DATABASE_TXT).write_text(text, encoding="utf-8")
-        for f in tmp.iterdir():
-            with f.open("rb") as fh:
-                os.fsync(fh.fileno())
-        os.rename(tmp, dest_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return InstalledUpload(dest_dir, installed)

@@ -10,6 +10,7 @@ sending it twice. Without a client (no Jira configured) messages simply stay in 
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -168,7 +169,7 @@ class TicketOutbox:
                     continue
                 if (name, path.stat().st_size) in present:  # type: ignore[operator]
                     continue  # sent before a crash or a lost reply
-                self._client_call(lambda p=path, n=name: client.add_attachment(key, p, n))
+                self._client_call(functools.partial(client.add_attachment, key, path, name))
         if m.kind == "reassigned":
             with self._sessions() as s:
                 expert, _ = repo.ticket_owner(s, m.processing_id, m.calibration)

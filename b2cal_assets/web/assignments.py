@@ -5,17 +5,21 @@ Both are plain callables so the web layer can be tested (and benchmarked) withou
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import Any
+
+from b2cal_assets.db.engine import database_url, make_engine, session_scope
+from b2cal_assets.db.errors import NotFound
+from b2cal_assets.db.repo.audit import record_audit
+from b2cal_assets.db.repo.calibrations import get_calibration
+from b2cal_assets.domain.names import real_name
+from b2cal_assets.loop.factory import scripts as loaded_scripts
 
 log = logging.getLogger(__name__)
 
 
 def _default_engine():
-    from b2cal_assets.db.engine import database_url, make_engine
-
     return make_engine(database_url())
 
 
@@ -34,11 +38,6 @@ class DbAssignedExpert:
         return self._engine
 
     def __call__(self, processing: str, calibration: str) -> str | None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.errors import NotFound
-        from b2cal_assets.db.repo.calibrations import get_calibration
-        from b2cal_assets.domain.names import real_name
-
         if self._script_expert is script_settings_expert:  # asset keys carry the Dagster name
             calibration = real_name(calibration, _script_experts())
         with session_scope(self.engine) as session:
@@ -49,11 +48,8 @@ class DbAssignedExpert:
         return expert or self._script_expert(calibration)
 
 
-@functools.cache
 def _script_experts() -> dict[str, str]:
-    from b2cal_assets.domain.scripts import load_scripts
-
-    return {name: script.settings.expert_username for name, script in load_scripts(None).calibrations.items()}
+    return {name: script.settings.expert_username for name, script in loaded_scripts().calibrations.items()}
 
 
 def script_settings_expert(calibration: str) -> str | None:
@@ -77,8 +73,5 @@ class DbAudit:
     def __call__(
         self, user: str, action: str, processing: str, calibration: str, details: dict[str, Any]
     ) -> None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.repo.audit import record_audit
-
         with session_scope(self.engine) as session:
             record_audit(session, user, action, processing, calibration, details)

@@ -26,6 +26,7 @@ from starlette.routing import Route
 from b2cal_assets.db.errors import DatabaseError
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.authority import require_authority
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
 from b2cal_assets.payloads.archive import ArchiveError, current_payloads_archive
@@ -81,12 +82,7 @@ MANAGER_ACTIONS = {
 
 def default_loop_service() -> LoopService:
     """The deployment's loop: ``$B2CAL_DATABASE_URL`` (or SQLite in ``$B2CAL_HOME``) and its scripts."""
-    import os
-
-    from b2cal_assets.db.engine import database_url
-    from b2cal_assets.defs.resources import _service
-
-    return _service(database_url(), os.environ.get("B2CAL_CALIBRATIONS_DIR", ""))
+    return loop_service()
 
 
 class CalibrationPages:

@@ -7,7 +7,21 @@ import os
 from collections.abc import Iterator
 from pathlib import Path
 
+import uvicorn
+from dagster import DagsterInstance
+
+# Dagster's webserver app factory and workspace: an accepted internal API (no public one serves the UI)
+from dagster._core.workspace.context import WorkspaceProcessContext
+from dagster._core.workspace.load_target import ModuleTarget
+from dagster_webserver.version import __version__
+
+from b2cal_assets import home as b2cal_paths
+from b2cal_assets.settings import settings
+from b2cal_assets.web.app import build_app
+from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
 from b2cal_assets.web.config import AuthConfig
+from b2cal_assets.web.login import LoginService, ldap_role_lookup
+from b2cal_assets.web.session_store import DbSessionStore
 
 DAGSTER_YAML = """\
 # Written by b2cal: the served UI's Dagster instance (storage defaults to SQLite in this directory).
@@ -20,11 +34,8 @@ nux:
 
 def ensure_dagster_home() -> Path:
     """``$DAGSTER_HOME``, else ``$B2CAL_HOME/dagster`` (created with telemetry and the intro dialog off)."""
-    if os.environ.get("DAGSTER_HOME"):
-        home = Path(os.environ["DAGSTER_HOME"])
-    else:
-        home = Path(os.environ.get("B2CAL_HOME", ".b2cal")).resolve() / "dagster"
-        os.environ["DAGSTER_HOME"] = str(home)
+    home = b2cal_paths.dagster_home()
+    os.environ["DAGSTER_HOME"] = str(home)  # the webserver's instance reads it
     home.mkdir(parents=True, exist_ok=True)
     config = home / "dagster.yaml"
     if not config.exists():
@@ -35,11 +46,6 @@ def ensure_dagster_home() -> Path:
 @contextlib.contextmanager
 def workspace_context(module: str, *, location_name: str = "b2cal") -> Iterator:
     """The webserver's workspace: the Definitions module served by a code server subprocess."""
-    from dagster import DagsterInstance
-    from dagster._core.workspace.context import WorkspaceProcessContext
-    from dagster._core.workspace.load_target import ModuleTarget
-    from dagster_webserver.version import __version__
-
     ensure_dagster_home()
     target = ModuleTarget(
         module_name=module, attribute=None, working_directory=os.getcwd(), location_name=location_name
@@ -53,13 +59,6 @@ def workspace_context(module: str, *, location_name: str = "b2cal") -> Iterator:
 
 def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_level: str = "warning") -> None:
     """Serve until interrupted; ``auth=None`` serves without login."""
-    import uvicorn
-
-    from b2cal_assets.web.app import build_app
-    from b2cal_assets.web.assignments import DbAssignedExpert, DbAudit
-    from b2cal_assets.web.login import LoginService, ldap_role_lookup
-    from b2cal_assets.web.session_store import DbSessionStore
-
     with workspace_context(module) as context:
         if auth is None:
             app = build_app(context, login=None)
@@ -79,8 +78,6 @@ def serve(*, module: str, host: str, port: int, auth: AuthConfig | None, log_lev
 def uvicorn_config(app, *, host: str, port: int, log_level: str = "warning"):
     """Behind nginx, the client address (login limits) and https (Secure cookie) come from
     X-Forwarded-For / -Proto, believed only from the addresses in ``$B2CAL_TRUSTED_PROXIES``."""
-    import uvicorn
-
     proxies = trusted_proxies()
     return uvicorn.Config(
         app,
@@ -95,4 +92,4 @@ def uvicorn_config(app, *, host: str, port: int, log_level: str = "warning"):
 def trusted_proxies() -> str:
     """``$B2CAL_TRUSTED_PROXIES`` (comma-separated addresses or networks); empty trusts no proxy, not
     even one on loopback, so a local process cannot pose as another client."""
-    return ",".join(p.strip() for p in os.environ.get("B2CAL_TRUSTED_PROXIES", "").split(",") if p.strip())
+    return ",".join(p.strip() for p in settings().trusted_proxies.split(",") if p.strip())

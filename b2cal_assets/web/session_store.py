@@ -7,6 +7,9 @@ import logging
 from collections.abc import Callable
 from datetime import timedelta
 
+from b2cal_assets.db.engine import database_url, make_engine, session_scope
+from b2cal_assets.db.models import utcnow
+from b2cal_assets.db.repo import web_sessions
 from b2cal_assets.web.roles import Role
 from b2cal_assets.web.sessions import SessionUser
 
@@ -33,30 +36,18 @@ class DbSessionStore:
     @property
     def engine(self):
         if self._engine is None:
-            from b2cal_assets.db.engine import database_url, make_engine
-
             self._engine = make_engine(database_url())
         return self._engine
 
     def record(self, user: SessionUser) -> None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.repo import web_sessions
-
         with session_scope(self.engine) as s:
             web_sessions.record_session(s, user.session_id, user.username, user.role.label)
 
     def revoke(self, session_id: str) -> None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.repo import web_sessions
-
         with session_scope(self.engine) as s:
             web_sessions.revoke_session(s, session_id)
 
     def current(self, user: SessionUser) -> SessionUser | None:
-        from b2cal_assets.db.engine import session_scope
-        from b2cal_assets.db.models import utcnow
-        from b2cal_assets.db.repo import web_sessions
-
         with session_scope(self.engine) as s:
             row = web_sessions.get_session(s, user.session_id)
             if row is None or row.revoked_at is not None or row.username != user.username:

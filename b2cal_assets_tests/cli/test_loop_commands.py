@@ -86,9 +86,9 @@ def test_bad_input_gets_one_clear_line(toy_loop, capsys, argv, message):  # noqa
 
 def test_expert_submits_in_the_window_with_checked_settings(toy_loop, capsys):  # noqa: F811
     from b2cal_assets.db.engine import database_url
-    from b2cal_assets.defs.resources import _service
+    from b2cal_assets.loop.factory import loop_service
 
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     code, _out, err = run(capsys, "submit", "p1", "toy_a", "--set", "scale=2", "--dir", str(TOY_SCRIPTS))
     assert code == 2 and "window opens when its inputs are ready" in err  # nothing registered yet
     service.tick()  # the loop sensor's tick: toy_a's window opens (window_hours 0 runs defaults at once)

@@ -20,8 +20,9 @@ from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.repo import attempts, jobs
 from b2cal_assets.defs.definitions import build_definitions
-from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
 from b2cal_assets_tests.loop.daemon_like import Daemon
@@ -56,7 +57,7 @@ def ten_runs(root: Path, backend: str) -> None:
 
 
 def run_loop_to_the_end(defs: dg.Definitions) -> None:
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     with dg.instance_for_test() as instance:
         daemon = Daemon(defs, instance)
         for _ in range(6):
@@ -74,7 +75,7 @@ def run_loop_to_the_end(defs: dg.Definitions) -> None:
 
 def tries_by_input(processing: str, calibration: str) -> dict[str, int]:
     """Each recorded collector subjob's tries, by the name of its one input file."""
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     with service.session() as s:
         (attempt,) = attempts.list_attempts(s, processing, calibration)
         assert (attempt.number, attempt.state) == (1, "finished")
@@ -125,7 +126,7 @@ def test_ten_percent_of_subjobs_failing_once_on_slurm(toy_home, fast_batch, on_s
     ten_runs(toy_home, "slurm")
     run_loop_to_the_end(loop_definitions())
     assert_only_the_broken_ones_ran_twice()
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     assert {j.backend for j in service.job_rows("p1", "toy_a")} == {"slurm"}
 
 

@@ -7,7 +7,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import make_url
 
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.defs.driver import drive
 from b2cal_assets_tests.fixtures.databases import temporary_database
@@ -44,7 +44,7 @@ def test_loop_runs_with_dagster_storage_on_the_server(engine_loop, toy_defs):
     with dg.instance_for_test(overrides={"storage": dagster_storage(kind, dagster_db)}) as instance:
         results = drive(toy_defs, instance)
         assert results and all(r.success for _, r in results)
-        service = _service(calibration_db, str(TOY_SCRIPTS))
+        service = loop_service(calibration_db, str(TOY_SCRIPTS))
         assert set(service.step_states("p1").values()) == {"signed_off"}
         # Dagster's records are in the server: runs, the partition, check evaluations
         assert instance.get_dynamic_partitions("processing") == ["p1"]

@@ -22,8 +22,8 @@ from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.db.engine import database_url, dispose_engine, ensure_schema
 from b2cal_assets.db.errors import DatabaseError
 from b2cal_assets.db.repo import attempts, audit, jobs
-from b2cal_assets.defs.resources import _service
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
 from b2cal_assets_tests.defs.test_batch_faults import STEPS, loop_definitions
@@ -77,7 +77,7 @@ def restart_while_toy_a_runs(server, log: list[str], stop: threading.Event) -> N
 
 def test_the_loop_rides_out_a_database_restart(loop_on_private_server):
     server = loop_on_private_server
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     log: list[str] = []
     stop = threading.Event()
     restarter = threading.Thread(target=restart_while_toy_a_runs, args=(server, log, stop), daemon=True)

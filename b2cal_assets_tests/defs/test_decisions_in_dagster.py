@@ -8,9 +8,9 @@ import pytest
 
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG, SUBMITTED_BY_TAG, payloads_key, signoff_key
-from b2cal_assets.defs.resources import _service
 from b2cal_assets.defs.sensors import DECISIONS_SENSOR
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
 from b2cal_assets_tests.defs.driver import evaluate
@@ -20,7 +20,7 @@ ACCEPTED = "accepted"
 
 
 def service():
-    return _service(database_url(), str(TOY_SCRIPTS))
+    return loop_service(database_url(), str(TOY_SCRIPTS))
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from b2cal_assets import home
 from b2cal_assets.cli import main
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.repo import attempts, jobs
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: F401
 from b2cal_assets_tests.defs.test_batch_faults import STEPS
 from b2cal_assets_tests.fixtures.disk import fill
@@ -20,7 +20,7 @@ from b2cal_assets_tests.loop.daemon_like import Daemon
 
 
 def service():
-    return _service(database_url(), str(TOY_SCRIPTS))
+    return loop_service(database_url(), str(TOY_SCRIPTS))
 
 
 def failure_of(results, step: str) -> str:

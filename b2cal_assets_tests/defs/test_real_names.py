@@ -112,7 +112,8 @@ def test_a_run_of_a_renamed_asset_calibrates_the_right_calibration(
 ):
     from b2cal_assets.db.engine import database_url
     from b2cal_assets.defs.definitions import build_definitions
-    from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+    from b2cal_assets.defs.resources import CalibrationLoopResource
+    from b2cal_assets.loop.factory import loop_service
     from b2cal_assets_tests.defs.driver import drive
 
     monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(renamed_toy_dir))
@@ -126,7 +127,7 @@ def test_a_run_of_a_renamed_asset_calibrates_the_right_calibration(
         ran = {k for request, _ in results for k in request.asset_selection or []}
         assert payloads_key("Toy A/mean (x)") in ran
         assert dg.AssetKey(["payloads", "Toy_A_mean_x"]) in ran
-        service = _service(database_url(), str(renamed_toy_dir))
+        service = loop_service(database_url(), str(renamed_toy_dir))
         assert service.step_states("p1") == {
             "Toy A/mean (x)": "signed_off",
             "Toy B: y-x shift": "signed_off",

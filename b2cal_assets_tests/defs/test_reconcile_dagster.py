@@ -18,8 +18,8 @@ from b2cal_assets import home
 from b2cal_assets.cli import main
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.repo import attempts, jobs
-from b2cal_assets.defs.resources import _service
 from b2cal_assets.defs.sensors import DagsterRuns
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: F401
@@ -30,7 +30,7 @@ STEPS = ("toy_a", "toy_b", "cdst", "toy_c")
 
 
 def service():
-    return _service(database_url(), str(TOY_SCRIPTS))
+    return loop_service(database_url(), str(TOY_SCRIPTS))
 
 
 def loop_requests(defs, instance, step=None):

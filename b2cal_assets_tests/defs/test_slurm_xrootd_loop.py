@@ -8,10 +8,11 @@ import pytest
 from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.defs.definitions import build_definitions
-from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.defs.driver import drive
@@ -58,7 +59,7 @@ def test_collector_jobs_run_on_slurm_and_read_through_xrootd(slurm_site):
         calibrations_dir=str(TOY_SCRIPTS), cdst_producer="b2cal_assets_tests.defs.toy:produce_cdst"
     )
     defs = build_definitions(str(TOY_SCRIPTS), loop=loop)
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     with dg.instance_for_test() as instance:
         results = drive(defs, instance)
         assert results and all(r.success for _, r in results), [r for _, r in results if not r.success]

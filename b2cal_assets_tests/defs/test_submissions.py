@@ -6,9 +6,9 @@ import pytest
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.repo import attempts
 from b2cal_assets.defs.keys import payloads_key
-from b2cal_assets.defs.resources import _service
 from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing
 from b2cal_assets_tests.loop.daemon_like import Daemon
@@ -33,7 +33,7 @@ def windows_open(toy_home):
     admin.register_files(toy.generate(toy_home / "data", range(1, 3), events=50), site_name="now_site")
     make_processing("p_hold", range(1, 3), site="hold_site", window_hours=48)
     make_processing("p_now", range(1, 3), site="now_site", window_hours=48)
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     return service
 
 

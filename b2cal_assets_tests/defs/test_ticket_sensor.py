@@ -4,8 +4,9 @@ import dagster as dg
 
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.defs.definitions import build_definitions
-from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.tickets import JiraResource, jira_resource_from_env
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
 from b2cal_assets_tests.defs.driver import evaluate
 
@@ -22,7 +23,7 @@ def jira_for(fake) -> JiraResource:
 def setup_messages(toy_home):
     make_site()
     make_processing("p1", range(1, 3), window_hours=48)
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     service.tick()  # every calibration gets its "created" message; toy_a has no skims, so no window yet
     return service
 

@@ -26,7 +26,7 @@ from b2cal_assets.defs.instance import (
     stop_daemon,
     wait_for_runs,
 )
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: F401
 from b2cal_assets_tests.e2e.test_daemon_faults import toy_a_submitted_jobs, wait_until
 from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
@@ -62,7 +62,7 @@ def test_the_loop_survives_its_code_server_unreachable_for_a_minute(toy_loop_one
         DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30",
     )
     log = root / "logs" / "daemon.log"
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     daemon = start_daemon(env, log)
     stopped: list[int] = []
     try:

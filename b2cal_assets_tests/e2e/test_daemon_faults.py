@@ -28,7 +28,7 @@ from b2cal_assets.defs.instance import (
     stop_daemon,
     wait_for_runs,
 )
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
 from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
@@ -105,7 +105,7 @@ def test_the_loop_survives_a_killed_daemon_and_a_run_failed_before_start(toy_loo
     # toy_a's subjobs take a while: the kill lands while they run
     env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="12")
     log = root / "logs" / "daemon.log"
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     stop, failed = threading.Event(), []
     watcher = threading.Thread(target=fail_the_held_run, args=(dagster_home, stop, failed), daemon=True)
     watcher.start()

@@ -12,7 +12,7 @@ from dagster._core.storage.asset_check_execution_record import AssetCheckExecuti
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon, wait_for_runs
 from b2cal_assets.defs.keys import payloads_key, signoff_key, skim_key
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,7 +48,7 @@ def test_two_processings_run_through_the_daemon(toy_loop):
     }
     log = home / "logs" / "daemon.log"
     daemon = start_daemon(env, log)
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     try:
         wait_for_loop(service, ["p1", "p2"], daemon, log)
         assert wait_for_runs(dagster_home) == 0

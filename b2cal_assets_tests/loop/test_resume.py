@@ -1,13 +1,13 @@
 """Re-executing the Dagster run of a failed attempt resumes that attempt instead of starting over."""
 
 from b2cal_assets.db.engine import database_url
-from b2cal_assets.defs.resources import _service
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.service import AUTO_USER
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_home, toy_loop  # noqa: F401
 
 
 def test_reexecution_resumes_the_attempt_in_its_workdir(toy_loop):  # noqa: F811
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     service.tick()  # windows open; the 0 h window submits the defaults at once
     first = service.begin_attempt(
         "p1", "toy_a", submitted_by=AUTO_USER, expert_config={}, job_config={}, dagster_run_id="run-1"

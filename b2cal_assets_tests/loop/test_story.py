@@ -18,12 +18,13 @@ from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.defs.definitions import build_definitions
 from b2cal_assets.defs.keys import payloads_key
-from b2cal_assets.defs.resources import CalibrationLoopResource, _service
+from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.tickets import JiraResource
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import PayloadEntry, format_database_txt, parse_database_txt
 from b2cal_assets.domain.processing import ProcessingSpec
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.staging import staging_dir
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import make_site
@@ -60,7 +61,7 @@ def story(b2cal_home, monkeypatch, fake_jira):
         url=fake_jira.url, user=fake_jira.user, token=fake_jira.token, project=fake_jira.project
     )
     defs = build_definitions(str(STORY), loop=CalibrationLoopResource(calibrations_dir=str(STORY)), jira=jira)
-    service = _service(database_url(), str(STORY))
+    service = loop_service(database_url(), str(STORY))
     clock = Clock(utcnow())
     monkeypatch.setattr(service, "clock", clock)
     return defs, service, clock

@@ -82,11 +82,12 @@ class Served:
         self.port = _free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
+        self._log_file = log.open("w")
         self.process = subprocess.Popen(
             [*B2CAL, "web", "--port", str(self.port), *args],
             env=env,
             cwd=REPO,
-            stdout=log.open("w"),
+            stdout=self._log_file,
             stderr=subprocess.STDOUT,
         )
 
@@ -111,6 +112,7 @@ class Served:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._log_file.close()
 
 
 @pytest.fixture

@@ -1,0 +1,42 @@
+"""The one place a deployment's ``LoopService`` is made: the CLI, the web pages and Dagster share it.
+
+A process keeps one service per database URL and scripts directory, and loads each scripts
+directory once (definitions, sensors, assets and pages see the same scripts). Unset arguments come
+from the settings (``$B2CAL_DATABASE_URL``, ``$B2CAL_CALIBRATIONS_DIR``).
+"""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+from b2cal_assets.db.engine import database_url as default_database_url
+from b2cal_assets.domain.scripts import ScriptSet, load_scripts
+from b2cal_assets.loop.service import LoopService
+from b2cal_assets.settings import settings
+
+__all__ = ["loop_service", "scripts"]
+
+
+@functools.cache
+def _scripts(calibrations_dir: str) -> ScriptSet:
+    return load_scripts(Path(calibrations_dir) if calibrations_dir else None)
+
+
+@functools.cache
+def _service(url: str, calibrations_dir: str) -> LoopService:
+    return LoopService(url, _scripts(calibrations_dir))
+
+
+def _directory(calibrations_dir: str | None) -> str:
+    return calibrations_dir or settings().calibrations_dir.strip()
+
+
+def scripts(calibrations_dir: str | None = None) -> ScriptSet:
+    """The calibration scripts of ``calibrations_dir`` (default: the settings'), loaded once per process."""
+    return _scripts(_directory(calibrations_dir))
+
+
+def loop_service(database_url: str | None = None, calibrations_dir: str | None = None) -> LoopService:
+    """The loop of a database and a scripts directory (defaults: the settings'), one per process."""
+    return _service(database_url or default_database_url(), _directory(calibrations_dir))

@@ -1,0 +1,96 @@
+"""Every ``B2CAL_*`` environment variable of the deployment, read and checked in one place.
+
+``settings()`` reads the environment afresh at each call (tests and the demo change it), so nothing
+chooses its configuration at import time. An empty variable counts as unset. A bad value is one
+``SettingsError`` naming the variable and what it must be, never a traceback from deep inside.
+The login's variables (``B2CAL_LDAP_*``, ``B2CAL_ROLE_*``, ``B2CAL_SECRET_KEY``, ...) are layered over
+a config file by ``web/config.py``; paths under ``B2CAL_HOME`` come from ``home.py``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "env_name", "settings"]
+
+ENV_PREFIX = "B2CAL_"
+DEFAULT_CDST_PRODUCER = "b2cal_assets.demo.reconstruction:produce_cdst"
+DEFAULT_UPLOAD_MAX_BYTES = 512 * 1024 * 1024
+
+Seconds = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class SettingsError(ValueError):
+    """A ``B2CAL_*`` variable has a value b2cal cannot use; the message names it."""
+
+
+class Settings(BaseSettings):
+    """The deployment's settings; each field is the variable ``B2CAL_<FIELD>`` (upper case)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, extra="ignore", frozen=True, validate_default=True
+    )
+
+    home: Path = Field(default=Path(".b2cal"), description="Where an installation keeps its files.")
+    database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in the home.")
+    calibrations_dir: str = Field(default="", description="The calibration scripts; empty: the demo set.")
+    cdst_producer: str = Field(
+        default=DEFAULT_CDST_PRODUCER, description="module:function reconstructing raw skims into a cDST."
+    )
+    migrations_dir: Path | None = Field(
+        default=None, description="The Alembic scripts (default: migrations/)."
+    )
+    upload_max_bytes: Annotated[int, Field(ge=1)] = Field(
+        default=DEFAULT_UPLOAD_MAX_BYTES, description="Size limit of an uploaded payload archive."
+    )
+    user: str = Field(default="", description="Who acts in CLI commands (default: the login name).")
+    local_max_processes: Annotated[int, Field(ge=1)] = Field(
+        default=4, description="Processes of the local backend."
+    )
+    batch_retry_delay_s: Seconds | None = Field(
+        default=None, description="Delay before a failed job is retried."
+    )
+    batch_poll_interval_s: Seconds | None = Field(default=None, description="Seconds between status queries.")
+    batch_max_failed_polls: Count | None = Field(
+        default=None, description="Status queries that may fail in a row before the jobs are given up."
+    )
+    slurm_conf: str = Field(default="", description="SLURM_CONF for the Slurm commands (empty: SLURM_CONF).")
+    slurm_jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for purged jobs.")
+    db_retry_s: Seconds = Field(
+        default=300.0,  # a restart takes seconds, a failover a minute or two; a run waits that long
+        description="How long a run retries its database work while the server is unreachable.",
+    )
+    backup_cron: str = Field(default="0 3 * * *", description="When the database backup runs.")
+    jira_url: str = Field(default="", description="Jira base URL; empty: messages stay in the database.")
+    jira_user: str = Field(default="", description="The Jira account.")
+    jira_token: str = Field(default="", description="The Jira account's password or API token.")
+    jira_project: str = Field(default="", description="The Jira project key.")
+    jira_verify: str = Field(default="true", description="true, false, or a CA bundle file.")
+    trusted_proxies: str = Field(
+        default="", description="Addresses whose X-Forwarded-* headers are believed."
+    )
+    services_dir: Path = Field(
+        default=Path("/tmp/b2cal-services"), description="Where .ci/services keeps its test services."
+    )
+
+
+def env_name(field: str) -> str:
+    """The environment variable of a settings field: ``home`` -> ``B2CAL_HOME``."""
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def settings() -> Settings:
+    """The settings from the environment now; ``SettingsError`` names each bad variable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = env_name(str(error["loc"][0])) if error["loc"] else ENV_PREFIX + "*"
+            problems.append(f"{name}={error.get('input')!r}: {error['msg'].lower()}")
+        raise SettingsError("; ".join(problems)) from None

@@ -86,12 +86,12 @@ def sqlite_path(url: str | URL) -> Path | None:
     return Path(parsed.database)
 
 
-def _configure_sqlite(engine: Engine, *, foreign_keys: bool, begin: str) -> None:
+def _configure_sqlite(engine: Engine, *, foreign_keys: bool, begin: str, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # we emit BEGIN ourselves (see "begin" below)
         cursor = dbapi_connection.cursor()
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute(f"PRAGMA foreign_keys = {'ON' if foreign_keys else 'OFF'}")
         cursor.close()
@@ -103,11 +103,17 @@ def _configure_sqlite(engine: Engine, *, foreign_keys: bool, begin: str) -> None
 
 
 def create_database_engine(
-    url: str | URL, *, foreign_keys: bool = True, sqlite_begin: str = "IMMEDIATE", **kwargs: Any
+    url: str | URL,
+    *,
+    foreign_keys: bool = True,
+    sqlite_begin: str = "IMMEDIATE",
+    sqlite_busy_timeout_s: float = SQLITE_BUSY_TIMEOUT_S,
+    **kwargs: Any,
 ) -> Engine:
     """A new (uncached) engine; ``make_engine`` is the one to use outside migrations and tests.
 
     ``sqlite_begin="DEFERRED"`` suits read-only work: it does not wait for writers.
+    ``sqlite_busy_timeout_s`` is how long a SQLite writer queues behind another before "database is locked".
     """
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
@@ -118,7 +124,7 @@ def create_database_engine(
             raise DatabaseUnreachable(
                 f"the directory of the SQLite database {path} does not exist: create it or set B2CAL_HOME"
             )
-        options["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        options["connect_args"] = {"timeout": sqlite_busy_timeout_s}
     elif backend in ("mysql", "mariadb"):
         options.update(
             pool_pre_ping=True,
@@ -134,7 +140,9 @@ def create_database_engine(
     except (ArgumentError, NoSuchModuleError, ImportError) as exc:
         raise BadDatabaseURL(f"cannot use database URL {display_url(parsed)}: {exc}") from exc
     if backend == "sqlite":
-        _configure_sqlite(engine, foreign_keys=foreign_keys, begin=sqlite_begin)
+        _configure_sqlite(
+            engine, foreign_keys=foreign_keys, begin=sqlite_begin, busy_timeout_s=sqlite_busy_timeout_s
+        )
     return engine
 
 

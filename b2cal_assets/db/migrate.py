@@ -38,6 +38,9 @@ from b2cal_assets.db.errors import (
 )
 from b2cal_assets.settings import settings
 
+# How long a migrator waits for another one on the same database (a loaded machine runs them slowly).
+MIGRATION_LOCK_WAIT_S = 600
+
 SchemaState = Literal["current", "behind", "missing", "unknown", "unversioned"]
 
 
@@ -160,7 +163,7 @@ def _lock_migrations(connection: Connection) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(hashtext('b2cal-migrations'))"))
     elif connection.dialect.name in ("mysql", "mariadb"):
         # a session lock: MySQL commits each DDL statement; it is released when the connection closes
-        connection.execute(text("SELECT GET_LOCK('b2cal-migrations', 600)"))
+        connection.execute(text(f"SELECT GET_LOCK('b2cal-migrations', {MIGRATION_LOCK_WAIT_S})"))
 
 
 def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgrade"]) -> SchemaStatus:
@@ -170,7 +173,9 @@ def _migrate(url: str | URL, target: str, direction: Literal["upgrade", "downgra
         path.parent.mkdir(parents=True, exist_ok=True)
     config = alembic_config()
     # SQLite: foreign keys off while batch migrations copy tables (the Alembic recommendation).
-    engine = create_database_engine(url, foreign_keys=False, poolclass=NullPool)
+    engine = create_database_engine(
+        url, foreign_keys=False, poolclass=NullPool, sqlite_busy_timeout_s=MIGRATION_LOCK_WAIT_S
+    )
     try:
         with engine.begin() as connection:
             _lock_migrations(connection)

@@ -130,6 +130,25 @@ def test_expert_launches_from_the_ui_and_sees_the_run(served, browser, ldap_serv
     shot(page, "expert-04-runs")
 
 
+def hover_until_shown(page, target, text: str, attempts: int = 5) -> None:
+    """Hover ``target`` until its tooltip ``text`` shows, moving away between tries.
+
+    A hover while the page still lays itself out (a loaded machine) can land on a button being
+    re-rendered, or before the tooltip's listener exists; a user would move the mouse again.
+    """
+    from playwright.sync_api import Error as PlaywrightError  # only where Playwright is installed
+
+    for _ in range(attempts):
+        try:
+            target.wait_for(state="visible")
+            target.hover(force=True)
+            page.get_by_text(text).first.wait_for(timeout=UI_TIMEOUT_MS // attempts)
+            return
+        except PlaywrightError:  # re-rendered under the pointer, or not shown yet
+            page.mouse.move(0, 0)
+    raise AssertionError(f"the tooltip {text!r} never showed after {attempts} hovers")
+
+
 def test_viewer_finds_the_launch_refused(served, browser, ldap_server, web_workspace):
     instance = web_workspace.instance
     page = browser.new_page(viewport={"width": 1400, "height": 900})
@@ -139,8 +158,7 @@ def test_viewer_finds_the_launch_refused(served, browser, ldap_server, web_works
     materialize = page.get_by_role("button", name="Materialize").first
     materialize.wait_for()
     assert materialize.is_disabled()
-    materialize.hover(force=True)
-    page.get_by_text("You do not have permission").first.wait_for()
+    hover_until_shown(page, materialize, "You do not have permission")
     shot(page, "viewer-02-asset-read-only")
 
     # going around the greyed-out button, straight to the API with the browser's session, is refused too

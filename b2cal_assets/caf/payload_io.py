@@ -32,7 +32,7 @@ def write_payload(path: Path | str, constants: Mapping[str, np.ndarray | float])
         raise ValueError(f"payload {path.name}: no constants to write")
     shapes = {name: {"shape": list(a.shape), "dtype": a.dtype.str} for name, a in arrays.items()}
     branches = {name: a for name, a in arrays.items() if a.size > 0}
-    import uproot  # type: ignore[import-untyped]  # here: a collector subjob that reads no payload starts faster
+    import uproot  # here: a collector subjob that reads no payload starts faster
 
     with atomic_path(path) as tmp, uproot.recreate(tmp) as f:
         f[SHAPES_NAME] = json.dumps(shapes, sort_keys=True)

@@ -94,7 +94,7 @@ class B2calWebserver(DagsterWebserver):
 
     def build_routes(self) -> list[BaseRoute]:
         own: list[BaseRoute] = (
-            self._login.routes() if self._login is not None else [Route("/healthz", health)]
+            list(self._login.routes()) if self._login is not None else [Route("/healthz", health)]
         )
         return own + list(self._pages.routes()) + super().build_routes()
 

@@ -403,8 +403,8 @@ class CalibrationPages:
                     processing, calibration, expert=expert, by=by, find_user=self.find_user
                 )
             )
-            expert = await run_in_threadpool(assigned_expert, service, processing, calibration) or expert
-            return f"{calibration} in {processing} is now assigned to {expert}"
+            stored: str | None = await run_in_threadpool(assigned_expert, service, processing, calibration)
+            return f"{calibration} in {processing} is now assigned to {stored or expert}"
         number = await run_in_threadpool(lambda: service.restart(processing, calibration, by=by))
         return (
             f"{calibration} in {processing}: attempt {number} recorded with the last settings; "

@@ -93,7 +93,8 @@ def _processings_from_tags(tags: Mapping[str, str]) -> tuple[str, ...] | None:
         return (tags[PARTITION_TAG],)
     start, end = tags.get(RANGE_START_TAG), tags.get(RANGE_END_TAG)
     if start is not None or end is not None:
-        return (start,) if start == end else None  # a range of dynamic partitions cannot be told
+        # a range of dynamic partitions cannot be told
+        return (start,) if start is not None and start == end else None
     return ()
 
 
@@ -408,7 +409,7 @@ def _transport_refusal(info: Any) -> str:
     """Mutations only as a JSON POST: a GET link or a cross-site form can then never change anything."""
     request = getattr(info.context, "source", None)
     method = getattr(request, "method", None)
-    if method is None:
+    if request is None or method is None:
         return ""  # not HTTP (the websocket only carries subscriptions, see middleware)
     content_type = request.headers.get("content-type", "")
     if method != "POST" or "application/json" not in content_type:

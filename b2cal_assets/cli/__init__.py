@@ -1,6 +1,7 @@
 """The ``b2cal`` command. Each command group lives in its own module with ``register(subparsers)``.
 
-User errors raise ``UserError``: one clear line on stderr and exit status 2, never a traceback.
+User errors raise ``UserError``: one clear line on stderr and exit status 2, never a traceback. The top
+layer: it may import every other one (``web`` to serve it and for the directory, ``defs`` for Dagster).
 """
 
 from __future__ import annotations

@@ -33,16 +33,16 @@ from b2cal_assets.backends.manager import RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, run_calibration_job
-from b2cal_assets.domain.expert_config import merge_expert_config
-from b2cal_assets.domain.framework_required import FrameworkRequired
-from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt
-from b2cal_assets.domain.prompt_inputs import CafConfig, InputFileError, read_caf_config, read_input_data
-from b2cal_assets.domain.scripts import (
+from b2cal_assets.caf.scripts import (
     CALIBRATIONS_DIR_ENV,
     CalibrationScript,
     default_calibrations_dir,
     load_scripts,
 )
+from b2cal_assets.domain.expert_config import merge_expert_config
+from b2cal_assets.domain.framework_required import FrameworkRequired
+from b2cal_assets.domain.outputdb import DATABASE_TXT, PayloadEntry, format_database_txt
+from b2cal_assets.domain.prompt_inputs import CafConfig, InputFileError, read_caf_config, read_input_data
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.home import globaltag_dir
 from b2cal_assets.settings import settings

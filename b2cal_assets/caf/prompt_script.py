@@ -13,8 +13,8 @@ import runpy
 import sys
 from pathlib import Path
 
+from b2cal_assets.caf.shim import ScriptNamespace
 from b2cal_assets.domain.framework_required import FrameworkRequired
-from b2cal_assets.domain.shim import ScriptNamespace
 
 USAGE = "usage: python -m b2cal_assets.caf.prompt_script CALIBRATIONS_DIR SCRIPT [ARG ...]"
 

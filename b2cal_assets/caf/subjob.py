@@ -20,8 +20,8 @@ import numpy as np
 
 from b2cal_assets.caf.framework import Calibration, CollectorContext
 from b2cal_assets.caf.localdb import ConditionsChain
+from b2cal_assets.caf.shim import load_script_module, script_imports
 from b2cal_assets.domain.iov import ExpRun, IoV
-from b2cal_assets.domain.shim import load_script_module, script_imports
 from b2cal_assets.files import atomic_path
 
 __all__ = [

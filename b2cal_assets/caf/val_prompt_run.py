@@ -17,16 +17,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from b2cal_assets.caf.validation_job import run_validation_job
-from b2cal_assets.domain.prompt_inputs import InputFileError, read_validation_config
-from b2cal_assets.domain.scripts import (
+from b2cal_assets.caf.scripts import (
     CALIBRATIONS_DIR_ENV,
     ValidationScript,
     default_calibrations_dir,
     load_scripts,
 )
+from b2cal_assets.caf.shim import validations_dir_of
+from b2cal_assets.caf.validation_job import run_validation_job
+from b2cal_assets.domain.prompt_inputs import InputFileError, read_validation_config
 from b2cal_assets.domain.settings import ContractError
-from b2cal_assets.domain.shim import validations_dir_of
 
 __all__ = ["WORKING_DIR", "main"]
 

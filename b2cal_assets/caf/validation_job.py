@@ -23,9 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.caf.scripts import ValidationScript
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.scripts import ValidationScript
 
 __all__ = ["PLOT_SUFFIXES", "RESULT_FILE", "ValidationRun", "run_validation_job", "validation_argv"]
 

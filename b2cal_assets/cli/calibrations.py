@@ -6,8 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from b2cal_assets.caf.scripts import CALIBRATIONS_DIR_ENV, ScriptSet, load_scripts
 from b2cal_assets.cli import UserError
-from b2cal_assets.domain.scripts import CALIBRATIONS_DIR_ENV, ScriptSet, load_scripts
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -14,9 +14,9 @@ from typing import Protocol
 
 from sqlalchemy.orm import Session
 
+from b2cal_assets.caf.scripts import ScriptSet
 from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.models import utcnow
-from b2cal_assets.domain.scripts import ScriptSet
 from b2cal_assets.loop.notices import LoopEvent, post_in_session
 from b2cal_assets.loop.records import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo, build_steps, step_graph

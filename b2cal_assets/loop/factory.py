@@ -10,8 +10,8 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from b2cal_assets.caf.scripts import ScriptSet, load_scripts
 from b2cal_assets.db.engine import database_url as default_database_url
-from b2cal_assets.domain.scripts import ScriptSet, load_scripts
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets.settings import settings
 

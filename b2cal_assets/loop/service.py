@@ -18,10 +18,10 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from b2cal_assets.caf.localdb import StoredPayload
+from b2cal_assets.caf.scripts import ScriptSet
 from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.scripts import ScriptSet
 from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.context import Clock, LoopContext

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.domain.graph import CalibrationGraph
-from b2cal_assets.domain.scripts import CalibrationScript
 from b2cal_assets.domain.stages import Stage
 
 CDST_STEP = "cdst"

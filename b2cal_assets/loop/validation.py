@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.caf.validation_job import run_validation_job
-from b2cal_assets.domain.scripts import CalibrationScript
 from b2cal_assets.loop.service import LoopService
 
 VALIDATION_WORKDIR = "validation_run"

@@ -15,6 +15,7 @@ from b2cal_assets.db.repo import attempts as attempt_repo
 from b2cal_assets.db.repo import audit as audit_repo
 from b2cal_assets.db.repo import calibrations as calibration_repo
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.names import real_name
 from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.records import PayloadView, SiteView
 from b2cal_assets.loop.service import JobRow, LoopError, LoopService, StepRow
@@ -74,8 +75,6 @@ def status_by_processing(service: LoopService) -> list[tuple[str, list[StepRow]]
 def assigned_expert(service: LoopService, processing: str, calibration: str) -> str | None:
     """The expert the calibration database names for this calibration in this processing
     (``calibration`` may be the Dagster name an asset key carries)."""
-    from b2cal_assets.domain.names import real_name
-
     calibration = real_name(calibration, service.scripts.calibrations)
     with service.session() as s:
         try:

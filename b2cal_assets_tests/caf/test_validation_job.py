@@ -3,9 +3,9 @@ own working directory, the framework's names importable."""
 
 import json
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.caf.validation_job import run_validation_job
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets_tests.domain.scriptdir import calibration, write
 
 VALIDATION = '''

@@ -3,10 +3,10 @@
 import pytest
 from sqlalchemy import select
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.cli import main
 from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.models import Base
-from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_home, toy_loop  # noqa: F401
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.defs.keys import calibration_of_key, payloads_key, signoff_key
-from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets_tests.domain.scriptdir import calibration, write
 
 REAL = {

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from b2cal_assets.caf.framework import Conditions
+from b2cal_assets.caf.scripts import CalibrationScript, ScriptSet, load_scripts
 from b2cal_assets.demo.generator import GeneratedFile, generate
 from b2cal_assets.demo.reconstruction import APPLIED_PAYLOADS, produce_cdst
 from b2cal_assets.domain.filters import RunInfo, run_matches
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.scripts import CalibrationScript, ScriptSet, load_scripts
 from b2cal_assets_tests.demo.driver import DriverResult, run_calibration
 
 EVENTS_PER_RUN = 1200

@@ -7,9 +7,9 @@ import sys
 
 import pytest
 
+from b2cal_assets.caf.shim import ScriptNamespace
 from b2cal_assets.domain.framework_required import FrameworkRequired
 from b2cal_assets.domain.iov import ExpRun, IoV
-from b2cal_assets.domain.shim import ScriptNamespace
 from b2cal_assets_tests.domain.scriptdir import write
 
 IMPORTS = {
@@ -161,7 +161,7 @@ def test_the_real_basf2_is_used_where_it_is_installed(tmp_path):
     write(tmp_path / "cals", "caf_x.py", "import basf2\nimport ROOT\nFLAGS = [getattr(basf2, 'REAL', False)]\n")
     code = (
         "import json, sys\n"
-        "from b2cal_assets.domain.shim import ScriptNamespace\n"
+        "from b2cal_assets.caf.shim import ScriptNamespace\n"
         "m = ScriptNamespace(sys.argv[1]).import_module('prompt.calibrations.caf_x')\n"
         "print(json.dumps(m.FLAGS + [getattr(m.ROOT, '__b2cal_standin__', False)]))\n"
     )

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import pytest
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.domain.framework_required import FrameworkRequired
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.scripts import load_scripts
 
 PROMPT = Path(__file__).resolve().parents[1] / "fixtures" / "framework_style" / "prompt"
 CALIBRATIONS = PROMPT / "calibrations"

@@ -70,7 +70,7 @@ def run_validation(job_path, input_data_path, requested_iov, expert_config):
 
 PROBE = '''
 import json, sys
-from b2cal_assets.domain.scripts import load_scripts
+from b2cal_assets.caf.scripts import load_scripts
 scripts = load_scripts(sys.argv[1])
 cdc = scripts["CDC Tracking"]
 (cal,) = cdc.get_calibrations({"hadron_calib": {}})

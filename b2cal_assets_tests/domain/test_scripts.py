@@ -1,8 +1,8 @@
 import pytest
 
 from b2cal_assets.caf.framework import Calibration
+from b2cal_assets.caf.scripts import CALIBRATIONS_DIR_ENV, ScriptSet, derive_stage, load_scripts
 from b2cal_assets.domain.iov import ExpRun, IoV
-from b2cal_assets.domain.scripts import CALIBRATIONS_DIR_ENV, ScriptSet, derive_stage, load_scripts
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.domain.stages import Stage
 from b2cal_assets_tests.domain.scriptdir import calibration, write

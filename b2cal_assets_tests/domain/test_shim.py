@@ -6,9 +6,9 @@ import threading
 import pytest
 
 from b2cal_assets.caf.framework import Calibration
+from b2cal_assets.caf.shim import ScriptNamespace, load_script_module, script_imports
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.settings import CalibrationSettings
-from b2cal_assets.domain.shim import ScriptNamespace, load_script_module, script_imports
 from b2cal_assets_tests.domain.scriptdir import calibration, write
 
 
@@ -113,7 +113,7 @@ def test_load_script_module_in_another_process(tmp_path):
     )
     code = (
         "import json, sys\n"
-        "from b2cal_assets.domain.shim import load_script_module, script_imports\n"
+        "from b2cal_assets.caf.shim import load_script_module, script_imports\n"
         "module = load_script_module(sys.argv[1], sys.argv[2])\n"
         "with script_imports(sys.argv[2]):\n"
         "    print(json.dumps([module.settings.name, module.collector_names()]))\n"

@@ -4,10 +4,10 @@ from datetime import datetime
 
 import pytest
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
-from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets_tests.defs import toy

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
+from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.db.engine import database_url, ensure_schema
-from b2cal_assets.domain.scripts import load_scripts
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets.web.app import build_app

@@ -17,6 +17,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from b2cal_assets.caf.framework import Calibration
+from b2cal_assets.caf.shim import ScriptNamespace
 from b2cal_assets.domain.expert_config import merge_expert_config
 from b2cal_assets.domain.framework_required import FrameworkRequired, framework_package
 from b2cal_assets.domain.framework_settings import FrameworkSettingsReader, is_framework_settings
@@ -24,7 +26,6 @@ from b2cal_assets.domain.graph import CalibrationGraph, find_cycles, format_cycl
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.settings import CalibrationSettings, ContractError, ValidationSettings
-from b2cal_assets.domain.shim import ScriptNamespace
 from b2cal_assets.domain.stages import Stage
 from b2cal_assets.settings import settings
 
@@ -124,8 +125,6 @@ class CalibrationScript:
         ``input_data`` is ``{data_name: {file_path: IoV}}``; data names the script declares but the
         caller has no files for are passed as empty dicts. ``expert_config`` holds overrides only.
         """
-        from b2cal_assets.caf.framework import Calibration
-
         merged = merge_expert_config(self.settings.expert_config, expert_config)
         known = self.settings.input_data_names
         unknown = sorted(set(input_data) - known)
@@ -308,7 +307,9 @@ def _load_module(namespace: ScriptNamespace, file: Path, errors: list[ScriptErro
     except (KeyboardInterrupt, GeneratorExit):
         raise
     except BaseException as exc:  # a script may raise anything at import, even SystemExit
-        folder = namespace.calibrations_dir if file.is_relative_to(namespace.calibrations_dir) else file.parent
+        folder = (
+            namespace.calibrations_dir if file.is_relative_to(namespace.calibrations_dir) else file.parent
+        )
         errors.append(_import_error(exc, file, folder))
         return None
 

@@ -31,7 +31,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 
-from b2cal_assets.domain import prompt_utils, run_lists
+from b2cal_assets.caf import backend_names, databases, framework
+from b2cal_assets.caf import strategies as caf_strategies
+from b2cal_assets.domain import basf2_standin, prompt_utils, root_standin, run_lists
 from b2cal_assets.domain.filters import INPUT_DATA_FILTERS
 from b2cal_assets.domain.framework_required import framework_package
 from b2cal_assets.domain.iov import ExpRun, IoV
@@ -115,8 +117,6 @@ def _temporary_workdir(path: str | Path) -> contextlib.AbstractContextManager[No
 
 
 def _caf_utils() -> ModuleType:
-    from b2cal_assets.caf import databases, framework
-
     return _public(
         "caf.utils",
         run_lists,
@@ -133,8 +133,6 @@ def _caf_utils() -> ModuleType:
 
 def _standin_modules() -> dict[str, ModuleType]:
     """``basf2`` / ``ROOT`` stand-ins for those of them the framework does not provide here."""
-    from b2cal_assets.domain import basf2_standin, root_standin
-
     modules: dict[str, ModuleType] = {}
     if not _really_importable("basf2"):
         modules["basf2"] = _public("basf2", basf2_standin, __b2cal_standin__=True)
@@ -144,9 +142,6 @@ def _standin_modules() -> dict[str, ModuleType]:
 
 
 def _static_modules() -> dict[str, ModuleType]:
-    from b2cal_assets.caf import backend_names, framework
-    from b2cal_assets.caf import strategies as caf_strategies
-
     utils = _module(
         "prompt.utils",
         prompt_utils.__doc__ or "",
@@ -215,9 +210,7 @@ class _RootNamespaceLoader(importlib.abc.Loader):
     """Makes ``ROOT.<namespace>`` stand-in modules, each name inside a placeholder."""
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
-        from b2cal_assets.domain.root_standin import root_module
-
-        return root_module(spec.name)
+        return root_standin.root_module(spec.name)
 
     def exec_module(self, module: ModuleType) -> None:
         return None

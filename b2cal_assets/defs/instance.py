@@ -121,14 +121,14 @@ def start_daemon(
 ) -> subprocess.Popen:
     """The real Dagster daemon: sensors tick, queued runs start, as in production."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
-    out = open(log_file, "ab")  # noqa: SIM115 - owned by the child process for its lifetime
-    return subprocess.Popen(
-        daemon_command(module, log_file.parent / "daemon-workspace.yaml"),
-        env=dagster_env(env),
-        stdout=out,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(log_file, "ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            daemon_command(module, log_file.parent / "daemon-workspace.yaml"),
+            env=dagster_env(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _session_members(session_id: int) -> list[int]:

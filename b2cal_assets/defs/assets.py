@@ -1,7 +1,6 @@
 """One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
 
 import json
-import warnings
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +8,7 @@ import dagster as dg
 
 from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
-from b2cal_assets.defs.partitions import processing_partitions
+from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.run_tags import check_authority, submitted_by
 from b2cal_assets.defs.running import run_calibration_attempt, run_cdst_production
@@ -72,9 +71,8 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
 
 
 def _signoff_check_spec(calibration: str) -> dg.AssetCheckSpec:
-    """Partitioned like its asset, so each processing's verdict is its own (a preview API in 1.13)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", dg.PreviewWarning)
+    """Partitioned like its asset, so each processing's verdict is its own."""
+    with partitioned_checks():
         return dg.AssetCheckSpec(
             SIGNOFF_CHECK,
             asset=signoff_key(calibration),

@@ -24,6 +24,8 @@ USER_TAG = "b2cal/user"
 REASON_TAG = "b2cal/reason"
 REQUESTED_BY_TAG = "b2cal/requested_by"  # who asked for a loop run: the expert, a manager's restart, auto
 LAUNCHED_BY_TAG = "b2cal/launched_by"  # "auto" on every run the loop sensor requests
+VALIDITY_CHECK = "payload_validity"  # the checks on payloads/<calibration> (defs/checks.py)
+VALIDATION_CHECK = "validation"
 SIGNOFF_CHECK = "accepted"  # the check on signoff/<calibration>: failed when the payloads were rejected
 
 

@@ -16,6 +16,8 @@ from b2cal_assets.defs.keys import (
     REQUESTED_BY_TAG,
     SIGNOFF_CHECK,
     SUBMITTED_BY_TAG,
+    VALIDATION_CHECK,
+    VALIDITY_CHECK,
     payloads_key,
     signoff_key,
     skim_key,
@@ -118,7 +120,7 @@ def _format_cursor(value: dict) -> str:
 
 def check_keys(calibration: str) -> list[dg.AssetCheckKey]:
     """The checks of a calibration's payloads (defs/checks.py): validity, then the validation script."""
-    return [dg.AssetCheckKey(payloads_key(calibration), name) for name in ("payload_validity", "validation")]
+    return [dg.AssetCheckKey(payloads_key(calibration), name) for name in (VALIDITY_CHECK, VALIDATION_CHECK)]
 
 
 def run_request_for(launch: Launch) -> dg.RunRequest:

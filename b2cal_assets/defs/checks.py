@@ -12,10 +12,10 @@ from urllib.parse import quote
 
 import dagster as dg
 
+from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
-from b2cal_assets.domain.scripts import CalibrationScript
 from b2cal_assets.loop.payload_checks import validity_problems
 from b2cal_assets.loop.validation import run_validation_script
 

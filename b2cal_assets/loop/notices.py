@@ -67,7 +67,7 @@ class Held(LoopEvent):
     expert_config: dict[str, Any] = field(default_factory=dict)
 
     def rendered(self) -> RenderedMessage:
-        settings = json.dumps(self.expert_config, sort_keys=True) if self.expert_config else "the defaults"
+        settings = _settings_text(self.expert_config)
         body = (
             f"{self.submitted_by} submitted *{self.calibration}* (attempt {self.attempt}) with {settings}. "
             f"This site starts jobs only when the window closes: it runs at {_when(self.deadline)} with "
@@ -75,6 +75,11 @@ class Held(LoopEvent):
         )
         key = dedup_key(self.processing, self.calibration, "held", self.attempt)
         return RenderedMessage(self.processing, self.calibration, "held", key, body)
+
+
+def _settings_text(expert_config: dict[str, Any]) -> str:
+    """How a submission's settings read in a ticket: the overrides as JSON, else "the defaults"."""
+    return json.dumps(expert_config, sort_keys=True) if expert_config else "the defaults"
 
 
 @dataclass(frozen=True)
@@ -88,7 +93,7 @@ class Queued(LoopEvent):
     expert_config: dict[str, Any] = field(default_factory=dict)
 
     def rendered(self) -> RenderedMessage:
-        settings = json.dumps(self.expert_config, sort_keys=True) if self.expert_config else "the defaults"
+        settings = _settings_text(self.expert_config)
         body = (
             f"{self.submitted_by} submitted *{self.calibration}* (attempt {self.attempt}) with {settings}. "
             "It starts at the loop's next tick."

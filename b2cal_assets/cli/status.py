@@ -6,7 +6,6 @@ from __future__ import annotations
 from b2cal_assets import home
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
 from b2cal_assets.cli.tables import print_table
-from b2cal_assets.defs.run_health import daemon_problem, open_instance, stuck_runs
 from b2cal_assets.domain.states import ACTIVE_STATES, CalibrationState
 
 
@@ -108,6 +107,9 @@ def run(args) -> int:
 
 def _print_dagster_health() -> None:
     """Stuck runs and a silent daemon, from the Dagster instance in $DAGSTER_HOME (if there is one)."""
+    # deferred: Dagster takes most of a second to import, and `status --json` and the other commands never need it
+    from b2cal_assets.defs.run_health import daemon_problem, open_instance, stuck_runs
+
     try:
         instance = open_instance(home.dagster_home())
         if instance is None:

@@ -8,9 +8,8 @@ import sys
 
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import number_type
-from b2cal_assets.web.app import loopback_host
 from b2cal_assets.web.config import ConfigError, load_auth_config
-from b2cal_assets.web.serve import serve
+from b2cal_assets.web.hosts import loopback_host
 
 NO_AUTH_BANNER = """\
 +----------------------------------------------------------------------------+
@@ -86,5 +85,8 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
             flush=True,
         )
+    # deferred: the webserver and Dagster take seconds to import, and only this command serves them
+    from b2cal_assets.web.serve import serve
+
     serve(module=args.module, host=args.host, port=args.port, auth=auth, log_level=args.log_level)
     return 0

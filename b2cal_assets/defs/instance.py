@@ -10,8 +10,6 @@ import sys
 import time
 from pathlib import Path
 
-import dagster as dg
-
 REPO_DAGSTER_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
 # The repo's dagster.yaml, for an installed package without the repo (kept equal by a test).
@@ -68,6 +66,8 @@ def prepare_dagster_home(dagster_home: Path, instance_yaml: str | None = None) -
         default = default_instance_yaml()
         if not target.exists() or target.read_text() != default:
             target.write_text(default)
+    import dagster as dg  # deferred: 0.7 s to import, and `b2cal demo` needs it only here and in wait_for_runs
+
     dg.DagsterInstance.from_config(str(dagster_home)).dispose()
     return target
 
@@ -197,6 +197,8 @@ IN_FLIGHT = ("QUEUED", "NOT_STARTED", "STARTING", "STARTED", "CANCELING")
 def wait_for_runs(dagster_home: Path, timeout: float = 120.0, poll: float = 1.0) -> int:
     """Wait until no run is queued or in progress (the last step of a run may still be writing its
     events after the calibration database says the loop is done); returns how many are still going."""
+    import dagster as dg  # deferred, see prepare_dagster_home
+
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:
         deadline = time.monotonic() + timeout

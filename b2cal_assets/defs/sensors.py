@@ -26,7 +26,6 @@ from b2cal_assets.defs.partitions import PROCESSING_PARTITIONS_NAME
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.loop.decisions import decisions_after
 from b2cal_assets.loop.reconcile import RESUME_TAG, RunInfo
-from b2cal_assets.loop.records import CatalogFileView
 from b2cal_assets.loop.service import AUTO_USER, Launch
 from b2cal_assets.loop.steps import CDST_STEP
 
@@ -72,33 +71,32 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
     seen = dict((context.cursor and _parse_cursor(context.cursor)) or {})
     last_id = seen.get("last_id", 0)
     reported = set(seen.get("processings", []))
-    events: list[dg.AssetMaterialization] = []
-    batches: dict[tuple[str, str], list[CatalogFileView]] = defaultdict(list)
-    # A processing registered after its data arrived gets the whole catalog once.
+    # per (processing, tag): runs, files and events newly seen
+    batches: dict[tuple[str, str], _Arrivals] = defaultdict(_Arrivals)
+    # A processing registered after its data arrived is told once of everything up to the cursor,
+    # counted in the database; what came after the cursor arrives below like for every processing.
     for processing in sorted(set(iovs) - reported):
-        for f in service.catalog_after(0):
-            if f.data_format == "raw" and iovs[processing].contains_run(f.exp, f.run):
-                batches[(processing, f.data_tag)].append(f)
+        for arrived in service.arrived_before(processing, last_id):
+            batches[(processing, arrived.data_tag)].add((arrived.exp, arrived.run), arrived.files, arrived.events)
     new_files = service.catalog_after(last_id)
     for f in new_files:
         if f.data_format != "raw":
             continue
         for processing, iov in iovs.items():
-            if processing in reported and iov.contains_run(f.exp, f.run):
-                batches[(processing, f.data_tag)].append(f)
-    for (processing, tag), files in sorted(batches.items()):
-        runs = sorted({(f.exp, f.run) for f in files})
-        events.append(
-            dg.AssetMaterialization(
-                asset_key=skim_key(tag),
-                partition=processing,
-                metadata={
-                    "new_files": len(files),
-                    "runs": ", ".join(f"{e}/{r}" for e, r in runs),
-                    "events": sum(f.n_events for f in files),
-                },
-            )
+            if iov.contains_run(f.exp, f.run):
+                batches[(processing, f.data_tag)].add((f.exp, f.run), 1, f.n_events)
+    events = [
+        dg.AssetMaterialization(
+            asset_key=skim_key(tag),
+            partition=processing,
+            metadata={
+                "new_files": arrivals.files,
+                "runs": ", ".join(f"{e}/{r}" for e, r in sorted(arrivals.runs)),
+                "events": arrivals.events,
+            },
         )
+        for (processing, tag), arrivals in sorted(batches.items())
+    ]
     cursor = {
         "last_id": max([last_id] + [f.id for f in new_files]),
         "processings": sorted(reported | set(iovs)),
@@ -108,6 +106,20 @@ def data_arrival_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLo
         dynamic_partitions_requests=_new_partitions(context, sorted(iovs)),
         cursor=_format_cursor(cursor),
     )
+
+
+class _Arrivals:
+    """What one materialisation of a skim reports: the runs, files and events that arrived."""
+
+    def __init__(self) -> None:
+        self.runs: set[tuple[int, int]] = set()
+        self.files = 0
+        self.events = 0
+
+    def add(self, run: tuple[int, int], files: int, events: int) -> None:
+        self.runs.add(run)
+        self.files += files
+        self.events += events
 
 
 def _parse_cursor(text: str) -> dict:

@@ -7,7 +7,7 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import DONE_STATES
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.readiness import blocked_by_rejection
-from b2cal_assets.loop.records import CatalogFileView, SiteView
+from b2cal_assets.loop.records import ArrivedRun, CatalogFileView, SiteView
 from b2cal_assets.loop.step_states import StepStates
 
 
@@ -53,6 +53,15 @@ class ProcessingQueries:
                 )
                 for f in catalog.files_after(s, last_id, limit)
             ]
+
+    def arrived_before(self, processing: str, up_to_id: int) -> list[ArrivedRun]:
+        """Raw files up to catalog id ``up_to_id`` in ``processing``'s IoV, per tag and run."""
+        with self.ctx.session() as s:
+            p = processings.get_processing(s, processing)
+            rows = catalog.arrivals_in(
+                s, exp_low=p.exp_low, run_low=p.run_low, exp_high=p.exp_high, run_high=p.run_high, up_to_id=up_to_id
+            )
+        return [ArrivedRun(*row) for row in rows]
 
     def site_of(self, processing: str) -> SiteView:
         with self.ctx.session() as s:

@@ -160,6 +160,17 @@ class SiteView:
 
 
 @dataclass(frozen=True)
+class ArrivedRun:
+    """The files of one data tag and run that had arrived when a processing was first seen."""
+
+    data_tag: str
+    exp: int
+    run: int
+    files: int
+    events: int
+
+
+@dataclass(frozen=True)
 class CatalogFileView:
     """A catalogued file as the data-arrival sensor reads it."""
 

@@ -32,6 +32,7 @@ from b2cal_assets.loop.processing_queries import ProcessingQueries
 from b2cal_assets.loop.reconcile import Reconciler, RunLookup
 from b2cal_assets.loop.records import (
     AUTO_USER,
+    ArrivedRun,
     AttemptTicket,
     CatalogFileView,
     JobRow,
@@ -138,6 +139,9 @@ class LoopService:
 
     def catalog_after(self, last_id: int, limit: int = 5000) -> list[CatalogFileView]:
         return self.queries.catalog_after(last_id, limit)
+
+    def arrived_before(self, processing: str, up_to_id: int) -> list[ArrivedRun]:
+        return self.queries.arrived_before(processing, up_to_id)
 
     def site_of(self, processing: str) -> SiteView:
         return self.queries.site_of(processing)

@@ -49,15 +49,14 @@ class StepStates:
         }
 
     def available_tags(self, s: Session, processing: str) -> set[str]:
-        """The data tags with raw files catalogued inside the processing's IoV."""
+        """The data tags the steps read that have raw files catalogued inside the processing's IoV."""
         proc = processings.get_processing(s, processing)
-        files = catalog.files_for(
+        return catalog.tags_in(
             s,
+            {tag for step in self.ctx.steps.values() for tag in step.raw_data_names},
             exp_low=proc.exp_low,
             run_low=proc.run_low,
             exp_high=proc.exp_high,
             run_high=proc.run_high,
-            data_tags=None,
             data_format="raw",
         )
-        return {f.data_tag for f, _run, _url in files}

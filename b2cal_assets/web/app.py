@@ -14,7 +14,6 @@ warning).
 from __future__ import annotations
 
 import getpass
-import ipaddress
 import secrets
 from typing import Any
 
@@ -31,6 +30,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from b2cal_assets.web.calibration_pages import CalibrationPages, LoopFactory, default_loop_service
 from b2cal_assets.web.config import SessionSettings
 from b2cal_assets.web.graphql_guard import USER_SCOPE_KEY, AuditSink, MutationGuard
+from b2cal_assets.web.hosts import loopback_host
 from b2cal_assets.web.login import LoginService, health, user_of
 from b2cal_assets.web.middleware import (
     UNSAFE_METHODS,
@@ -142,21 +142,6 @@ def no_auth_user() -> SessionUser:
     except Exception:
         name = "local"
     return SessionUser(username=f"{name} (no-auth)", role=Role.ADMIN)
-
-
-def loopback_host(host_header: str) -> bool:
-    """A ``Host`` that names this machine's loopback (DNS rebinding sends another name)."""
-    host = host_header.strip().lower()
-    if host.startswith("["):
-        host = host[1 : host.find("]")] if "]" in host else host
-    else:
-        host = host.rsplit(":", 1)[0] if host.count(":") == 1 else host
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class NoAuthUserMiddleware:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.errors import AlreadyExists
@@ -110,6 +110,67 @@ def runs_in(s: Session, *, exp_low: int, run_low: int, exp_high: int, run_high: 
         .order_by(Run.exp, Run.run)
     )
     return [(exp, run) for exp, run in s.execute(query).all()]
+
+
+def tags_in(
+    s: Session,
+    tags: Iterable[str],
+    *,
+    exp_low: int,
+    run_low: int,
+    exp_high: int,
+    run_high: int,
+    data_format: str = "raw",
+) -> set[str]:
+    """Those of ``tags`` with a file of ``data_format`` in the IoV: per tag, one indexed ``EXISTS``.
+
+    The loop asks this for every open processing on every tick; loading the files instead cost
+    seconds per tick with a real catalog (hundreds of thousands of files, see
+    benchmarks/bench_scale.py), and even a ``DISTINCT`` reads every file of the IoV. Here each tag
+    stops at the first run in the IoV that has it (the run index, then the tag-and-run index).
+    """
+    check_choice("data_format", data_format, DATA_FORMATS)
+    found: set[str] = set()
+    for tag in sorted(set(tags)):
+        has_file = (
+            select(CatalogFile.id)
+            .where(CatalogFile.run_id == Run.id, CatalogFile.data_tag == tag, CatalogFile.data_format == data_format)
+            .exists()
+        )
+        query = select(Run.id).where(_in_iov(exp_low, run_low, exp_high, run_high), has_file).limit(1)
+        if s.scalar(query) is not None:
+            found.add(tag)
+    return found
+
+
+def arrivals_in(
+    s: Session,
+    *,
+    exp_low: int,
+    run_low: int,
+    exp_high: int,
+    run_high: int,
+    up_to_id: int,
+    data_format: str = "raw",
+) -> list[tuple[str, int, int, int, int]]:
+    """``(data_tag, exp, run, files, events)`` per tag and run of the files up to ``up_to_id`` in the IoV.
+
+    What a processing registered after its data arrived is told once: grouped in the database, so a
+    catalog of hundreds of thousands of files is never loaded file by file.
+    """
+    check_choice("data_format", data_format, DATA_FORMATS)
+    query = (
+        select(CatalogFile.data_tag, Run.exp, Run.run, func.count(CatalogFile.id), func.sum(CatalogFile.n_events))
+        .join(Run, CatalogFile.run_id == Run.id)
+        .where(
+            CatalogFile.data_format == data_format,
+            CatalogFile.id <= up_to_id,
+            _in_iov(exp_low, run_low, exp_high, run_high),
+        )
+        .group_by(CatalogFile.data_tag, Run.exp, Run.run)
+        .order_by(CatalogFile.data_tag, Run.exp, Run.run)
+    )
+    return [(tag, exp, run, int(n), int(events or 0)) for tag, exp, run, n, events in s.execute(query).all()]
 
 
 def files_for(

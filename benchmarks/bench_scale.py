@@ -1,0 +1,635 @@
+"""A real prompt loop's size on one orchestrator: what the orchestrator's own parts cost at scale.
+
+    .venv/bin/python benchmarks/bench_scale.py            # 60 (and 500) calibrations, 3 x 2,000 runs, 200,000 files
+    .venv/bin/python benchmarks/bench_scale.py --quick    # a tiny run: 12 (and 40) calibrations, 2 x 50 runs, 2,000 files
+    .venv/bin/python benchmarks/bench_scale.py --only definitions sensors
+    .venv/bin/python benchmarks/bench_scale.py --database-url mysql+pymysql://root@127.0.0.1/bench_scale
+
+Generated calibration scripts in the real graph's shape (pre-tracking, alignment, post-tracking and
+analysis stages; a BeamSpot-like fan-in at the start of post-tracking), processings of thousands of runs
+and a catalog of hundreds of thousands of files, so that the orchestrator's own costs dominate. Each
+part measures a baseline in the same run and prints RATIO lines (see benchmarks/README.md):
+
+- ``definitions``: fresh subprocesses build and resolve the definitions of N scripts, against a stock
+  ``dg.Definitions`` with the same assets (plain ``@asset`` functions, same edges, same partitions);
+  the same for the large size. The issue's target: within 1.5x of the stock baseline.
+- ``catalog``: registering files through the product's path (``loop.admin.register_files``) against
+  a bare SQLAlchemy ``executemany`` of the same rows; the rest of the catalog is then bulk-loaded.
+- ``sensors``: ticks of the data-arrival sensor (each after a batch of new files) and of the loop
+  sensor, evaluated in this process as the daemon does, against a stock sensor that reads the same
+  database's newest row. Median and p95; the target is p95 under 1 s with the full catalog.
+- ``status``: ``b2cal status --json`` (a process) against ``b2cal --help``; the status page (the
+  calibration pages' app, in this process) against its own 404 page. Target: under 1 s.
+- ``size``: the calibration database's size per processing.
+- ``rss``: the peak RSS of a process that loads the code location (what a run worker does), against
+  a process that builds the stock definitions.
+
+Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop and the loop
+overhead of a 20,000-subjob run (makespan minus the critical path of the jobs' own durations).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from common import REPO, describe, median, parser, print_ratio, ratio, say
+
+TAGS = ("hadron_calib", "bhabha_all_calib", "mumu_tight_or_highm_calib", "cosmic_calib")
+PARTS = ("definitions", "catalog", "sensors", "status", "size", "rss")
+EXP = 30
+
+SCRIPT = """\
+from prompt import CalibrationSettings
+{imports}
+
+settings = CalibrationSettings(
+    name="{name}",
+    expert_username="expert_{expert}",
+    subsystem="{subsystem}",
+    description="Generated calibration {index} ({stage}) for the scale benchmark",
+    input_data_formats=["{data_format}"],
+    input_data_names=["{tag}"],
+    input_data_filters={{"{tag}": []}},
+    depends_on=[{depends}],
+    expert_config={{"max_files_per_run": 2, "threshold": {index}.5}},
+    produced_payloads=["Payload{index}"],
+)
+
+
+def get_calibrations(input_data, **kwargs):
+    return []
+"""
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One generated calibration: its stage decides its input format and whom it may depend on."""
+
+    name: str
+    stage: str
+    depends: tuple[str, ...]
+
+
+def graph_shape(n: int, seed: int) -> list[Shape]:
+    """The real loop's proportions: 40 % pre-tracking, 10 % alignment, 35 % post-tracking, 15 % analysis.
+
+    Each depends on up to 3 earlier ones of the same or an earlier stage; the first post-tracking one
+    depends on every alignment and up to 8 pre-tracking ones (the BeamSpot-like fan-in).
+    """
+    rng = random.Random(seed)
+    bounds = [("pre_tracking", 0.40), ("alignment", 0.50), ("post_tracking", 0.85), ("analysis", 1.0)]
+    shapes: list[Shape] = []
+    for i in range(n):
+        stage = next(s for s, upper in bounds if i < max(1, round(upper * n)) or s == "analysis")
+        name = f"cal_{i:04d}"
+        earlier = [s.name for s in shapes]
+        if stage == "pre_tracking":
+            pool = earlier
+        else:
+            pool = [s.name for s in shapes if s.stage != "analysis" or stage == "analysis"]
+        if stage == "post_tracking" and not any(s.stage == "post_tracking" for s in shapes):
+            alignment = [s.name for s in shapes if s.stage == "alignment"]
+            pre = [s.name for s in shapes if s.stage == "pre_tracking"]
+            deps = sorted(set(alignment) | set(rng.sample(pre, k=min(8, len(pre)))))
+        elif stage == "alignment" and not any(s.stage == "alignment" for s in shapes):
+            deps = []
+        else:
+            deps = sorted(rng.sample(pool, k=min(len(pool), rng.randint(0, 3))))
+        shapes.append(Shape(name, stage, tuple(deps)))
+    return shapes
+
+
+FORMATS = {"pre_tracking": "raw", "alignment": "raw", "post_tracking": "cdst", "analysis": "mdst"}
+
+
+def write_scripts(directory: Path, shapes: Sequence[Shape]) -> int:
+    """The scripts of ``shapes`` in the framework's form; returns the number of dependency edges."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for i, shape in enumerate(shapes):
+        imports = "\n".join(f"from prompt.calibrations.{d} import settings as {d}" for d in shape.depends)
+        text = SCRIPT.format(
+            imports=imports,
+            name=shape.name,
+            index=i,
+            expert=i % 20,
+            stage=shape.stage,
+            subsystem="alignment" if shape.stage == "alignment" else ("cdc", "ecl", "top", "klm", "svd")[i % 5],
+            data_format=FORMATS[shape.stage],
+            tag=TAGS[i % len(TAGS)],
+            depends=", ".join(shape.depends),
+        )
+        (directory / f"{shape.name}.py").write_text(text)
+    return sum(len(s.depends) for s in shapes)
+
+
+STOCK = """
+import dagster as dg
+
+PARTITIONS = dg.DynamicPartitionsDefinition(name="processing")
+SHAPES = {shapes!r}
+TAGS = {tags!r}
+
+
+def _make(name, deps, group):
+    @dg.asset(name=name, deps=deps, partitions_def=PARTITIONS, group_name=group)
+    def _asset(context):
+        return None
+
+    return _asset
+
+
+def build():
+    assets = [_make("skim_" + t, [], "data") for t in TAGS]
+    for i, (name, stage, depends) in enumerate(SHAPES):
+        inputs = ["skim_" + TAGS[i % len(TAGS)]] + ["signoff_" + d for d in depends]
+        assets.append(_make("payloads_" + name, inputs, stage))
+        assets.append(_make("signoff_" + name, ["payloads_" + name], stage))
+    return dg.Definitions(assets=assets)
+"""
+
+CHILD = """
+import json, resource, sys, time
+t0 = time.perf_counter()
+import dagster as dg
+t1 = time.perf_counter()
+kind, target = sys.argv[1], sys.argv[2]
+if kind == "b2cal":
+    from b2cal_assets.defs.definitions import build_definitions
+    build = lambda: build_definitions(target)
+else:
+    sys.path.insert(0, target)
+    from stock_defs import build
+t2 = time.perf_counter()
+defs = build()
+graph = defs.resolve_asset_graph()
+t3 = time.perf_counter()
+print(json.dumps({"import_dagster_s": t1 - t0, "import_s": t2 - t1, "build_s": t3 - t2,
+                  "assets": len(list(graph.get_all_asset_keys())),
+                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+"""
+
+
+@dataclass
+class Bench:
+    """What the parts share: sizes, the temporary home and the figures gathered for the summary."""
+
+    root: Path
+    calibrations: int
+    large: int
+    processings: int
+    runs: int
+    files: int
+    repeats: int
+    ticks: int
+    database_url: str
+    scripts_dir: Path = field(init=False)
+    shapes: list[Shape] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scripts_dir = self.root / "scripts"
+        self.shapes = graph_shape(self.calibrations, seed=self.calibrations)
+
+    def env(self) -> dict[str, str]:
+        env = {
+            **os.environ,
+            "B2CAL_HOME": str(self.root / "home"),
+            "DAGSTER_HOME": str(self.root / "home" / "dagster"),
+            "B2CAL_CALIBRATIONS_DIR": str(self.scripts_dir),
+            "B2CAL_DATABASE_URL": self.database_url,
+            "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        }
+        return env
+
+
+def p95(values: Sequence[float]) -> float:
+    finite = sorted(v for v in values if math.isfinite(v))
+    if not finite:
+        return math.nan
+    return finite[min(len(finite) - 1, math.ceil(0.95 * len(finite)) - 1)]
+
+
+def _child(kind: str, target: str, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, "-c", CHILD, kind, target], env=env, capture_output=True, text=True, cwd=REPO
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"loading the {kind} definitions failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def part_definitions(b: Bench) -> None:
+    """b2cal's definitions against stock ones with the same assets, at both sizes."""
+    env = b.env()
+    env.pop("B2CAL_CALIBRATIONS_DIR")
+    rss: dict[str, list[float]] = {"b2cal": [], "stock": []}
+    for n in (b.calibrations, b.large):
+        shapes = graph_shape(n, seed=n)
+        b2cal_dir = b.root / f"defs_{n}" / "scripts"
+        edges = write_scripts(b2cal_dir, shapes)
+        stock_dir = b.root / f"defs_{n}" / "stock"
+        stock_dir.mkdir(parents=True)
+        rows = [(s.name, s.stage, list(s.depends)) for s in shapes]
+        (stock_dir / "stock_defs.py").write_text(STOCK.format(shapes=rows, tags=list(TAGS)))
+        say(f"definitions: {n} generated scripts, {edges} edges")
+        samples: dict[str, list[float]] = {"b2cal": [], "stock": []}
+        assets: dict[str, int] = {}
+        for r in range(b.repeats):
+            for kind, target in (("stock", stock_dir), ("b2cal", b2cal_dir)):
+                result = _child(kind, str(target), env)
+                samples[kind].append(result["build_s"])
+                assets[kind] = result["assets"]
+                if n == b.calibrations:
+                    rss[kind].append(result["rss_mb"])
+                say(f"  repeat {r + 1}: {kind:5s} {result['build_s']:.3f} s, {result['assets']} assets")
+        if assets["b2cal"] < 2 * n:
+            raise SystemExit(f"only {assets['b2cal']} assets for {n} scripts: did some scripts fail to load?")
+        say(describe(f"  stock dg.Definitions, {assets['stock']} assets", samples["stock"]))
+        say(describe(f"  b2cal definitions, {assets['b2cal']} assets", samples["b2cal"]))
+        say(f"  b2cal per calibration: {median(samples['b2cal']) / n * 1000:.2f} ms")
+        print_ratio(
+            f"definitions_load_{n}_calibrations",
+            "stock_definitions_same_assets",
+            ratio(median(samples["b2cal"]), median(samples["stock"])),
+            b.repeats,
+            note="target 1.5",
+        )
+    b.rss_samples = rss  # type: ignore[attr-defined]
+
+
+# --- the calibration database at scale --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FileRow:
+    """What ``loop.admin.register_files`` reads of a generated or transferred file."""
+
+    path: str
+    data_tag: str
+    exp: int
+    run: int
+    n_events: int
+    size_bytes: int
+    data_format: str = "raw"
+    run_info: dict[str, Any] = field(default_factory=dict)
+
+
+def _file_rows(start: int, count: int, runs: int) -> list[FileRow]:
+    """Files ``start`` .. ``start + count``: spread over the processings' runs, tags round robin."""
+    return [
+        FileRow(
+            path=f"/storage/raw/e{EXP:04d}/r{1 + i % runs:05d}/{TAGS[i % len(TAGS)]}/f{i:07d}.root",
+            data_tag=TAGS[i % len(TAGS)],
+            exp=EXP,
+            run=1 + i % runs,
+            n_events=1000,
+            size_bytes=50_000_000,
+        )
+        for i in range(start, start + count)
+    ]
+
+
+def _setup_database(b: Bench) -> None:
+    from b2cal_assets.db.engine import ensure_schema
+    from b2cal_assets.domain.iov import IoV
+    from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
+    from b2cal_assets.loop import admin
+
+    os.environ.update({k: v for k, v in b.env().items() if k.startswith(("B2CAL_", "DAGSTER_"))})
+    (b.root / "home" / "dagster").mkdir(parents=True, exist_ok=True)
+    write_scripts(b.scripts_dir, b.shapes)
+    ensure_schema(b.database_url)
+    admin.ensure_site(
+        SiteSpec(
+            name="scale_site",
+            backend="local",
+            backend_args={},
+            storage_root="/storage",
+            path_prefix="",
+            signoff_policy=SignoffPolicy("automatic"),
+            hold_until_deadline=False,
+        ),
+        url=b.database_url,
+    )
+    per = b.runs // b.processings
+    for k in range(b.processings):
+        admin.create_processing(
+            ProcessingSpec(
+                name=f"scale_p{k + 1}",
+                kind="prompt",
+                site="scale_site",
+                iov=IoV(EXP, 1 + k * per, EXP, (k + 1) * per),
+                global_tags=(),
+                window_hours=24.0,
+            ),
+            created_by="bench",
+            url=b.database_url,
+        )
+
+
+def _bulk_insert(url: str, rows: Sequence[FileRow]) -> None:
+    """The catalog rows of ``rows`` in one bare ``executemany`` (runs must exist): setup and baseline."""
+    from sqlalchemy import insert, select
+
+    from b2cal_assets.db.engine import make_engine, session_scope
+    from b2cal_assets.db.models import CatalogFile, Run
+
+    engine = make_engine(url)
+    with session_scope(engine) as s:
+        run_ids = {(e, r): i for i, e, r in s.execute(select(Run.id, Run.exp, Run.run)).all()}
+        s.execute(
+            insert(CatalogFile),
+            [
+                {
+                    "run_id": run_ids[(f.exp, f.run)],
+                    "data_tag": f.data_tag,
+                    "data_format": f.data_format,
+                    "path": f.path,
+                    "n_events": f.n_events,
+                    "size_bytes": f.size_bytes,
+                }
+                for f in rows
+            ],
+        )
+
+
+def _ensure_runs(url: str, runs: int) -> None:
+    from sqlalchemy import insert, select
+
+    from b2cal_assets.db.engine import make_engine, session_scope
+    from b2cal_assets.db.models import Run
+
+    with session_scope(make_engine(url)) as s:
+        have = {r for (r,) in s.execute(select(Run.run).where(Run.exp == EXP)).all()}
+        new = [{"exp": EXP, "run": r} for r in range(1, runs + 1) if r not in have]
+        if new:
+            s.execute(insert(Run), new)
+
+
+def part_catalog(b: Bench) -> int:
+    """Registration through the product against a bare insert; then the rest bulk-loaded. Returns next id."""
+    from b2cal_assets.loop import admin
+
+    sample = min(2000, b.files // 4)
+    _ensure_runs(b.database_url, b.runs)
+    product: list[float] = []
+    bare: list[float] = []
+    offset = 0
+    for _ in range(b.repeats):
+        rows = _file_rows(offset, sample, b.runs)
+        start = time.perf_counter()
+        new = admin.register_files(rows, url=b.database_url)
+        product.append(time.perf_counter() - start)
+        if new != sample:
+            raise SystemExit(f"register_files registered {new} of {sample} new files")
+        offset += sample
+        rows = _file_rows(offset, sample, b.runs)
+        start = time.perf_counter()
+        _bulk_insert(b.database_url, rows)
+        bare.append(time.perf_counter() - start)
+        offset += sample
+    say(describe(f"catalog: register_files, {sample} files", product))
+    say(describe(f"catalog: bare executemany, {sample} files", bare))
+    say(f"catalog: register_files {sample / median(product):.0f} files/s")
+    print_ratio("register_files_time", "bare_executemany_time", ratio(median(product), median(bare)), b.repeats)
+    rest = b.files - offset
+    start = time.perf_counter()
+    chunk = 20_000
+    for first in range(offset, b.files, chunk):
+        _bulk_insert(b.database_url, _file_rows(first, min(chunk, b.files - first), b.runs))
+    say(f"catalog: {rest} more files bulk-loaded in {time.perf_counter() - start:.1f} s ({b.files} in all)")
+    return b.files
+
+
+# --- sensor ticks -----------------------------------------------------------------------------------
+
+
+def _timed_ticks(evaluate: Callable[[], Any], ticks: int, before: Callable[[int], None] | None = None) -> list[float]:
+    times = []
+    for i in range(ticks):
+        if before is not None:
+            before(i)
+        start = time.perf_counter()
+        evaluate()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def part_sensors(b: Bench, next_file: int) -> None:
+    """Ticks of the data-arrival and loop sensors against a stock sensor reading the newest row."""
+    import dagster as dg
+    from sqlalchemy import func, select
+
+    from b2cal_assets.db.engine import make_engine, session_scope
+    from b2cal_assets.db.models import CatalogFile
+    from b2cal_assets.defs.resources import CalibrationLoopResource
+    from b2cal_assets.defs.sensors import calibration_loop_sensor, data_arrival_sensor
+
+    engine = make_engine(b.database_url)
+    logging.getLogger("dagster").setLevel(logging.WARNING)  # the loop sensor's per-window lines
+
+    @dg.sensor(name="stock_sensor", minimum_interval_seconds=1)
+    def stock_sensor(context):
+        with session_scope(engine, readonly=True) as s:
+            newest = s.scalar(select(func.max(CatalogFile.id)))
+        return dg.SensorResult(cursor=str(newest))
+
+    resource = CalibrationLoopResource(database_url=b.database_url, calibrations_dir=str(b.scripts_dir))
+    batch = 500
+    state = {"next": next_file, "cursor": None}
+    with dg.instance_for_test() as instance:
+
+        def add_files(_i: int) -> None:
+            _bulk_insert(b.database_url, _file_rows(state["next"], batch, b.runs))
+            state["next"] += batch
+
+        def arrival() -> None:
+            context = dg.build_sensor_context(instance=instance, cursor=state["cursor"], resources={"loop": resource})
+            result = data_arrival_sensor(context)
+            state["cursor"] = result.cursor
+            for request in result.dynamic_partitions_requests or []:
+                instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+        def stock() -> None:
+            stock_sensor(dg.build_sensor_context(instance=instance))
+
+        def loop() -> None:
+            calibration_loop_sensor(dg.build_sensor_context(instance=instance, resources={"loop": resource}))
+
+        start = time.perf_counter()
+        arrival()  # the first tick reports the whole catalog of every processing once
+        first = time.perf_counter() - start
+        say(f"sensors: first data-arrival tick over {state['next']} files, {b.processings} processings: {first:.3f} s")
+        baseline = _timed_ticks(stock, b.ticks)
+        arrivals = _timed_ticks(arrival, b.ticks, before=add_files)
+        loops = _timed_ticks(loop, b.ticks)
+        baseline += _timed_ticks(stock, b.ticks)
+    say(describe("sensors: stock sensor tick", baseline))
+    say(describe(f"sensors: data-arrival tick (+{batch} files each)", arrivals))
+    say(describe(f"sensors: loop tick ({b.processings} processings x {b.calibrations} calibrations)", loops))
+    for name, values in (("data_arrival", arrivals), ("loop", loops)):
+        say(f"sensors: {name} tick p95 {p95(values):.3f} s (target under 1 s)")
+        print_ratio(f"{name}_sensor_tick", "stock_sensor_tick", ratio(median(values), median(baseline)), len(values))
+        print_ratio(f"{name}_sensor_tick_p95", "stock_sensor_tick_p95", ratio(p95(values), p95(baseline)), len(values))
+
+
+# --- status views -----------------------------------------------------------------------------------
+
+
+def part_status(b: Bench) -> None:
+    """``b2cal status --json`` and the status page, each against the cheapest answer of the same program."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.loop.factory import loop_service
+    from b2cal_assets.web.app import NoAuthUserMiddleware, no_auth_user
+    from b2cal_assets.web.calibration_html import STATUS_PATH
+    from b2cal_assets.web.calibration_pages import CalibrationPages
+    from b2cal_assets.web.config import SessionSettings
+    from b2cal_assets.web.sessions import SessionCodec
+
+    b2cal = str(Path(sys.executable).with_name("b2cal"))
+    env = b.env()
+    cli: dict[str, list[float]] = {"status": [], "help": []}
+    for _ in range(b.repeats):
+        for kind, argv in (("help", [b2cal, "--help"]), ("status", [b2cal, "status", "--json"])):
+            start = time.perf_counter()
+            proc = subprocess.run(argv, env=env, capture_output=True, text=True, cwd=b.root)
+            cli[kind].append(time.perf_counter() - start)
+            if proc.returncode != 0:
+                raise SystemExit(f"{' '.join(argv[1:])} failed:\n{proc.stderr[-2000:]}")
+            if kind == "status":
+                json.loads(proc.stdout)
+    say(describe("status: b2cal --help", cli["help"]))
+    say(describe("status: b2cal status --json", cli["status"]))
+    print_ratio("b2cal_status_json", "b2cal_help", ratio(median(cli["status"]), median(cli["help"])), b.repeats)
+
+    service = loop_service(b.database_url, str(b.scripts_dir))
+    codec = SessionCodec("bench-secret-key-0123456789-abcdefghijklmnop", SessionSettings())
+    pages = CalibrationPages(lambda: service, codec)
+    app = Starlette(routes=pages.routes(), middleware=[Middleware(NoAuthUserMiddleware, user=no_auth_user())])
+    page: dict[str, list[float]] = {"status": [], "missing": []}
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        for _ in range(max(3, b.repeats)):
+            for kind, path in (("missing", "/no-such-page"), ("status", STATUS_PATH)):
+                start = time.perf_counter()
+                response = client.get(path)
+                page[kind].append(time.perf_counter() - start)
+                if kind == "status" and response.status_code != 200:
+                    raise SystemExit(f"the status page answered {response.status_code}: {response.text[:500]}")
+    say(describe("status: 404 page", page["missing"]))
+    say(describe("status: status page", page["status"]))
+    say(f"status: page median {median(page['status']):.3f} s (target under 1 s)")
+    print_ratio("status_page", "not_found_page", ratio(median(page["status"]), median(page["missing"])), len(page["status"]))
+
+
+def part_size(b: Bench) -> None:
+    from sqlalchemy import text
+
+    from b2cal_assets.db.connection import dialect_name, sqlite_path
+    from b2cal_assets.db.engine import make_engine
+
+    path = sqlite_path(b.database_url)
+    if path is not None:
+        total = path.stat().st_size
+    else:
+        engine = make_engine(b.database_url)
+        with engine.connect() as conn:
+            if dialect_name(b.database_url) == "postgresql":
+                total = int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
+            else:
+                total = int(
+                    conn.execute(
+                        text(
+                            "SELECT SUM(data_length + index_length) FROM information_schema.tables "
+                            "WHERE table_schema = DATABASE()"
+                        )
+                    ).scalar()
+                    or 0
+                )
+    say(f"size: calibration database {total / 1e6:.1f} MB with {b.files} catalog files")
+    say(f"size: {total / 1e6 / b.processings:.1f} MB per processing ({b.processings} processings)")
+
+
+def part_rss(b: Bench) -> None:
+    rss = getattr(b, "rss_samples", None)
+    if not rss:
+        env = b.env()
+        env.pop("B2CAL_CALIBRATIONS_DIR")
+        stock_dir = b.root / "rss_stock"
+        stock_dir.mkdir(exist_ok=True)
+        rows = [(s.name, s.stage, list(s.depends)) for s in b.shapes]
+        (stock_dir / "stock_defs.py").write_text(STOCK.format(shapes=rows, tags=list(TAGS)))
+        write_scripts(b.scripts_dir, b.shapes)
+        rss = {"b2cal": [], "stock": []}
+        for _ in range(b.repeats):
+            rss["stock"].append(_child("stock", str(stock_dir), env)["rss_mb"])
+            rss["b2cal"].append(_child("b2cal", str(b.scripts_dir), env)["rss_mb"])
+    say(describe("rss: stock definitions process", rss["stock"], unit="MB"))
+    say(describe(f"rss: b2cal code location process ({b.calibrations} calibrations)", rss["b2cal"], unit="MB"))
+    print_ratio("code_location_rss", "stock_definitions_rss", ratio(median(rss["b2cal"]), median(rss["stock"])), len(rss["b2cal"]))
+
+
+def main() -> int:
+    p = parser(__doc__)
+    p.add_argument("--calibrations", type=int, help="scripts of the loop (default 60, quick 12)")
+    p.add_argument("--large", type=int, help="the larger definitions size (default 500, quick 40)")
+    p.add_argument("--processings", type=int, help="open processings (default 3, quick 2)")
+    p.add_argument("--runs", type=int, help="runs over all processings (default 6000, quick 100)")
+    p.add_argument("--files", type=int, help="catalog files (default 200000, quick 2000)")
+    p.add_argument("--repeats", type=int, help="repeats per measurement (default 3, quick 1)")
+    p.add_argument("--ticks", type=int, help="sensor ticks per sensor (default 20, quick 3)")
+    p.add_argument("--database-url", default="", help="calibration database (default: SQLite in a temp dir)")
+    p.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
+    args = p.parse_args()
+    q = args.quick
+    with tempfile.TemporaryDirectory(prefix="bench_scale_") as tmp:
+        root = Path(tmp)
+        b = Bench(
+            root=root,
+            calibrations=args.calibrations or (12 if q else 60),
+            large=args.large or (40 if q else 500),
+            processings=args.processings or (2 if q else 3),
+            runs=args.runs or (100 if q else 6000),
+            files=args.files or (2000 if q else 200_000),
+            repeats=args.repeats or (1 if q else 3),
+            ticks=args.ticks or (3 if q else 20),
+            database_url=args.database_url or f"sqlite:///{root / 'home' / 'calibration.sqlite'}",
+        )
+        (root / "home").mkdir()
+        parts = args.only or list(PARTS)
+        say(
+            f"scale: {b.calibrations} calibrations, {b.processings} processings over {b.runs} runs, "
+            f"{b.files} catalog files; parts: {', '.join(parts)}"
+        )
+        if "definitions" in parts:
+            part_definitions(b)
+        needs_db = {"catalog", "sensors", "status", "size"} & set(parts)
+        if needs_db:
+            _setup_database(b)
+            next_file = part_catalog(b)
+            if "sensors" in parts:
+                part_sensors(b, next_file)
+            if "status" in parts:
+                part_status(b)
+            if "size" in parts:
+                part_size(b)
+        if "rss" in parts:
+            part_rss(b)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,7 @@ from typing import Any
 
 import dagster as dg
 
-from b2cal_assets.defs.configs import SignoffConfig, SubmitConfig
+from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, SUBMIT_SCHEMA, signoff_config, submit_config
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
@@ -57,10 +57,12 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
             "expert_config_defaults": json.dumps(settings.expert_config or {}, sort_keys=True),
         },
         kinds={"caf"},
+        config_schema=SUBMIT_SCHEMA,
         required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
         output_required=False,  # a submission held until the deadline materialises nothing, and is no failure
     )
-    def _payloads(context: dg.AssetExecutionContext, config: SubmitConfig):
+    def _payloads(context: dg.AssetExecutionContext):
+        config = submit_config(context)
         service = context.resources.loop.service()
         check_authority(context, service, step.name, "launch")
         result = run_calibration_attempt(context, config, service, step.name, submitted_by(context))
@@ -92,9 +94,11 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         "otherwise the expert materialises it with accept or reject.",
         metadata={"calibration": step.name},
         kinds={"signoff"},
+        config_schema=SIGNOFF_SCHEMA,
         check_specs=[_signoff_check_spec(step.name)],
     )
-    def _signoff(context: dg.AssetExecutionContext, config: SignoffConfig, loop: CalibrationLoopResource):
+    def _signoff(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
+        config = signoff_config(context)
         service = loop.service()
         check_authority(context, service, step.name, "sign off")
         processing = context.partition_key

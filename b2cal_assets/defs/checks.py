@@ -31,81 +31,88 @@ def plot_metadata(plots: list[Path]) -> dict[str, dg.MetadataValue]:
     return {f"plot/{Path(plot).name}": dg.MetadataValue.path(str(plot)) for plot in plots}
 
 
-def validity_check(name: str, script: CalibrationScript) -> dg.AssetChecksDefinition:
-    with partitioned_checks():
+def _validity_result(service, processing: str, name: str, script: CalibrationScript) -> dg.AssetCheckResult:
+    problems, summary = validity_problems(
+        service, processing, name, produced_payloads=script.settings.produced_payloads
+    )
+    return dg.AssetCheckResult(
+        asset_key=payloads_key(name),
+        check_name=VALIDITY_CHECK,
+        passed=not problems,
+        metadata={
+            "processing": processing,
+            "calibration_page": dg.MetadataValue.url(calibration_page_path(processing, name)),
+            "payloads": len(summary),
+            "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
+        },
+    )
 
-        @dg.asset_check(
-            asset=payloads_key(name),
-            name=VALIDITY_CHECK,
+
+def _validation_result(service, processing: str, name: str, script: CalibrationScript) -> dg.AssetCheckResult:
+    result = run_validation_script(service, processing, name, script)
+    metadata: dict[str, Any] = {
+        "processing": processing,
+        "summary": result.summary,
+        "calibration_page": dg.MetadataValue.url(calibration_page_path(processing, name)),
+        "plots": len(result.plots),
+        **plot_metadata(result.plots),
+    }
+    for key, value in result.metrics.items():
+        if isinstance(value, int | float):
+            metadata[f"metric/{key}"] = float(value)
+    service.notify_finished(
+        processing,
+        name,
+        passed=result.passed,
+        checks=[("validation", result.passed, result.summary)],
+        plots=result.plots,
+        payloads=[f"{p.name} rev {p.revision}" for p in service.current_payloads(processing, name)],
+    )
+    return dg.AssetCheckResult(
+        asset_key=payloads_key(name), check_name=VALIDATION_CHECK, passed=result.passed, metadata=metadata
+    )
+
+
+def _specs(key: dg.AssetKey) -> list[dg.AssetCheckSpec]:
+    return [
+        dg.AssetCheckSpec(
+            VALIDITY_CHECK,
+            asset=key,
             blocking=True,
             partitions_def=processing_partitions,
-            description="Every payload file is readable, its values finite, its IoV inside the processing; "
-            "every run of the processing has a current revision of each payload.",
-        )
-        def _validity(
-            context: dg.AssetCheckExecutionContext, loop: CalibrationLoopResource
-        ) -> dg.AssetCheckResult:
-            service = loop.service()
-            processing = context.partition_key
-            problems, summary = validity_problems(
-                service, processing, name, produced_payloads=script.settings.produced_payloads
-            )
-            return dg.AssetCheckResult(
-                passed=not problems,
-                metadata={
-                    "processing": processing,
-                    "calibration_page": dg.MetadataValue.url(calibration_page_path(processing, name)),
-                    "payloads": len(summary),
-                    "problems": dg.MetadataValue.md("\n".join(f"- {p}" for p in problems) or "none"),
-                },
-            )
-
-    return _validity
-
-
-def validation_check(name: str, script: CalibrationScript) -> dg.AssetChecksDefinition:
-    with partitioned_checks():
-
-        @dg.asset_check(
-            asset=payloads_key(name),
-            name=VALIDATION_CHECK,
+            description="Every payload file is readable, its values finite, its IoV inside the "
+            "processing; every run of the processing has a current revision of each payload.",
+        ),
+        dg.AssetCheckSpec(
+            VALIDATION_CHECK,
+            asset=key,
             blocking=True,
             partitions_def=processing_partitions,
-            description="The calibration's validation script over its payloads; its plots are on the "
-            "calibration page.",
-        )
-        def _validation(
-            context: dg.AssetCheckExecutionContext, loop: CalibrationLoopResource
-        ) -> dg.AssetCheckResult:
-            service = loop.service()
-            processing = context.partition_key
-            result = run_validation_script(service, processing, name, script)
-            metadata: dict[str, Any] = {
-                "processing": processing,
-                "summary": result.summary,
-                "calibration_page": dg.MetadataValue.url(calibration_page_path(processing, name)),
-                "plots": len(result.plots),
-                **plot_metadata(result.plots),
-            }
-            for key, value in result.metrics.items():
-                if isinstance(value, int | float):
-                    metadata[f"metric/{key}"] = float(value)
-            service.notify_finished(
-                processing,
-                name,
-                passed=result.passed,
-                checks=[("validation", result.passed, result.summary)],
-                plots=result.plots,
-                payloads=[f"{p.name} rev {p.revision}" for p in service.current_payloads(processing, name)],
-            )
-            return dg.AssetCheckResult(passed=result.passed, metadata=metadata)
-
-    return _validation
+            description="The calibration's validation script over its payloads; its plots are on "
+            "the calibration page.",
+        ),
+    ]
 
 
 def build_checks(calibrations: Mapping[str, CalibrationScript]) -> list[dg.AssetChecksDefinition]:
-    checks = []
-    for name, script in calibrations.items():
-        checks.append(validity_check(name, script))
-        checks.append(validation_check(name, script))
-    return checks
+    """Every calibration's two checks in one op that runs the selected ones (a run selects those of
+    its calibration): one op instead of two per calibration, which at hundreds of calibrations was a
+    large part of loading the code location."""
+    if not calibrations:
+        return []
+    by_key = {payloads_key(name): (name, script) for name, script in calibrations.items()}
+    with partitioned_checks():
+        specs = [spec for key in by_key for spec in _specs(key)]
+
+        @dg.multi_asset_check(name="payload_checks", specs=specs, can_subset=True)
+        def _checks(context: dg.AssetCheckExecutionContext, loop: CalibrationLoopResource):
+            service = loop.service()
+            processing = context.partition_key
+            for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
+                name, script = by_key[check.asset_key]
+                if check.name == VALIDITY_CHECK:
+                    yield _validity_result(service, processing, name, script)
+                elif check.name == VALIDATION_CHECK:
+                    yield _validation_result(service, processing, name, script)
+
+    return [_checks]

@@ -90,3 +90,22 @@ def test_fault_benchmark_reports_each_fault_against_a_clean_run():
     assert "FAULT status_fails_3: survived yes, manual steps 0, batch jobs submitted 10 for 10 jobs" in out
     assert "FAULT status_fails_6: survived no, manual steps 1" in out  # one more than tolerated
     assert "FAULT transient_10pct: survived yes, manual steps 0, batch jobs submitted 11 for 10 jobs" in out
+
+
+def test_scale_benchmark_measures_every_part_against_its_baseline():
+    out, ratios = run_quick("bench_scale.py", timeout=600)
+    assert_measured(
+        ratios,
+        {
+            ("definitions_load_12_calibrations", "stock_definitions_same_assets"),
+            ("definitions_load_40_calibrations", "stock_definitions_same_assets"),
+            ("register_files_time", "bare_executemany_time"),
+            ("data_arrival_sensor_tick_p95", "stock_sensor_tick_p95"),
+            ("loop_sensor_tick_p95", "stock_sensor_tick_p95"),
+            ("b2cal_status_json", "b2cal_help"),
+            ("status_page", "not_found_page"),
+            ("code_location_rss", "stock_definitions_rss"),
+        },
+    )
+    # every generated calibration loaded (the benchmark exits non-zero otherwise) and the size is printed
+    assert "MB per processing" in out, out

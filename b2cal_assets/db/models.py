@@ -21,7 +21,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
-from b2cal_assets.domain.states import AttemptState, CalibrationState, SignoffDecision
+from b2cal_assets.domain.states import AttemptState, CalibrationState, ProcessingState, SignoffDecision
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -82,7 +82,9 @@ class Processing(Base):
     run_high: Mapped[int] = mapped_column(Integer)
     global_tags: Mapped[list[Any]] = mapped_column(default=list)
     window_hours: Mapped[float] = mapped_column(default=48.0)
-    state: Mapped[str] = mapped_column(String(16), default="open")  # open | finished | cancelled
+    state: Mapped[ProcessingState] = mapped_column(
+        state_column(ProcessingState, "processing_state", 16), default=ProcessingState.OPEN
+    )
     staging_due: Mapped[bool] = mapped_column(default=False)  # finished; the staging sensor exports its tag
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     created_by: Mapped[str] = mapped_column(String(64), default="")

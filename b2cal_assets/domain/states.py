@@ -37,6 +37,14 @@ class AttemptState(StrEnum):
     CANCELLED = "cancelled"  # a manager restarted or excluded the calibration while it was live
 
 
+class ProcessingState(StrEnum):
+    """Whether the loop still works on a processing."""
+
+    OPEN = "open"  # the loop opens windows, launches and retries its calibrations
+    FINISHED = "finished"  # every calibration signed off or excluded; its staging tag is built
+    CANCELLED = "cancelled"  # closed for good by a manager (``b2cal processing cancel``)
+
+
 class SignoffDecision(StrEnum):
     ACCEPT = "accept"
     REJECT = "reject"
@@ -91,6 +99,15 @@ ATTEMPT_TRANSITIONS: Mapping[tuple[AttemptState, AttemptState], str] = {
     (_A.FAILED, _A.RUNNING): "begin_attempt: a re-execution resumes it",
 }
 
+_P = ProcessingState
+
+PROCESSING_TRANSITIONS: Mapping[tuple[ProcessingState, ProcessingState], str] = {
+    (_P.OPEN, _P.FINISHED): "tick: every calibration is signed off or excluded",
+    (_P.FINISHED, _P.OPEN): "an upload or a restart reopens it",
+    (_P.OPEN, _P.CANCELLED): "cancel",
+    (_P.FINISHED, _P.CANCELLED): "cancel",
+}
+
 DONE_STATES = frozenset({_C.SIGNED_OFF, _C.EXCLUDED})  # what a downstream calibration waits for
 LIVE_ATTEMPT_STATES = frozenset({_A.HELD, _A.SUBMITTED, _A.RUNNING})  # cancelled by a restart or an exclusion
 END_ATTEMPT_STATES = frozenset({_A.FAILED, _A.FINISHED, _A.CANCELLED})
@@ -120,6 +137,15 @@ def check_calibration_move(old: str, new: str, what: str) -> None:
     """Raise ``TransitionRefused`` naming ``what`` and the ways out of ``old`` if the move is not allowed."""
     if not calibration_may_move(old, new):
         ways = sorted(str(to) for frm, to in CALIBRATION_TRANSITIONS if frm == old)
+        raise TransitionRefused(
+            f"{what} is {old} and cannot become {new}; from {old} it can become {', '.join(ways) or 'nothing'}"
+        )
+
+
+def check_processing_move(old: str, new: str, what: str) -> None:
+    """Raise ``TransitionRefused`` naming ``what`` if a processing may not go from ``old`` to ``new``."""
+    if old != new and (ProcessingState(old), ProcessingState(new)) not in PROCESSING_TRANSITIONS:
+        ways = sorted(str(to) for frm, to in PROCESSING_TRANSITIONS if frm == old)
         raise TransitionRefused(
             f"{what} is {old} and cannot become {new}; from {old} it can become {', '.join(ways) or 'nothing'}"
         )

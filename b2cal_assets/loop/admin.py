@@ -17,6 +17,7 @@ from b2cal_assets.db.repo import audit, catalog, processings, sites
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SiteSpec, validate_processing_name
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.states import ProcessingState
 
 
 def _session(url: str | None) -> AbstractContextManager[Session]:
@@ -64,7 +65,11 @@ def create_processing(
         if not allow_overlap:
             for other in processings.list_processings(s):
                 other_iov = IoV(other.exp_low, other.run_low, other.exp_high, other.run_high)
-                if other.state != "cancelled" and other.name != spec.name and other_iov.overlaps(spec.iov):
+                if (
+                    other.state != ProcessingState.CANCELLED
+                    and other.name != spec.name
+                    and other_iov.overlaps(spec.iov)
+                ):
                     same = "the same IoV as" if other_iov == spec.iov else "an IoV overlapping"
                     raise ContractError(
                         "iov", f"{spec.iov} is {same} processing {other.name} ({other_iov}): {OVERLAP_WHY}"
@@ -102,9 +107,9 @@ def cancel_processing(name: str, by: str, reason: str = "", url: str | None = No
     """Close ``name`` for good: the loop no longer opens, launches or retries its steps; returns its old state."""
     with _session(url) as s:
         old = processings.get_processing(s, name).state
-        if old == "cancelled":
+        if old == ProcessingState.CANCELLED:
             raise ContractError("processing", f"{name} is already cancelled")
-        processings.set_processing_state(s, name, "cancelled")
+        processings.set_processing_state(s, name, ProcessingState.CANCELLED)
         audit.record_audit(s, by, "cancel_processing", name, "", {"reason": reason, "was": old})
     return old
 

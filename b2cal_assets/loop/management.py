@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 from b2cal_assets.db.models import Attempt
 from b2cal_assets.db.repo import attempts, audit, calibrations, processings
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.states import LIVE_ATTEMPT_STATES, AttemptState, CalibrationState
+from b2cal_assets.domain.states import LIVE_ATTEMPT_STATES, AttemptState, CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import reopen_for_start
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
@@ -229,5 +229,5 @@ def _resumable(attempt: Attempt) -> bool:
 
 def _reopen(s: Session, processing: str) -> None:
     """A finished processing has work again (a restart, an inclusion): the loop ticks it again."""
-    if processings.get_processing(s, processing).state == "finished":
-        processings.set_processing_state(s, processing, "open")
+    if processings.get_processing(s, processing).state == ProcessingState.FINISHED:
+        processings.set_processing_state(s, processing, ProcessingState.OPEN)

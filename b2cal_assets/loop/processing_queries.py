@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from b2cal_assets.db.repo import catalog, processings
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.states import DONE_STATES
+from b2cal_assets.domain.states import DONE_STATES, ProcessingState
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.readiness import blocked_by_rejection
 from b2cal_assets.loop.records import ArrivedRun, CatalogFileView, SiteView
@@ -20,13 +20,13 @@ class ProcessingQueries:
 
     def open_processing_names(self) -> list[str]:
         with self.ctx.session() as s:
-            return [p.name for p in processings.list_processings(s, state="open")]
+            return [p.name for p in processings.list_processings(s, state=ProcessingState.OPEN)]
 
     def all_processing_names(self) -> list[str]:
         with self.ctx.session() as s:
             return [p.name for p in processings.list_processings(s)]
 
-    def processing_iovs(self, state: str | None = "open") -> dict[str, IoV]:
+    def processing_iovs(self, state: str | None = ProcessingState.OPEN) -> dict[str, IoV]:
         with self.ctx.session() as s:
             return {
                 p.name: IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)

@@ -22,7 +22,7 @@ from b2cal_assets.caf.scripts import ScriptSet
 from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.states import AttemptState, CalibrationState
+from b2cal_assets.domain.states import AttemptState, CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.context import Clock, LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
@@ -131,7 +131,7 @@ class LoopService:
     def all_processing_names(self) -> list[str]:
         return self.queries.all_processing_names()
 
-    def processing_iovs(self, state: str | None = "open") -> dict[str, IoV]:
+    def processing_iovs(self, state: str | None = ProcessingState.OPEN) -> dict[str, IoV]:
         return self.queries.processing_iovs(state)
 
     def processing_iov(self, processing: str) -> IoV:

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.repo import processings
-from b2cal_assets.domain.states import CalibrationState
+from b2cal_assets.domain.states import CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.management import Management
@@ -56,7 +56,7 @@ class Ticker:
         terminate: list[str] = []
         recovered: list[str] = []
         with self.ctx.session() as s:
-            names = [p.name for p in processings.list_processings(s, state="open")]
+            names = [p.name for p in processings.list_processings(s, state=ProcessingState.OPEN)]
         for name in names:
             with self.ctx.session() as s:
                 events: list[LoopEvent | ticket_events.TicketEvent] = [*self.states.sync(s, name)]
@@ -88,7 +88,7 @@ class Ticker:
                 events += plan.events
                 statuses = self.states.statuses(s, name)
                 if processing_finished(statuses):
-                    processings.set_processing_state(s, name, "finished")
+                    processings.set_processing_state(s, name, ProcessingState.FINISHED)
                     processings.get_processing(s, name).staging_due = True
                     finished.append(name)
                 post_in_session(s, events)

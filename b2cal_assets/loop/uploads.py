@@ -27,6 +27,7 @@ from b2cal_assets.domain.states import (
     USED_DOWNSTREAM_STATES,
     AttemptState,
     CalibrationState,
+    ProcessingState,
 )
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.notices import Uploaded
@@ -129,7 +130,7 @@ def replace_payloads(
         current = payloads.current_payloads(s, processing, calibration)
         produced = set(settings.produced_payloads or ()) or {p.name for p in current}
         iov = IoV(proc.exp_low, proc.run_low, proc.exp_high, proc.run_high)
-        processing_finished = proc.state == "finished"
+        processing_finished = proc.state == ProcessingState.FINISHED
     if not produced:
         raise LoopError(
             f"{calibration} declares no produced_payloads and has none stored in {processing}: "
@@ -197,7 +198,7 @@ def replace_payloads(
                 end_attempt(s, attempt.id, AttemptState.FINISHED)
                 move_calibration(s, processing, calibration, CalibrationState.FINISHED)
                 if processing_finished:
-                    processings.set_processing_state(s, processing, "open")
+                    processings.set_processing_state(s, processing, ProcessingState.OPEN)
                 audit.record_audit(
                     s,
                     by,

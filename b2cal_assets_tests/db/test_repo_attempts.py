@@ -164,3 +164,25 @@ def test_audit_log_filters_newest_first(s):
     assert len(audit.list_audit(s, limit=1)) == 1
     with pytest.raises(InvalidValue, match="needs a user and an action"):
         audit.record_audit(s, "", "x")
+
+
+def test_a_processing_moves_only_along_its_table_and_the_database_refuses_unknown_states(s):
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from b2cal_assets.db.repo import processings
+    from b2cal_assets.domain.states import PROCESSING_TRANSITIONS, ProcessingState
+
+    assert processings.get_processing(s, "p").state == ProcessingState.OPEN
+    for old, new in [(ProcessingState.OPEN, ProcessingState.FINISHED), (ProcessingState.FINISHED, ProcessingState.OPEN)]:
+        assert (old, new) in PROCESSING_TRANSITIONS
+        assert processings.set_processing_state(s, "p", new).state == new
+    processings.set_processing_state(s, "p", ProcessingState.CANCELLED)
+    with pytest.raises(InvalidValue, match=r"processing p is cancelled and cannot become open; .* nothing"):
+        processings.set_processing_state(s, "p", ProcessingState.OPEN)
+    s.commit()
+    with pytest.raises(DBAPIError, match=r"(?i)check|constraint"):
+        s.execute(text("UPDATE processing SET state = 'paused' WHERE name = 'p'"))
+        s.flush()
+    s.rollback()
+    assert processings.get_processing(s, "p").state == ProcessingState.CANCELLED

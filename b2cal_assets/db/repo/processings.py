@@ -13,9 +13,10 @@ from b2cal_assets.db.errors import AlreadyExists, InvalidValue, NotFound
 from b2cal_assets.db.models import Processing
 from b2cal_assets.db.repo.rows import check_choice, iov4
 from b2cal_assets.db.repo.sites import get_site
+from b2cal_assets.domain.states import ProcessingState, TransitionRefused, check_processing_move
 
 KINDS = ("prompt", "reprocessing")
-STATES = ("open", "finished", "cancelled")
+STATES = tuple(state.value for state in ProcessingState)
 MAX_NAME_LENGTH = 64
 
 
@@ -94,9 +95,14 @@ def list_processings(s: Session, state: str | None = None) -> list[Processing]:
 
 
 def set_processing_state(s: Session, name: str, state: str) -> Processing:
+    """Move the processing to ``state`` if ``domain/states.PROCESSING_TRANSITIONS`` holds the move."""
     check_choice("a processing state", state, STATES)
     processing = lock_processing(s, name)
-    processing.state = state
+    try:
+        check_processing_move(processing.state, state, f"processing {name}")
+    except TransitionRefused as exc:
+        raise InvalidValue(str(exc)) from None
+    processing.state = ProcessingState(state)
     s.flush()
     return processing
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from b2cal_assets.db.engine import retry_while_unreachable
 from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, SUBMIT_SCHEMA, signoff_config, submit_config
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
@@ -104,13 +105,20 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         processing = context.partition_key
         by = submitted_by(context)
         automatic = by == AUTO_USER
-        site = service.site_of(processing)
+        site = retry_while_unreachable(
+            lambda: service.site_of(processing),
+            what=f"reading the site of {processing}",
+            on_retry=context.log.warning,
+        )
         if automatic and site.signoff_policy != "automatic":
             raise dg.Failure(
                 description=f"site {site.name} signs off by hand: the expert materialises {signoff_key(step.name).to_user_string()}"
             )
-        try:
-            state = service.sign_off(
+        tries = [0]
+
+        def decide() -> str:
+            tries[0] += 1  # a retry may follow a COMMIT whose answer was lost: the loop then records it once
+            return service.sign_off(
                 processing,
                 step.name,
                 decision=config.decision,
@@ -118,6 +126,14 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
                 comment=config.comment,
                 automatic=automatic,
                 dagster_run_id=context.run.run_id,
+                retried=tries[0] > 1,
+            )
+
+        try:
+            state = retry_while_unreachable(
+                decide,
+                what=f"recording the sign-off of {step.name} in {processing}",
+                on_retry=context.log.warning,
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None

@@ -245,6 +245,7 @@ class LoopService:
         comment: str = "",
         automatic: bool,
         dagster_run_id: str = "",
+        retried: bool = False,
     ) -> CalibrationState:
         return self.signoff.sign_off(
             processing,
@@ -254,6 +255,7 @@ class LoopService:
             comment=comment,
             automatic=automatic,
             dagster_run_id=dagster_run_id,
+            retried=retried,
         )
 
     # --- what a job reads ----------------------------------------------------------------------

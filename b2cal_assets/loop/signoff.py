@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from sqlalchemy.orm import Session
+
+from b2cal_assets.db.models import Attempt
 from b2cal_assets.db.repo import attempts, audit, calibrations, signoffs
 from b2cal_assets.domain.states import SIGNABLE_STATES, CalibrationState, SignoffDecision
 from b2cal_assets.loop.context import LoopContext
@@ -27,11 +30,14 @@ class SignOff:
         comment: str = "",
         automatic: bool,
         dagster_run_id: str = "",
+        retried: bool = False,
     ) -> CalibrationState:
         """Accept or reject the latest finished attempt; returns the new state.
 
         ``dagster_run_id``: the run of the sign-off asset that made the decision (it is in Dagster then);
-        without it the decisions sensor reports it to Dagster (``loop/decisions.py``).
+        without it the decisions sensor reports it to Dagster (``loop/decisions.py``). ``retried``: this
+        call repeats one whose COMMIT may have gone through unanswered (the database restarted); the same
+        decision already recorded for the same attempt is then not recorded twice.
         """
         try:
             verdict = SignoffDecision(decision)
@@ -44,25 +50,51 @@ class SignOff:
                     f"{calibration} in {processing} has no finished attempt to sign off (state: {row.state})"
                 )
             latest = attempts.latest_attempt(s, processing, calibration)
-            signoffs.record_signoff(
-                s,
-                processing,
-                calibration,
-                verdict,
-                by,
-                comment=comment,
-                automatic=automatic,
-                attempt_id=latest.id if latest else None,
-            )
             accepted = verdict == SignoffDecision.ACCEPT
             state = CalibrationState.SIGNED_OFF if accepted else CalibrationState.REJECTED
-            move_calibration(s, processing, calibration, state)
-            if not automatic:
-                details = {"comment": comment, **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {})}
-                audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, details)
+            done = (
+                retried
+                and row.state == state
+                and self._recorded(s, processing, calibration, latest, verdict, by, comment)
+            )
+            if not done:  # (done: the first try's COMMIT went through; only its notice may be missing)
+                signoffs.record_signoff(
+                    s,
+                    processing,
+                    calibration,
+                    verdict,
+                    by,
+                    comment=comment,
+                    automatic=automatic,
+                    attempt_id=latest.id if latest else None,
+                )
+                move_calibration(s, processing, calibration, state)
+                if not automatic:
+                    details = {"comment": comment, **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {})}
+                    audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, details)
             number = latest.number if latest else 0
-        if accepted:
+        if accepted:  # notices are stored once each (dedup keys), so a retry posting again is harmless
             self.ctx.notify(ticket_events.SignedOff(processing, calibration, number, by, automatic, comment))
         else:
             self.ctx.notify(ticket_events.Rejected(processing, calibration, number, by, comment))
         return state
+
+    @staticmethod
+    def _recorded(
+        s: Session,
+        processing: str,
+        calibration: str,
+        latest: Attempt | None,
+        verdict: SignoffDecision,
+        by: str,
+        comment: str,
+    ) -> bool:
+        """True if the newest sign-off is this very decision on this attempt."""
+        last = signoffs.latest_signoff(s, processing, calibration)
+        return (
+            last is not None
+            and last.attempt_id == (latest.id if latest else None)
+            and last.decision == verdict
+            and last.by == by
+            and last.comment == comment
+        )

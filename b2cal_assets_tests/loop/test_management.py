@@ -158,3 +158,26 @@ def test_after_a_failure_or_reject_the_expert_resubmits_with_new_settings(loop, 
         (u, d["expert_config"]) for u, a, d in audit_actions(loop, "prompt_now", "toy_a") if a == "resubmit"
     ]
     assert resubmits == [("alice", {"scale": 1.05}), ("mgr", {"scale": 0.9})]
+
+
+def test_a_sign_off_retried_after_a_lost_commit_is_recorded_once(loop, clock):
+    """The sign-off step retries while the database restarts; a retry after a COMMIT whose answer was
+    lost must not record the decision (or its audit entry) twice. A real second decision is recorded."""
+    from b2cal_assets.caf.localdb import write_outputdb
+    from b2cal_assets.db.repo import signoffs
+
+    loop.tick(now=T0)
+    clock.now = T0 + timedelta(hours=1)
+    ticket = loop.begin_attempt("prompt_now", "toy_a", submitted_by="alice", expert_config={}, job_config={})
+    outputdb = ticket.workdir / "job" / "outputdb"
+    written = write_outputdb(outputdb, [], [("ToyA", loop.processing_iov("prompt_now"), {"mean": [9.0]})])
+    loop.finish_attempt(ticket, outputdb, written, iterations=1)
+    decide = {"decision": "accept", "by": "alice", "comment": "fine", "automatic": False}
+    assert loop.sign_off("prompt_now", "toy_a", **decide) == "signed_off"
+    assert loop.sign_off("prompt_now", "toy_a", **decide, retried=True) == "signed_off"
+    with loop.session() as s:
+        assert len(signoffs.list_signoffs(s, "prompt_now", "toy_a")) == 1
+    assert [a for _u, a, _d in audit_actions(loop, "prompt_now", "toy_a")].count("signoff_accept") == 1
+    loop.sign_off("prompt_now", "toy_a", **decide)  # not a retry: the expert decided again
+    with loop.session() as s:
+        assert len(signoffs.list_signoffs(s, "prompt_now", "toy_a")) == 2

@@ -7,7 +7,7 @@ from typing import Any
 import dagster as dg
 
 from b2cal_assets.db.engine import retry_while_unreachable
-from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, SUBMIT_SCHEMA, signoff_config, submit_config
+from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, signoff_config, submit_config, submit_schema
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
@@ -58,7 +58,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
             "expert_config_defaults": json.dumps(settings.expert_config or {}, sort_keys=True),
         },
         kinds={"caf"},
-        config_schema=SUBMIT_SCHEMA,
+        config_schema=submit_schema(settings.expert_config or {}),
         required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
         output_required=False,  # a submission held until the deadline materialises nothing, and is no failure
     )

@@ -1,5 +1,7 @@
 """What an expert fills in on the launchpad."""
 
+import re
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import dagster as dg
@@ -55,6 +57,46 @@ class SignoffConfig(dg.Config):
 # asset that takes it, which was a sixth of the code location's load time at 500 calibrations.
 SUBMIT_SCHEMA = SubmitConfig.to_config_schema().config_type
 SIGNOFF_SCHEMA = SignoffConfig.to_config_schema().config_type
+
+
+_FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _config_type(default: Any) -> Any:
+    """The launchpad type of an expert_config key, from its default (``domain/expert_config`` has the
+    same rules: an int may stand for a float; ``None`` takes anything)."""
+    if isinstance(default, bool):
+        return dg.Bool
+    if isinstance(default, float):
+        return dg.Float
+    if isinstance(default, int):
+        return dg.Int
+    if isinstance(default, str):
+        return dg.String
+    if isinstance(default, list | tuple):
+        return dg.Array(dg.Any)
+    if isinstance(default, Mapping):
+        return dg.Permissive()
+    return dg.Any
+
+
+def submit_schema(defaults: Mapping[str, Any]) -> Any:
+    """``SUBMIT_SCHEMA`` with the script's own expert_config keys, so that the launchpad refuses an
+    unknown key or a value of the wrong type before the run is launched, naming the key. A script with
+    a key that cannot be a config field name keeps the free-form dict (the loop still checks it)."""
+    if not defaults or not all(_FIELD_NAME.fullmatch(key) for key in defaults):
+        return SUBMIT_SCHEMA
+    keys = {
+        key: dg.Field(_config_type(value), is_required=False, description=f"default: {value!r}")
+        for key, value in defaults.items()
+    }
+    fields = dict(SUBMIT_SCHEMA.fields)
+    fields["expert_config"] = dg.Field(
+        dg.Shape(keys),
+        is_required=False,
+        description="Overrides of the script's expert_config; a key left out keeps its default.",
+    )
+    return dg.Shape(fields)
 
 
 def submit_config(context: dg.AssetExecutionContext) -> SubmitConfig:

@@ -48,20 +48,41 @@ def failure_text(result) -> str:
 
 @pytest.mark.parametrize(
     "expert_config, named",
-    [({"scael": 2.0}, "scael"), ({"scale": "big"}, "scale")],
+    [({"scael": 2.0}, 'unexpected config entry "scael"'), ({"scale": "big"}, 'Value "big"')],
 )
-def test_bad_expert_config_fails_the_run_naming_the_key_and_records_nothing(
+def test_the_launchpad_refuses_a_bad_expert_config_before_launch_naming_the_key(
     windows_open, toy_defs, expert_config, named
 ):
+    """The launchpad's config check knows the script's expert_config keys and their types, so a typo
+    is shown before the run is launched (no run, no attempt), not as a failed run."""
+    job = toy_defs.resolve_implicit_global_asset_job_def()
+    op = payloads_key("toy_a").to_python_identifier()
+    fields = job.run_config_schema.config_type.fields["ops"].config_type.fields[op].config_type.fields
+    assert set(fields["config"].config_type.fields["expert_config"].config_type.fields) == {"scale", "fail"}
     with dg.instance_for_test() as instance:
         daemon = Daemon(toy_defs, instance)
         daemon.settle()  # opens the windows
+        with pytest.raises(dg.DagsterInvalidConfigError, match=named):
+            daemon.launch(
+                [payloads_key("toy_a")], "p_now", user="alice", config={"expert_config": expert_config}
+            )
+        with windows_open.session() as s:
+            assert attempts.list_attempts(s, "p_now", "toy_a") == []
+        assert windows_open.step_states("p_now")["toy_a"] == "window_open"
+
+
+def test_settings_the_launchpad_cannot_check_fail_the_run_naming_them_and_record_nothing(
+    windows_open, toy_defs
+):
+    with dg.instance_for_test() as instance:
+        daemon = Daemon(toy_defs, instance)
+        daemon.settle()
         result = daemon.launch(
-            [payloads_key("toy_a")], "p_now", user="alice", config={"expert_config": expert_config}
+            [payloads_key("toy_a")], "p_now", user="alice", config={"input_data_filters": {"bhabha": ["On"]}}
         )
         assert not result.success
         text = failure_text(result)
-        assert "toy_a: the submission was refused" in text and named in text
+        assert "toy_a: the submission was refused" in text and "no input data named bhabha" in text
         with windows_open.session() as s:
             assert attempts.list_attempts(s, "p_now", "toy_a") == []
         assert windows_open.step_states("p_now")["toy_a"] == "window_open"

@@ -55,8 +55,14 @@ class SignoffConfig(dg.Config):
 
 # The launchpad schemas, inferred once: Dagster infers a ``Config`` parameter's schema again for every
 # asset that takes it, which was a sixth of the code location's load time at 500 calibrations.
-SUBMIT_SCHEMA = SubmitConfig.to_config_schema().config_type
-SIGNOFF_SCHEMA = SignoffConfig.to_config_schema().config_type
+def _shape(config: type[dg.Config]) -> dg.Shape:
+    schema = config.to_config_schema().config_type
+    assert isinstance(schema, dg.Shape)  # a Config class is a Shape of its fields
+    return schema
+
+
+SUBMIT_SCHEMA = _shape(SubmitConfig)
+SIGNOFF_SCHEMA = _shape(SignoffConfig)
 
 
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

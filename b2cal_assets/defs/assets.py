@@ -2,6 +2,7 @@
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -40,6 +41,28 @@ def _deps(step: StepInfo) -> list[dg.AssetKey]:
     return keys
 
 
+def payloads_description(step: StepInfo, script) -> str:
+    """What an expert looks for first: what the calibration does, whose it is, what it reads and waits
+    for, what it produces and which settings it takes."""
+    settings = script.settings
+    formats = ", ".join(settings.input_data_formats) or "raw"
+    reads = ", ".join(sorted(settings.input_data_names)) or "nothing"
+    waits = ", ".join(step.depends_on) or "nothing (it starts when its data has arrived)"
+    produces = ", ".join(settings.produced_payloads) or "(not declared)"
+    config = ", ".join(f"{k}={v!r}" for k, v in sorted((settings.expert_config or {}).items())) or "none"
+    return "\n\n".join(
+        [
+            settings.description or step.name,
+            f"**Expert:** {settings.expert_username or '(none)'}  \n"
+            f"**Reads:** {reads} ({formats})  \n"
+            f"**Waits for:** {waits}  \n"
+            f"**Produces:** {produces}  \n"
+            f"**Settings (expert_config defaults):** {config}  \n"
+            f"**Script:** {Path(script.file).name}",
+        ]
+    )
+
+
 def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
     settings = script.settings
 
@@ -48,8 +71,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         partitions_def=processing_partitions,
         group_name=step.stage.value,
         deps=_deps(step),
-        description=(settings.description or step.name)
-        + f"\n\nExpert: {settings.expert_username}. Script: {script.file}",
+        description=payloads_description(step, script),
         metadata={
             "calibration": step.name,  # the real name; the key holds its Dagster form
             "expert_username": settings.expert_username,

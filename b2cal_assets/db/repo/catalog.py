@@ -134,7 +134,12 @@ def tags_in(
     for tag in sorted(set(tags)):
         has_file = (
             select(CatalogFile.id)
-            .where(CatalogFile.run_id == Run.id, CatalogFile.data_tag == tag, CatalogFile.data_format == data_format)
+            .where(
+                CatalogFile.run_id == Run.id,
+                CatalogFile.data_tag == tag,
+                CatalogFile.data_format == data_format,
+                CatalogFile.flag.is_(None),
+            )
             .exists()
         )
         query = select(Run.id).where(_in_iov(exp_low, run_low, exp_high, run_high), has_file).limit(1)
@@ -187,7 +192,7 @@ def files_for(
 ) -> list[tuple[CatalogFile, Run, str]]:
     """``(file, run, url_or_path)`` for the runs in the IoV, ordered by run, tag and path.
 
-    ``data_tags=None`` means every tag. With ``processing_name`` only files of no processing (skims) or of
+    ``data_tags=None`` means every tag; a file its source flagged is left out. With ``processing_name`` only files of no processing (skims) or of
     that processing (its cDSTs) are returned, and the location is the replica URL at the processing's site
     (``site_name`` overrides the site); without a replica there it is the catalog path.
     """
@@ -195,7 +200,11 @@ def files_for(
     query = (
         select(CatalogFile, Run)
         .join(Run, CatalogFile.run_id == Run.id)
-        .where(CatalogFile.data_format == data_format, _in_iov(exp_low, run_low, exp_high, run_high))
+        .where(
+            CatalogFile.data_format == data_format,
+            CatalogFile.flag.is_(None),  # flagged by its source (gone, checksum changed): never read
+            _in_iov(exp_low, run_low, exp_high, run_high),
+        )
         .order_by(Run.exp, Run.run, CatalogFile.data_tag, CatalogFile.path)
     )
     if data_tags is not None:

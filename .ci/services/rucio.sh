@@ -2,7 +2,7 @@
 # Install (if missing) and start a real Rucio server on 127.0.0.1, for the Rucio catalog tests.
 #
 #   .ci/services/rucio.sh [STATE_DIR] [PORT]    # default /tmp/b2cal-services, port 18180
-#   eval "$(.ci/services/rucio.sh)"             # exports B2CAL_RUCIO_* (host, account, password)
+#   eval "$(.ci/services/rucio.sh)"             # exports B2CAL_RUCIO_* (host, account, password, dir)
 #
 # The `rucio` server package from PyPI goes into a venv of its own (STATE_DIR/rucio/venv, never the
 # project's venv: it pins its own SQLAlchemy/Flask), with psycopg, on the machine's PostgreSQL in a
@@ -28,6 +28,7 @@ print_env() {
     echo "export B2CAL_RUCIO_ACCOUNT=root"
     echo "export B2CAL_RUCIO_USERNAME=root"
     echo "export B2CAL_RUCIO_PASSWORD=$PASSWORD"
+    echo "export B2CAL_RUCIO_SERVER_DIR=$D"  # its venv and rucio.cfg: for server-side admin steps in tests
 }
 
 server_up() {

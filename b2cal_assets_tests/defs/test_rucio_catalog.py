@@ -13,6 +13,7 @@ import dagster as dg
 import pytest
 from sqlalchemy import select
 
+from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import main as cli_main
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.models import CatalogFile, utcnow
@@ -23,8 +24,9 @@ from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.settings import SettingsError
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
-from b2cal_assets_tests.defs.driver import evaluate
+from b2cal_assets_tests.defs.driver import drive, evaluate
 from b2cal_assets_tests.defs.rucio_helpers import announce, resource_for
+from b2cal_assets_tests.fixtures.services import XRD_TEST_ENV
 
 pytestmark = [pytest.mark.rucio, pytest.mark.xrootd]
 
@@ -192,3 +194,32 @@ def test_settings_point_the_resource_at_a_sites_rucio(monkeypatch):
     with pytest.raises(SettingsError, match="B2CAL_RUCIO_META_KEYS: unknown fact 'colour'"):
         rucio_resource_from_env()
     assert not RucioCatalogResource().configured()  # no Rucio: the built-in catalog only
+
+
+@pytest.mark.slow
+def test_a_whole_processing_runs_from_what_rucio_announced_reading_through_xrootd(rucio_loop, monkeypatch):
+    rse, files, service = rucio_loop
+    for key, value in XRD_TEST_ENV.items():
+        monkeypatch.setenv(key, value)
+    announce(rse, [f for f in files if f.run in (1, 2)])
+    loop = CalibrationLoopResource(
+        calibrations_dir=str(TOY_SCRIPTS), cdst_producer="b2cal_assets_tests.defs.toy:produce_cdst"
+    )
+    defs = build_definitions(str(TOY_SCRIPTS), loop=loop, rucio=resource_for(rse, SITE))
+    with dg.instance_for_test() as instance:
+        assert "4 new file(s) from Rucio" in (_tick(defs, instance).skip_message or "")
+        arrival = evaluate(defs, "data_arrival_sensor", instance)
+        assert {(e.asset_key.path[-1], e.partition) for e in arrival.asset_events} == {
+            ("hadron_calib", "p_rucio"),
+            ("bhabha_all_calib", "p_rucio"),
+        }
+        results = drive(defs, instance)
+        assert results and all(r.success for _, r in results), [r for _, r in results if not r.success]
+    assert set(service.step_states("p_rucio").values()) == {"signed_off"}
+    inputs = service.input_data("p_rucio", "toy_a")["hadron_calib"]
+    assert sorted(inputs) == sorted(
+        r.path for r in _rows(service).values() if r.data_tag == "hadron_calib" and r.data_format == "raw"
+    )
+    assert all(p.startswith("root://127.0.0.1:") and "/calib/rucio_" in p for p in inputs)
+    (payload,) = service.current_payloads("p_rucio", "toy_a")
+    assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1

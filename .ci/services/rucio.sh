@@ -141,7 +141,12 @@ if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname
     psql -h 127.0.0.1 -U postgres -qc "CREATE DATABASE $DB" >&2
 fi
 
-if ! [ -f "$D/bootstrapped" ]; then
+# The stamp alone is not enough: a machine whose PostgreSQL was reset has lost the schema.
+schema_there() {
+    psql -h 127.0.0.1 -U postgres -d "$DB" -tAc \
+        "SELECT 1 FROM information_schema.tables WHERE table_schema = 'rucio' AND table_name = 'accounts'" | grep -q 1
+}
+if ! [ -f "$D/bootstrapped" ] || ! schema_there; then
     log "building the schema and bootstrapping the root account"
     psql -h 127.0.0.1 -U postgres -d "$DB" -qc "DROP SCHEMA IF EXISTS rucio CASCADE" >&2
     "$VENV/bin/python" - >&2 <<'PY'

@@ -34,7 +34,11 @@ DIDS_PER_CALL = 50  # datasets per list_replicas call: one request per 50 runs a
 
 
 class RucioUnreachable(Exception):
-    """The Rucio server did not answer (or refused the credentials); the message says which."""
+    """The Rucio server did not answer; the message says where."""
+
+
+class RucioRefused(Exception):
+    """The Rucio server answered with an error (credentials, a scope it does not know, ...)."""
 
 
 class RucioApi(Protocol):
@@ -235,7 +239,8 @@ def connect(
     ca_cert: str = "",
     timeout_s: float = 30.0,
 ) -> RucioApi:
-    """A ``rucio.client.Client`` for ``host``; ``RucioUnreachable`` when it cannot be reached or log in."""
+    """A ``rucio.client.Client`` for ``host``: ``RucioUnreachable`` when it does not answer, ``RucioRefused``
+    when it does but will not serve (bad credentials)."""
     from rucio.client import Client  # deferred: the client library is needed only where Rucio is used
     from rucio.common.exception import RucioException
 
@@ -252,22 +257,25 @@ def connect(
             timeout=timeout_s,
         )
         client.ping()
-    except RucioException as exc:
+    except unreachable_errors() as exc:
         raise RucioUnreachable(f"Rucio at {host}: {_first_line(exc)}") from None
-    except OSError as exc:  # requests' connection errors are OSErrors too
-        raise RucioUnreachable(f"Rucio at {host}: {type(exc).__name__}: {_first_line(exc)}") from None
+    except RucioException as exc:
+        raise RucioRefused(f"Rucio at {host}: {type(exc).__name__}: {_first_line(exc)}") from None
     return client  # type: ignore[no-any-return]
 
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
-    """The exceptions that mean "Rucio did not answer" during a scan (not "this DID is odd")."""
-    from rucio.common.exception import (
-        CannotAuthenticate,
-        ServerConnectionException,
-        ServiceUnavailable,
-    )
+    """The exceptions that mean "Rucio did not answer" (worth a retry), not "Rucio said no"."""
+    from rucio.common.exception import ServerConnectionException, ServiceUnavailable
 
-    return (RucioUnreachable, ServerConnectionException, ServiceUnavailable, CannotAuthenticate, OSError)
+    return (RucioUnreachable, ServerConnectionException, ServiceUnavailable, OSError)
+
+
+def refused_errors() -> tuple[type[BaseException], ...]:
+    """The exceptions of a Rucio that answered with an error (retrying at once would not help)."""
+    from rucio.common.exception import RucioException
+
+    return (RucioRefused, RucioException)
 
 
 def _first_line(exc: BaseException) -> str:

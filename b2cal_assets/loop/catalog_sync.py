@@ -16,12 +16,14 @@ from datetime import datetime, timedelta
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from b2cal_assets.catalog_sources.rucio import RucioCatalog, Scan, Want, unreachable_errors
+from b2cal_assets.catalog_sources.rucio import RucioCatalog, Scan, Want, refused_errors, unreachable_errors
+from b2cal_assets.db.errors import NotFound
 from b2cal_assets.db.repo import catalog_sources, processings
 from b2cal_assets.db.repo.catalog_sources import FlaggedFile, SourceFile
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.context import LoopContext
 
+REFUSED = "error: "  # a failure where Rucio answered, told apart from one where it did not
 OVERLAP = timedelta(minutes=2)  # updated_after reaches back this far: clock skew, commits in flight
 
 
@@ -53,7 +55,8 @@ class SyncReport:
         if self.skipped:
             return f"{self.site}: {self.skipped}"
         if not self.ok:
-            return f"{self.site}: Rucio unreachable ({self.error}); the loop goes on with the catalog it has"
+            what = "Rucio refused the sync" if self.error.startswith(REFUSED) else "Rucio unreachable"
+            return f"{self.site}: {what} ({self.error}); the loop goes on with the catalog it has"
         text = (
             f"{self.site}: {self.new} new file(s) from Rucio ({'full' if self.full else 'incremental'} scan)"
         )
@@ -82,9 +85,10 @@ class SourceHealth:
             when = f"{self.last_ok_at:%Y-%m-%d %H:%M:%S}" if self.last_ok_at else "never"
             return f"{self.kind} for {self.site} ({self.endpoint}): answering, last scan {when} UTC"
         nxt = f", next try {self.next_try_at:%H:%M:%S} UTC" if self.next_try_at else ""
+        what = "FAILING" if self.last_error.startswith(REFUSED) else "UNREACHABLE"
         return (
-            f"{self.kind} for {self.site} ({self.endpoint}): UNREACHABLE, {self.failures} failed sync(s) "
-            f"in a row{nxt}: {self.last_error}"
+            f"{self.kind} for {self.site} ({self.endpoint}): {what}, {self.failures} failed sync(s) "
+            f"in a row{nxt}: {self.last_error.removeprefix(REFUSED)}"
         )
 
 
@@ -112,12 +116,18 @@ class CatalogSync:
         report = SyncReport(site)
         now = self.ctx.clock()
         with self.ctx.session() as s:
-            state = catalog_sources.source_state(s, site)
+            try:
+                state = catalog_sources.source_state(s, site)
+            except NotFound as exc:
+                report.ok, report.error = False, str(exc)
+                report.skipped = f"not synced: {exc} (check B2CAL_RUCIO_RSES)"
+                return report
             if state.next_try_at is not None and now < state.next_try_at:
                 report.ok = False
                 report.error = state.last_error
+                what = "failing" if state.last_error.startswith(REFUSED) else "unreachable"
                 report.skipped = (
-                    f"Rucio unreachable ({state.failures} failed sync(s)); next try at "
+                    f"Rucio {what} ({state.failures} failed sync(s)); next try at "
                     f"{state.next_try_at:%H:%M:%S} UTC: {state.last_error}"
                 )
                 return report
@@ -131,8 +141,10 @@ class CatalogSync:
             since = None  # a full scan: every replica, whatever its age
         try:
             scan = self._scan(connect, wants, since, policy)
-        except unreachable_errors() as exc:
-            report.ok, report.error = False, " ".join(str(exc).split())[:300] or type(exc).__name__
+        except (*unreachable_errors(), *refused_errors()) as exc:
+            text = " ".join(str(exc).split())[:300] or type(exc).__name__
+            refused = not isinstance(exc, unreachable_errors())
+            report.ok, report.error = False, (REFUSED + text) if refused else text
             with self.ctx.session() as s:
                 catalog_sources.record_failure(
                     s,

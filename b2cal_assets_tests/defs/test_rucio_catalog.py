@@ -223,3 +223,17 @@ def test_a_whole_processing_runs_from_what_rucio_announced_reading_through_xroot
     assert all(p.startswith("root://127.0.0.1:") and "/calib/rucio_" in p for p in inputs)
     (payload,) = service.current_payloads("p_rucio", "toy_a")
     assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1
+
+
+def test_a_rucio_that_refuses_the_login_or_a_site_it_does_not_know_is_named_not_raised(rucio_loop, capsys):
+    rse, _files, service = rucio_loop
+    # (an account the server does not know: a wrong password for a known one may meet the client's token cache)
+    (refused,) = resource_for(rse, SITE, account="b2cal_nobody", password="wrong").sync_all(service)
+    assert not refused.ok and refused.describe().startswith(
+        f"{SITE}: Rucio refused the sync (error: Rucio at "
+    )
+    assert "CannotAuthenticate" in refused.error
+    out = _status(capsys)
+    assert f"DATA SOURCE: Rucio for {SITE}" in out and "FAILING, 1 failed sync(s)" in out
+    (unknown,) = resource_for(rse, "no_such_site").sync_all(service)
+    assert unknown.skipped.startswith("not synced: no site named 'no_such_site'")

@@ -4,6 +4,7 @@ no longer given to jobs; a Rucio that does not answer leaves the loop going and 
 
 from __future__ import annotations
 
+import json
 import socket
 import zlib
 from datetime import timedelta
@@ -108,6 +109,12 @@ def test_a_replica_gone_from_the_rse_is_flagged_and_no_longer_read(rucio_loop, c
     out = _status(capsys)
     assert "p_rucio: 1 file(s) flagged by their source, not given to jobs:" in out
     assert f"{rse.scope}:hadron_calib_e1_r2.root (missing): Rucio no longer lists a replica at {SITE}" in out
+    assert cli_main(["status", "--no-runs", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)["p_rucio"]
+    assert [(f["did"], f["flag"]) for f in listed["flagged_files"]] == [
+        (f"{rse.scope}:hadron_calib_e1_r2.root", "missing")
+    ]
+    assert [(h["site"], h["reachable"]) for h in listed["data_sources"]] == [(SITE, True)]
 
 
 def test_a_changed_checksum_is_flagged_by_the_incremental_scan(rucio_loop, capsys):

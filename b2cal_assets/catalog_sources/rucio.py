@@ -46,7 +46,9 @@ class RucioApi(Protocol):
 
     def list_dids(self, scope: str, filters: Any, did_type: Any = ..., long: bool = ...) -> Iterator[Any]: ...
     def get_metadata(self, scope: str, name: str, plugin: str = ...) -> dict[str, Any]: ...
-    def list_files(self, scope: str, name: str, long: bool | None = ...) -> Iterator[dict[str, Any]]: ...
+    def get_metadata_bulk(
+        self, dids: Any, inherit: bool = ..., plugin: str = ...
+    ) -> Iterator[dict[str, Any]]: ...
     def list_replicas(self, dids: Any, *args: Any, **kwargs: Any) -> Iterator[dict[str, Any]]: ...
 
 
@@ -148,8 +150,11 @@ class RucioCatalog:
         )
 
     def _with_metadata(self, name: str, parsed: Mapping[str, Any]) -> SkimDataset | None:
-        """The dataset as its DID metadata describes it; what the metadata lacks comes from ``parsed``."""
-        meta = self.client.get_metadata(self.naming.scope, name, plugin="ALL")
+        """The dataset as its DID metadata describes it (one request)."""
+        return self._described(name, self.client.get_metadata(self.naming.scope, name, plugin="ALL"), parsed)
+
+    def _described(self, name: str, meta: Mapping[str, Any], parsed: Mapping[str, Any]) -> SkimDataset | None:
+        """The dataset as ``meta`` describes it; what the metadata lacks comes from ``parsed`` (its name)."""
         values = {what: meta.get(self.naming.key(what)) for what in DEFAULT_META_KEYS}
         for what in ("exp", "run", "data_tag"):
             if values[what] in (None, ""):
@@ -167,15 +172,17 @@ class RucioCatalog:
 
     def scan(self, wants: Sequence[Want], updated_after: datetime | None) -> Scan:
         """The files of the wanted datasets at the RSE: all of them (``updated_after=None``), or those
-        whose replica changed since then (new, state changed, checksum corrected)."""
+        whose replica changed since then (new, state changed, checksum corrected).
+
+        Requests: one ``list_dids`` per data tag, one ``list_replicas`` per 50 datasets, and for the
+        datasets with changed files one ``get_metadata_bulk`` per 50 datasets and one per 500 files.
+        """
         datasets = self.datasets(wants)
         by_did = {d.did: d for d in datasets}
-        files: list[RucioFile] = []
         changed: dict[str, list[dict[str, Any]]] = {}
         for chunk in _chunks(datasets, DIDS_PER_CALL):
-            dids = [{"scope": self.naming.scope, "name": d.did.split(":", 1)[1]} for d in chunk]
             replicas = self.client.list_replicas(
-                dids,
+                [self._did(d.did) for d in chunk],
                 schemes=[self.naming.scheme],
                 rse_expression=self.rse,
                 all_states=True,
@@ -186,20 +193,37 @@ class RucioCatalog:
                 parent = next((p for p in replica.get("parents", []) if p in by_did), None)
                 if parent is not None:
                     changed.setdefault(parent, []).append(replica)
+        described = self._bulk_metadata(sorted(changed), DIDS_PER_CALL, plugin="ALL")
+        file_dids = sorted({f"{r['scope']}:{r['name']}" for found in changed.values() for r in found})
+        events = {
+            did: int(meta.get("events") or 0) for did, meta in self._bulk_metadata(file_dids, 500).items()
+        }
+        files: list[RucioFile] = []
         for did, found in sorted(changed.items()):
             listed = by_did[did]
-            name = did.split(":", 1)[1]
             parsed = {"exp": listed.exp, "run": listed.run, "data_tag": listed.data_tag}
-            dataset = self._with_metadata(name, parsed) or listed
-            events = {
-                f"{f['scope']}:{f['name']}": int(f.get("events") or 0)
-                for f in self.client.list_files(self.naming.scope, name)
-            }
+            dataset = self._described(self._did(did)["name"], described.get(did, {}), parsed) or listed
             for replica in found:
                 file = self._file(replica, dataset, events)
                 if file is not None:
                     files.append(file)
         return Scan(files=files, full=updated_after is None, datasets=datasets)
+
+    @staticmethod
+    def _did(did: str) -> dict[str, str]:
+        scope, _, name = did.partition(":")
+        return {"scope": scope, "name": name}
+
+    def _bulk_metadata(
+        self, dids: Sequence[str], per_call: int, plugin: str = "DID_COLUMN"
+    ) -> dict[str, Any]:
+        """``{did: metadata}`` with one ``get_metadata_bulk`` request per ``per_call`` DIDs."""
+        found: dict[str, Any] = {}
+        for start in range(0, len(dids), per_call):
+            chunk = [self._did(d) for d in dids[start : start + per_call]]
+            for meta in self.client.get_metadata_bulk(chunk, plugin=plugin):
+                found[f"{meta['scope']}:{meta['name']}"] = meta
+        return found
 
     def _file(
         self, replica: Mapping[str, Any], dataset: SkimDataset, events: Mapping[str, int]
@@ -223,6 +247,7 @@ class RucioCatalog:
 
 
 def _chunks(items: Sequence[SkimDataset], size: int) -> Iterable[Sequence[SkimDataset]]:
+    """``items`` in slices of ``size``: one request each."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
 

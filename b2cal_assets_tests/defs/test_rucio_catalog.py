@@ -244,3 +244,28 @@ def test_a_rucio_that_refuses_the_login_or_a_site_it_does_not_know_is_named_not_
     assert f"DATA SOURCE: Rucio for {SITE}" in out and "FAILING, 1 failed sync(s)" in out
     (unknown,) = resource_for(rse, "no_such_site").sync_all(service)
     assert unknown.skipped.startswith("not synced: no site named 'no_such_site'")
+
+
+def test_a_sites_own_naming_and_metadata_keys(rucio_loop):
+    rse, files, service = rucio_loop
+    (f,) = [f for f in files if f.run == 2 and f.data_tag == "hadron_calib"]
+    rse.add_file("skim-000123.root", Path(f.path).read_bytes(), events=f.n_events)
+    meta = {"experiment": 1, "runnr": 2, "skim": "hadron_calib", "dq": "Good", "field": "On"}
+    rse.add_dataset("calibskim_hadron_calib_000123", ["skim-000123.root"], meta)  # a name that says nothing
+    resource = resource_for(
+        rse,
+        SITE,
+        dataset_glob="calibskim_{data_tag}_*",
+        meta_keys={
+            "exp": "experiment",
+            "run": "runnr",
+            "data_tag": "skim",
+            "data_quality": "dq",
+            "magnet": "field",
+        },
+    )
+    (report,) = resource.sync_all(service)
+    assert report.new == 1, report.describe()
+    (row,) = _rows(service).values()
+    assert (row.run.exp, row.run.run, row.data_tag, row.n_events) == (1, 2, "hadron_calib", f.n_events)
+    assert list(service.input_data("p_rucio", "toy_a")["hadron_calib"]) == [row.path]

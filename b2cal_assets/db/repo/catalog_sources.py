@@ -17,7 +17,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.models import CatalogFile, CatalogSource, Replica, Run
-from b2cal_assets.db.repo.catalog import _in_iov, ensure_run
+from b2cal_assets.db.repo.catalog import _in_iov, ensure_runs
 from b2cal_assets.db.repo.rows import get_or_insert
 from b2cal_assets.db.repo.sites import get_site
 
@@ -88,7 +88,7 @@ def register_source_files(
     run_infos: dict[tuple[int, int], dict[str, Any]] = {}
     for f in files:
         run_infos.setdefault((f.exp, f.run), {}).update(f.run_info)
-    runs = {key: ensure_run(s, key[0], key[1], info) for key, info in sorted(run_infos.items())}
+    runs = ensure_runs(s, run_infos)
     for f in files:
         row = known.get(f.did)
         if row is None:
@@ -115,7 +115,10 @@ def register_source_files(
                 .values(url=f.path)
             )
     new_rows: list[dict[str, Any]] = []
+    batch_paths: set[str] = set()
     for f in fresh:
+        if f.path in batch_paths:  # the same PFN twice in one batch is inserted once
+            continue
         clash = by_path.get(f.path)
         if clash is not None:  # the same file name announced again as another DID
             if clash.checksum and clash.checksum != f.checksum:
@@ -140,7 +143,7 @@ def register_source_files(
                 "flag_detail": "",
             }
         )
-        by_path[f.path] = CatalogFile(path=f.path)  # the same PFN twice in one batch is inserted once
+        batch_paths.add(f.path)
     if new_rows:
         s.flush()
         s.execute(insert(CatalogFile), new_rows)

@@ -84,3 +84,19 @@ def test_failures_back_off_doubling_up_to_the_maximum(db_session):
     assert waits == [timedelta(seconds=x) for x in (30, 60, 100, 100, 100)] and row.failures == 5
     catalog_sources.record_success(s, row, endpoint="rucio", updated_after=NOW, full_scan=True, now=NOW)
     assert (row.failures, row.next_try_at, row.last_full_scan_at) == (0, None, NOW)
+
+
+def test_a_file_announced_at_two_sites_is_read_at_each_from_its_own_rse(db_session):
+    s = db_session
+    make_processing(s)
+    make_processing(s, "proc_2", site="desy")
+    catalog_sources.register_source_files(s, "kek", [_file(1)], now=NOW)
+    at_desy = SourceFile(**{**_file(1).__dict__, "path": "root://desy.example.org:1094//belle/f1.root"})
+    assert catalog_sources.register_source_files(s, "desy", [at_desy], now=NOW).new == 0
+    urls = {
+        site: catalog.files_for(
+            s, exp_low=1, run_low=0, exp_high=1, run_high=-1, data_tags=None, site_name=site
+        )[0][2]
+        for site in ("kek", "desy")
+    }
+    assert urls == {"kek": _file(1).path, "desy": at_desy.path}

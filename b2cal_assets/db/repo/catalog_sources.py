@@ -108,7 +108,10 @@ def register_source_files(
         elif row.flag == MISSING:
             row.flag, row.flag_detail, row.flagged_at = None, "", None
             applied.restored.append(row.did or row.path)
-        if f.available and replica_urls.get(row.id) not in (None, f.path):
+        if f.available and row.id not in replica_urls:  # known from another site's RSE: a replica here too
+            s.add(Replica(file_id=row.id, site_id=site.id, url=f.path))
+            replica_urls[row.id] = f.path
+        elif f.available and replica_urls[row.id] != f.path:
             s.execute(
                 update(Replica)
                 .where(Replica.file_id == row.id, Replica.site_id == site.id)

@@ -121,7 +121,7 @@ class CatalogFile(Base):
     # from a data source (Rucio): the DID, its adler32, and a flag when the source stopped vouching for it
     did: Mapped[str | None] = mapped_column(String(512), default=None, index=True)
     checksum: Mapped[str | None] = mapped_column(String(16), default=None)
-    flag: Mapped[str | None] = mapped_column(String(16), default=None)  # missing | checksum_changed
+    flag: Mapped[str | None] = mapped_column(String(16), default=None, index=True)  # missing | checksum_changed
     flag_detail: Mapped[str] = mapped_column(String(512), default="")
     flagged_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     run: Mapped[Run] = relationship(lazy="joined")

@@ -30,6 +30,7 @@ def upgrade() -> None:
         batch.add_column(sa.Column("flag_detail", sa.String(512), nullable=False, server_default=""))
         batch.add_column(sa.Column("flagged_at", sa.DateTime(), nullable=True))
         batch.create_index("ix_catalog_file_did", ["did"])
+        batch.create_index("ix_catalog_file_flag", ["flag"])  # b2cal status asks for the flagged files
     op.create_table(
         "catalog_source",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -50,6 +51,7 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("catalog_source")
     with op.batch_alter_table("catalog_file") as batch:
+        batch.drop_index("ix_catalog_file_flag")
         batch.drop_index("ix_catalog_file_did")
         for column in ("flagged_at", "flag_detail", "flag", "checksum", "did"):
             batch.drop_column(column)

@@ -104,8 +104,8 @@ class CatalogSync:
         with self.ctx.session() as s:
             return [
                 Want(tags, IoV(p.exp_low, p.run_low, p.exp_high, p.run_high))
-                for p in processings.list_processings(s)
-                if p.state == "open" and p.site.name == site
+                for p in processings.list_processings(s, state="open")
+                if p.site.name == site
             ]
 
     def sync(

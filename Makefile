@@ -28,7 +28,7 @@ dev: install
 web: install
 	$(BIN)/b2cal web
 
-## Install and start what the tests need (Slurm, xrootd, slapd, Chromium, database tools).
+## Install and start what the tests need (Slurm, xrootd, Rucio, slapd, Chromium, database tools).
 services: install
 	bash .ci/services/start-all.sh
 

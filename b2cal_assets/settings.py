@@ -71,6 +71,31 @@ class Settings(BaseSettings):
     jira_token: str = Field(default="", description="The Jira account's password or API token.")
     jira_project: str = Field(default="", description="The Jira project key.")
     jira_verify: str = Field(default="true", description="true, false, or a CA bundle file.")
+    rucio_host: str = Field(default="", description="Rucio server URL; empty: the built-in catalog only.")
+    rucio_auth_host: str = Field(default="", description="Rucio authentication server (default: the host).")
+    rucio_account: str = Field(default="", description="The Rucio account the loop reads as.")
+    rucio_auth_type: str = Field(default="userpass", description="userpass, x509, x509_proxy, oidc, ...")
+    rucio_username: str = Field(default="", description="userpass login.")
+    rucio_password: str = Field(default="", description="userpass password.")
+    rucio_vo: str = Field(default="", description="Rucio VO (multi-VO servers only).")
+    rucio_ca_cert: str = Field(default="", description="CA bundle for the server's certificate.")
+    rucio_rses: str = Field(default="", description="site=RSE pairs, comma separated: the RSE each site reads.")
+    rucio_scope: str = Field(default="belle", description="The scope of the skim datasets.")
+    rucio_dataset_glob: str = Field(
+        default="{data_tag}.e*", description="Dataset names to list per data tag ({data_tag} is filled in)."
+    )
+    rucio_name_regex: str = Field(
+        default=r"^(?P<data_tag>[A-Za-z0-9_\-]+)\.e(?P<exp>\d+)\.r(?P<run>\d+)$",
+        description="Named groups exp, run, data_tag read from a dataset name its metadata does not cover.",
+    )
+    rucio_meta_keys: str = Field(
+        default="", description="what=key pairs overriding the DID metadata keys (exp, run, data_tag, ...)."
+    )
+    rucio_full_scan_interval_s: Seconds = Field(
+        default=600.0, description="Seconds between full scans (the ones that see a replica gone)."
+    )
+    rucio_backoff_base_s: Seconds = Field(default=30.0, description="Wait after a failed sync, doubling.")
+    rucio_backoff_max_s: Seconds = Field(default=1800.0, description="Longest wait between failed syncs.")
     trusted_proxies: str = Field(
         default="", description="Addresses whose X-Forwarded-* headers are believed."
     )

@@ -11,6 +11,7 @@ pytest_plugins = [
         "b2cal_assets_tests.fixtures.home",
         "b2cal_assets_tests.fixtures.databases",
         "b2cal_assets_tests.fixtures.services",
+        "b2cal_assets_tests.fixtures.rucio",
         "b2cal_assets_tests.fixtures.ldap",
         "b2cal_assets_tests.fixtures.jira",
         "b2cal_assets_tests.fixtures.disk",

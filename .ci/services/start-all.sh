@@ -21,6 +21,7 @@ fi
 bash "$here/../install-db-tools.sh"
 bash "$here/slurm.sh" "$state" > "$state/slurm.env"
 bash "$here/xrootd.sh" "$state" 1094 > "$state/xrootd.env"
+bash "$here/rucio.sh" "$state" > "$state/rucio.env"
 bash "$here/slapd.sh"
 bash "$here/chromium.sh"
 bash "$here/compose.sh" "$state" > "$state/compose.env"

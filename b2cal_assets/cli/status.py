@@ -46,12 +46,16 @@ def run(args) -> int:
         names = [args.processing] if args.processing else service.all_processing_names()
         everything = {name: service.status_rows(name) for name in names}
         jobs = {name: service.job_rows(name) for name in names} if args.jobs or args.json else {}
+        flagged = {name: service.flagged_files(name) for name in names}
+        sources = service.source_health()
     if args.json:
         print_json(
             {
                 name: {
                     "calibrations": [r.__dict__ for r in rows],
                     "jobs": [j.__dict__ for j in jobs.get(name, [])],
+                    "flagged_files": [f.__dict__ for f in flagged[name]],
+                    "data_sources": [h.__dict__ for h in sources if h.site == service.site_of(name).name],
                 }
                 for name, rows in everything.items()
             }
@@ -59,6 +63,7 @@ def run(args) -> int:
         return 0
     if not everything:
         print("no processings yet: create one with 'b2cal processing create'")
+        _print_data_sources(sources, flagged)
         if not args.no_runs:
             _print_dagster_health()
         return 0
@@ -79,6 +84,7 @@ def run(args) -> int:
     print_table(
         ["processing", "step", "state", "expert", "latest attempt", "jobs", "payloads", "note"], table
     )
+    _print_data_sources(sources, flagged)
     if args.jobs:
         print()
         job_table = [
@@ -103,6 +109,20 @@ def run(args) -> int:
     if not args.no_runs:
         _print_dagster_health()
     return 0
+
+
+def _print_data_sources(sources, flagged) -> None:
+    """Each site's data source (Rucio) and whether it answers; the files it flagged, which no job reads."""
+    lines = [("DATA SOURCE: " if not h.reachable else "data source: ") + h.describe() for h in sources]
+    for name, files in flagged.items():
+        if files:
+            lines.append(f"{name}: {len(files)} file(s) flagged by their source, not given to jobs:")
+            lines += [f"  {f.did or f.path} ({f.flag}): {f.detail}" for f in files[:10]]
+            if len(files) > 10:
+                lines.append(f"  ... and {len(files) - 10} more (b2cal status --json lists them all)")
+    if lines:
+        print()
+        print("\n".join(lines))
 
 
 def _print_dagster_health() -> None:

@@ -120,6 +120,12 @@ class CatalogFile(Base):
     size_bytes: Mapped[int] = mapped_column(BigInteger, default=0)
     processing_id: Mapped[int | None] = mapped_column(ForeignKey("processing.id"), default=None)  # cDSTs only
     registered_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # from a data source (Rucio): the DID, its adler32, and a flag when the source stopped vouching for it
+    did: Mapped[str | None] = mapped_column(String(512), default=None, index=True)
+    checksum: Mapped[str | None] = mapped_column(String(16), default=None)
+    flag: Mapped[str | None] = mapped_column(String(16), default=None, index=True)  # missing | checksum_changed
+    flag_detail: Mapped[str] = mapped_column(String(512), default="")
+    flagged_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
     run: Mapped[Run] = relationship(lazy="joined")
 
 
@@ -132,6 +138,24 @@ class Replica(Base):
     file_id: Mapped[int] = mapped_column(ForeignKey("catalog_file.id"))
     site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
     url: Mapped[str] = mapped_column(String(1024))
+
+
+class CatalogSource(Base):
+    """A data source feeding the catalog for one site (Rucio at its RSE): its cursor and its health."""
+
+    __tablename__ = "catalog_source"
+    __table_args__ = (UniqueConstraint("site_id", "kind", name="uq_catalog_source_site_kind"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    site_id: Mapped[int] = mapped_column(ForeignKey("site.id"))
+    kind: Mapped[str] = mapped_column(String(16), default="rucio")
+    endpoint: Mapped[str] = mapped_column(String(512), default="")  # host and RSE, for the status
+    updated_after: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # incremental cursor
+    last_full_scan_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_ok_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # in a row
+    last_error: Mapped[str] = mapped_column(String(512), default="")
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)  # backoff
+    site: Mapped[Site] = relationship(lazy="joined")
 
 
 class ProcessingCalibration(Base):

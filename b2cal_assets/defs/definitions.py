@@ -10,6 +10,7 @@ from b2cal_assets.defs.assets import build_assets
 from b2cal_assets.defs.batch_resources import batch_backend_resources, local_backend_resource
 from b2cal_assets.defs.checks import build_checks
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.defs.rucio import RucioCatalogResource, rucio_catalog_sensor, rucio_resource_from_env
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
 from b2cal_assets.defs.sensors import (
     calibration_loop_sensor,
@@ -30,7 +31,10 @@ def backend_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 def build_definitions(
-    calibrations_dir: str = "", loop: CalibrationLoopResource | None = None, jira: JiraResource | None = None
+    calibrations_dir: str = "",
+    loop: CalibrationLoopResource | None = None,
+    jira: JiraResource | None = None,
+    rucio: RucioCatalogResource | None = None,
 ) -> dg.Definitions:
     scripts = loaded_scripts(calibrations_dir or None)
     steps = build_steps(scripts.calibrations)
@@ -48,6 +52,7 @@ def build_definitions(
             )
         },
         sensors=[
+            rucio_catalog_sensor,  # a site's Rucio feeds the catalog (when one is configured)
             data_arrival_sensor,
             calibration_loop_sensor,  # also reconciles with Dagster's runs (failed, lost, dead runs)
             staging_sensor,
@@ -60,6 +65,7 @@ def build_definitions(
         resources={
             "loop": loop or CalibrationLoopResource(calibrations_dir=calibrations_dir),
             "jira": jira or jira_resource_from_env(),
+            "rucio": rucio or rucio_resource_from_env(),
             **backend_resources(),
         },
     )

@@ -115,23 +115,27 @@ def cancel_processing(name: str, by: str, reason: str = "", url: str | None = No
 
 
 def register_files(files: Iterable[Any], site_name: str | None = None, url: str | None = None) -> int:
-    """Register generated or transferred skim files in the data catalog; returns how many were new."""
+    """Register generated or transferred skim files in the data catalog; returns how many were new.
+
+    One bulk registration per 5,000 files (``catalog.register_files``), all in one transaction.
+    """
+    entries = [
+        {
+            "path": str(f.path),
+            "data_tag": f.data_tag,
+            "data_format": f.data_format,
+            "exp": f.exp,
+            "run": f.run,
+            "run_info": dict(f.run_info),
+            "n_events": f.n_events,
+            "size_bytes": f.size_bytes,
+        }
+        for f in files
+    ]
     new = 0
     with _session(url) as s:
-        for f in files:
-            _row, created = catalog.register_file(
-                s,
-                path=str(f.path),
-                data_tag=f.data_tag,
-                data_format=f.data_format,
-                exp=f.exp,
-                run=f.run,
-                run_info=dict(f.run_info),
-                n_events=f.n_events,
-                size_bytes=f.size_bytes,
-                site_name=site_name,
-            )
-            new += int(created)
+        for start in range(0, len(entries), 5000):
+            new += catalog.register_files(s, entries[start : start + 5000], site_name=site_name)
     return new
 
 

@@ -19,11 +19,14 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.scripts import ScriptSet
+from b2cal_assets.catalog_sources.rucio import RucioCatalog
 from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
+from b2cal_assets.db.repo.catalog_sources import FlaggedFile
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import AttemptState, CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
+from b2cal_assets.loop.catalog_sync import CatalogSync, SourceHealth, SyncPolicy, SyncReport
 from b2cal_assets.loop.context import Clock, LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.management import Management
@@ -78,6 +81,7 @@ class LoopService:
         states = StepStates(self.ctx)
         self.queries = ProcessingQueries(self.ctx, states)
         self.inputs = JobInputs(self.ctx)
+        self.catalog_sync = CatalogSync(self.ctx)
         self.attempts = AttemptRules(self.ctx, states)
         self.signoff = SignOff(self.ctx)
         self.management = Management(self.ctx, self.inputs)
@@ -142,6 +146,20 @@ class LoopService:
 
     def arrived_before(self, processing: str, up_to_id: int) -> list[ArrivedRun]:
         return self.queries.arrived_before(processing, up_to_id)
+
+    def sync_catalog(
+        self, site: str, connect: Callable[[], RucioCatalog], endpoint: str, policy: SyncPolicy | None = None
+    ) -> SyncReport:
+        """Feed the catalog from the site's Rucio (what changed since the last sync); never raises for
+        an unreachable Rucio: the report says so and the next syncs back off."""
+        return self.catalog_sync.sync(site, connect, endpoint, policy)
+
+    def source_health(self) -> list[SourceHealth]:
+        return self.catalog_sync.health()
+
+    def flagged_files(self, processing: str) -> list[FlaggedFile]:
+        """Files of the processing's runs that their source flagged: no job reads them."""
+        return self.catalog_sync.flagged_files(processing)
 
     def site_of(self, processing: str) -> SiteView:
         return self.queries.site_of(processing)

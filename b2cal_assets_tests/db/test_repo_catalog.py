@@ -132,3 +132,38 @@ def test_cdst_files_belong_to_their_processing(db_session):
         processing_name="p2",
     )
     assert [url for _f, _r, url in rows] == ["/cdst/p2/e1r1.root"]
+
+
+def test_register_files_in_bulk_keeps_the_rules_of_one_by_one(db_session):
+    s = db_session
+    make_processing(s)
+    entry = dict(data_tag="hlt_mumu", data_format="raw", exp=1, n_events=10, size_bytes=20)
+    batch = [
+        {**entry, "path": f"/skims/e1/r{r}/f{i}.root", "run": r, "run_info": {"magnet": "Off"}}
+        for r in range(1, 4)
+        for i in range(300)
+    ]
+    batch.append(dict(batch[0]))  # the same path twice in one batch counts once
+    assert catalog.register_files(s, batch) == 900
+    assert catalog.register_files(s, batch) == 0  # again: harmless
+    s.commit()
+    rows = catalog.files_for(s, exp_low=1, run_low=0, exp_high=1, run_high=-1, data_tags=None)
+    assert len(rows) == 900 and {run.magnet for _f, run, _u in rows} == {"Off"}
+    assert [f.path for f in catalog.files_after(s, 0, limit=2)] == [
+        "/skims/e1/r1/f0.root",
+        "/skims/e1/r1/f1.root",
+    ]
+    # run metadata is brought up to date; a known path for another run is refused, the batch with it
+    more = [{**entry, "path": "/skims/e1/r4/new.root", "run": 4, "run_info": {}}]
+    moved = {**batch[0], "run": 2, "run_info": {"magnet": "On"}}
+    with pytest.raises(AlreadyExists, match=r"/skims/e1/r1/f0.root is already registered for exp 1 run 1"):
+        catalog.register_files(s, [*more, moved])
+    s.rollback()
+    assert catalog.register_files(s, [{**batch[1], "run_info": {"magnet": "On", "data_quality": "Bad"}}]) == 0
+    run1 = catalog.files_for(s, exp_low=1, run_low=1, exp_high=1, run_high=1, data_tags=None)[0][1]
+    assert (run1.magnet, run1.data_quality) == ("On", "Bad")
+    assert (
+        catalog.runs_in(s, exp_low=1, run_low=4, exp_high=1, run_high=4) == []
+    )  # nothing of the refused batch
+    with pytest.raises(InvalidValue, match="data_format must be one of"):
+        catalog.register_files(s, [{**more[0], "data_format": "root"}])

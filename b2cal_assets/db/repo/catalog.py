@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, func, or_, select
+from sqlalchemy import ColumnElement, and_, func, insert, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.errors import AlreadyExists
@@ -86,6 +87,119 @@ def register_file(
     return file, created
 
 
+CHUNK = 500  # keys per IN (...) query
+
+
+def _load_runs(s: Session, keys: Iterable[tuple[int, int]]) -> dict[tuple[int, int], Run]:
+    by_exp: dict[int, list[int]] = {}
+    for exp, run in keys:
+        by_exp.setdefault(int(exp), []).append(int(run))
+    found: dict[tuple[int, int], Run] = {}
+    for exp, numbers in sorted(by_exp.items()):
+        for start in range(0, len(numbers), CHUNK):
+            query = select(Run).where(Run.exp == exp, Run.run.in_(numbers[start : start + CHUNK]))
+            found.update({(r.exp, r.run): r for r in s.scalars(query)})
+    return found
+
+
+def ensure_runs(s: Session, runs: Mapping[tuple[int, int], Mapping[str, Any]]) -> dict[tuple[int, int], Run]:
+    """``ensure_run`` for many runs: one query per 500 runs, one multi-row insert for the missing ones."""
+    infos = {key: {k: v for k, v in info.items() if k in RUN_FIELDS and v is not None} for key, info in runs.items()}
+    found = _load_runs(s, infos)
+    missing = [key for key in infos if key not in found]
+    if missing:
+        try:
+            with s.begin_nested():
+                s.execute(insert(Run), [{"exp": exp, "run": run, **infos[(exp, run)]} for exp, run in missing])
+        except IntegrityError:  # another writer added some of them at the same time: read theirs back
+            pass
+        found.update(_load_runs(s, missing))
+        for key in missing:
+            if key not in found:
+                found[key] = ensure_run(s, key[0], key[1], infos[key])
+    for key, info in infos.items():
+        row = found[key]
+        for name, value in info.items():
+            if getattr(row, name) != value:
+                setattr(row, name, value)
+    return found
+
+
+def register_files(s: Session, entries: Sequence[Mapping[str, Any]], site_name: str | None = None) -> int:
+    """``register_file`` for many files at once; returns how many were new.
+
+    Each entry has ``register_file``'s keyword arguments (``path``, ``data_tag``, ``data_format``, ``exp``,
+    ``run``, ``run_info``, ``n_events``, ``size_bytes``, optionally ``url``). The same rules hold: a path
+    already registered is left as it is, a path registered for another run, data tag or format raises
+    ``AlreadyExists`` (and nothing of the batch is kept, as the caller's transaction rolls back). New files
+    go in with one multi-row insert per batch; when another writer inserts some of the same paths at
+    that moment the batch is registered file by file instead.
+    """
+    if not entries:
+        return 0
+    for e in entries:
+        check_choice("data_format", e["data_format"], DATA_FORMATS)
+    infos: dict[tuple[int, int], dict[str, Any]] = {}
+    for e in entries:
+        infos.setdefault((int(e["exp"]), int(e["run"])), {}).update(
+            {k: v for k, v in dict(e.get("run_info") or {}).items() if k in RUN_FIELDS and v is not None}
+        )
+    runs = ensure_runs(s, infos)
+    first: dict[str, Mapping[str, Any]] = {}
+    for e in entries:
+        first.setdefault(str(e["path"]), e)
+    paths = sorted(first)
+    existing: dict[str, CatalogFile] = {}
+    for start in range(0, len(paths), CHUNK):
+        query = select(CatalogFile).where(CatalogFile.path.in_(paths[start : start + CHUNK]))
+        existing.update({f.path: f for f in s.scalars(query)})
+    for e in entries:  # every entry against the row it meets: the stored one, or the batch's first
+        path = str(e["path"])
+        row = existing.get(path)
+        have = (row.run.exp, row.run.run, row.data_tag, row.data_format) if row else None
+        if have is None:
+            f = first[path]
+            have = (int(f["exp"]), int(f["run"]), f["data_tag"], f["data_format"])
+        want = (int(e["exp"]), int(e["run"]), e["data_tag"], e["data_format"])
+        if have != want:
+            raise AlreadyExists(
+                f"{path} is already registered for exp {have[0]} run {have[1]}, data tag {have[2]!r} "
+                f"({have[3]}); it cannot also be exp {want[0]} run {want[1]}, {want[2]!r} ({want[3]})"
+            )
+    new = [e for p, e in first.items() if p not in existing]  # in the order given, as one by one
+    rows = [
+        {
+            "run_id": runs[(int(e["exp"]), int(e["run"]))].id,
+            "data_tag": e["data_tag"],
+            "data_format": e["data_format"],
+            "path": str(e["path"]),
+            "n_events": int(e["n_events"]),
+            "size_bytes": int(e["size_bytes"]),
+            "flag_detail": "",
+        }
+        for e in new
+    ]
+    created = len(rows)
+    if rows:
+        try:
+            with s.begin_nested():
+                s.execute(insert(CatalogFile), rows)
+        except IntegrityError:
+            created = sum(
+                register_file(s, site_name=site_name, **{k: e[k] for k in _FILE_KEYS if k in e})[1] for e in new
+            )
+            return created
+    if site_name is not None and any(e.get("url") for e in entries):
+        for e in entries:
+            if e.get("url"):
+                register_file(s, site_name=site_name, **{k: e[k] for k in _FILE_KEYS if k in e})
+    s.flush()
+    return created
+
+
+_FILE_KEYS = ("path", "data_tag", "data_format", "exp", "run", "run_info", "n_events", "size_bytes", "url")
+
+
 def files_after(s: Session, last_id: int, limit: int = 1000) -> list[CatalogFile]:
     """Files with an id above ``last_id``, oldest first: the data-arrival sensor's cursor."""
     query = select(CatalogFile).where(CatalogFile.id > last_id).order_by(CatalogFile.id).limit(limit)
@@ -134,7 +248,12 @@ def tags_in(
     for tag in sorted(set(tags)):
         has_file = (
             select(CatalogFile.id)
-            .where(CatalogFile.run_id == Run.id, CatalogFile.data_tag == tag, CatalogFile.data_format == data_format)
+            .where(
+                CatalogFile.run_id == Run.id,
+                CatalogFile.data_tag == tag,
+                CatalogFile.data_format == data_format,
+                CatalogFile.flag.is_(None),
+            )
             .exists()
         )
         query = select(Run.id).where(_in_iov(exp_low, run_low, exp_high, run_high), has_file).limit(1)
@@ -187,7 +306,7 @@ def files_for(
 ) -> list[tuple[CatalogFile, Run, str]]:
     """``(file, run, url_or_path)`` for the runs in the IoV, ordered by run, tag and path.
 
-    ``data_tags=None`` means every tag. With ``processing_name`` only files of no processing (skims) or of
+    ``data_tags=None`` means every tag; a file its source flagged is left out. With ``processing_name`` only files of no processing (skims) or of
     that processing (its cDSTs) are returned, and the location is the replica URL at the processing's site
     (``site_name`` overrides the site); without a replica there it is the catalog path.
     """
@@ -195,7 +314,11 @@ def files_for(
     query = (
         select(CatalogFile, Run)
         .join(Run, CatalogFile.run_id == Run.id)
-        .where(CatalogFile.data_format == data_format, _in_iov(exp_low, run_low, exp_high, run_high))
+        .where(
+            CatalogFile.data_format == data_format,
+            CatalogFile.flag.is_(None),  # flagged by its source (gone, checksum changed): never read
+            _in_iov(exp_low, run_low, exp_high, run_high),
+        )
         .order_by(Run.exp, Run.run, CatalogFile.data_tag, CatalogFile.path)
     )
     if data_tags is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from b2cal_assets import home
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
+from b2cal_assets.cli.payloads import condb_json
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.domain.states import ACTIVE_STATES, CalibrationState
 
@@ -46,12 +47,14 @@ def run(args) -> int:
         names = [args.processing] if args.processing else service.all_processing_names()
         everything = {name: service.status_rows(name) for name in names}
         jobs = {name: service.job_rows(name) for name in names} if args.jobs or args.json else {}
+        uploads = {name: service.condb_upload(name) for name in names}
     if args.json:
         print_json(
             {
                 name: {
                     "calibrations": [r.__dict__ for r in rows],
                     "jobs": [j.__dict__ for j in jobs.get(name, [])],
+                    "condb": condb_json(uploads[name]),
                 }
                 for name, rows in everything.items()
             }
@@ -79,6 +82,7 @@ def run(args) -> int:
     print_table(
         ["processing", "step", "state", "expert", "latest attempt", "jobs", "payloads", "note"], table
     )
+    _print_condb(uploads)
     if args.jobs:
         print()
         job_table = [
@@ -103,6 +107,18 @@ def run(args) -> int:
     if not args.no_runs:
         _print_dagster_health()
     return 0
+
+
+def _print_condb(uploads) -> None:
+    """Each processing's staging tag in the conditions database: uploaded, waiting for the server, refused."""
+    known = {name: u for name, u in uploads.items() if u is not None}
+    if not known:
+        return
+    print()
+    print("conditions database:")
+    for name, upload in known.items():
+        pending = " (upload due)" if upload.due and upload.outcome != "unavailable" else ""
+        print(f"  {name}: {upload.describe()}{pending}")
 
 
 def _print_dagster_health() -> None:

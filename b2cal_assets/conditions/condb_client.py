@@ -29,10 +29,10 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from b2cal_assets.domain.iov import IoV
 
 __all__ = [
-    "ConditionsDbClient",
     "CondbError",
     "CondbRefused",
     "CondbUnavailable",
+    "ConditionsDbClient",
     "GlobalTag",
     "RemoteIoV",
     "RemotePayload",
@@ -276,3 +276,21 @@ def _reason(response: httpx.Response) -> str:
     reason = str(data.get("reason") or response.reason_phrase)
     message = str(data.get("message") or "").strip()
     return f"{reason}: {message}" if message else reason
+
+
+def client_from_settings() -> ConditionsDbClient | None:
+    """The client of ``B2CAL_CONDB_URL`` (with ``_USER``, ``_TOKEN``, ``_TIMEOUT_S``, ``_ATTEMPTS``,
+    ``_BACKOFF_S``), or None when no conditions database is configured (the CLI's way in)."""
+    from b2cal_assets.settings import settings
+
+    current = settings()
+    if not current.condb_url:
+        return None
+    return ConditionsDbClient(
+        current.condb_url,
+        user=current.condb_user,
+        token=current.condb_token,
+        timeout_s=current.condb_timeout_s,
+        attempts=current.condb_attempts,
+        backoff_s=current.condb_backoff_s,
+    )

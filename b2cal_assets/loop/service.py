@@ -19,11 +19,13 @@ from sqlalchemy.orm import Session
 
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.scripts import ScriptSet
+from b2cal_assets.conditions.condb_client import ConditionsDbClient
 from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import AttemptState, CalibrationState
 from b2cal_assets.loop.attempt_rules import AttemptRules
+from b2cal_assets.loop.condb import CondbUploadResult, CondbUploads
 from b2cal_assets.loop.context import Clock, LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.management import Management
@@ -82,6 +84,7 @@ class LoopService:
         self.signoff = SignOff(self.ctx)
         self.management = Management(self.ctx, self.inputs)
         self.views = StatusViews(self.ctx, states)
+        self.condb = CondbUploads(self.ctx, self.inputs)
         self.ticker = Ticker(self.ctx, states, self.attempts, Reconciler(self.ctx), self.management)
 
     # --- the shared setup, as callers read it --------------------------------------------------
@@ -315,6 +318,16 @@ class LoopService:
 
     def export_staging(self, processing: str, *, by: str) -> StagingResult:
         return self.management.export_staging(processing, by=by)
+
+    # --- the conditions database ---------------------------------------------------------------
+    def upload_condb(self, processing: str, client: ConditionsDbClient, *, by: str) -> CondbUploadResult:
+        return self.condb.upload(processing, client, by=by)
+
+    def upload_due_condb(self, client: ConditionsDbClient) -> list[CondbUploadResult]:
+        return self.condb.upload_due(client, by=AUTO_USER)
+
+    def condb_upload(self, processing: str) -> CondbUploadResult | None:
+        return self.condb.view(processing)
 
     # --- views ---------------------------------------------------------------------------------
     def status_rows(self, processing: str) -> list[StepRow]:

@@ -5,9 +5,9 @@ import hashlib
 import pytest
 
 from b2cal_assets.conditions.condb_client import (
-    ConditionsDbClient,
     CondbRefused,
     CondbUnavailable,
+    ConditionsDbClient,
     TagState,
 )
 from b2cal_assets.domain.iov import IoV
@@ -77,9 +77,11 @@ def test_a_wrong_token_is_refused_and_an_unreachable_server_is_unavailable(condb
     with ConditionsDbClient(condb_server.url, token="wrong", attempts=1) as c, pytest.raises(CondbRefused):
         c.global_tags()
     condb_server.down("refuse")
-    with ConditionsDbClient(condb_server.url, token=condb_server.token, attempts=3, backoff_s=0.01) as c:
-        with pytest.raises(CondbUnavailable, match="unreachable"):
-            c.ping()
+    with (
+        ConditionsDbClient(condb_server.url, token=condb_server.token, attempts=3, backoff_s=0.01) as c,
+        pytest.raises(CondbUnavailable, match="unreachable"),
+    ):
+        c.ping()
     condb_server.up()
     condb_server.down("503")
     with ConditionsDbClient(condb_server.url, token=condb_server.token, attempts=2, backoff_s=0.01) as c:

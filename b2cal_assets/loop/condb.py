@@ -35,15 +35,14 @@ from b2cal_assets.db.repo import processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
+from b2cal_assets.loop.staging import tag_name
 from b2cal_assets.settings import settings
 
 MAX_BACKOFF = timedelta(hours=1)
 FIRST_BACKOFF = timedelta(seconds=30)
 
 
-def condb_tag_name(processing: str) -> str:
-    """The staging global tag of ``processing`` (``B2CAL_CONDB_TAG_PATTERN``, default ``staging_{processing}``)."""
-    return settings().condb_tag_pattern.replace("{processing}", processing)
+condb_tag_name = tag_name  # the staging tag has one name, locally and in the conditions database
 
 
 def upload_moment() -> str:

@@ -206,3 +206,19 @@ def test_the_cli_without_a_conditions_database_says_how_to_set_one(loop, capsys,
     err = capsys.readouterr().err.strip()
     assert err.endswith("no conditions database configured: set B2CAL_CONDB_URL (and B2CAL_CONDB_TOKEN)")
     assert len(err.splitlines()) == 1
+
+
+def test_the_tag_is_named_by_the_configured_pattern(loop, client, condb_server, monkeypatch):
+    monkeypatch.setenv("B2CAL_CONDB_TAG_PATTERN", "prompt_{processing}_v1")
+    finish(loop)
+    (result,) = loop.upload_due_condb(client)
+    assert result.ok and result.tag == "prompt_prompt_now_v1"
+    assert len(condb_server.tag_content("prompt_prompt_now_v1")) == 3
+
+
+def test_a_pattern_without_the_processing_is_one_clear_error(loop, condb_env, monkeypatch, capsys):
+    monkeypatch.setenv("B2CAL_CONDB_TAG_PATTERN", "staging")
+    assert main(["payloads", "staging", "prompt_now", "--upload"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "B2CAL_CONDB_TAG_PATTERN='staging'" in err and len(err.splitlines()) == 1
+    assert condb_env.tags == {}

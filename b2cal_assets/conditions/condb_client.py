@@ -14,13 +14,14 @@ given up: the caller tries again later); a 4xx answer is ``CondbRefused`` with t
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
 
 import httpx
@@ -29,6 +30,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from b2cal_assets.domain.iov import IoV
 
 __all__ = [
+    "CondbAnswerError",
     "CondbError",
     "CondbRefused",
     "CondbUnavailable",
@@ -55,6 +57,10 @@ class CondbError(Exception):
 
 class CondbUnavailable(CondbError):
     """The server cannot be reached or answers 5xx: try again later."""
+
+
+class CondbAnswerError(CondbError):
+    """The server answered something this client does not understand (not the API v2 it expects)."""
 
 
 class CondbRefused(CondbError):
@@ -87,6 +93,26 @@ class RemoteIoV:
     id: int
     payload: RemotePayload
     iov: IoV
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _understood(method: Callable[P, R]) -> Callable[P, R]:
+    """An answer missing the API's fields is ``CondbAnswerError``, not a ``KeyError`` deep in the loop."""
+
+    @functools.wraps(method)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return method(*args, **kwargs)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise CondbAnswerError(
+                f"the conditions database's answer to {method.__name__} is not what its API v2 gives: "
+                f"{type(exc).__name__}: {exc}"
+            ) from None
+
+    return wrapper
 
 
 def _name(text: str) -> str:
@@ -196,9 +222,11 @@ class ConditionsDbClient:
         self.request("HEAD", "globalTags")
 
     # --- global tags -----------------------------------------------------------------------------
+    @_understood
     def global_tags(self) -> list[GlobalTag]:
         return [_tag(t) for t in self.request("GET", "globalTags").json()]
 
+    @_understood
     def global_tag(self, name: str) -> GlobalTag | None:
         """The tag, or None when the server has no tag of that name."""
         try:
@@ -208,6 +236,7 @@ class ConditionsDbClient:
                 return None
             raise
 
+    @_understood
     def create_global_tag(self, name: str, description: str, user: str) -> GlobalTag:
         """A new tag (type DEV), OPEN."""
         body = {"name": name, "description": description, "modifiedBy": user, "isDefault": False}
@@ -217,6 +246,7 @@ class ConditionsDbClient:
         self.request("PUT", f"globalTag/{_name(name)}/updateGlobalTagStatus/{TagState(state).value}")
 
     # --- payloads and IoVs -----------------------------------------------------------------------
+    @_understood
     def check_payloads(self, keys: Iterable[tuple[str, str]]) -> dict[tuple[str, str], RemotePayload]:
         """The payloads already stored, by (name, md5 checksum)."""
         query = [{"name": name, "checksum": checksum} for name, checksum in keys]
@@ -225,6 +255,7 @@ class ConditionsDbClient:
         found = [_payload(p) for p in self.request("POST", "checkPayloads", json=query).json()]
         return {(p.name, p.checksum): p for p in found}
 
+    @_understood
     def create_payload(self, name: str, file: Path, checksum: str) -> RemotePayload:
         """Upload one payload file; the server checks the bytes against ``checksum`` and refuses a mismatch."""
         body, content_type = multipart_mixed(
@@ -243,12 +274,14 @@ class ConditionsDbClient:
         data = response.json()
         return RemotePayload(int(data["payloadId"]), name, checksum, int(data.get("revision", 0)))
 
+    @_understood
     def create_iov(self, tag_id: int, payload_id: int, iov: IoV) -> int:
         """Add ``iov`` of the payload to the tag; the new payload IoV's id."""
         e1, r1, e2, r2 = (int(v) for v in iov)
         path = f"globalTagPayload/{int(tag_id)},{int(payload_id)}/payloadIov/{e1},{r1},{e2},{r2}"
         return int(self.request("POST", path, retry=False).json()["payloadIovId"])
 
+    @_understood
     def tag_iovs(self, name: str) -> list[RemoteIoV]:
         """Every payload IoV of the tag (``globalTagPayloads``)."""
         result = []

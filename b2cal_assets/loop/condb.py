@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from b2cal_assets.conditions.condb_client import (
+    CondbError,
     CondbRefused,
     CondbUnavailable,
     ConditionsDbClient,
@@ -29,6 +30,7 @@ from b2cal_assets.conditions.condb_client import (
     TagState,
 )
 from b2cal_assets.conditions.staging import SignedOffPayload, StagingError, build_entries
+from b2cal_assets.db.errors import InvalidValue
 from b2cal_assets.db.models import CondbUpload
 from b2cal_assets.db.repo import condb as repo
 from b2cal_assets.db.repo import processings
@@ -158,10 +160,13 @@ class CondbUploads:
     def upload(self, processing: str, client: ConditionsDbClient, *, by: str) -> CondbUploadResult:
         """Upload (or resume) the processing's signed-off payloads; never raises for the server's answers."""
         name = condb_tag_name(processing)
-        with self.ctx.session() as s:
-            p = processings.get_processing(s, processing)
-            processing_iov = IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
-            repo.ensure_condb_tag(s, processing, name)
+        try:
+            with self.ctx.session() as s:
+                p = processings.get_processing(s, processing)
+                processing_iov = IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+                repo.ensure_condb_tag(s, processing, name)
+        except InvalidValue as exc:  # uploaded under another tag name before: not moved silently
+            return CondbUploadResult(processing, name, "refused", error=str(exc))
         payloads = self.inputs.signed_off_payloads(processing)
         if not payloads:
             return self._finish(processing, "problems", problems=["no signed-off payloads: nothing to upload"])
@@ -207,6 +212,9 @@ class CondbUploads:
             problems = _check_remote(client, name, processing_iov)
         except CondbUnavailable as exc:
             return self._unavailable(processing, str(exc), sent)
+        except CondbError as exc:  # a refusal of the tag itself (a wrong token, ...) or an odd answer
+            error = f"staging tag {name}: the conditions database refused the upload: {exc}"
+            return self._finish(processing, "refused", error=error, sent=sent)
         if problems:
             return self._finish(processing, "problems", problems=problems, tag=tag, sent=sent)
         return self._finish(processing, "uploaded", tag=tag, sent=sent)
@@ -240,31 +248,36 @@ class CondbUploads:
         Returns the refusal ("" when it is in the tag); the row records it either way.
         """
         what = f"payload {row.name} revision {row.revision} IoV {row.iov}"
-        payload_id, revision = row.payload_id, row.condb_revision
         stored = known.get((row.name, row.checksum))
-        if stored is not None:
-            payload_id, revision = stored.id, stored.revision
-        if payload_id is None:
+        if stored is None and row.payload_id is None:
             self._set(upload_id, "sending_payload")
             try:
-                created = client.create_payload(row.name, file, row.checksum)
+                stored = client.create_payload(row.name, file, row.checksum)
+                sent[0] += 1
             except CondbRefused as exc:
-                return self._refuse(upload_id, f"{what} refused by the conditions database: {exc.reason}")
+                # stored meanwhile by another upload (the CLI and the sensor at once): use it
+                stored = client.check_payloads([(row.name, row.checksum)]).get((row.name, row.checksum))
+                if stored is None:
+                    return self._refuse(upload_id, f"{what} refused by the conditions database: {exc.reason}")
             except OSError as exc:
                 return self._refuse(upload_id, f"{what}: its file cannot be read: {exc.strerror}")
-            payload_id, revision = created.id, created.revision
-            known[(row.name, row.checksum)] = created
-            sent[0] += 1
+            known[(row.name, row.checksum)] = stored
+        payload_id = stored.id if stored else row.payload_id
+        assert payload_id is not None
+        revision = stored.revision if stored else row.condb_revision
         self._set(upload_id, "payload", payload_id=payload_id, condb_revision=revision, error="")
         iov_id = present.get((payload_id, row.iov))
         if iov_id is None:
             self._set(upload_id, "sending_iov")
             try:
                 iov_id = client.create_iov(tag.id, payload_id, row.iov)
+                sent[1] += 1
             except CondbRefused as exc:
-                return self._refuse(upload_id, f"{what} refused by the conditions database: {exc.reason}")
+                listed = {(i.payload.id, i.iov): i.id for i in client.tag_iovs(tag.name)}
+                if (payload_id, row.iov) not in listed:
+                    return self._refuse(upload_id, f"{what} refused by the conditions database: {exc.reason}")
+                iov_id = listed[(payload_id, row.iov)]  # added meanwhile by another upload
             present[(payload_id, row.iov)] = iov_id
-            sent[1] += 1
         self._set(upload_id, "done", iov_id=iov_id, error="")
         return ""
 

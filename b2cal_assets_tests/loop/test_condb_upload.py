@@ -222,3 +222,15 @@ def test_a_pattern_without_the_processing_is_one_clear_error(loop, condb_env, mo
     err = capsys.readouterr().err.strip()
     assert "B2CAL_CONDB_TAG_PATTERN='staging'" in err and len(err.splitlines()) == 1
     assert condb_env.tags == {}
+
+
+def test_a_wrong_token_is_a_clear_refusal_not_a_crash(loop, condb_server):
+    finish(loop)
+    with ConditionsDbClient(condb_server.url, token="not-the-token", attempts=1) as wrong:
+        (result,) = loop.upload_due_condb(wrong)
+    assert result.outcome == "refused" and not result.due
+    assert result.error == (
+        f"staging tag {TAG}: the conditions database refused the upload: "
+        "Unauthorized: missing or wrong token"
+    )
+    assert condb_server.tags == {}

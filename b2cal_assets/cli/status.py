@@ -47,14 +47,14 @@ def run(args) -> int:
         names = [args.processing] if args.processing else service.all_processing_names()
         everything = {name: service.status_rows(name) for name in names}
         jobs = {name: service.job_rows(name) for name in names} if args.jobs or args.json else {}
-        uploads = {name: service.condb_upload(name) for name in names}
+        uploads = service.condb_uploads(names)
     if args.json:
         print_json(
             {
                 name: {
                     "calibrations": [r.__dict__ for r in rows],
                     "jobs": [j.__dict__ for j in jobs.get(name, [])],
-                    "condb": condb_json(uploads[name]),
+                    "condb": condb_json(uploads.get(name)),
                 }
                 for name, rows in everything.items()
             }
@@ -111,12 +111,11 @@ def run(args) -> int:
 
 def _print_condb(uploads) -> None:
     """Each processing's staging tag in the conditions database: uploaded, waiting for the server, refused."""
-    known = {name: u for name, u in uploads.items() if u is not None}
-    if not known:
+    if not uploads:
         return
     print()
     print("conditions database:")
-    for name, upload in known.items():
+    for name, upload in uploads.items():
         pending = " (upload due)" if upload.due and upload.outcome != "unavailable" else ""
         print(f"  {name}: {upload.describe()}{pending}")
 

@@ -16,6 +16,7 @@ lists it, is checked again for overlaps and gaps before it is offered for mergin
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -139,23 +140,26 @@ class CondbUploads:
 
     def view(self, processing: str) -> CondbUploadResult | None:
         """The recorded state of the processing's upload, or None if none was ever due."""
+        return self.views([processing]).get(processing)
+
+    def views(self, processings: Iterable[str]) -> dict[str, CondbUploadResult]:
+        """The recorded uploads of those processings that have one (two queries for all of them)."""
         with self.ctx.session() as s:
-            tag = repo.get_condb_tag(s, processing)
-            if tag is None:
-                return None
-            rows = [UploadRow.of(r) for r in repo.list_uploads(s, processing)]
-            return CondbUploadResult(
-                processing,
-                tag.name,
-                tag.outcome,
-                tag.state,
-                tag.last_error,
-                list(tag.problems or []),
-                rows,
-                due=tag.due,
-                next_try_at=tag.next_try_at,
-                uploaded_at=tag.uploaded_at,
-            )
+            return {
+                name: CondbUploadResult(
+                    name,
+                    tag.name,
+                    tag.outcome,
+                    tag.state,
+                    tag.last_error,
+                    list(tag.problems or []),
+                    [UploadRow.of(r) for r in rows],
+                    due=tag.due,
+                    next_try_at=tag.next_try_at,
+                    uploaded_at=tag.uploaded_at,
+                )
+                for name, (tag, rows) in repo.uploads_by_processing(s, processings).items()
+            }
 
     def upload(self, processing: str, client: ConditionsDbClient, *, by: str) -> CondbUploadResult:
         """Upload (or resume) the processing's signed-off payloads; never raises for the server's answers."""

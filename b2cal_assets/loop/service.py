@@ -329,6 +329,9 @@ class LoopService:
     def condb_upload(self, processing: str) -> CondbUploadResult | None:
         return self.condb.view(processing)
 
+    def condb_uploads(self, processings: Iterable[str]) -> dict[str, CondbUploadResult]:
+        return self.condb.views(processings)
+
     # --- views ---------------------------------------------------------------------------------
     def status_rows(self, processing: str) -> list[StepRow]:
         return self.views.status_rows(processing)

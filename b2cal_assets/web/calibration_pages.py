@@ -42,7 +42,6 @@ from b2cal_assets.web.calibration_html import (
 from b2cal_assets.web.calibration_views import (
     assigned_expert,
     calibration_view,
-    condb_uploads,
     status_by_processing,
 )
 from b2cal_assets.web.forms import (
@@ -207,7 +206,7 @@ class CalibrationPages:
         async def handle(user: SessionUser) -> Response:
             service = self.loop()
             groups = await run_in_threadpool(status_by_processing, service)
-            uploads = await run_in_threadpool(condb_uploads, service, [name for name, _rows in groups])
+            uploads = await run_in_threadpool(service.condb_uploads, [name for name, _rows in groups])
             names = list(service.scripts.calibrations)
             return self._html(
                 request, lambda token: status_page(groups, names, user=user, csrf_token=token, uploads=uploads)

@@ -6,7 +6,6 @@ attempt list and the recent audit entries are read from the calibration database
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -17,7 +16,6 @@ from b2cal_assets.db.repo import audit as audit_repo
 from b2cal_assets.db.repo import calibrations as calibration_repo
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import real_name
-from b2cal_assets.loop.condb import CondbUploadResult
 from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.records import PayloadView, SiteView
 from b2cal_assets.loop.service import JobRow, LoopError, LoopService, StepRow
@@ -72,12 +70,6 @@ class CalibrationView:
 
 def status_by_processing(service: LoopService) -> list[tuple[str, list[StepRow]]]:
     return [(name, service.status_rows(name)) for name in service.all_processing_names()]
-
-
-def condb_uploads(service: LoopService, names: Iterable[str]) -> dict[str, CondbUploadResult]:
-    """Each processing's staging tag upload to the conditions database, for those that have one."""
-    found = {name: service.condb_upload(name) for name in names}
-    return {name: upload for name, upload in found.items() if upload is not None}
 
 
 def assigned_expert(service: LoopService, processing: str, calibration: str) -> str | None:

@@ -89,3 +89,28 @@ def test_a_wrong_token_is_refused_and_an_unreachable_server_is_unavailable(condb
             c.global_tags()
         condb_server.up()
         assert c.global_tags() == []
+
+
+def test_a_stored_payload_cannot_be_changed_or_deleted(client, tmp_path):
+    file, md5 = payload_file(tmp_path, "ToyA", b"A")
+    client.create_payload("ToyA", file, md5)
+    for method in ("PUT", "DELETE"):
+        with pytest.raises(CondbRefused, match="payloads are immutable"):
+            client.request(method, "package/dbstore/module/ToyA/payload")
+    assert client.check_payloads([("ToyA", md5)])[("ToyA", md5)].revision == 1
+
+
+def test_a_published_tag_takes_nothing_and_can_only_be_invalidated(client, tmp_path):
+    tag = client.create_global_tag("staging_p3", "", "b2cal")
+    for state in ("TESTING", "VALIDATED", "PUBLISHED"):
+        client.set_global_tag_state("staging_p3", state)
+    file, md5 = payload_file(tmp_path, "ToyA", b"A")
+    payload = client.create_payload("ToyA", file, md5)
+    with pytest.raises(CondbRefused, match="is PUBLISHED: it takes no new IoVs"):
+        client.create_iov(tag.id, payload.id, IoV(1, 1, -1, -1))
+    for state in ("OPEN", "TESTING", "VALIDATED"):
+        with pytest.raises(CondbRefused, match=f"cannot go from PUBLISHED to {state}"):
+            client.set_global_tag_state("staging_p3", state)
+    client.set_global_tag_state("staging_p3", "INVALID")
+    assert client.global_tag("staging_p3").state is TagState.INVALID
+    assert client.tag_iovs("staging_p3") == []

@@ -106,6 +106,27 @@ def list_uploads(s: Session, processing: str) -> list[CondbUpload]:
     return list(s.scalars(query.order_by(CondbUpload.name, CondbUpload.exp_low, CondbUpload.run_low)))
 
 
+def uploads_by_processing(
+    s: Session, names: Iterable[str]
+) -> dict[str, tuple[CondbTag, list[CondbUpload]]]:
+    """The tag row and upload rows of each named processing that has one, in two queries (the status)."""
+    wanted = list(names)
+    if not wanted:
+        return {}
+    tags = s.execute(
+        select(Processing.name, CondbTag)
+        .join(CondbTag, CondbTag.processing_id == Processing.id)
+        .where(Processing.name.in_(wanted))
+    ).all()
+    by_id = {tag.id: (name, tag) for name, tag in tags}
+    rows: dict[int, list[CondbUpload]] = {tag_id: [] for tag_id in by_id}
+    if by_id:
+        query = select(CondbUpload).where(CondbUpload.tag_id.in_(list(by_id)))
+        for row in s.scalars(query.order_by(CondbUpload.name, CondbUpload.exp_low, CondbUpload.run_low)):
+            rows[row.tag_id].append(row)
+    return {name: (tag, rows[tag.id]) for name, tag in by_id.values()}
+
+
 def set_upload(s: Session, upload_id: int, state: str, **fields: Any) -> CondbUpload:
     check_choice("an upload state", state, UPLOAD_STATES)
     row = s.get(CondbUpload, upload_id)

@@ -15,7 +15,7 @@ from b2cal_assets.cli.common import (
     print_json,
     user_errors,
 )
-from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
+from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority, require_manager
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.loop.staging import show_staging
 from b2cal_assets.payloads.archive import current_payloads_archive
@@ -174,13 +174,16 @@ def staging(args) -> int:
 
 
 def _condb_upload(service, args):
+    """A manager's upload now (the sensor's work, done at once): it writes to the conditions database."""
     from b2cal_assets.conditions.condb_client import client_from_settings
 
+    actor = acting(args)
+    require_manager(actor, "uploading a staging tag to the conditions database")
     client = client_from_settings()
     if client is None:
         raise UserError("no conditions database configured: set B2CAL_CONDB_URL (and B2CAL_CONDB_TOKEN)")
     with client:
-        return service.upload_condb(args.processing, client, by=current_user(args))
+        return service.upload_condb(args.processing, client, by=actor.name)
 
 
 def condb_json(uploaded) -> dict | None:

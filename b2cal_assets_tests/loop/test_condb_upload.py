@@ -234,3 +234,12 @@ def test_a_wrong_token_is_a_clear_refusal_not_a_crash(loop, condb_server):
         "Unauthorized: missing or wrong token"
     )
     assert condb_server.tags == {}
+
+
+def test_only_a_manager_uploads_from_the_command_line(loop, condb_env, monkeypatch, capsys):
+    monkeypatch.setenv("B2CAL_MANAGERS", "somebody_else")
+    finish(loop)
+    assert main(["payloads", "staging", "prompt_now", "--upload"]) == 2
+    err = capsys.readouterr().err
+    assert "uploading a staging tag to the conditions database is for calibration managers" in err
+    assert condb_env.tags == {}

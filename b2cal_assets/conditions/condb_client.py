@@ -18,8 +18,6 @@ import functools
 import json
 import uuid
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from enum import StrEnum
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 from urllib.parse import quote
@@ -27,6 +25,16 @@ from urllib.parse import quote
 import httpx
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from b2cal_assets.conditions.condb_api import (
+    CondbAnswerError,
+    CondbError,
+    CondbRefused,
+    CondbUnavailable,
+    GlobalTag,
+    RemoteIoV,
+    RemotePayload,
+    TagState,
+)
 from b2cal_assets.domain.iov import IoV
 
 __all__ = [
@@ -40,59 +48,6 @@ __all__ = [
     "RemotePayload",
     "TagState",
 ]
-
-
-class TagState(StrEnum):
-    OPEN = "OPEN"
-    TESTING = "TESTING"
-    VALIDATED = "VALIDATED"
-    PUBLISHED = "PUBLISHED"
-    RUNNING = "RUNNING"
-    INVALID = "INVALID"
-
-
-class CondbError(Exception):
-    """Anything the conditions database did not do."""
-
-
-class CondbUnavailable(CondbError):
-    """The server cannot be reached or answers 5xx: try again later."""
-
-
-class CondbAnswerError(CondbError):
-    """The server answered something this client does not understand (not the API v2 it expects)."""
-
-
-class CondbRefused(CondbError):
-    """The server refused the request (4xx); ``reason`` is its own words."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        self.status = status
-        self.reason = reason
-        super().__init__(reason)
-
-
-@dataclass(frozen=True)
-class GlobalTag:
-    id: int
-    name: str
-    state: TagState
-    description: str = ""
-
-
-@dataclass(frozen=True)
-class RemotePayload:
-    id: int
-    name: str
-    checksum: str
-    revision: int
-
-
-@dataclass(frozen=True)
-class RemoteIoV:
-    id: int
-    payload: RemotePayload
-    iov: IoV
 
 
 P = ParamSpec("P")

@@ -20,12 +20,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from b2cal_assets.conditions.condb_client import (
+from b2cal_assets.conditions.condb_api import (
     CondbError,
     CondbRefused,
     CondbUnavailable,
-    ConditionsDbClient,
     GlobalTag,
     RemotePayload,
     TagState,
@@ -40,6 +40,9 @@ from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.staging import tag_name
 from b2cal_assets.settings import settings
+
+if TYPE_CHECKING:  # the HTTP client is the caller's: reading an upload's state needs no HTTP library
+    from b2cal_assets.conditions.condb_client import ConditionsDbClient
 
 MAX_BACKOFF = timedelta(hours=1)
 FIRST_BACKOFF = timedelta(seconds=30)

@@ -13,13 +13,12 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.scripts import ScriptSet
-from b2cal_assets.conditions.condb_client import ConditionsDbClient
 from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.models import utcnow
 from b2cal_assets.domain.iov import IoV
@@ -55,6 +54,9 @@ from b2cal_assets.loop.tick import Ticker
 from b2cal_assets.loop.uploads import UploadResult
 from b2cal_assets.tickets.messages import TicketEvent
 from b2cal_assets.tickets.outbox import TicketOutbox
+
+if TYPE_CHECKING:
+    from b2cal_assets.conditions.condb_client import ConditionsDbClient
 
 __all__ = [
     "AUTO_USER",

@@ -243,3 +243,16 @@ def test_only_a_manager_uploads_from_the_command_line(loop, condb_env, monkeypat
     err = capsys.readouterr().err
     assert "uploading a staging tag to the conditions database is for calibration managers" in err
     assert condb_env.tags == {}
+
+
+def test_a_payload_stored_but_unanswered_is_found_again_not_sent_twice(loop, client, condb_server):
+    finish(loop)
+    condb_server.interrupt_after(1)  # ToyA's payload is stored; its answer never arrives
+    (cut,) = loop.upload_due_condb(client)
+    assert cut.outcome == "unavailable"
+    assert [r.state for r in cut.rows] == ["sending_payload", "pending", "pending"]
+    condb_server.up()
+    resumed = loop.upload_condb("prompt_now", client, by="mgr")
+    assert resumed.ok and (resumed.sent_payloads, resumed.sent_iovs) == (2, 3)
+    assert [p.name for p in condb_server.payloads.values()].count("ToyA") == 1
+    assert content(condb_server) == EXPECTED

@@ -138,8 +138,19 @@ class CondbUploads:
             return repo.due_condb_processings(s, self.ctx.clock())
 
     def upload_due(self, client: ConditionsDbClient, *, by: str) -> list[CondbUploadResult]:
-        """Every due upload whose backoff is over (the upload sensor)."""
-        return [self.upload(name, client, by=by) for name in self.due()]
+        """Every due upload whose backoff is over (the upload sensor).
+
+        Once the server is found unreachable the other due uploads are not tried in this tick (each
+        would wait through its retries): they get the same backoff and the same message.
+        """
+        results: list[CondbUploadResult] = []
+        for name in self.due():
+            down = next((r for r in results if r.outcome == "unavailable"), None)
+            if down is not None:
+                results.append(self._unavailable(name, down.error.removesuffix("; retrying"), [0, 0]))
+            else:
+                results.append(self.upload(name, client, by=by))
+        return results
 
     def view(self, processing: str) -> CondbUploadResult | None:
         """The recorded state of the processing's upload, or None if none was ever due."""

@@ -3,6 +3,7 @@
 Nothing in the upload path is mocked: the loop's upload talks HTTP to ``fixtures/condb.py``.
 """
 
+import hashlib
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from b2cal_assets.cli import main
 from b2cal_assets.conditions.condb_client import ConditionsDbClient
-from b2cal_assets.db.repo import calibrations
+from b2cal_assets.db.repo import calibrations, condb
 from b2cal_assets.loop.service import AUTO_USER
 from b2cal_assets_tests.loop.conftest import T0
 from b2cal_assets_tests.loop.helpers import fake_run
@@ -137,8 +138,6 @@ def test_an_overlapping_iov_in_the_tag_is_refused_with_the_payload_named(loop, c
     tag = client.create_global_tag(TAG, "made by hand", "someone")
     other = tmp_path / "other.root"
     other.write_bytes(b"another ToyC")
-    import hashlib
-
     placed = client.create_payload("ToyC", other, hashlib.md5(other.read_bytes()).hexdigest())
     client.create_iov(tag.id, placed.id, (1, 2, 1, 2))
     (result,) = loop.upload_due_condb(client)
@@ -256,3 +255,15 @@ def test_a_payload_stored_but_unanswered_is_found_again_not_sent_twice(loop, cli
     assert resumed.ok and (resumed.sent_payloads, resumed.sent_iovs) == (2, 3)
     assert [p.name for p in condb_server.payloads.values()].count("ToyA") == 1
     assert content(condb_server) == EXPECTED
+
+
+def test_once_the_server_is_found_down_the_other_due_uploads_wait_without_trying(loop, client, condb_server):
+    finish(loop)
+    with loop.session() as s:
+        condb.mark_condb_due(s, "prompt_hold", "staging_prompt_hold")
+    condb_server.down("503")
+    first, second = loop.upload_due_condb(client)
+    assert (first.processing, second.processing) == ("prompt_now", "prompt_hold")
+    assert first.outcome == second.outcome == "unavailable" and second.error == first.error
+    assert second.next_try_at is not None
+    assert len(condb_server.requests) == 2  # the first upload's retries; none for the second

@@ -126,6 +126,9 @@ class CondbUploadResult:
         return f"staging tag {self.tag}: no upload yet"
 
 
+Todo = tuple[int, UploadRow, str]  # an upload row's id, what it records, the payload file
+
+
 class CondbUploads:
     """Marks uploads due and performs them with a ``ConditionsDbClient`` (given by the caller)."""
 
@@ -178,35 +181,10 @@ class CondbUploads:
     def upload(self, processing: str, client: ConditionsDbClient, *, by: str) -> CondbUploadResult:
         """Upload (or resume) the processing's signed-off payloads; never raises for the server's answers."""
         name = condb_tag_name(processing)
-        try:
-            with self.ctx.session() as s:
-                p = processings.get_processing(s, processing)
-                processing_iov = IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
-                repo.ensure_condb_tag(s, processing, name)
-        except InvalidValue as exc:  # uploaded under another tag name before: not moved silently
-            return CondbUploadResult(processing, name, "refused", error=str(exc))
-        payloads = self.inputs.signed_off_payloads(processing)
-        if not payloads:
-            return self._finish(processing, "problems", problems=["no signed-off payloads: nothing to upload"])
-        try:
-            entries = build_entries(payloads, processing_iov)
-        except StagingError as exc:
-            return self._finish(processing, "problems", problems=exc.problems)
-        calibration_of = {(p.name, p.checksum, p.iov): p.calibration for p in payloads}
-        with self.ctx.session() as s:
-            tag_row = repo.ensure_condb_tag(s, processing, name)
-            planned = [
-                (
-                    calibration_of.get((e.name, e.checksum, e.iov), ""),
-                    e.name,
-                    e.revision,
-                    e.checksum,
-                    (e.iov.exp_low, e.iov.run_low, e.iov.exp_high, e.iov.run_high),
-                    str(e.file),
-                )
-                for e in entries
-            ]
-            todo = [(r.id, UploadRow.of(r), r.file) for r in repo.plan_uploads(s, tag_row, planned)]
+        planned = self._plan(processing, name)
+        if isinstance(planned, CondbUploadResult):
+            return planned
+        processing_iov, todo = planned
         sent = [0, 0]
         try:
             tag = self._open_tag(client, name, processing, by)
@@ -236,6 +214,38 @@ class CondbUploads:
         if problems:
             return self._finish(processing, "problems", problems=problems, tag=tag, sent=sent)
         return self._finish(processing, "uploaded", tag=tag, sent=sent)
+
+    def _plan(self, processing: str, name: str) -> CondbUploadResult | tuple[IoV, list[Todo]]:
+        """The checked payload IoVs, one recorded row each; or the result that stops the upload here."""
+        try:
+            with self.ctx.session() as s:
+                p = processings.get_processing(s, processing)
+                processing_iov = IoV(p.exp_low, p.run_low, p.exp_high, p.run_high)
+                repo.ensure_condb_tag(s, processing, name)
+        except InvalidValue as exc:  # uploaded under another tag name before: not moved silently
+            return CondbUploadResult(processing, name, "refused", error=str(exc))
+        payloads = self.inputs.signed_off_payloads(processing)
+        if not payloads:
+            return self._finish(processing, "problems", problems=["no signed-off payloads: nothing to upload"])
+        try:
+            entries = build_entries(payloads, processing_iov)  # the staging tag's checks, before anything
+        except StagingError as exc:
+            return self._finish(processing, "problems", problems=exc.problems)
+        calibration_of = {(p.name, p.checksum, p.iov): p.calibration for p in payloads}
+        wanted = [
+            (
+                calibration_of.get((e.name, e.checksum, e.iov), ""),
+                e.name,
+                e.revision,
+                e.checksum,
+                (e.iov.exp_low, e.iov.run_low, e.iov.exp_high, e.iov.run_high),
+                str(e.file),
+            )
+            for e in entries
+        ]
+        with self.ctx.session() as s:
+            rows = repo.plan_uploads(s, repo.ensure_condb_tag(s, processing, name), wanted)
+            return processing_iov, [(r.id, UploadRow.of(r), r.file) for r in rows]
 
     # --- the steps ---------------------------------------------------------------------------
     def _open_tag(self, client: ConditionsDbClient, name: str, processing: str, by: str) -> GlobalTag:

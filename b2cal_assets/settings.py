@@ -10,7 +10,7 @@ a config file by ``web/config.py``; paths under ``B2CAL_HOME`` come from ``home.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -98,6 +98,29 @@ class Settings(BaseSettings):
     rucio_backoff_max_s: Seconds = Field(default=1800.0, description="Longest wait between failed syncs.")
     trusted_proxies: str = Field(
         default="", description="Addresses whose X-Forwarded-* headers are believed."
+    )
+    condb_url: str = Field(
+        default="", description="Conditions database REST root (https://host/b2s/rest/); empty: no upload."
+    )
+    condb_user: str = Field(default="", description="Conditions database account (HTTP basic auth).")
+    condb_token: str = Field(
+        default="", description="Its password, or a bearer token when no user is set."
+    )
+    condb_upload_at: Literal["processing", "signoff"] = Field(
+        default="processing",
+        description="When signed-off payloads go up: at the end of the processing or at each sign-off.",
+    )
+    condb_tag_pattern: Annotated[str, Field(pattern=r"\{processing\}")] = Field(
+        default="staging_{processing}", description="The staging global tag's name; {processing} is replaced."
+    )
+    condb_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        default=30.0, description="Seconds per conditions-database request."
+    )
+    condb_attempts: Annotated[int, Field(ge=1)] = Field(
+        default=4, description="Tries per request while the conditions database is unreachable."
+    )
+    condb_backoff_s: Seconds = Field(
+        default=2.0, description="First wait between those tries (doubles each time)."
     )
     services_dir: Path = Field(
         default=Path("/tmp/b2cal-services"), description="Where .ci/services keeps its test services."

@@ -14,6 +14,7 @@ pytest_plugins = [
         "b2cal_assets_tests.fixtures.rucio",
         "b2cal_assets_tests.fixtures.ldap",
         "b2cal_assets_tests.fixtures.jira",
+        "b2cal_assets_tests.fixtures.condb",
         "b2cal_assets_tests.fixtures.disk",
         "b2cal_assets_tests.fixtures.private_db",
     )

@@ -15,7 +15,7 @@ from b2cal_assets.cli.common import (
     print_json,
     user_errors,
 )
-from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
+from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority, require_manager
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.loop.staging import show_staging
 from b2cal_assets.payloads.archive import current_payloads_archive
@@ -66,6 +66,11 @@ def register(sub) -> None:
     )
     st.add_argument("processing")
     st.add_argument("--build", action="store_true", help="build and export it again now")
+    st.add_argument(
+        "--upload",
+        action="store_true",
+        help="upload (or resume uploading) it to the conditions database ($B2CAL_CONDB_URL) now",
+    )
     add_as_argument(st)
     st.add_argument("--json", action="store_true")
     add_db_argument(st)
@@ -148,6 +153,7 @@ def staging(args) -> int:
             if args.build
             else show_staging(args.processing)
         )
+        uploaded = _condb_upload(service, args) if args.upload else service.condb_upload(args.processing)
     if args.json:
         print_json(
             {
@@ -156,14 +162,74 @@ def staging(args) -> int:
                 "directory": str(result.directory) if result.directory else None,
                 "entries": [{**e, "iov": list(e["iov"])} for e in result.entries],
                 "problems": result.problems,
+                "condb": condb_json(uploaded),
             }
         )
         return 0
+    if result.directory is not None or result.problems or uploaded is None:
+        _print_local_staging(args, result)
+    if uploaded is not None:
+        print_condb_upload(uploaded)
+    return 1 if args.upload and uploaded is not None and not uploaded.ok else 0
+
+
+def _condb_upload(service, args):
+    """A manager's upload now (the sensor's work, done at once): it writes to the conditions database."""
+    from b2cal_assets.conditions.condb_client import client_from_settings
+
+    actor = acting(args)
+    require_manager(actor, "uploading a staging tag to the conditions database")
+    client = client_from_settings()
+    if client is None:
+        raise UserError("no conditions database configured: set B2CAL_CONDB_URL (and B2CAL_CONDB_TOKEN)")
+    with client:
+        return service.upload_condb(args.processing, client, by=actor.name)
+
+
+def condb_json(uploaded) -> dict | None:
+    if uploaded is None:
+        return None
+    return {
+        "tag": uploaded.tag,
+        "outcome": uploaded.outcome,
+        "tag_state": uploaded.tag_state,
+        "error": uploaded.error,
+        "problems": uploaded.problems,
+        "rows": [{**asdict(r), "iov": list(r.iov)} for r in uploaded.rows],
+    }
+
+
+def print_condb_upload(uploaded) -> None:
+    """What is in the conditions database's staging tag, one row per payload IoV."""
+    print(f"conditions database: {uploaded.describe()}")
+    if uploaded.rows:
+        print_table(
+            ["payload", "revision", "iov", "calibration", "state", "condb payload", "condb revision", "condb iov"],
+            [
+                [
+                    r.name,
+                    str(r.revision),
+                    str(r.iov),
+                    r.calibration,
+                    r.state,
+                    "" if r.payload_id is None else str(r.payload_id),
+                    "" if r.condb_revision is None else str(r.condb_revision),
+                    "" if r.iov_id is None else str(r.iov_id),
+                ]
+                for r in uploaded.rows
+            ],
+        )
+    for r in uploaded.rows:
+        if r.error:
+            print(f"  - {r.error}")
+
+
+def _print_local_staging(args, result) -> None:
     if result.directory is None and not result.problems:
         print(
             f"no staging tag for {args.processing} yet: it is built when every calibration is signed off or excluded"
         )
-        return 0
+        return
     if result.directory is not None:
         print(f"staging tag {result.tag}: {result.directory}")
         print_table(
@@ -177,4 +243,3 @@ def staging(args) -> int:
         print(f"the latest build of {result.tag} was not exported:")
         for problem in result.problems:
             print(f"  - {problem}")
-    return 0

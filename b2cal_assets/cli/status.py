@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from b2cal_assets import home
 from b2cal_assets.cli.common import add_db_argument, add_dir_argument, loop_service, print_json, user_errors
+from b2cal_assets.cli.payloads import condb_json
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.domain.states import ACTIVE_STATES, CalibrationState
 
@@ -48,6 +49,7 @@ def run(args) -> int:
         jobs = {name: service.job_rows(name) for name in names} if args.jobs or args.json else {}
         flagged = {name: service.flagged_files(name) for name in names}
         sources = service.source_health()
+        uploads = service.condb_uploads(names)
     if args.json:
         print_json(
             {
@@ -56,6 +58,7 @@ def run(args) -> int:
                     "jobs": [j.__dict__ for j in jobs.get(name, [])],
                     "flagged_files": [f.__dict__ for f in flagged[name]],
                     "data_sources": [h.__dict__ for h in sources if h.site == service.site_of(name).name],
+                    "condb": condb_json(uploads.get(name)),
                 }
                 for name, rows in everything.items()
             }
@@ -85,6 +88,7 @@ def run(args) -> int:
         ["processing", "step", "state", "expert", "latest attempt", "jobs", "payloads", "note"], table
     )
     _print_data_sources(sources, flagged)
+    _print_condb(uploads)
     if args.jobs:
         print()
         job_table = [
@@ -123,6 +127,17 @@ def _print_data_sources(sources, flagged) -> None:
     if lines:
         print()
         print("\n".join(lines))
+
+
+def _print_condb(uploads) -> None:
+    """Each processing's staging tag in the conditions database: uploaded, waiting for the server, refused."""
+    if not uploads:
+        return
+    print()
+    print("conditions database:")
+    for name, upload in uploads.items():
+        pending = " (upload due)" if upload.due and upload.outcome != "unavailable" else ""
+        print(f"  {name}: {upload.describe()}{pending}")
 
 
 def _print_dagster_health() -> None:

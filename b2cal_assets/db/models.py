@@ -262,6 +262,58 @@ class Payload(Base):
     superseded: Mapped[bool] = mapped_column(default=False)
 
 
+class CondbTag(Base):
+    """A processing's staging global tag in the conditions database: whether an upload is due, how it went."""
+
+    __tablename__ = "condb_tag"
+    __table_args__ = (UniqueConstraint("processing_id", name="uq_condb_tag_processing_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    processing_id: Mapped[int] = mapped_column(ForeignKey("processing.id"))
+    name: Mapped[str] = mapped_column(String(128))
+    condb_id: Mapped[int | None] = mapped_column(Integer, default=None)  # globalTagId on the server
+    state: Mapped[str] = mapped_column(String(16), default="")  # the tag's state as last seen there
+    due: Mapped[bool] = mapped_column(default=False)  # the upload sensor is to (re)try
+    outcome: Mapped[str] = mapped_column(String(16), default="")  # uploaded|unavailable|refused|problems
+    failures: Mapped[int] = mapped_column(Integer, default=0)  # unreachable in a row (the backoff)
+    next_try_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    last_error: Mapped[str] = mapped_column(Text, default="")
+    problems: Mapped[list[Any]] = mapped_column(default=list)  # overlap/gap checks of the uploaded tag
+    uploaded_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class CondbUpload(Base):
+    """One payload IoV on its way into the staging tag, written before each request so an upload resumes.
+
+    ``state``: pending -> sending_payload -> payload -> sending_iov -> done, or refused (``error`` says why).
+    A ``sending_*`` row after a crash means the answer was lost: the next upload asks the server first.
+    """
+
+    __tablename__ = "condb_upload"
+    __table_args__ = (
+        UniqueConstraint(
+            "tag_id", "name", "checksum", "exp_low", "run_low", "exp_high", "run_high", name="uq_condb_upload_iov"
+        ),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("condb_tag.id"))
+    calibration: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(128))
+    revision: Mapped[int] = mapped_column(Integer)
+    checksum: Mapped[str] = mapped_column(String(32))
+    exp_low: Mapped[int] = mapped_column(Integer)
+    run_low: Mapped[int] = mapped_column(Integer)
+    exp_high: Mapped[int] = mapped_column(Integer)
+    run_high: Mapped[int] = mapped_column(Integer)
+    file: Mapped[str] = mapped_column(String(1024))
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    payload_id: Mapped[int | None] = mapped_column(Integer, default=None)  # payloadId on the server
+    condb_revision: Mapped[int | None] = mapped_column(Integer, default=None)  # the server's revision
+    iov_id: Mapped[int | None] = mapped_column(Integer, default=None)  # payloadIovId on the server
+    error: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
 class TicketMessage(Base):
     """A message for a calibration's ticket: sent to Jira when configured (outbox), else kept here."""
 

@@ -9,6 +9,7 @@ import dagster as dg
 from b2cal_assets.defs.assets import build_assets
 from b2cal_assets.defs.batch_resources import batch_backend_resources, local_backend_resource
 from b2cal_assets.defs.checks import build_checks
+from b2cal_assets.defs.conditions import ConditionsDbResource, condb_resource_from_env, condb_upload_sensor
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.rucio import RucioCatalogResource, rucio_catalog_sensor, rucio_resource_from_env
 from b2cal_assets.defs.schedules import database_backup_job, database_backup_schedule
@@ -35,6 +36,7 @@ def build_definitions(
     loop: CalibrationLoopResource | None = None,
     jira: JiraResource | None = None,
     rucio: RucioCatalogResource | None = None,
+    condb: ConditionsDbResource | None = None,
 ) -> dg.Definitions:
     scripts = loaded_scripts(calibrations_dir or None)
     steps = build_steps(scripts.calibrations)
@@ -56,6 +58,7 @@ def build_definitions(
             data_arrival_sensor,
             calibration_loop_sensor,  # also reconciles with Dagster's runs (failed, lost, dead runs)
             staging_sensor,
+            condb_upload_sensor,  # the staging tags into the conditions database
             ticket_sensor,
             decisions_sensor,  # decisions made on the calibration pages or the CLI, shown in Dagster
         ],
@@ -66,6 +69,7 @@ def build_definitions(
             "loop": loop or CalibrationLoopResource(calibrations_dir=calibrations_dir),
             "jira": jira or jira_resource_from_env(),
             "rucio": rucio or rucio_resource_from_env(),
+            "condb": condb or condb_resource_from_env(),
             **backend_resources(),
         },
     )

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
@@ -27,6 +27,7 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import AttemptState, CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.catalog_sync import CatalogSync, SourceHealth, SyncPolicy, SyncReport
+from b2cal_assets.loop.condb import CondbUploadResult, CondbUploads
 from b2cal_assets.loop.context import Clock, LoopContext
 from b2cal_assets.loop.job_inputs import JobInputs
 from b2cal_assets.loop.management import Management
@@ -57,6 +58,9 @@ from b2cal_assets.loop.uploads import UploadResult
 from b2cal_assets.tickets.messages import TicketEvent
 from b2cal_assets.tickets.outbox import TicketOutbox
 
+if TYPE_CHECKING:
+    from b2cal_assets.conditions.condb_client import ConditionsDbClient
+
 __all__ = [
     "AUTO_USER",
     "AttemptTicket",
@@ -86,6 +90,7 @@ class LoopService:
         self.signoff = SignOff(self.ctx)
         self.management = Management(self.ctx, self.inputs)
         self.views = StatusViews(self.ctx, states)
+        self.condb = CondbUploads(self.ctx, self.inputs)
         self.ticker = Ticker(self.ctx, states, self.attempts, Reconciler(self.ctx), self.management)
 
     # --- the shared setup, as callers read it --------------------------------------------------
@@ -335,6 +340,19 @@ class LoopService:
 
     def export_staging(self, processing: str, *, by: str) -> StagingResult:
         return self.management.export_staging(processing, by=by)
+
+    # --- the conditions database ---------------------------------------------------------------
+    def upload_condb(self, processing: str, client: ConditionsDbClient, *, by: str) -> CondbUploadResult:
+        return self.condb.upload(processing, client, by=by)
+
+    def upload_due_condb(self, client: ConditionsDbClient) -> list[CondbUploadResult]:
+        return self.condb.upload_due(client, by=AUTO_USER)
+
+    def condb_upload(self, processing: str) -> CondbUploadResult | None:
+        return self.condb.view(processing)
+
+    def condb_uploads(self, processings: Iterable[str]) -> dict[str, CondbUploadResult]:
+        return self.condb.views(processings)
 
     # --- views ---------------------------------------------------------------------------------
     def status_rows(self, processing: str) -> list[StepRow]:

@@ -5,11 +5,13 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from b2cal_assets.db.models import Attempt
-from b2cal_assets.db.repo import attempts, audit, calibrations, signoffs
+from b2cal_assets.db.repo import attempts, audit, calibrations, condb, signoffs
 from b2cal_assets.domain.states import SIGNABLE_STATES, CalibrationState, SignoffDecision
+from b2cal_assets.loop.condb import condb_tag_name, upload_moment
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.decisions import RUN_ID_KEY
 from b2cal_assets.loop.records import LoopError
+from b2cal_assets.loop.steps import CDST_STEP
 from b2cal_assets.loop.transitions import move_calibration
 from b2cal_assets.tickets import messages as ticket_events
 
@@ -69,6 +71,8 @@ class SignOff:
                     attempt_id=latest.id if latest else None,
                 )
                 move_calibration(s, processing, calibration, state)
+                if accepted and calibration != CDST_STEP and upload_moment() == "signoff":
+                    condb.mark_condb_due(s, processing, condb_tag_name(processing))
                 if not automatic:
                     details = {"comment": comment, **({RUN_ID_KEY: dagster_run_id} if dagster_run_id else {})}
                     audit.record_audit(s, by, f"signoff_{verdict}", processing, calibration, details)

@@ -21,6 +21,7 @@ from typing import Any
 from b2cal_assets import home
 from b2cal_assets.conditions.staging import SignedOffPayload, StagingError, StagingTag
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.settings import settings
 
 
 def staging_root() -> Path:
@@ -36,7 +37,9 @@ def problems_file(processing: str) -> Path:
 
 
 def tag_name(processing: str) -> str:
-    return f"staging_{processing}"
+    """The staging global tag of ``processing`` (``B2CAL_CONDB_TAG_PATTERN``, default ``staging_{processing}``),
+    the same name locally and in the conditions database."""
+    return settings().condb_tag_pattern.replace("{processing}", processing)
 
 
 @dataclass(frozen=True)

@@ -6,9 +6,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from b2cal_assets.db.repo import processings
+from b2cal_assets.db.repo import condb, processings
 from b2cal_assets.domain.states import CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
+from b2cal_assets.loop.condb import condb_tag_name, upload_moment
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.management import Management
 from b2cal_assets.loop.notices import LoopEvent, post_in_session
@@ -90,6 +91,8 @@ class Ticker:
                 if processing_finished(statuses):
                     processings.set_processing_state(s, name, ProcessingState.FINISHED)
                     processings.get_processing(s, name).staging_due = True
+                    if upload_moment() == "processing":
+                        condb.mark_condb_due(s, name, condb_tag_name(name))
                     finished.append(name)
                 post_in_session(s, events)
         return TickReport(

@@ -7,12 +7,13 @@ Only the forms a person may use are shown; the server checks the same rules agai
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from b2cal_assets.loop.condb import CondbUploadResult
 from b2cal_assets.loop.service import StepRow
 from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_views import CalibrationView
@@ -96,6 +97,7 @@ def status_page(
     user: SessionUser,
     csrf_token: str,
     error: str = "",
+    uploads: Mapping[str, CondbUploadResult] | None = None,
 ) -> str:
     return _page(
         "status.html",
@@ -105,6 +107,7 @@ def status_page(
         error=error,
         groups=groups,
         known=set(calibrations),
+        uploads=uploads or {},
     )
 
 

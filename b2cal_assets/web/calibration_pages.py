@@ -206,8 +206,11 @@ class CalibrationPages:
         async def handle(user: SessionUser) -> Response:
             service = self.loop()
             groups = await run_in_threadpool(status_by_processing, service)
+            uploads = await run_in_threadpool(service.condb_uploads, [name for name, _rows in groups])
             names = list(service.scripts.calibrations)
-            return self._html(request, lambda token: status_page(groups, names, user=user, csrf_token=token))
+            return self._html(
+                request, lambda token: status_page(groups, names, user=user, csrf_token=token, uploads=uploads)
+            )
 
         return await self._guarded(request, handle)
 

@@ -10,7 +10,7 @@ from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
 CALIBRATION_STATUS_PATH = "/b2cal/status"  # the calibration pages beside the UI (calibration_pages.py)
 
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",

@@ -237,7 +237,9 @@ def _position(iov: IoV, exp: int, run: int) -> float:
     """Where (exp, run) falls along the processing's IoV, 0..1 (runs within one experiment)."""
     if exp < iov.exp_low or (exp == iov.exp_low and run < iov.run_low):
         return 0.0
-    if iov.exp_high != -1 and (exp > iov.exp_high or (exp == iov.exp_high and (run == -1 or run > iov.run_high))):
+    if iov.exp_high != -1 and (
+        exp > iov.exp_high or (exp == iov.exp_high and (run == -1 or run > iov.run_high))
+    ):
         return 1.0
     if iov.exp_low != iov.exp_high or iov.run_high == -1:
         span_e = max(1, (iov.exp_high if iov.exp_high != -1 else exp) - iov.exp_low + 1)
@@ -250,11 +252,15 @@ def timeline(iov: IoV, payloads: list[PayloadView]) -> tuple[TimelineBar, ...]:
     bars = []
     for p in payloads:
         left = _position(iov, p.iov.exp_low, p.iov.run_low)
-        if p.iov.exp_high == -1 or p.iov.run_high == -1 and p.iov.exp_high >= iov.exp_high:
+        if p.iov.exp_high == -1 or (p.iov.run_high == -1 and p.iov.exp_high >= iov.exp_high):
             right = 1.0
         else:
             right = _position(iov, p.iov.exp_high, p.iov.run_high + 1)
-        bars.append(TimelineBar(p.name, p.revision, p.iov, round(left * 100, 2), round(max(right - left, 0.01) * 100, 2)))
+        bars.append(
+            TimelineBar(
+                p.name, p.revision, p.iov, round(left * 100, 2), round(max(right - left, 0.01) * 100, 2)
+            )
+        )
     return tuple(sorted(bars, key=lambda b: (b.name, b.left, b.revision)))
 
 
@@ -297,10 +303,14 @@ def calibration_view(service: LoopService, processing: str, calibration: str) ->
                 for j in job_repo.list_jobs(s, latest.id)
                 if j.state == "failed" or (j.exit_code is not None and j.exit_code != 0)
             ]
-            failure = FailureView(latest.number, tail(latest.error or ""), tuple(failed), latest.dagster_run_id or "")
+            failure = FailureView(
+                latest.number, tail(latest.error or ""), tuple(failed), latest.dagster_run_id or ""
+            )
         history = [
             AuditView(e.at, e.user, e.action, dict(e.details or {}))
-            for e in audit_repo.list_audit(s, processing=processing, calibration=calibration, limit=HISTORY_LENGTH)
+            for e in audit_repo.list_audit(
+                s, processing=processing, calibration=calibration, limit=HISTORY_LENGTH
+            )
         ]
     row = rows[calibration]
     is_calibration = script is not None

@@ -99,8 +99,14 @@ def todo_of(row: StepRow, now: datetime) -> Todo:
         return Todo("done", "excluded by a manager: nothing to do", "")
     if state == _C.WINDOW_OPEN:
         if row.attempt_state in ("held", "queued") and row.submitted_by not in ("", "auto"):
-            return Todo("watch", f"your settings are in (attempt {row.attempts}); they run as planned", "attempts")
-        when = f"{row.deadline:%Y-%m-%d %H:%M} UTC, {countdown(row.deadline, now)}" if row.deadline else "the deadline"
+            return Todo(
+                "watch", f"your settings are in (attempt {row.attempts}); they run as planned", "attempts"
+            )
+        when = (
+            f"{row.deadline:%Y-%m-%d %H:%M} UTC, {countdown(row.deadline, now)}"
+            if row.deadline
+            else "the deadline"
+        )
         return Todo("submit", f"Submit your settings before {when}", "form-submit")
     if state == _C.FAILED:
         return Todo("failure", f"Attempt {row.attempts} failed: look at the failure and resubmit", "failure")
@@ -186,7 +192,8 @@ def overview(service: LoopService, processing: str, filters: StatusFilters) -> P
         counts=tuple((s, counts[s]) for s in order if s in counts),
         critical_path=path,
         blockers=tuple(
-            Blocker(name, by_name[name].state, by_name[name].expert, _why(by_name[name], now)) for name in head
+            Blocker(name, by_name[name].state, by_name[name].expert, _why(by_name[name], now))
+            for name in head
         ),
         rows=tuple(r for r in rows if filters.keeps(r)),
     )

@@ -20,10 +20,10 @@ from b2cal_assets.loop.work_views import ProcessingOverview, StatusFilters, Work
 from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_views import CalibrationView
 from b2cal_assets.web.forms import human_bytes
-from b2cal_assets.web.settings_form import MARKER, settings_fields
 from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH
 from b2cal_assets.web.rendering import render
 from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
+from b2cal_assets.web.settings_form import MARKER, settings_fields
 
 STATUS_PATH = CALIBRATION_STATUS_PATH
 WORK_PATH = "/b2cal/work"

@@ -27,13 +27,13 @@ from b2cal_assets.db.errors import DatabaseError
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.authority import require_authority
 from b2cal_assets.loop.factory import loop_service
+from b2cal_assets.loop.page_views import plot_file
 from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
+from b2cal_assets.loop.work_views import StatusFilters, my_work, overviews
 from b2cal_assets.payloads.archive import ArchiveError, current_payloads_archive
 from b2cal_assets.payloads.upload import UploadRejected
 from b2cal_assets.redaction import without_server_paths
-from b2cal_assets.loop.page_views import plot_file
-from b2cal_assets.loop.work_views import StatusFilters, my_work, overviews
 from b2cal_assets.web.calibration_html import (
     STATUS_PATH,
     WORK_PATH,
@@ -243,10 +243,14 @@ class CalibrationPages:
             service = self.loop()
             shown = await run_in_threadpool(overviews, service, filters)
             processings = await run_in_threadpool(service.all_processing_names)
-            experts = {r.expert for o in await run_in_threadpool(overviews, service, StatusFilters()) for r in o.rows}
+            experts = {
+                r.expert for o in await run_in_threadpool(overviews, service, StatusFilters()) for r in o.rows
+            }
             error = ""
             if filters.processing and filters.processing not in processings:
-                error = f"no processing named {filters.processing!r}; known: {', '.join(processings) or 'none'}"
+                error = (
+                    f"no processing named {filters.processing!r}; known: {', '.join(processings) or 'none'}"
+                )
             names = list(service.scripts.calibrations)
             return self._html(
                 request,

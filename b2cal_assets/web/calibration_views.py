@@ -12,7 +12,14 @@ from b2cal_assets.loop.page_views import (
 )
 from b2cal_assets.loop.service import LoopService, StepRow
 
-__all__ = ["AttemptView", "AuditView", "CalibrationView", "assigned_expert", "calibration_view", "status_by_processing"]
+__all__ = [
+    "AttemptView",
+    "AuditView",
+    "CalibrationView",
+    "assigned_expert",
+    "calibration_view",
+    "status_by_processing",
+]
 
 
 def status_by_processing(service: LoopService) -> list[tuple[str, list[StepRow]]]:

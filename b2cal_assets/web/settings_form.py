@@ -144,10 +144,14 @@ def submitted_settings(form: FormData, defaults: Mapping[str, Any]) -> dict[str,
         if value != default:
             overrides[key] = value
     unknown = sorted(
-        k[len(FIELD_PREFIX) :] for k in form if k.startswith(FIELD_PREFIX) and k[len(FIELD_PREFIX) :] not in defaults
+        k[len(FIELD_PREFIX) :]
+        for k in form
+        if k.startswith(FIELD_PREFIX) and k[len(FIELD_PREFIX) :] not in defaults
     )
     if unknown:
-        errors["_form"] = f"not settings of this script: {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
+        errors["_form"] = (
+            f"not settings of this script: {', '.join(unknown)}; known: {', '.join(sorted(defaults))}"
+        )
     if errors:
         raise SettingsRejected(errors, values)
     return overrides

@@ -28,6 +28,7 @@ from b2cal_assets.loop.records import JobRow, LoopError, PayloadView, SiteView, 
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets.loop.uploads import UPLOAD_KEY
 from b2cal_assets.loop.validation import VALIDATION_WORKDIR, VERDICT_FILE
+from b2cal_assets.loop.work_views import Todo, todo_of
 
 HISTORY_LENGTH = 25
 LOG_TAIL_LINES = 25
@@ -112,6 +113,22 @@ class TimelineBar:
     left: float
     width: float
 
+    @property
+    def label(self) -> str:
+        return iov_label(self.iov)
+
+
+def iov_label(iov: IoV) -> str:
+    """``exp 1 runs 3-4``, ``exp 1 run 3 - exp 2 run 7``, ``exp 1 run 3 onwards``: an IoV in words."""
+    if iov.exp_high == -1 or (iov.run_high == -1 and iov.exp_high == iov.exp_low):
+        return f"exp {iov.exp_low} run {iov.run_low} onwards"
+    if iov.exp_low == iov.exp_high:
+        if iov.run_low == iov.run_high:
+            return f"exp {iov.exp_low} run {iov.run_low}"
+        return f"exp {iov.exp_low} runs {iov.run_low}-{iov.run_high}"
+    high = "end" if iov.run_high == -1 else f"run {iov.run_high}"
+    return f"exp {iov.exp_low} run {iov.run_low} - exp {iov.exp_high} {high}"
+
 
 @dataclass(frozen=True)
 class CalibrationView:
@@ -133,6 +150,7 @@ class CalibrationView:
     plots: PlotSet | None
     previous_plots: PlotSet | None
     timeline: tuple[TimelineBar, ...]
+    todo: Todo  # what the expert must do now
 
 
 def applicable_actions(row: StepRow, *, is_calibration: bool, has_attempts: bool) -> frozenset[str]:
@@ -334,6 +352,7 @@ def calibration_view(service: LoopService, processing: str, calibration: str) ->
         plots=plot_set(service, processing, calibration) if is_calibration else None,
         previous_plots=plot_set(service, previous, calibration) if previous else None,
         timeline=timeline(iov, payloads),
+        todo=todo_of(row, service.clock()),
     )
 
 

@@ -83,7 +83,7 @@ def countdown(deadline: datetime | None, now: datetime) -> str:
     """``in 5 h 12 min`` / ``passed 2 h ago``: the deadline as a person reads it."""
     if deadline is None:
         return ""
-    seconds = int((deadline - now).total_seconds())
+    seconds = int((deadline.replace(tzinfo=None) - now.replace(tzinfo=None)).total_seconds())
     minutes = abs(seconds) // 60
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
@@ -163,6 +163,8 @@ def critical_path(rows: Sequence[StepRow], depends_on: dict[str, tuple[str, ...]
 
 def _why(row: StepRow, now: datetime) -> str:
     expert = row.expert or "nobody"
+    if row.state == _C.WINDOW_OPEN and row.attempt_state in ("held", "queued"):
+        return f"attempt {row.attempts} {row.attempt_state}: it starts {'at the deadline' if row.attempt_state == 'held' else 'at the next tick'}"
     if row.state == _C.WINDOW_OPEN:
         return f"window open: {expert} submits, deadline {countdown(row.deadline, now) or 'not set'}"
     if row.state == _C.FAILED:

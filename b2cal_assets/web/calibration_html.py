@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from b2cal_assets.domain.stages import Stage
 from b2cal_assets.domain.states import CalibrationState
+from b2cal_assets.loop.page_views import iov_label
 from b2cal_assets.loop.service import StepRow
 from b2cal_assets.loop.work_views import ProcessingOverview, StatusFilters, WorkItem, countdown, shown_state
 from b2cal_assets.redaction import without_server_paths
@@ -104,6 +105,7 @@ def _page(template: str, title: str, *, user: SessionUser, csrf_token: str, **co
         dagster_run_path=dagster_run_path,
         plot_path=plot_path,
         shown_state=shown_state,
+        iov_label=iov_label,
         dagster_asset_path=dagster_asset_path,
         when=_when,
         # what the page shows of errors and recorded details names no server path
@@ -166,7 +168,6 @@ def calibration_page(
     allowed: Allowed,
     notice: str = "",
     error: str = "",
-    flash_kind: str = "",
     values: dict[str, Any] | None = None,
     field_errors: dict[str, str] | None = None,
 ) -> str:
@@ -187,7 +188,7 @@ def calibration_page(
         fields=fields,
         form_error=(field_errors or {}).get("_form", ""),
         settings_marker=MARKER,
-        flash_kind=flash_kind,
+        todo=view.todo,
         upload_limit=human_bytes(allowed.upload_limit_bytes),
     )
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html as html_text
 import io
-import json
 import re
 import tarfile
 

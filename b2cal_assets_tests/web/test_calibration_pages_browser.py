@@ -42,7 +42,7 @@ def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, lda
     page.locator("#status-p2").wait_for()
     shot(page, "calibrations-02-status")
 
-    page.locator('a[href="/b2cal/processing/p2/toy_a"]').click()
+    page.locator('#status-p2 a[href="/b2cal/processing/p2/toy_a"]').click()
     page.locator("#form-restart").wait_for()
     assert page.locator("#calibration-state").inner_text() == "finished"
     shot(page, "calibrations-03-calibration")

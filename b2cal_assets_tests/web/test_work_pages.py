@@ -184,7 +184,7 @@ def test_plots_beside_the_previous_processing_served_only_to_a_login(login_as, t
 def test_the_payload_timeline_draws_each_iov_over_the_runs(login_as):
     html = login_as("victor").get(page_path("p2", "toy_a")).text
     timeline = re.search(r"<div class=timeline id=timeline.*?</div>\n<table", html, re.S).group(0)
-    assert "ToyA r1" in timeline
+    assert "ToyA r1" in timeline and "exp 1 runs 3-4 (1,3,1,4)" in timeline
     assert 'style="left:0.0%;width:100.0%"' in timeline  # the job's payload covers runs 3-4 of p2
 
 

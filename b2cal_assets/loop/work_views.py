@@ -98,9 +98,13 @@ def todo_of(row: StepRow, now: datetime) -> Todo:
     if row.excluded:
         return Todo("done", "excluded by a manager: nothing to do", "")
     if state == _C.WINDOW_OPEN:
-        if row.attempt_state in ("held", "queued") and row.submitted_by not in ("", "auto"):
+        if row.attempt_state in ("held", "queued"):
+            starts = "at the deadline" if row.attempt_state == "held" else "at the loop's next tick"
+            whose = "the defaults" if row.submitted_by in ("", "auto") else f"{row.submitted_by}'s settings"
             return Todo(
-                "watch", f"your settings are in (attempt {row.attempts}); they run as planned", "attempts"
+                "watch",
+                f"Attempt {row.attempts} ({whose}) starts {starts}; submitting again replaces it",
+                "attempts",
             )
         when = (
             f"{row.deadline:%Y-%m-%d %H:%M} UTC, {countdown(row.deadline, now)}"
@@ -164,7 +168,8 @@ def critical_path(rows: Sequence[StepRow], depends_on: dict[str, tuple[str, ...]
 def _why(row: StepRow, now: datetime) -> str:
     expert = row.expert or "nobody"
     if row.state == _C.WINDOW_OPEN and row.attempt_state in ("held", "queued"):
-        return f"attempt {row.attempts} {row.attempt_state}: it starts {'at the deadline' if row.attempt_state == 'held' else 'at the next tick'}"
+        starts = "at the deadline" if row.attempt_state == "held" else "at the loop's next tick"
+        return f"attempt {row.attempts} {row.attempt_state}: it starts {starts}"
     if row.state == _C.WINDOW_OPEN:
         return f"window open: {expert} submits, deadline {countdown(row.deadline, now) or 'not set'}"
     if row.state == _C.FAILED:

@@ -240,6 +240,7 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     page.locator("#b2cal-notice").wait_for()
     assert "attempt 2 recorded" in page.locator("#b2cal-notice").inner_text()
     assert page.locator("#calibration-state").inner_text() == "window_open"
+    assert "Attempt 2 (the defaults) starts at the loop's next tick" in page.locator("#todo-now").inner_text()
     shot(page, "days-manager-05-restarted")
 
     page.goto(served + "/b2cal/status")

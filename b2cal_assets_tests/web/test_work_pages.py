@@ -204,3 +204,18 @@ def test_a_form_redirects_and_a_reload_does_not_repeat_it(login_as, toy_service)
 
         assert attempts.latest_attempt(s, "p2", "toy_a").number == 2
     assert post(mary, "p2", "toy_a", "restart").status_code == 200  # a second one is a second click
+
+
+def test_a_submitted_attempt_moves_from_to_do_to_watch(login_as):
+    alice = login_as("alice")
+    assert post(alice, "p1", "toy_a", "submit", {"settings_form": "1", "cfg.scale": "1.5"}).status_code == 200
+    html = alice.get("/b2cal/work").text
+    assert "/p1/toy_a" not in re.search(r"<table id=todo>.*?</table>", html, re.S).group(0)
+    row = link_to(html, "watch", "p1/toy_a")
+    assert (
+        "Attempt 1 (alice&#39;s settings) starts at the loop&#39;s next tick; submitting again replaces it"
+        in row
+    )
+    status = login_as("mary").get("/b2cal/status").text
+    blockers = re.search(r'<ul class=blockers id="blockers-p1">(.*?)</ul>', status, re.S).group(1)
+    assert "attempt 1 queued: it starts at the loop&#39;s next tick" in blockers

@@ -9,6 +9,7 @@ off and uploads; managers exclude, include, reassign and restart; viewers look.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
@@ -23,7 +24,10 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from b2cal_assets.db.errors import DatabaseError
+from b2cal_assets.db.connection import display_url
+from b2cal_assets.db.engine import database_url
+from b2cal_assets.db.errors import DatabaseError, SchemaError
+from b2cal_assets.db.migrate import check_schema
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.authority import require_authority
 from b2cal_assets.loop.factory import loop_service
@@ -83,8 +87,23 @@ MANAGER_ACTIONS = {
 
 
 def default_loop_service() -> LoopService:
-    """The deployment's loop: ``$B2CAL_DATABASE_URL`` (or SQLite in ``$B2CAL_HOME``) and its scripts."""
+    """The deployment's loop: ``$B2CAL_DATABASE_URL`` (or SQLite in ``$B2CAL_HOME``) and its scripts.
+
+    A database without the b2cal tables (``make dev`` before ``make demo``) is a page saying what to
+    run, not an internal error.
+    """
+    _schema_is_current(database_url())
     return loop_service()
+
+
+@functools.cache
+def _schema_is_current(url: str) -> None:
+    """Checked once per URL while it holds (a ``SchemaError`` is not cached: the next request asks again)."""
+    try:
+        check_schema(url)
+    except SchemaError as exc:
+        said = str(exc).replace(display_url(url), "the calibration database")  # no server path on a page
+        raise SchemaError(f"{said} (`make demo` makes a demo database)") from None
 
 
 class CalibrationPages:

@@ -219,3 +219,19 @@ def test_a_submitted_attempt_moves_from_to_do_to_watch(login_as):
     status = login_as("mary").get("/b2cal/status").text
     blockers = re.search(r'<ul class=blockers id="blockers-p1">(.*?)</ul>', status, re.S).group(1)
     assert "attempt 1 queued: it starts at the loop&#39;s next tick" in blockers
+
+
+def test_without_a_database_the_pages_say_what_to_run(web_workspace, b2cal_home):
+    """`make dev` before `make demo`: the pages name the command, not an internal error or a path."""
+    from starlette.testclient import TestClient
+
+    from b2cal_assets.web.app import build_app
+
+    app = build_app(web_workspace, login=None)  # the deployment's own loop, from B2CAL_HOME
+    with TestClient(app, base_url="http://localhost", follow_redirects=False) as local:
+        response = local.get("/b2cal/status")
+        assert response.status_code == 503
+        message = error_of(response.text)
+        assert "the calibration database has no b2cal tables yet: run `b2cal db upgrade`" in message
+        assert "make demo" in message and str(b2cal_home) not in response.text
+        assert not (b2cal_home / "b2cal.db").exists()  # looking created nothing

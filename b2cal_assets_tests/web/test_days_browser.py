@@ -7,8 +7,6 @@ test-artifacts/browser/ (days-expert-*, days-manager-*)."""
 from __future__ import annotations
 
 import re
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,7 +22,7 @@ from b2cal_assets.caf.runner import (
 from b2cal_assets.loop.submission import checked_submission
 from b2cal_assets.loop.validation import run_validation_script
 from b2cal_assets_tests.web.conftest import auth_config, make_pages_app
-from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, _free_port, shot
+from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, serving, shot
 from b2cal_assets_tests.web.test_browser import browser as browser  # the fixture
 
 pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
@@ -32,24 +30,11 @@ pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def served(web_workspace, ldap_server, audit_log, toy_service) -> Iterator[str]:
-    import uvicorn
-
     config = auth_config(
         ldap_server, bind_dn=ldap_server.service_dn, bind_password=ldap_server.service_password
     )
-    app = make_pages_app(web_workspace, config, audit_log, toy_service)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(make_pages_app(web_workspace, config, audit_log, toy_service)) as base:
+        yield base
 
 
 def run_like_the_loop(service, processing: str, calibration: str, run_id: str) -> bool:
@@ -196,6 +181,13 @@ def test_an_experts_day(served, browser, ldap_server, toy_service):
     shot(page, "days-expert-09-payloads-and-history")
 
 
+def open_from_status(page, processing: str, calibration: str) -> None:
+    """Two clicks: the status, then the calibration's row."""
+    page.click("header >> text=status")
+    page.locator(f'#status-{processing} a[href="/b2cal/processing/{processing}/{calibration}"]').click()
+    page.locator("#calibration-state").wait_for()
+
+
 def test_a_managers_day(served, browser, ldap_server, toy_service):
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.set_default_timeout(UI_TIMEOUT_MS)
@@ -216,7 +208,7 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     shot(page, "days-manager-02-filtered")
 
     # exclude toy_b in p1: its dependents use the global tag; the page then offers Include instead
-    page.goto(served + "/b2cal/processing/p1/toy_b")
+    open_from_status(page, "p1", "toy_b")
     page.fill("#reason", "no good runs for toy_b in p1")
     page.locator("#form-exclude button[type=submit]").click()
     page.locator("#b2cal-notice").wait_for()
@@ -225,7 +217,7 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     shot(page, "days-manager-03-excluded")
 
     # reassign toy_a in p1 to bob (the directory's user)
-    page.goto(served + "/b2cal/processing/p1/toy_a")
+    open_from_status(page, "p1", "toy_a")
     page.fill("#expert", "bob")
     page.locator("#form-reassign button[type=submit]").click()
     page.locator("#b2cal-notice").wait_for()
@@ -234,7 +226,7 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     shot(page, "days-manager-04-reassigned")
 
     # restart the finished toy_a in p2 with its last settings
-    page.goto(served + "/b2cal/processing/p2/toy_a")
+    open_from_status(page, "p2", "toy_a")
     assert page.locator("#form-restart").count() == 1
     page.locator("#form-restart button[type=submit]").click()
     page.locator("#b2cal-notice").wait_for()
@@ -243,6 +235,6 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     assert "Attempt 2 (the defaults) starts at the loop's next tick" in page.locator("#todo-now").inner_text()
     shot(page, "days-manager-05-restarted")
 
-    page.goto(served + "/b2cal/status")
+    page.click("header >> text=status")
     assert "excluded" in page.locator("#counts-p1").inner_text()
     shot(page, "days-manager-06-status-after")

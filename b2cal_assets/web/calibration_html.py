@@ -13,6 +13,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
+
 from b2cal_assets.domain.stages import Stage
 from b2cal_assets.domain.states import CalibrationState
 from b2cal_assets.loop.page_views import iov_label
@@ -21,7 +23,7 @@ from b2cal_assets.loop.work_views import ProcessingOverview, StatusFilters, Work
 from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_views import CalibrationView
 from b2cal_assets.web.forms import human_bytes
-from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH
+from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH, SETTINGS_SCRIPT
 from b2cal_assets.web.rendering import render
 from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
 from b2cal_assets.web.settings_form import MARKER, settings_fields
@@ -188,6 +190,7 @@ def calibration_page(
         fields=fields,
         form_error=(field_errors or {}).get("_form", ""),
         settings_marker=MARKER,
+        settings_script=Markup(SETTINGS_SCRIPT),
         todo=view.todo,
         upload_limit=human_bytes(allowed.upload_limit_bytes),
     )

@@ -41,6 +41,7 @@ class SettingField:
     default_text: str
     changed: bool
     error: str
+    json_type: str = ""  # for a JSON field, the default's type (the page's script checks it too)
 
     @property
     def name(self) -> str:
@@ -91,6 +92,7 @@ def settings_fields(
                 as_text(defaults[key], kind) if kind != "bool" else str(defaults[key]).lower(),
                 value != defaults[key],
                 errors.get(key, ""),
+                type(defaults[key]).__name__ if kind == "json" and defaults[key] is not None else "",
             )
         )
     return fields

@@ -238,3 +238,52 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     page.click("header >> text=status")
     assert "excluded" in page.locator("#counts-p1").inner_text()
     shot(page, "days-manager-06-status-after")
+
+
+def test_the_settings_form_checks_json_before_it_is_sent(browser, toy_service):
+    """A nested setting is a JSON field; the page's one script (allowed by its hash in the page's CSP)
+    refuses what the server would refuse, next to the field, and sends the form once it is right."""
+    import dataclasses
+
+    from b2cal_assets.web.calibration_html import Allowed, calibration_page
+    from b2cal_assets.web.calibration_views import calibration_view
+    from b2cal_assets.web.pages import PAGE_HEADERS
+    from b2cal_assets.web.roles import Role
+    from b2cal_assets.web.sessions import SessionUser
+
+    view = calibration_view(toy_service, "p1", "toy_a")
+    view = dataclasses.replace(view, defaults={"scale": 1.0, "cuts": {"pt": 0.2}})
+    html = calibration_page(
+        view,
+        user=SessionUser("alice", Role.EXPERT),
+        csrf_token="t",
+        allowed=Allowed(expert=True, manage=False, upload_limit_bytes=1000),
+    )
+    base = "http://b2cal.test"
+    sent: list[str] = []
+
+    def answer(route) -> None:
+        if route.request.method == "POST":
+            sent.append(route.request.post_data or "")
+            route.fulfill(status=200, body="sent", headers={"content-type": "text/plain"})
+        else:
+            route.fulfill(status=200, body=html, headers={**PAGE_HEADERS, "content-type": "text/html"})
+
+    page = browser.new_page(viewport={"width": 1400, "height": 900})
+    page.set_default_timeout(UI_TIMEOUT_MS)
+    page.route(base + "/**", answer)
+    page.goto(base + "/b2cal/processing/p1/toy_a")
+    page.fill('[name="cfg.cuts"]', "[0.3]")
+    page.locator("#form-submit button[type=submit]").click()
+    error = page.locator("#form-submit .field-error")
+    error.wait_for()
+    assert error.inner_text() == "JSON of the default's type (dict), not list"
+    page.fill('[name="cfg.cuts"]', '{"pt": 0.3')
+    page.locator("#form-submit button[type=submit]").click()
+    assert "not valid JSON" in error.inner_text()
+    shot(page, "days-settings-json-refused")
+    assert sent == []
+    page.fill('[name="cfg.cuts"]', '{"pt": 0.3}')
+    page.locator("#form-submit button[type=submit]").click()
+    page.wait_for_url(base + "/b2cal/processing/p1/toy_a/submit")
+    assert len(sent) == 1 and "cfg.cuts=%7B%22pt%22%3A+0.3%7D" in sent[0]

@@ -58,6 +58,7 @@ class ProcessingOverview:
     critical_path: tuple[str, ...]  # the longest chain of steps not yet signed off, in run order
     blockers: tuple[Blocker, ...]  # the steps at the head of that chain and why they hold it
     rows: tuple[StepRow, ...]  # after the filters
+    experts: tuple[str, ...]  # everyone assigned a step in it (what the expert filter offers)
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,7 @@ def overview(service: LoopService, processing: str, filters: StatusFilters) -> P
             for name in head
         ),
         rows=tuple(r for r in rows if filters.keeps(r)),
+        experts=tuple(sorted({r.expert for r in rows if r.expert})),
     )
 
 

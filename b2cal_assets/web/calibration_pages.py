@@ -262,9 +262,7 @@ class CalibrationPages:
             service = self.loop()
             shown = await run_in_threadpool(overviews, service, filters)
             processings = await run_in_threadpool(service.all_processing_names)
-            experts = {
-                r.expert for o in await run_in_threadpool(overviews, service, StatusFilters()) for r in o.rows
-            }
+            experts = {e for o in shown for e in o.experts}
             error = ""
             if filters.processing and filters.processing not in processings:
                 error = (

@@ -2,7 +2,9 @@
 
 import json
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -39,6 +41,30 @@ def _deps(step: StepInfo) -> list[dg.AssetKey]:
     return keys
 
 
+def expert_description(step: StepInfo, script) -> str:
+    """What the asset is, for its expert: the script's description, who owns it, what it reads and
+    waits for, what it writes, its settings, and where to submit (Markdown; no server path)."""
+    settings = script.settings
+    formats = ", ".join(sorted(f.lower() for f in settings.input_data_formats)) or "no"
+    names = ", ".join(sorted(settings.input_data_names)) or "none"
+    after = ", ".join(step.depends_on) or "nothing (it starts when its data is there)"
+    config = ", ".join(
+        f"`{k}` = {json.dumps(v)}" for k, v in sorted((settings.expert_config or {}).items())
+    )
+    return "\n\n".join(
+        [
+            settings.description or step.name,
+            f"**Expert:** {settings.expert_username or 'nobody'} · **stage:** {step.stage.value}",
+            f"**Reads:** {formats} data of {names}; **waits for:** {after}",
+            f"**Writes payloads:** {', '.join(settings.produced_payloads) or 'none declared'}",
+            f"**Settings** (expert_config defaults): {config or 'none'}",
+            "**To submit:** Materialize this asset for a processing partition with your expert_config, "
+            "or use the calibration page `/b2cal/processing/<processing>/"
+            f"{quote(step.name, safe='')}`. Script: `{Path(script.file).name}`",
+        ]
+    )
+
+
 def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
     settings = script.settings
 
@@ -47,8 +73,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         partitions_def=processing_partitions,
         group_name=step.stage.value,
         deps=_deps(step),
-        description=(settings.description or step.name)
-        + f"\n\nExpert: {settings.expert_username}. Script: {script.file}",
+        description=expert_description(step, script),
         metadata={
             "calibration": step.name,  # the real name; the key holds its Dagster form
             "expert_username": settings.expert_username,

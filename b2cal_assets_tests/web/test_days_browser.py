@@ -85,6 +85,13 @@ def log_in_and_land(page, base: str, username: str, password: str, prefix: str) 
     shot(page, f"{prefix}-01-landed")
 
 
+def send(page, action: str) -> str:
+    """Send the page's form of ``action``; the notice on the page it redirects to."""
+    page.locator(f"#form-{action} button[type=submit]").click()
+    page.locator("#b2cal-notice").wait_for()
+    return page.locator("#b2cal-notice").inner_text()
+
+
 def todo_row(page, processing: str, calibration: str):
     return page.locator(f'#todo tr:has(a[href^="/b2cal/processing/{processing}/{calibration}"])')
 
@@ -108,9 +115,7 @@ def test_an_experts_day(served, browser, ldap_server, toy_service):
     page.fill('[name="cfg.scale"]', "1.02")
     page.check('[name="cfg.fail"]')
     shot(page, "days-expert-02-settings")
-    page.locator("#form-submit button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "attempt 1 submitted" in page.locator("#b2cal-notice").inner_text()
+    assert "attempt 1 submitted" in send(page, "submit")
     changed = page.locator("#attempts tbody tr").first.locator("td.diff").inner_text()
     assert "fail: false → true" in changed and "scale: 1.0 → 1.02" in changed
     shot(page, "days-expert-03-submitted")
@@ -136,9 +141,7 @@ def test_an_experts_day(served, browser, ldap_server, toy_service):
     assert page.locator("#form-submit h3").inner_text() == "Resubmit"
     assert page.is_checked('[name="cfg.fail"]') and page.input_value('[name="cfg.scale"]') == "1.02"
     page.uncheck('[name="cfg.fail"]')
-    page.locator("#form-submit button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "attempt 2 submitted" in page.locator("#b2cal-notice").inner_text()
+    assert "attempt 2 submitted" in send(page, "submit")
     shot(page, "days-expert-05-resubmitted")
 
     assert run_like_the_loop(toy_service, "p1", "toy_a", "run-expert-2-0000-finished")
@@ -157,9 +160,7 @@ def test_an_experts_day(served, browser, ldap_server, toy_service):
     assert page.locator("#timeline .bar").count() >= 1
     shot(page, "days-expert-06-plots")
     page.fill("#comment", "mean within 1 %")
-    page.locator("#form-signoff button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "accepted by alice" in page.locator("#b2cal-notice").inner_text()
+    assert "accepted by alice" in send(page, "signoff")
     assert page.locator("#calibration-state").inner_text() == "signed_off"
     shot(page, "days-expert-07-signed-off")
     page.reload()  # a reload shows the page again; it does not sign off twice
@@ -210,27 +211,21 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     # exclude toy_b in p1: its dependents use the global tag; the page then offers Include instead
     open_from_status(page, "p1", "toy_b")
     page.fill("#reason", "no good runs for toy_b in p1")
-    page.locator("#form-exclude button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "is excluded from p1" in page.locator("#b2cal-notice").inner_text()
+    assert "is excluded from p1" in send(page, "exclude")
     assert page.locator("#form-include").count() == 1 and page.locator("#form-exclude").count() == 0
     shot(page, "days-manager-03-excluded")
 
     # reassign toy_a in p1 to bob (the directory's user)
     open_from_status(page, "p1", "toy_a")
     page.fill("#expert", "bob")
-    page.locator("#form-reassign button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "now assigned to bob" in page.locator("#b2cal-notice").inner_text()
+    assert "now assigned to bob" in send(page, "reassign")
     assert page.locator("#calibration-expert").inner_text() == "bob"
     shot(page, "days-manager-04-reassigned")
 
     # restart the finished toy_a in p2 with its last settings
     open_from_status(page, "p2", "toy_a")
     assert page.locator("#form-restart").count() == 1
-    page.locator("#form-restart button[type=submit]").click()
-    page.locator("#b2cal-notice").wait_for()
-    assert "attempt 2 recorded" in page.locator("#b2cal-notice").inner_text()
+    assert "attempt 2 recorded" in send(page, "restart")
     assert page.locator("#calibration-state").inner_text() == "window_open"
     assert "Attempt 2 (the defaults) starts at the loop's next tick" in page.locator("#todo-now").inner_text()
     shot(page, "days-manager-05-restarted")

@@ -220,6 +220,7 @@ def test_a_managers_day(served, browser, ldap_server, toy_service):
     page.fill("#expert", "bob")
     assert "now assigned to bob" in send(page, "reassign")
     assert page.locator("#calibration-expert").inner_text() == "bob"
+    assert page.locator("#todo-now").inner_text().startswith("bob's next step: Submit your settings before")
     shot(page, "days-manager-04-reassigned")
 
     # restart the finished toy_a in p2 with its last settings

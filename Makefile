@@ -3,9 +3,11 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.b2cal-installed
-export B2CAL_HOME ?= $(CURDIR)/.b2cal/demo
+# the CLI's default (./.b2cal, settings.py): `b2cal status` from here sees what `make demo` made
+export B2CAL_HOME ?= $(CURDIR)/.b2cal
+export DAGSTER_HOME ?= $(B2CAL_HOME)/dagster
 
-.PHONY: install demo dev web services test test-fast lint bench clean
+.PHONY: install demo dev web where services test test-fast lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,10 +21,20 @@ install: $(STAMP)
 demo: install
 	$(BIN)/b2cal demo --fresh
 
-## The Dagster UI (webserver + daemon) over the same B2CAL_HOME as the demo.
+## The UI on a laptop over the demo's B2CAL_HOME: the Dagster daemon (sensors, run queue) and `b2cal web
+## --no-auth` (the Dagster UI plus the calibration pages, /b2cal) on http://127.0.0.1:3000.
 dev: install
-	DAGSTER_HOME=$(B2CAL_HOME)/dagster DAGSTER_GRPC_TIMEOUT_SECONDS=180 DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS=180 \
-	  $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(BIN)/python -c "from b2cal_assets.web.serve import ensure_dagster_home; ensure_dagster_home()"
+	export DAGSTER_GRPC_TIMEOUT_SECONDS=180 DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS=180; \
+	  $(BIN)/dagster-daemon run -w workspace.yaml & daemon=$$!; \
+	  trap 'kill $$daemon 2>/dev/null' EXIT INT TERM; \
+	  echo "b2cal: open http://127.0.0.1:3000/b2cal (your work, the status, the calibration pages)"; \
+	  $(BIN)/b2cal web --no-auth --host 127.0.0.1 --port 3000
+
+## Where the demo, `make dev` and the `b2cal` command (run from here) keep their files.
+where:
+	@echo "B2CAL_HOME=$(B2CAL_HOME)"
+	@echo "DAGSTER_HOME=$(DAGSTER_HOME)"
 
 ## The UI behind the LDAP login (see README: Login).
 web: install

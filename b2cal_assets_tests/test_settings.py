@@ -52,3 +52,31 @@ def test_values_are_read_when_asked_not_at_import(monkeypatch):
     assert settings().calibrations_dir == "/somewhere/scripts"
     monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", "/elsewhere")
     assert settings().calibrations_dir == "/elsewhere"
+
+
+def test_make_and_the_cli_agree_where_the_home_is(monkeypatch):
+    """`make demo` / `make dev` and a `b2cal` command run from the repository use the same B2CAL_HOME
+    (they did not: the CLI then offered to create an empty database in another place)."""
+    import os
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    make = shutil.which("make")
+    assert make, "make is needed (the README's quick start uses it)"
+    repo = Path(__file__).resolve().parents[1]
+    env = {k: v for k, v in os.environ.items() if k not in ("B2CAL_HOME", "DAGSTER_HOME", "MAKEFLAGS")}
+    out = subprocess.run(
+        [make, "-s", "--no-print-directory", "where"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    said = dict(line.split("=", 1) for line in out.splitlines())
+    monkeypatch.chdir(repo)
+    monkeypatch.delenv("B2CAL_HOME", raising=False)
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    assert Path(said["B2CAL_HOME"]) == home.b2cal_home()
+    assert Path(said["DAGSTER_HOME"]) == home.dagster_home()

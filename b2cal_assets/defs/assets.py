@@ -4,6 +4,7 @@ import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -41,24 +42,26 @@ def _deps(step: StepInfo) -> list[dg.AssetKey]:
     return keys
 
 
-def payloads_description(step: StepInfo, script) -> str:
-    """What an expert looks for first: what the calibration does, whose it is, what it reads and waits
-    for, what it produces and which settings it takes."""
+def expert_description(step: StepInfo, script) -> str:
+    """What the asset is, for its expert: the script's description, who owns it, what it reads and
+    waits for, what it writes, its settings, and where to submit (Markdown; no server path)."""
     settings = script.settings
-    formats = ", ".join(settings.input_data_formats) or "raw"
-    reads = ", ".join(sorted(settings.input_data_names)) or "nothing"
-    waits = ", ".join(step.depends_on) or "nothing (it starts when its data has arrived)"
-    produces = ", ".join(settings.produced_payloads) or "(not declared)"
-    config = ", ".join(f"{k}={v!r}" for k, v in sorted((settings.expert_config or {}).items())) or "none"
+    formats = ", ".join(sorted(f.lower() for f in settings.input_data_formats)) or "no"
+    names = ", ".join(sorted(settings.input_data_names)) or "none"
+    after = ", ".join(step.depends_on) or "nothing (it starts when its data is there)"
+    config = ", ".join(
+        f"`{k}` = {json.dumps(v)}" for k, v in sorted((settings.expert_config or {}).items())
+    )
     return "\n\n".join(
         [
             settings.description or step.name,
-            f"**Expert:** {settings.expert_username or '(none)'}  \n"
-            f"**Reads:** {reads} ({formats})  \n"
-            f"**Waits for:** {waits}  \n"
-            f"**Produces:** {produces}  \n"
-            f"**Settings (expert_config defaults):** {config}  \n"
-            f"**Script:** {Path(script.file).name}",
+            f"**Expert:** {settings.expert_username or 'nobody'} · **stage:** {step.stage.value}",
+            f"**Reads:** {formats} data of {names}; **waits for:** {after}",
+            f"**Writes payloads:** {', '.join(settings.produced_payloads) or 'none declared'}",
+            f"**Settings** (expert_config defaults): {config or 'none'}",
+            "**To submit:** Materialize this asset for a processing partition with your expert_config, "
+            "or use the calibration page `/b2cal/processing/<processing>/"
+            f"{quote(step.name, safe='')}`. Script: `{Path(script.file).name}`",
         ]
     )
 
@@ -71,7 +74,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         partitions_def=processing_partitions,
         group_name=step.stage.value,
         deps=_deps(step),
-        description=payloads_description(step, script),
+        description=expert_description(step, script),
         metadata={
             "calibration": step.name,  # the real name; the key holds its Dagster form
             "expert_username": settings.expert_username,

@@ -16,6 +16,7 @@ from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.loop.page_views import validation_dir
 from b2cal_assets.loop.payload_checks import validity_problems
 from b2cal_assets.loop.validation import run_validation_script
 
@@ -26,9 +27,25 @@ def calibration_page_path(processing: str, calibration: str) -> str:
     return f"/b2cal/processing/{quote(processing, safe='')}/{quote(calibration, safe='')}"
 
 
-def plot_metadata(plots: list[Path]) -> dict[str, dg.MetadataValue]:
-    """One path per plot in the payload store, named by its file: where the plots are, not their bytes."""
-    return {f"plot/{Path(plot).name}": dg.MetadataValue.path(str(plot)) for plot in plots}
+def plot_page_path(processing: str, calibration: str, name: str) -> str:
+    """A plot as the calibration page serves it, behind the login (``web/calibration_html.plot_path``)."""
+    return calibration_page_path(processing, calibration) + "/plots/" + quote(name, safe="/")
+
+
+def plot_metadata(
+    plots: list[Path], processing: str = "", calibration: str = "", folder: Path | None = None
+) -> dict[str, dg.MetadataValue]:
+    """Per plot its path in the payload store and, for those of the validation run's directory
+    (``folder``), a link to it on the calibration page: where the plots are, not their bytes."""
+    metadata: dict[str, dg.MetadataValue] = {}
+    for plot in plots:
+        metadata[f"plot/{Path(plot).name}"] = dg.MetadataValue.path(str(plot))
+        if folder is not None and Path(plot).is_relative_to(folder):
+            name = Path(plot).relative_to(folder).as_posix()
+            metadata[f"plot_url/{Path(plot).name}"] = dg.MetadataValue.url(
+                plot_page_path(processing, calibration, name)
+            )
+    return metadata
 
 
 def _validity_result(service, processing: str, name: str, script: CalibrationScript) -> dg.AssetCheckResult:
@@ -55,7 +72,9 @@ def _validation_result(service, processing: str, name: str, script: CalibrationS
         "summary": result.summary,
         "calibration_page": dg.MetadataValue.url(calibration_page_path(processing, name)),
         "plots": len(result.plots),
-        **plot_metadata(result.plots),
+        **plot_metadata(
+            result.plots, processing, name, validation_dir(service.current_payloads(processing, name))
+        ),
     }
     for key, value in result.metrics.items():
         if isinstance(value, int | float):

@@ -6,6 +6,8 @@ framework's argv contract, plots from its working directory and the job director
 
 from __future__ import annotations
 
+import contextlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,7 @@ from b2cal_assets.caf.validation_job import run_validation_job
 from b2cal_assets.loop.service import LoopService
 
 VALIDATION_WORKDIR = "validation_run"
+VERDICT_FILE = "b2cal_verdict.json"  # the check's verdict, kept beside the plots for the calibration page
 
 
 @dataclass
@@ -51,9 +54,16 @@ def run_validation_script(
     except Exception as exc:  # the expert's script (or its settings) failing is the check's verdict
         return ValidationOutcome(False, f"the validation script failed: {type(exc).__name__}: {exc}")
     metrics = run.result.get("metrics", {})
+    _keep_verdict(run.workdir, run.passed, run.summary)
     return ValidationOutcome(
         passed=run.passed,
         summary=run.summary,
         plots=[p for p in run.plots if p.suffix.lower() == ".png"],
         metrics=dict(metrics) if isinstance(metrics, dict) else {},
     )
+
+
+def _keep_verdict(workdir: Path, passed: bool, summary: str) -> None:
+    """The verdict beside the plots: the page shows both without asking Dagster's event log."""
+    with contextlib.suppress(OSError):  # the check's own result still carries the verdict
+        (workdir / VERDICT_FILE).write_text(json.dumps({"passed": passed, "summary": summary}))

@@ -13,16 +13,26 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
+from markupsafe import Markup
+
+from b2cal_assets.domain.stages import Stage
+from b2cal_assets.domain.states import CalibrationState
 from b2cal_assets.loop.condb import CondbUploadResult
+from b2cal_assets.loop.page_views import iov_label
 from b2cal_assets.loop.service import StepRow
+from b2cal_assets.loop.work_views import ProcessingOverview, StatusFilters, WorkItem, countdown, shown_state
 from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_views import CalibrationView
 from b2cal_assets.web.forms import human_bytes
-from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH
+from b2cal_assets.web.pages import CALIBRATION_STATUS_PATH, SETTINGS_SCRIPT
 from b2cal_assets.web.rendering import render
 from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
+from b2cal_assets.web.settings_form import MARKER, settings_fields
 
 STATUS_PATH = CALIBRATION_STATUS_PATH
+WORK_PATH = "/b2cal/work"
+EXPERT_FORMS = ("submit", "signoff", "upload")
+MANAGER_FORMS = ("exclude", "include", "reassign", "restart")
 EXCLUDED_NOTE = "excluded by a manager: dependents use the global-tag payloads"
 
 
@@ -42,6 +52,20 @@ def calibration_path(processing: str, calibration: str, suffix: str = "") -> str
 
 def dagster_asset_path(calibration: str) -> str:
     return f"/assets/payloads/{quote(calibration, safe='')}"
+
+
+def dagster_run_path(run_id: str) -> str:
+    return f"/runs/{quote(run_id, safe='')}"
+
+
+def plot_path(processing: str, calibration: str, name: str) -> str:
+    return calibration_path(processing, calibration, "plots/" + quote(name, safe="/"))
+
+
+def shown_forms(view: CalibrationView, allowed: Allowed) -> list[str]:
+    """The forms that apply in the calibration's state now and that this person may use."""
+    mine = [*(EXPERT_FORMS if allowed.expert else ()), *(MANAGER_FORMS if allowed.manage else ())]
+    return [a for a in mine if a in view.actions]
 
 
 def _when(value: datetime | None) -> str:
@@ -79,35 +103,65 @@ def _page(template: str, title: str, *, user: SessionUser, csrf_token: str, **co
         csrf_field=CSRF_FIELD,
         csrf_token=csrf_token,
         status_path=STATUS_PATH,
+        work_path=WORK_PATH,
         calibration_path=calibration_path,
+        dagster_run_path=dagster_run_path,
+        plot_path=plot_path,
+        shown_state=shown_state,
+        iov_label=iov_label,
         dagster_asset_path=dagster_asset_path,
         when=_when,
         # what the page shows of errors and recorded details names no server path
         last_line=lambda text: without_server_paths(_last_line(text)),
         to_json=lambda value: without_server_paths(_json(value)),
         step_notes=lambda row: [without_server_paths(n) for n in step_notes(row)],
+        redact=without_server_paths,
         **context,
     )
 
 
 def status_page(
-    groups: Sequence[tuple[str, Sequence[StepRow]]],
-    calibrations: Iterable[str],
+    overviews: Sequence[ProcessingOverview],
+    filters: StatusFilters,
     *,
+    processings: Sequence[str],
+    experts: Iterable[str],
+    known: Iterable[str],
     user: SessionUser,
     csrf_token: str,
     error: str = "",
     uploads: Mapping[str, CondbUploadResult] | None = None,
 ) -> str:
+    """Every processing: counts per state, the critical path and what blocks it, the filtered rows."""
     return _page(
         "status.html",
         "b2cal: status",
         user=user,
         csrf_token=csrf_token,
         error=error,
-        groups=groups,
-        known=set(calibrations),
+        overviews=overviews,
+        filters=filters,
+        options={
+            "processing": list(processings),
+            "stage": [s.value for s in Stage],
+            "state": [s.value for s in CalibrationState],
+            "expert": sorted(set(experts) - {""}),
+        },
+        known=set(known),
         uploads=uploads or {},
+    )
+
+
+def work_page(items: Sequence[WorkItem], *, now: datetime, user: SessionUser, csrf_token: str) -> str:
+    """An expert's calibrations across the open processings, what to do now first."""
+    return _page(
+        "work.html",
+        "b2cal: my work",
+        user=user,
+        csrf_token=csrf_token,
+        todo=[i for i in items if i.todo.needs_action],
+        rest=[i for i in items if not i.todo.needs_action],
+        countdown=lambda deadline: countdown(deadline, now),
     )
 
 
@@ -119,9 +173,12 @@ def calibration_page(
     allowed: Allowed,
     notice: str = "",
     error: str = "",
-    values: dict[str, str] | None = None,
+    values: dict[str, Any] | None = None,
+    field_errors: dict[str, str] | None = None,
 ) -> str:
     values = values or {}
+    latest = view.attempts[0].expert_config if view.attempts else {}
+    fields = settings_fields(view.defaults, {**view.defaults, **latest}, values.get("settings"), field_errors)
     return _page(
         "calibration.html",
         f"b2cal: {view.calibration} in {view.processing}",
@@ -132,7 +189,12 @@ def calibration_page(
         view=view,
         allowed=allowed,
         values=values,
-        settings_text=values.get("expert_config") or json.dumps(view.defaults, indent=2, sort_keys=True),
+        forms=shown_forms(view, allowed),
+        fields=fields,
+        form_error=(field_errors or {}).get("_form", ""),
+        settings_marker=MARKER,
+        settings_script=Markup(SETTINGS_SCRIPT),
+        todo=view.todo,
         upload_limit=human_bytes(allowed.upload_limit_bytes),
     )
 

@@ -9,6 +9,7 @@ off and uploads; managers exclude, include, reassign and restart; viewers look.
 
 from __future__ import annotations
 
+import functools
 import logging
 import shutil
 import tempfile
@@ -23,27 +24,31 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from b2cal_assets.db.errors import DatabaseError
+from b2cal_assets.db.connection import display_url
+from b2cal_assets.db.engine import database_url
+from b2cal_assets.db.errors import DatabaseError, SchemaError
+from b2cal_assets.db.migrate import check_schema
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.loop.authority import require_authority
 from b2cal_assets.loop.factory import loop_service
+from b2cal_assets.loop.page_views import plot_file
 from b2cal_assets.loop.service import LoopError, LoopService
 from b2cal_assets.loop.uploads import max_upload_bytes
+from b2cal_assets.loop.work_views import StatusFilters, my_work, overviews
 from b2cal_assets.payloads.archive import ArchiveError, current_payloads_archive
 from b2cal_assets.payloads.upload import UploadRejected
 from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.web.calibration_html import (
     STATUS_PATH,
+    WORK_PATH,
     Allowed,
     calibration_page,
+    calibration_path,
     message_page,
     status_page,
+    work_page,
 )
-from b2cal_assets.web.calibration_views import (
-    assigned_expert,
-    calibration_view,
-    status_by_processing,
-)
+from b2cal_assets.web.calibration_views import assigned_expert, calibration_view
 from b2cal_assets.web.forms import (
     FormRejected,
     check_csrf,
@@ -60,6 +65,7 @@ from b2cal_assets.web.pages import PAGE_HEADERS
 from b2cal_assets.web.permissions import Authorizer, Decision, Target
 from b2cal_assets.web.roles import Role
 from b2cal_assets.web.sessions import SessionCodec, SessionUser
+from b2cal_assets.web.settings_form import SettingsRejected, submitted_settings
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +87,23 @@ MANAGER_ACTIONS = {
 
 
 def default_loop_service() -> LoopService:
-    """The deployment's loop: ``$B2CAL_DATABASE_URL`` (or SQLite in ``$B2CAL_HOME``) and its scripts."""
+    """The deployment's loop: ``$B2CAL_DATABASE_URL`` (or SQLite in ``$B2CAL_HOME``) and its scripts.
+
+    A database without the b2cal tables (``make dev`` before ``make demo``) is a page saying what to
+    run, not an internal error.
+    """
+    _schema_is_current(database_url())
     return loop_service()
+
+
+@functools.cache
+def _schema_is_current(url: str) -> None:
+    """Checked once per URL while it holds (a ``SchemaError`` is not cached: the next request asks again)."""
+    try:
+        check_schema(url)
+    except SchemaError as exc:
+        said = str(exc).replace(display_url(url), "the calibration database")  # no server path on a page
+        raise SchemaError(f"{said} (`make demo` makes a demo database)") from None
 
 
 class CalibrationPages:
@@ -104,11 +125,13 @@ class CalibrationPages:
     def routes(self) -> list[Route]:
         base = PREFIX + "/processing/{processing}/{calibration}"
         return [
-            Route(PREFIX, self.to_status, methods=["GET"]),
-            Route(PREFIX + "/", self.to_status, methods=["GET"]),
+            Route(PREFIX, self.landing, methods=["GET"]),
+            Route(PREFIX + "/", self.landing, methods=["GET"]),
+            Route(WORK_PATH, self.work, methods=["GET"]),
             Route(STATUS_PATH, self.status, methods=["GET"]),
             Route(base, self.calibration, methods=["GET"]),
             Route(base + "/payloads.tar.gz", self.download, methods=["GET"]),
+            Route(base + "/plots/{name:path}", self.plot, methods=["GET"]),
             Route(base + "/{action}", self.action, methods=["POST"]),
         ]
 
@@ -161,21 +184,35 @@ class CalibrationPages:
         status: int = 200,
         notice: str = "",
         error: str = "",
-        values: dict[str, str] | None = None,
+        values: dict[str, Any] | None = None,
+        field_errors: dict[str, str] | None = None,
     ) -> Response:
         try:
             view = await run_in_threadpool(calibration_view, service, processing, calibration)
         except USER_ERRORS as exc:
             return self._message(request, user, "Not found", str(exc), 404)
         allowed = await run_in_threadpool(self.allowed, service, user, processing, calibration)
+        flash_kind, flash = self.codec.read_flash(request)
+        if flash and not notice and not error:
+            notice, error = (flash, "") if flash_kind == "notice" else ("", flash)
         error = without_server_paths(error)
-        return self._html(
+        response = self._html(
             request,
             lambda token: calibration_page(
-                view, user=user, csrf_token=token, allowed=allowed, notice=notice, error=error, values=values
+                view,
+                user=user,
+                csrf_token=token,
+                allowed=allowed,
+                notice=notice,
+                error=error,
+                values=values,
+                field_errors=field_errors,
             ),
             status,
         )
+        if request.cookies.get("b2cal_flash"):
+            self.codec.clear_flash(response)
+        return response
 
     async def _guarded(
         self, request: Request, handle: Callable[[SessionUser], Awaitable[Response]]
@@ -199,17 +236,74 @@ class CalibrationPages:
             )
 
     # --- pages -----------------------------------------------------------------------------------
-    async def to_status(self, _request: Request) -> Response:
-        return RedirectResponse(STATUS_PATH, status_code=303)
+    async def landing(self, request: Request) -> Response:
+        """Where a login lands: a manager on every processing's status, anyone else on their work."""
+        user = user_of(request)
+        manager = user is not None and user.role >= Role.MANAGER
+        return RedirectResponse(STATUS_PATH if manager else WORK_PATH, status_code=303)
 
-    async def status(self, request: Request) -> Response:
+    async def work(self, request: Request) -> Response:
         async def handle(user: SessionUser) -> Response:
             service = self.loop()
-            groups = await run_in_threadpool(status_by_processing, service)
-            uploads = await run_in_threadpool(service.condb_uploads, [name for name, _rows in groups])
+            items = await run_in_threadpool(my_work, service, user.username)
+            now = service.clock()
+            return self._html(request, lambda token: work_page(items, now=now, user=user, csrf_token=token))
+
+        return await self._guarded(request, handle)
+
+    async def status(self, request: Request) -> Response:
+        """Every processing; ``?processing=&stage=&state=&expert=`` narrow it (GET: a link keeps them)."""
+        query = request.query_params
+        filters = StatusFilters(
+            **{k: query.get(k, "").strip()[:128] for k in ("processing", "stage", "state", "expert")}
+        )
+
+        async def handle(user: SessionUser) -> Response:
+            service = self.loop()
+            shown = await run_in_threadpool(overviews, service, filters)
+            processings = await run_in_threadpool(service.all_processing_names)
+            experts = {e for o in shown for e in o.experts}
+            error = ""
+            if filters.processing and filters.processing not in processings:
+                error = (
+                    f"no processing named {filters.processing!r}; known: {', '.join(processings) or 'none'}"
+                )
             names = list(service.scripts.calibrations)
+            uploads = await run_in_threadpool(service.condb_uploads, [o.processing for o in shown])
             return self._html(
-                request, lambda token: status_page(groups, names, user=user, csrf_token=token, uploads=uploads)
+                request,
+                lambda token: status_page(
+                    shown,
+                    filters,
+                    processings=processings,
+                    experts=experts,
+                    known=names,
+                    user=user,
+                    csrf_token=token,
+                    error=error,
+                    uploads=uploads,
+                ),
+            )
+
+        return await self._guarded(request, handle)
+
+    async def plot(self, request: Request) -> Response:
+        """A validation plot from the payload store, for anyone logged in; only the plots the page lists."""
+        processing, calibration = request.path_params["processing"], request.path_params["calibration"]
+        name = request.path_params["name"]
+
+        async def handle(user: SessionUser) -> Response:
+            service = self.loop()
+            try:
+                path = await run_in_threadpool(plot_file, service, processing, calibration, name)
+            except USER_ERRORS as exc:
+                return self._message(request, user, "Not found", str(exc), 404)
+            if path is None or not path.is_file():
+                return self._message(
+                    request, user, "No such plot", f"{calibration} in {processing} has no plot {name!r}", 404
+                )
+            return FileResponse(
+                path, headers={"Cache-Control": "private, max-age=60", "X-Content-Type-Options": "nosniff"}
             )
 
         return await self._guarded(request, handle)
@@ -309,7 +403,7 @@ class CalibrationPages:
                     status=403,
                     error=f"Not allowed: {decision.reason}",
                 )
-            values: dict[str, str] = {}
+            values: dict[str, Any] = {}
             try:
                 limit = self.upload_limit()
                 if action == "upload":
@@ -330,6 +424,10 @@ class CalibrationPages:
                     await form.close()
             except USER_ERRORS as exc:
                 status = exc.status if isinstance(exc, FormRejected) else 400
+                field_errors = None
+                if isinstance(exc, SettingsRejected):
+                    values["settings"] = exc.values
+                    field_errors = exc.errors
                 return await self._calibration_response(
                     request,
                     user,
@@ -339,11 +437,13 @@ class CalibrationPages:
                     status=status,
                     error=str(exc),
                     values=values,
+                    field_errors=field_errors,
                 )
             log.info("%s: %s of %s in %s", user.username, action, calibration, processing)
-            return await self._calibration_response(
-                request, user, service, processing, calibration, notice=notice
-            )
+            # post, redirect, get: a reload shows the page again and does not repeat the action
+            response = RedirectResponse(calibration_path(processing, calibration), status_code=303)
+            self.codec.set_flash(response, request, "notice", without_server_paths(notice))
+            return response
 
         return await self._guarded(request, handle)
 
@@ -370,7 +470,9 @@ class CalibrationPages:
                 action=EXPERT_ACTIONS[action],
             )
         if action == "submit":
-            expert_config = json_object_field(form, "expert_config")
+            script = service.scripts.calibrations[calibration]
+            typed = submitted_settings(form, dict(script.settings.expert_config or {}))
+            expert_config = typed if typed is not None else json_object_field(form, "expert_config")
             job_config: dict[str, Any] = {}
             max_jobs = optional_int_field(form, "max_collector_jobs")
             if max_jobs is not None:

@@ -35,12 +35,16 @@ WRONG_CREDENTIALS = "Wrong user name or password."
 
 
 
+LANDING_PATH = "/b2cal"  # a person's work first (calibration_pages: "My work", or a manager's status)
+
+
 def safe_next(value: str | None) -> str:
-    """Only paths on this server are followed after login (no open redirect)."""
-    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
-        return "/"
+    """Only paths on this server are followed after login (no open redirect); none, or the UI's root,
+    is the landing page: the expert's work, the manager's status."""
+    if not value or value == "/" or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return LANDING_PATH
     if any(ch in value for ch in "\r\n") or value.startswith(LOGIN_PATH):
-        return "/"
+        return LANDING_PATH
     return value
 
 
@@ -122,7 +126,7 @@ class LoginService:
             )
         username = str(form.get("username") or "")
         password = str(form.get("password") or "")
-        next_path = safe_next(str(form.get("next") or "/"))
+        next_path = safe_next(str(form.get("next") or ""))
         shown_name = username[:128]
         if not self.codec.csrf_valid(request, str(form.get(CSRF_FIELD) or "")):
             return self._login_response(

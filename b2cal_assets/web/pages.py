@@ -4,13 +4,21 @@ to the Dagster UI page (who is logged in; the loud no-login warning), from the t
 
 from __future__ import annotations
 
+import base64
+import hashlib
+from importlib import resources
+
 from b2cal_assets.web.rendering import render
 from b2cal_assets.web.sessions import CSRF_FIELD, SessionUser
 
 CALIBRATION_STATUS_PATH = "/b2cal/status"  # the calibration pages beside the UI (calibration_pages.py)
+# the one script of the pages (the settings form's checks before sending), allowed by its hash only
+SETTINGS_SCRIPT = resources.files("b2cal_assets.web").joinpath("templates/settings_check.js").read_text()
+SETTINGS_SCRIPT_HASH = base64.b64encode(hashlib.sha256(SETTINGS_SCRIPT.encode()).digest()).decode()
 
 PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; "
+    f"script-src 'sha256-{SETTINGS_SCRIPT_HASH}'; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",

@@ -27,6 +27,8 @@ from b2cal_assets.web.roles import Role
 SESSION_COOKIE = "b2cal_session"
 CSRF_COOKIE = "b2cal_csrf"
 CSRF_FIELD = "csrf_token"
+FLASH_COOKIE = "b2cal_flash"
+FLASH_MAX_AGE_SECONDS = 120
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class SessionCodec:
         self.store = store
         self._sessions = URLSafeTimedSerializer(secret_key, salt="b2cal-session")
         self._csrf = URLSafeTimedSerializer(secret_key, salt="b2cal-csrf")
+        self._flash = URLSafeTimedSerializer(secret_key, salt="b2cal-flash")
         self._revoked: dict[str, float] = {}
         self._lock = threading.Lock()
 
@@ -160,3 +163,34 @@ class SessionCodec:
         response.set_cookie(
             CSRF_COOKIE, nonce, path="/", httponly=True, samesite="strict", secure=self.cookie_secure(conn)
         )
+
+    # flash messages: what a form did, shown once on the page it redirects to (post, redirect, get)
+
+    def set_flash(self, response: Response, conn: HTTPConnection, kind: str, text: str) -> None:
+        value = self._flash.dumps([kind, text[:2000], self.session_id(conn)])
+        response.set_cookie(
+            FLASH_COOKIE,
+            value,
+            path="/b2cal",
+            max_age=FLASH_MAX_AGE_SECONDS,
+            httponly=True,
+            samesite="strict",
+            secure=self.cookie_secure(conn),
+        )
+
+    def read_flash(self, conn: HTTPConnection) -> tuple[str, str]:
+        """(kind, text) of this session's flash message, or ("", "")."""
+        value = conn.cookies.get(FLASH_COOKIE)
+        if not value:
+            return "", ""
+        try:
+            kind, text, session = self._flash.loads(value, max_age=FLASH_MAX_AGE_SECONDS)
+        except (BadSignature, TypeError, ValueError):
+            return "", ""
+        if not secrets.compare_digest(str(session), self.session_id(conn)):
+            return "", ""
+        return str(kind), str(text)
+
+    @staticmethod
+    def clear_flash(response: Response) -> None:
+        response.delete_cookie(FLASH_COOKIE, path="/b2cal")

@@ -7,11 +7,11 @@ import dagster as dg
 import pytest
 
 from b2cal_assets.db.engine import database_url
-from b2cal_assets.defs.checks import calibration_page_path
+from b2cal_assets.defs.checks import calibration_page_path, plot_page_path
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.factory import loop_service
-from b2cal_assets.web.calibration_html import calibration_path
+from b2cal_assets.web.calibration_html import calibration_path, plot_path
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_site
 from b2cal_assets_tests.loop.daemon_like import Daemon
@@ -57,6 +57,10 @@ def test_each_processings_checks_are_its_own(two_windows, toy_defs):
             assert metadata["calibration_page"].value == calibration_path(partition, "toy_a")
             (plot,) = [v.value for k, v in metadata.items() if k.startswith("plot/")]
             assert f"/payloads/{partition}/toy_a/" in plot  # the plot in the payload store, not base64
+            # and a link to it as the calibration page serves it
+            assert metadata["plot_url/toy_a_mean.png"].value == plot_path(
+                partition, "toy_a", "toy_a_mean.png"
+            )
         validity = evaluations(instance, VALIDITY_CHECK)
         assert {p for p, _, _ in validity} == {"p1", "p2"}
         assert {status for _, status, _ in validity} == {"SUCCEEDED"}
@@ -72,3 +76,6 @@ def test_each_processings_checks_are_its_own(two_windows, toy_defs):
 
 def test_the_check_links_to_the_page_the_web_serves():
     assert calibration_page_path("prompt 1/a", "toy_a") == calibration_path("prompt 1/a", "toy_a")
+    assert plot_page_path("prompt 1/a", "toy_a", "plots/m e.png") == plot_path(
+        "prompt 1/a", "toy_a", "plots/m e.png"
+    )

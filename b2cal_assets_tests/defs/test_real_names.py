@@ -163,19 +163,3 @@ def test_definitions_load_over_framework_style_scripts():
     shown = {Path(e["file"]).name: e for e in defs.metadata["script_errors"].data}
     assert set(shown) == {"caf_top.py", "caf_top_common.py"}
     assert all(e["needs_framework"] for e in shown.values())
-
-
-def test_a_payloads_asset_tells_an_expert_what_it_is():
-    """The asset's description in the UI: what the script says, whose it is, what it reads and waits
-    for, what it produces and the settings it takes."""
-    from b2cal_assets.defs.definitions import build_definitions
-    from b2cal_assets.defs.keys import payloads_key
-    from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
-
-    graph = build_definitions(str(TOY_SCRIPTS)).resolve_asset_graph()
-    text = graph.get(payloads_key("toy_a")).description
-    assert text.startswith("Mean of x")
-    for part in ("**Expert:** alice", "**Reads:** hadron_calib (raw)", "**Produces:** ToyA", "fail=False", "scale=1.0", "toy_a.py"):
-        assert part in text, (part, text)
-    downstream = graph.get(payloads_key("toy_b")).description
-    assert "**Waits for:** toy_a" in downstream, downstream

@@ -4,6 +4,7 @@ Screenshots of each step go to test-artifacts/browser/ at the repository root.""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import shutil
@@ -40,12 +41,11 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-@pytest.fixture
-def served(web_workspace, ldap_server, audit_log) -> Iterator[str]:
-    """The app behind the login, served by uvicorn on a loopback port, as `b2cal web` serves it."""
+@contextlib.contextmanager
+def serving(app) -> Iterator[str]:
+    """``app`` served by uvicorn on a loopback port, as `b2cal web` serves it; yields its base URL."""
     import uvicorn
 
-    app = make_app(web_workspace, auth_config(ldap_server), audit_log)
     port = _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -55,9 +55,18 @@ def served(web_workspace, ldap_server, audit_log) -> Iterator[str]:
         if time.monotonic() > deadline or not thread.is_alive():
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=15)
+
+
+@pytest.fixture
+def served(web_workspace, ldap_server, audit_log) -> Iterator[str]:
+    """The app behind the login."""
+    with serving(make_app(web_workspace, auth_config(ldap_server), audit_log)) as base:
+        yield base
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import html as html_text
 import io
-import json
 import re
 import tarfile
 
@@ -39,9 +38,13 @@ def page_path(processing: str, calibration: str, action: str = "") -> str:
 def post(client, processing: str, calibration: str, action: str, data: dict | None = None, files=None):
     """Post a form the way the browser does: with the CSRF token of the calibration page."""
     token = csrf_token(client.get(page_path(processing, calibration)).text)
-    return client.post(
+    response = client.post(
         page_path(processing, calibration, action), data={"csrf_token": token, **(data or {})}, files=files
     )
+    if response.status_code == 303:  # done: post, redirect, get; the page says what happened, once
+        assert response.headers["location"] == page_path(processing, calibration)
+        return client.get(response.headers["location"])
+    return response
 
 
 def error_of(html: str) -> str:
@@ -68,11 +71,11 @@ def test_status_page_lists_every_processing_and_calibration(login_as):
         for calibration in ("toy_a", "toy_b", "toy_c"):
             assert f'href="/b2cal/processing/{processing}/{calibration}"' in html
     assert 'href="/assets/payloads/toy_a"' in html
-    p2 = html.split("<h2>Processing p2</h2>")[1]
+    p2 = html.split('<table id="status-p2">')[1]
     toy_a_row = next(r for r in p2.split("<tr>") if "/p2/toy_a" in r)
     assert "finished" in toy_a_row and "#1 finished" in toy_a_row and "alice" in toy_a_row
     assert '<form method=post action="/b2cal' not in html  # the status page changes nothing
-    assert victor.get("/b2cal").headers["location"] == "/b2cal/status"
+    assert victor.get("/b2cal").headers["location"] == "/b2cal/work"  # a viewer has no work: it is empty
 
 
 def test_pages_need_a_login(client):
@@ -86,61 +89,80 @@ def test_user_strip_on_the_dagster_page_links_to_the_status(login_as):
     assert 'id="b2cal-calibrations-link" href="/b2cal/status"' in html
 
 
-def test_each_role_sees_only_the_forms_it_may_use(login_as):
+def test_each_role_sees_only_the_forms_it_may_use_in_the_state_it_is_in(login_as):
     assert forms_in(login_as("victor").get(page_path("p1", "toy_a")).text) == set()
     assert forms_in(login_as("bob").get(page_path("p1", "toy_a")).text) == set()
-    assert forms_in(login_as("alice").get(page_path("p1", "toy_a")).text) == {"submit", "signoff", "upload"}
-    assert forms_in(login_as("mary").get(page_path("p1", "toy_a")).text) == {
-        "submit",
+    # p1 toy_a: its window is open and nothing ran: submit, nothing to sign off, upload or restart yet
+    assert forms_in(login_as("alice").get(page_path("p1", "toy_a")).text) == {"submit"}
+    assert forms_in(login_as("mary").get(page_path("p1", "toy_a")).text) == {"submit", "exclude", "reassign"}
+    # p2 toy_a finished: sign off (or upload a replacement), no Submit; a manager may restart it
+    assert forms_in(login_as("alice").get(page_path("p2", "toy_a")).text) == {"signoff", "upload"}
+    assert forms_in(login_as("mary").get(page_path("p2", "toy_a")).text) == {
         "signoff",
         "upload",
         "exclude",
         "reassign",
         "restart",
     }
+    # p1 toy_b waits for its inputs: nothing for the expert, a manager may still exclude or reassign
+    assert forms_in(login_as("mary").get(page_path("p1", "toy_b")).text) == {"exclude", "reassign"}
+
+
+def settings_form(**fields: str) -> dict[str, str]:
+    """The generated settings form as the browser sends it (an unchecked box is not sent)."""
+    return {"settings_form": "1", **{f"cfg.{k}": v for k, v in fields.items()}}
+
+
+def input_value(html: str, name: str) -> str:
+    found = re.search(rf'<input type=(?:number|text)[^>]* name="{re.escape(name)}" value="([^"]*)"', html)
+    assert found, f"no input {name}"
+    return html_text.unescape(found.group(1))
 
 
 def test_expert_submits_own_calibration_with_changed_settings(login_as, toy_service):
     alice = login_as("alice")
     html = alice.get(page_path("p1", "toy_a")).text
-    prefilled = re.search(
-        r"<textarea id=expert_config name=expert_config rows=6>(.*?)</textarea>", html, re.S
-    )
-    assert prefilled and json.loads(html_text.unescape(prefilled.group(1))) == {
-        "fail": False,
-        "scale": 1.0,
-    }
+    # a field per key of the script's defaults, typed by the default: a number and a checkbox
+    assert input_value(html, "cfg.scale") == "1.0" and 'type=number step=any id="cfg.scale"' in html
+    assert re.search(r'<input type=checkbox id="cfg.fail" name="cfg.fail" value=true>', html)
 
     response = post(
-        alice,
-        "p1",
-        "toy_a",
-        "submit",
-        {"expert_config": '{"scale": 2.0, "fail": false}', "max_collector_jobs": "1"},
+        alice, "p1", "toy_a", "submit", {**settings_form(scale="2.0"), "max_collector_jobs": "1"}
     )
     assert response.status_code == 200, error_of(response.text)
     assert "attempt 1 submitted" in notice_of(response.text)
     with toy_service.session() as s:
         held = attempts.latest_attempt(s, "p1", "toy_a")
         assert (held.state, held.submitted_by) == ("held", "alice")
-        assert held.expert_config["scale"] == 2.0
+        assert held.expert_config == {"scale": 2.0}  # what the expert changed
         assert held.job_config == {"max_collector_jobs": 1}
     user, action, details = audit_actions(toy_service, "p1", "toy_a")[-1]
     # the site starts jobs at once: the attempt is queued for the next tick, and never called held
     assert (user, action) == ("alice", "submit_queued")
     assert details["expert_config"]["scale"] == 2.0
-    assert "<td>queued</td>" in response.text  # the attempts table shows it
+    attempts_table = re.search(r'<table id="attempts">.*?</table>', response.text, re.S).group(0)
+    assert "<td>queued</td>" in attempts_table
+    assert "<code>scale</code>: <del>1.0</del> → <ins>2.0</ins>" in attempts_table  # the diff to the defaults
     assert "held" not in response.text.replace("hold", "")
+    assert input_value(response.text, "cfg.scale") == "2.0"  # the form starts from the last settings
+    assert "attempt 1 submitted" not in notice_of(alice.get(page_path("p1", "toy_a")).text)  # said once
 
 
-def test_bad_settings_are_shown_and_kept_in_the_form(login_as, toy_service):
+def test_bad_settings_are_shown_next_to_their_field_and_kept(login_as, toy_service):
     alice = login_as("alice")
     before = snapshot_db(toy_service)
+    response = post(alice, "p1", "toy_a", "submit", settings_form(scale="2.0x", fail="true"))
+    assert response.status_code == 400
+    field_error = re.search(r'<span class=field-error id="error-scale" role=alert>(.*?)</span>', response.text)
+    assert field_error and "must be a number, such as 1.0, not &#39;2.0x&#39;" in field_error.group(1)
+    assert input_value(response.text, "cfg.scale") == "2.0x"  # what was typed stays in the field
+    assert re.search(r'name="cfg.fail" value=true checked>', response.text)
+    response = post(alice, "p1", "toy_a", "submit", {**settings_form(scale="1"), "cfg.scael": "2"})
+    assert response.status_code == 400 and "not settings of this script: scael" in response.text
+    # a client posting the settings as JSON gets the same checks
     response = post(alice, "p1", "toy_a", "submit", {"expert_config": '{"scale": 2.0,'})
     assert response.status_code == 400
     assert "expert_config is not valid JSON" in error_of(response.text)
-    assert '{"scale": 2.0,' in html_text.unescape(response.text)  # what was typed stays in the textarea
-    assert '{"scale"' not in response.text  # escaped there
     response = post(alice, "p1", "toy_a", "submit", {"expert_config": '{"scael": 2.0}'})
     assert response.status_code == 400
     assert "scael" in error_of(response.text)
@@ -198,7 +220,7 @@ def test_manager_excludes_reassigns_and_restarts(login_as, toy_service):
     assert "dependents use the global-tag payloads" in notice_of(response.text)
     assert "&lt;b&gt;no beam&lt;/b&gt;" in response.text and "<b>no beam</b>" not in response.text
     assert set(forms_in(response.text)) >= {"include"}
-    status = mary.get("/b2cal/status").text.split("<h2>Processing p2</h2>")[0]
+    status = mary.get("/b2cal/status").text.split("<h2>Processing p2</h2>")[0].split('<table id="status-p1">')[1]
     toy_b_row = next(r for r in status.split("<tr>") if "/p1/toy_b" in r)
     assert EXCLUDED_NOTE in toy_b_row
     # the same refusal the CLI gives, shown on the page

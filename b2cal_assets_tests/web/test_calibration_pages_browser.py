@@ -3,14 +3,12 @@ through the form (CSRF cookie, page security headers and all). Screenshots go to
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from b2cal_assets_tests.web.conftest import auth_config, make_pages_app
-from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, _free_port, log_in, shot
+from b2cal_assets_tests.web.test_browser import UI_TIMEOUT_MS, log_in, serving, shot
 from b2cal_assets_tests.web.test_browser import browser as browser  # the fixture
 
 pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
@@ -18,21 +16,8 @@ pytestmark = [pytest.mark.ldap, pytest.mark.browser, pytest.mark.slow]
 
 @pytest.fixture
 def served_pages(web_workspace, ldap_server, audit_log, toy_service) -> Iterator[str]:
-    import uvicorn
-
-    app = make_pages_app(web_workspace, auth_config(ldap_server), audit_log, toy_service)
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("uvicorn did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=15)
+    with serving(make_pages_app(web_workspace, auth_config(ldap_server), audit_log, toy_service)) as base:
+        yield base
 
 
 def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, ldap_server, toy_service):
@@ -42,7 +27,7 @@ def test_manager_restarts_a_calibration_from_its_page(served_pages, browser, lda
     page.locator("#status-p2").wait_for()
     shot(page, "calibrations-02-status")
 
-    page.locator('a[href="/b2cal/processing/p2/toy_a"]').click()
+    page.locator('#status-p2 a[href="/b2cal/processing/p2/toy_a"]').click()
     page.locator("#form-restart").wait_for()
     assert page.locator("#calibration-state").inner_text() == "finished"
     shot(page, "calibrations-03-calibration")

@@ -36,11 +36,10 @@ from b2cal_assets.domain.outputdb import (
     payload_filename,
 )
 from b2cal_assets.domain.prompt_inputs import CafConfig, caf_config_document, input_data_document
+from b2cal_assets.domain.site_runner import FRAMEWORK_BACKENDS, FrameworkSettings
 
-__all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "run_framework_job"]
+__all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "framework_argv", "run_framework_job"]
 
-#: The backend names ``b2caf-prompt-run`` takes.
-FRAMEWORK_BACKENDS = ("Local", "LSF", "PBS", "HTCondor")
 WORKING_DIR = "calibration_results"
 OUTPUTDB_RESULTS = "caf_outputdb_results"
 
@@ -62,6 +61,11 @@ class FrameworkRunner:
             )
         if self.heartbeat_s < 1:
             raise ValueError(f"heartbeat must be at least 1 s, got {self.heartbeat_s}")
+
+    @classmethod
+    def of_site(cls, settings: FrameworkSettings, globaltags_root: Path) -> FrameworkRunner:
+        """The runner of a site with ``runner: framework`` (``domain/site_runner.py``)."""
+        return cls(settings.backend, settings.setup, heartbeat_s=settings.heartbeat_s, globaltags_root=globaltags_root)
 
 
 def _stage_inputs(job: CalibrationJob, root: Path) -> dict[str, list[tuple[str, tuple[int, int]]]]:
@@ -101,7 +105,8 @@ def framework_argv(job: CalibrationJob, runner: FrameworkRunner) -> list[str]:
     elif job.max_files_per_collector_job is not None:
         tool += ["--max-files-per-subjob", str(job.max_files_per_collector_job)]
     tool.append("--overwrite-working-dir")
-    script = "; ".join([*runner.setup_commands, "exec " + " ".join(shlex.quote(a) for a in tool)])
+    # a setup command that fails stops the job: the tool of some other release must not run instead
+    script = " && ".join([*runner.setup_commands, "exec " + " ".join(shlex.quote(a) for a in tool)])
     return ["bash", "-c", script]
 
 

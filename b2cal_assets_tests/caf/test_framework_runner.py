@@ -96,7 +96,7 @@ def test_the_command_line_is_the_frameworks():
                          requested_iov=IoV(1, 1, -1, -1), workdir=Path("w"), max_files_per_collector_job=3)
     argv = framework_argv(job, FrameworkRunner(backend="HTCondor", setup_commands=("source /cvmfs/b2setup",),
                                                heartbeat_s=30))
-    assert argv == ["bash", "-c", "source /cvmfs/b2setup; exec b2caf-prompt-run HTCondor caf_config.json "
+    assert argv == ["bash", "-c", "source /cvmfs/b2setup && exec b2caf-prompt-run HTCondor caf_config.json "
                     "input_data.json --heartbeat 30 --max-files-per-subjob 3 --overwrite-working-dir"]
     with pytest.raises(ValueError, match="not one of b2caf-prompt-run's Local, LSF, PBS, HTCondor"):
         FrameworkRunner(backend="Slurm")

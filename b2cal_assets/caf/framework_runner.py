@@ -23,7 +23,7 @@ from typing import Any
 
 from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
 from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, SubmitPolicy
-from b2cal_assets.backends.wrapper import log_tail
+from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, log_tail, read_exit_code
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.payload_io import md5sum
 from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, CalibrationOutcome
@@ -42,6 +42,7 @@ __all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "framework_argv", "run_frame
 
 WORKING_DIR = "calibration_results"
 OUTPUTDB_RESULTS = "caf_outputdb_results"
+JOB_STATE = "framework_job.json"  # the one job's handle: a resumed run re-attaches to it
 
 
 @dataclass(frozen=True)
@@ -163,6 +164,14 @@ def _collect(run_dir: Path, outputdb: Path) -> tuple[list[StoredPayload], dict[s
     return all_payloads, by_calibration
 
 
+def _live_job_saved(state_file: Path) -> bool:
+    try:
+        jobs = json.loads(state_file.read_text()).get("jobs", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(isinstance(j, dict) and j.get("job_id") for j in jobs.values())
+
+
 def run_framework_job(
     job: CalibrationJob,
     backend: BatchBackend,
@@ -205,9 +214,14 @@ def run_framework_job(
         if progress is not None and state != last[0]:
             last[0] = state
             progress({"phase": "framework", "calibration": job.calibration_script_name, "iteration": None,
-                      "message": f"{job.calibration_script_name}: the framework's CAF: {state}", "jobs": jobs})
+                      "message": f"the framework's CAF: {state}", "jobs": jobs})
 
-    manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0))
+    state_file = run_dir / JOB_STATE
+    if read_exit_code(run_dir) != 0 and not _live_job_saved(state_file):
+        # a fresh job: an outputdb left by an earlier one must not pass for its output (nor stop the tool)
+        shutil.rmtree(run_dir / OUTPUTDB_RESULTS, ignore_errors=True)
+    # a run resumed after an interruption re-attaches to the job, or takes the output of a job that ended 0
+    manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0), state_file=state_file)
     (result,) = manager.run([spec], on_progress=report, should_cancel=should_cancel)
     if result.state != JobState.DONE or result.exit_code != 0:
         raise CalibrationFailed(
@@ -218,7 +232,11 @@ def run_framework_job(
             exit_code=result.exit_code,
             log_tail=log_tail(run_dir),
         )
-    payloads, by_calibration = _collect(run_dir, workdir / "outputdb")
+    try:
+        payloads, by_calibration = _collect(run_dir, workdir / "outputdb")
+    except CalibrationFailed:
+        (run_dir / EXIT_CODE_FILE).unlink(missing_ok=True)  # a restart runs the job again
+        raise
     iterations = {}
     for calibration in by_calibration:
         folder = run_dir / WORKING_DIR / calibration

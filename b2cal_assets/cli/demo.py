@@ -14,6 +14,7 @@ from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import loop_service, number_type, user_errors
+from b2cal_assets.cli.site import add_runner_arguments
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.db.engine import database_url, ensure_schema, make_engine, session_scope
 from b2cal_assets.db.repo import processings
@@ -77,20 +78,7 @@ def register(sub) -> None:
     p.add_argument(
         "--path-prefix", default="", help="jobs read skims through this prefix, e.g. root://127.0.0.1:1094/"
     )
-    p.add_argument(
-        "--runner",
-        choices=[k.value for k in RunnerKind],
-        default=RunnerKind.B2CAL.value,
-        help="b2cal (default): b2cal's runner; framework: every attempt is one job running the framework's "
-        "b2caf-prompt-run, found on PATH or after --framework-setup",
-    )
-    p.add_argument(
-        "--framework-setup",
-        action="append",
-        default=[],
-        metavar="CMD",
-        help="with --runner framework: a command that sets up the framework in each job (repeatable)",
-    )
+    add_runner_arguments(p)  # the demo site's runner
     p.add_argument("--data-dir", default=None, help="where the skims are written (default: $B2CAL_HOME/data)")
     p.add_argument(
         "--storage-root", default=None, help="the folder the path prefix points at (default: the data dir)"

@@ -28,21 +28,7 @@ def register(sub) -> None:
     )
     c.add_argument("--signoff", choices=["automatic", "manual"], default="manual", help="sign-off policy")
     c.add_argument("--hold-until-deadline", action="store_true", help="start no job before the window closes")
-    c.add_argument(
-        "--runner",
-        choices=[k.value for k in RunnerKind],
-        default=RunnerKind.B2CAL.value,
-        help="who runs an attempt: b2cal's own runner (default), or ONE job running the framework's "
-        "b2caf-prompt-run (its CAF submits the collectors)",
-    )
-    c.add_argument(
-        "--framework-setup",
-        action="append",
-        default=[],
-        metavar="CMD",
-        help="with --runner framework: a shell command that sets up the framework in the job, e.g. "
-        "'source /cvmfs/belle.cern.ch/tools/b2setup release-08-01-00' (repeatable, run in order)",
-    )
+    add_runner_arguments(c)
     c.add_argument(
         "--framework-backend",
         choices=list(FRAMEWORK_BACKENDS),
@@ -60,6 +46,25 @@ def register(sub) -> None:
     ls.add_argument("--json", action="store_true")
     add_db_argument(ls)
     ls.set_defaults(func=list_)
+
+
+def add_runner_arguments(parser) -> None:
+    """``--runner`` and ``--framework-setup``: a site's (and the demo site's) choice of runner."""
+    parser.add_argument(
+        "--runner",
+        choices=[k.value for k in RunnerKind],
+        default=RunnerKind.B2CAL.value,
+        help="who runs an attempt: b2cal's own runner (default), or ONE job running the framework's "
+        "b2caf-prompt-run (its CAF submits the collectors)",
+    )
+    parser.add_argument(
+        "--framework-setup",
+        action="append",
+        default=[],
+        metavar="CMD",
+        help="with --runner framework: a shell command that sets up the framework in the job, e.g. "
+        "'source /cvmfs/belle.cern.ch/tools/b2setup release-08-01-00' (repeatable, run in order)",
+    )
 
 
 def create(args) -> int:

@@ -132,3 +132,29 @@ def test_a_failing_setup_command_stops_the_job(toy_home, toy_defs, framework_on_
             r for r in loop_service(database_url(), str(TOY_SCRIPTS)).status_rows("p1") if r.step == "toy_a"
         ]
         assert row.state == "failed" and "/no/such/b2setup" in row.error
+
+
+def test_an_orchestrator_without_the_framework_runs_the_loop_from_a_manifest(
+    toy_home, framework_on_path, monkeypatch, tmp_path
+):
+    """Settings from the manifest (no script imported here), the computation in the framework's job."""
+    from b2cal_assets.caf.manifest import manifest_document
+    from b2cal_assets.caf.scripts import load_scripts
+    from b2cal_assets.defs.definitions import build_definitions
+    from b2cal_assets.defs.resources import CalibrationLoopResource
+
+    manifest = tmp_path / "manifest.json"
+    document = manifest_document(load_scripts(TOY_SCRIPTS), framework="basf2", release="release-08-01-00")
+    manifest.write_text(json.dumps(document))
+    monkeypatch.setenv("B2CAL_CALIBRATIONS_MANIFEST", str(manifest))
+    _framework_loop(toy_home)
+    loop = CalibrationLoopResource(
+        calibrations_dir=str(TOY_SCRIPTS), cdst_producer="b2cal_assets_tests.defs.toy:produce_cdst"
+    )
+    defs = build_definitions(str(TOY_SCRIPTS), loop=loop)
+    with dg.instance_for_test() as instance:
+        results = drive(defs, instance)
+        assert all(r.success for _, r in results), [r for _, r in results if not r.success]
+        service = loop_service(database_url(), str(TOY_SCRIPTS))
+        assert all(s.module is None for s in service.scripts.calibrations.values())
+        assert set(service.step_states("p1").values()) == {"signed_off"}

@@ -158,3 +158,28 @@ def test_an_orchestrator_without_the_framework_runs_the_loop_from_a_manifest(
         service = loop_service(database_url(), str(TOY_SCRIPTS))
         assert all(s.module is None for s in service.scripts.calibrations.values())
         assert set(service.step_states("p1").values()) == {"signed_off"}
+
+
+def test_a_framework_sites_jobs_read_local_run_directories_not_through_its_path_prefix(toy_home):
+    files = toy.generate(toy_home / "data", range(1, 3))
+    for runner, args in ((RunnerKind.B2CAL, {}), (RunnerKind.FRAMEWORK, {"setup": ["true"]})):
+        admin.ensure_site(
+            SiteSpec(
+                name=f"s_{runner}",
+                backend="local",
+                storage_root=str(toy_home / "data"),
+                path_prefix="root://xrootd.example.org:1094/",
+                runner=runner,
+                runner_args=args,
+            )
+        )
+        admin.register_files(files, site_name=f"s_{runner}")
+        make_processing(f"p_{runner}", range(1, 3), site=f"s_{runner}")
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
+    through_prefix = service.input_data("p_b2cal", "toy_a")
+    local = service.input_data("p_framework", "toy_a")
+    assert all(p.startswith("root://xrootd.example.org:1094//") for f in through_prefix.values() for p in f)
+    assert sorted(Path(p).name for f in local.values() for p in f) == sorted(
+        p.rsplit("/", 1)[1] for f in through_prefix.values() for p in f
+    )
+    assert all(Path(p).is_file() for f in local.values() for p in f)

@@ -26,7 +26,7 @@ from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, Sub
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, log_tail, read_exit_code
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.payload_io import md5sum
-from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, CalibrationOutcome
+from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, CalibrationOutcome, SubjobRecord
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import (
     DATABASE_TXT,
@@ -42,6 +42,7 @@ __all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "framework_argv", "run_frame
 
 WORKING_DIR = "calibration_results"
 OUTPUTDB_RESULTS = "caf_outputdb_results"
+FRAMEWORK_JOB = "b2caf-prompt-run"  # the one job's name in the attempt's job records
 JOB_STATE = "framework_job.json"  # the one job's handle: a resumed run re-attaches to it
 
 
@@ -223,6 +224,7 @@ def run_framework_job(
     # a run resumed after an interruption re-attaches to the job, or takes the output of a job that ended 0
     manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0), state_file=state_file)
     (result,) = manager.run([spec], on_progress=report, should_cancel=should_cancel)
+    ran = [SubjobRecord(Path(job.script_file).stem, 0, FRAMEWORK_JOB, result.state.value, result.exit_code, run_dir)]
     if result.state != JobState.DONE or result.exit_code != 0:
         raise CalibrationFailed(
             f"{job.calibration_script_name}: b2caf-prompt-run ended {result.state.value} with exit code "
@@ -231,16 +233,18 @@ def run_framework_job(
             subjob=spec.name,
             exit_code=result.exit_code,
             log_tail=log_tail(run_dir),
+            subjobs=ran,
         )
     try:
         payloads, by_calibration = _collect(run_dir, workdir / "outputdb")
-    except CalibrationFailed:
+    except CalibrationFailed as exc:
         (run_dir / EXIT_CODE_FILE).unlink(missing_ok=True)  # a restart runs the job again
+        exc.subjobs = ran
         raise
     iterations = {}
     for calibration in by_calibration:
         folder = run_dir / WORKING_DIR / calibration
         numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.is_dir() else []
         iterations[calibration] = max(numbers) + 1 if numbers else 1
-    return CalibrationOutcome(workdir / "outputdb", payloads, iterations, [], by_calibration)
+    return CalibrationOutcome(workdir / "outputdb", payloads, iterations, ran, by_calibration)
 

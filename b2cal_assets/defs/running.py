@@ -123,7 +123,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             context, service, ticket, script, expert_config, job_config, site, backend_resource
         )
     except CalibrationFailed as exc:
-        _record_jobs(context, service, ticket, site, None)
+        _record_jobs(context, service, ticket, site, [s.to_json() for s in exc.subjobs] if exc.subjobs else None)
         _unless_cancelled(context, service, ticket)
         record_failure = functools.partial(
             service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""

@@ -82,6 +82,10 @@ def test_a_framework_site_calibrates_with_one_framework_job_per_attempt(
             (attempt_work_dir("p1", "toy_b", 1) / "framework" / "caf_config.json").read_text()
         )
         assert any("/payloads/" in entry for entry in config_b["testing_payloads"]), config_b
+        # the one job is the attempt's job record (b2cal status --jobs): its directory has the framework's logs
+        (job,) = service.job_rows("p1", "toy_a")
+        assert job.name == "toy_a/iteration_0/b2caf-prompt-run" and (job.state, job.exit_code) == ("done", 0)
+        assert Path(job.workdir) == run_dir and (run_dir / "stdout").is_file()
         # the run log shows the command and the framework's progress
         logs = " ".join(
             str(e.user_message)
@@ -122,6 +126,9 @@ def test_a_framework_job_that_fails_or_leaves_nothing_fails_the_attempt(
         (row,) = [r for r in service.status_rows("p1") if r.step == "toy_a"]
         assert expected in row.error
         assert service.current_payloads("p1", "toy_a") == []
+        jobs = service.job_rows("p1", "toy_a")
+        assert jobs and {j.name for j in jobs} == {"toy_a/iteration_0/b2caf-prompt-run"}
+        assert jobs[0].exit_code == (3 if "exit 3" in body else 0)
 
 
 def test_a_failing_setup_command_stops_the_job(toy_home, toy_defs, framework_on_path):

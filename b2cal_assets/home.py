@@ -27,9 +27,14 @@ def data_dir() -> Path:
     return b2cal_home() / "data"
 
 
+def globaltags_root() -> Path:
+    """Where the global tags are kept locally, one folder per tag."""
+    return b2cal_home() / "globaltags"
+
+
 def globaltag_dir(tag: str) -> Path:
     """A global tag kept locally in the framework's outputdb layout (``database.txt`` + payload files)."""
-    return b2cal_home() / "globaltags" / tag
+    return globaltags_root() / tag
 
 
 def attempt_work_dir(processing: str, calibration: str, attempt: int) -> Path:

@@ -39,6 +39,9 @@ class Settings(BaseSettings):
     home: Path = Field(default=Path(".b2cal"), description="Where an installation keeps its files.")
     database_url: str = Field(default="", description="SQLAlchemy URL; empty: SQLite in the home.")
     calibrations_dir: str = Field(default="", description="The calibration scripts; empty: the demo set.")
+    calibrations_manifest: str = Field(
+        default="", description="A manifest of `b2cal calibrations export`: the calibrations load from it."
+    )
     cdst_producer: str = Field(
         default=DEFAULT_CDST_PRODUCER, description="module:function reconstructing raw skims into a cDST."
     )

@@ -23,10 +23,10 @@ from typing import Any
 
 from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
 from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, SubmitPolicy
-from b2cal_assets.backends.wrapper import log_tail
+from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, log_tail, read_exit_code
 from b2cal_assets.caf.localdb import StoredPayload
 from b2cal_assets.caf.payload_io import md5sum
-from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, CalibrationOutcome
+from b2cal_assets.caf.runner import CalibrationFailed, CalibrationJob, CalibrationOutcome, SubjobRecord
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.outputdb import (
     DATABASE_TXT,
@@ -36,13 +36,14 @@ from b2cal_assets.domain.outputdb import (
     payload_filename,
 )
 from b2cal_assets.domain.prompt_inputs import CafConfig, caf_config_document, input_data_document
+from b2cal_assets.domain.site_runner import FRAMEWORK_BACKENDS, FrameworkSettings
 
-__all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "run_framework_job"]
+__all__ = ["FRAMEWORK_BACKENDS", "FrameworkRunner", "framework_argv", "run_framework_job"]
 
-#: The backend names ``b2caf-prompt-run`` takes.
-FRAMEWORK_BACKENDS = ("Local", "LSF", "PBS", "HTCondor")
 WORKING_DIR = "calibration_results"
 OUTPUTDB_RESULTS = "caf_outputdb_results"
+FRAMEWORK_JOB = "b2caf-prompt-run"  # the one job's name in the attempt's job records
+JOB_STATE = "framework_job.json"  # the one job's handle: a resumed run re-attaches to it
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,11 @@ class FrameworkRunner:
             )
         if self.heartbeat_s < 1:
             raise ValueError(f"heartbeat must be at least 1 s, got {self.heartbeat_s}")
+
+    @classmethod
+    def of_site(cls, settings: FrameworkSettings, globaltags_root: Path) -> FrameworkRunner:
+        """The runner of a site with ``runner: framework`` (``domain/site_runner.py``)."""
+        return cls(settings.backend, settings.setup, heartbeat_s=settings.heartbeat_s, globaltags_root=globaltags_root)
 
 
 def _stage_inputs(job: CalibrationJob, root: Path) -> dict[str, list[tuple[str, tuple[int, int]]]]:
@@ -101,7 +107,8 @@ def framework_argv(job: CalibrationJob, runner: FrameworkRunner) -> list[str]:
     elif job.max_files_per_collector_job is not None:
         tool += ["--max-files-per-subjob", str(job.max_files_per_collector_job)]
     tool.append("--overwrite-working-dir")
-    script = "; ".join([*runner.setup_commands, "exec " + " ".join(shlex.quote(a) for a in tool)])
+    # a setup command that fails stops the job: the tool of some other release must not run instead
+    script = " && ".join([*runner.setup_commands, "exec " + " ".join(shlex.quote(a) for a in tool)])
     return ["bash", "-c", script]
 
 
@@ -158,6 +165,14 @@ def _collect(run_dir: Path, outputdb: Path) -> tuple[list[StoredPayload], dict[s
     return all_payloads, by_calibration
 
 
+def _live_job_saved(state_file: Path) -> bool:
+    try:
+        jobs = json.loads(state_file.read_text()).get("jobs", {})
+    except (OSError, ValueError, AttributeError):
+        return False
+    return any(isinstance(j, dict) and j.get("job_id") for j in jobs.values())
+
+
 def run_framework_job(
     job: CalibrationJob,
     backend: BatchBackend,
@@ -200,10 +215,16 @@ def run_framework_job(
         if progress is not None and state != last[0]:
             last[0] = state
             progress({"phase": "framework", "calibration": job.calibration_script_name, "iteration": None,
-                      "message": f"{job.calibration_script_name}: the framework's CAF: {state}", "jobs": jobs})
+                      "message": f"the framework's CAF: {state}", "jobs": jobs})
 
-    manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0))
+    state_file = run_dir / JOB_STATE
+    if read_exit_code(run_dir) != 0 and not _live_job_saved(state_file):
+        # a fresh job: an outputdb left by an earlier one must not pass for its output (nor stop the tool)
+        shutil.rmtree(run_dir / OUTPUTDB_RESULTS, ignore_errors=True)
+    # a run resumed after an interruption re-attaches to the job, or takes the output of a job that ended 0
+    manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0), state_file=state_file)
     (result,) = manager.run([spec], on_progress=report, should_cancel=should_cancel)
+    ran = [SubjobRecord(Path(job.script_file).stem, 0, FRAMEWORK_JOB, result.state.value, result.exit_code, run_dir)]
     if result.state != JobState.DONE or result.exit_code != 0:
         raise CalibrationFailed(
             f"{job.calibration_script_name}: b2caf-prompt-run ended {result.state.value} with exit code "
@@ -212,12 +233,18 @@ def run_framework_job(
             subjob=spec.name,
             exit_code=result.exit_code,
             log_tail=log_tail(run_dir),
+            subjobs=ran,
         )
-    payloads, by_calibration = _collect(run_dir, workdir / "outputdb")
+    try:
+        payloads, by_calibration = _collect(run_dir, workdir / "outputdb")
+    except CalibrationFailed as exc:
+        (run_dir / EXIT_CODE_FILE).unlink(missing_ok=True)  # a restart runs the job again
+        exc.subjobs = ran
+        raise
     iterations = {}
     for calibration in by_calibration:
         folder = run_dir / WORKING_DIR / calibration
         numbers = [int(p.name) for p in folder.iterdir() if p.is_dir() and p.name.isdigit()] if folder.is_dir() else []
         iterations[calibration] = max(numbers) + 1 if numbers else 1
-    return CalibrationOutcome(workdir / "outputdb", payloads, iterations, [], by_calibration)
+    return CalibrationOutcome(workdir / "outputdb", payloads, iterations, ran, by_calibration)
 

@@ -153,6 +153,7 @@ class CalibrationFailed(RuntimeError):
         subjob: str | None = None,
         exit_code: int | None = None,
         log_tail: str | None = None,
+        subjobs: list[SubjobRecord] | None = None,
     ) -> None:
         super().__init__(message)
         self.calibration = calibration
@@ -160,6 +161,8 @@ class CalibrationFailed(RuntimeError):
         self.subjob = subjob
         self.exit_code = exit_code
         self.log_tail = log_tail
+        #: the jobs that ran, when no checkpoint holds them (the framework runner's one job)
+        self.subjobs = subjobs
 
 
 class WorkdirInUse(ValueError):

@@ -91,7 +91,7 @@ class ValidationScript:
     settings: ValidationSettings
     file: Path
     module_name: str
-    module: ModuleType = field(repr=False, compare=False)
+    module: ModuleType | None = field(repr=False, compare=False)  # None: read from a manifest
     namespace: ScriptNamespace = field(repr=False, compare=False)
 
 
@@ -164,6 +164,8 @@ class ScriptSet:
     calibrations: dict[str, CalibrationScript]
     errors: list[ScriptError]
     graph: CalibrationGraph
+    #: scripts that load but want attention (changed since the manifest they were read from was written)
+    warnings: list[ScriptError] = field(default_factory=list)
 
     def __getitem__(self, name: str) -> CalibrationScript:
         try:
@@ -202,6 +204,7 @@ class ScriptSet:
                 for s in self.calibrations.values()
             ],
             "errors": [e.to_json() for e in self.errors],
+            "warnings": [e.to_json() for e in self.warnings],
         }
 
 

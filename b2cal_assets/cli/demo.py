@@ -14,6 +14,7 @@ from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import loop_service, number_type, user_errors
+from b2cal_assets.cli.site import add_runner_arguments
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.db.engine import database_url, ensure_schema, make_engine, session_scope
 from b2cal_assets.db.repo import processings
@@ -28,6 +29,7 @@ from b2cal_assets.demo import generator, truth
 from b2cal_assets.demo.generator import GeneratedFile
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingKind, ProcessingSpec, SignoffPolicy, SiteSpec
+from b2cal_assets.domain.site_runner import RunnerKind
 from b2cal_assets.domain.states import (
     ACTIVE_STATES,
     DONE_STATES,
@@ -41,6 +43,7 @@ from b2cal_assets.loop.factory import loop_service as shared_loop_service
 from b2cal_assets.settings import settings as deployment_settings
 
 DEMO_SITE = "demo_site"
+FRAMEWORK_TOOL = "b2caf-prompt-run"
 BASE_TAG = "demo_base"
 
 
@@ -75,6 +78,7 @@ def register(sub) -> None:
     p.add_argument(
         "--path-prefix", default="", help="jobs read skims through this prefix, e.g. root://127.0.0.1:1094/"
     )
+    add_runner_arguments(p)  # the demo site's runner
     p.add_argument("--data-dir", default=None, help="where the skims are written (default: $B2CAL_HOME/data)")
     p.add_argument(
         "--storage-root", default=None, help="the folder the path prefix points at (default: the data dir)"
@@ -124,6 +128,7 @@ def _wipe(home: Path) -> None:
 def run(args) -> int:
     if args.processings < 1 or args.runs < 1:
         raise UserError("--processings and --runs must be at least 1")
+    framework_path = _check_framework(args)  # before --fresh wipes anything
     root = home.b2cal_home()
     if args.fresh:
         _wipe(root)
@@ -134,13 +139,15 @@ def run(args) -> int:
     with user_errors():
         ensure_schema(url)
     say = _Printer()
-    say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend})")
+    say(f"b2cal demo in {root} (database {url.split('://')[0]}, backend {args.backend}, runner {args.runner})")
     names = _prepare(args, say)
 
     dagster_home = Path(os.environ["DAGSTER_HOME"])
     prepare_dagster_home(dagster_home)
     env = {"B2CAL_HOME": str(root), "DAGSTER_HOME": str(dagster_home)}
     env.update(_backend_env(args))
+    if framework_path:
+        env["PATH"] = framework_path
     _stop_leftover_daemon(root, say)
     say("starting the Dagster daemon (sensors tick, runs start from the queue) ...")
     daemon = start_daemon(env, root / "logs" / "dagster-daemon.log")
@@ -177,6 +184,28 @@ def _stop_leftover_daemon(root: Path, say) -> None:
 
 def _raise_interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
+
+
+def _check_framework(args) -> str:
+    """With ``--runner framework``: the PATH its jobs get (this interpreter's folder first, for a stand-in
+    written in Python), once ``b2caf-prompt-run`` is known to be there or the setup commands bring it."""
+    if args.runner != RunnerKind.FRAMEWORK:
+        if args.framework_setup:
+            raise UserError("--framework-setup is a setting of the framework runner; add --runner framework")
+        return ""
+    if args.path_prefix:
+        raise UserError(
+            "--path-prefix does not go with --runner framework: b2caf-prompt-run reads each run's files "
+            "from a local directory"
+        )
+    path = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    if not args.framework_setup and shutil.which(FRAMEWORK_TOOL, path=path) is None:
+        raise UserError(
+            f"--runner framework: {FRAMEWORK_TOOL} is not on PATH; set up the framework first (or pass "
+            "--framework-setup 'source .../b2setup <release>'); without the framework, try the tests' "
+            "stand-in: PATH=$PWD/b2cal_assets_tests/fixtures/framework_bin:$PATH"
+        )
+    return path
 
 
 def _backend_env(args) -> dict[str, str]:
@@ -233,6 +262,12 @@ def _settings(args) -> dict:
         "storage_root": str(Path(args.storage_root).resolve()) if args.storage_root else "",
         "signoff": args.signoff,
         "window_minutes": args.window_minutes,
+        # only when set: a demo made before the framework runner existed resumes as it was
+        **(
+            {"runner": args.runner, "framework_setup": list(args.framework_setup)}
+            if args.runner == RunnerKind.FRAMEWORK
+            else {}
+        ),
     }
 
 
@@ -255,7 +290,9 @@ class _Manifest:
         if saved is None or saved == settings:
             return
         differ = ", ".join(
-            f"{k} {saved.get(k)!r} (now {v!r})" for k, v in settings.items() if saved.get(k) != v
+            f"{k} {saved.get(k)!r} (now {settings.get(k)!r})"
+            for k in {**saved, **settings}
+            if saved.get(k) != settings.get(k)
         )
         raise UserError(
             f"{self.path.parent} holds a demo made with other settings: {differ}; rerun with those to "
@@ -307,6 +344,12 @@ def _register(args, say, files, manifest, settings) -> list[str]:
                 path_prefix=args.path_prefix,
                 signoff_policy=SignoffPolicy(args.signoff),
                 hold_until_deadline=False,
+                runner=RunnerKind(args.runner),
+                runner_args=(
+                    {"setup": list(args.framework_setup), "heartbeat": 1}
+                    if args.runner == RunnerKind.FRAMEWORK
+                    else {}
+                ),
             )
         )
         admin.write_global_tag(BASE_TAG, truth.NOMINAL)

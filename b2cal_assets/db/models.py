@@ -66,6 +66,8 @@ class Site(Base):
     path_prefix: Mapped[str] = mapped_column(String(256), default="")
     signoff_policy: Mapped[str] = mapped_column(String(16), default="automatic")  # automatic | manual
     hold_until_deadline: Mapped[bool] = mapped_column(default=False)
+    runner: Mapped[str] = mapped_column(String(16), default="b2cal")  # b2cal | framework (domain/site_runner.py)
+    runner_args: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the framework's setup, backend, heartbeat
 
 
 class Processing(Base):

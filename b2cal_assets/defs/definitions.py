@@ -50,6 +50,7 @@ def build_definitions(
         metadata={
             "script_errors": dg.MetadataValue.json(
                 [e.to_json() for e in scripts.errors]
+                + [{**w.to_json(), "warning": True} for w in scripts.warnings]
                 + [{"calibration": n, "field": "dagster", "message": m} for n, m in refused.items()]
             )
         },

@@ -13,6 +13,7 @@ import dagster as dg
 
 from b2cal_assets import home
 from b2cal_assets.backends.manager import xrootd_env
+from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.db.engine import retry_while_unreachable
@@ -20,6 +21,7 @@ from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
 from b2cal_assets.defs.run_tags import submitted_by
 from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
 from b2cal_assets.domain.states import AttemptState
 from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.reconcile import RESUME_TAG
@@ -121,7 +123,7 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             context, service, ticket, script, expert_config, job_config, site, backend_resource
         )
     except CalibrationFailed as exc:
-        _record_jobs(context, service, ticket, site, None)
+        _record_jobs(context, service, ticket, site, [s.to_json() for s in exc.subjobs] if exc.subjobs else None)
         _unless_cancelled(context, service, ticket)
         record_failure = functools.partial(
             service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
@@ -264,7 +266,8 @@ def _run_job(
         )
     context.log.info(f"{n_files} input files: " + ", ".join(f"{k}={len(v)}" for k, v in input_data.items()))
 
-    env = xrootd_env() if site.path_prefix else {}
+    # the framework reads its inputs from local run directories (input_data.json), never through the prefix
+    env = xrootd_env() if site.path_prefix and site.runner != RunnerKind.FRAMEWORK else {}
     job = CalibrationJob(
         script_file=script.file,
         calibrations_dir=script.file.parent,
@@ -296,6 +299,22 @@ def _run_job(
             last[0] = message
             context.log.info(f"{ticket.calibration}: {message}")
 
+    if site.runner == RunnerKind.FRAMEWORK:
+        runner = FrameworkRunner.of_site(
+            framework_settings(site.runner_args, site.backend), home.globaltags_root()
+        )
+        context.log.info(
+            f"{ticket.calibration}: site {site.name} runs the framework: one {site.backend} job running "
+            + framework_argv(job, runner)[-1]
+        )
+        return run_framework_job(
+            job,
+            backend_resource.build_backend(),
+            runner,
+            submit_policy=backend_resource.submit_policy(),
+            progress=progress,
+            should_cancel=_cancelled_check(service, ticket),
+        )
     return run_calibration_job(
         job,
         backend_resource.build_backend(),

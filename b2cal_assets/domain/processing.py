@@ -12,6 +12,7 @@ from typing import Any
 
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.site_runner import RunnerKind, check_runner
 
 __all__ = [
     "KNOWN_BACKENDS",
@@ -109,6 +110,8 @@ class SiteSpec:
     path_prefix: str = ""
     signoff_policy: SignoffPolicy = SignoffPolicy.MANUAL
     hold_until_deadline: bool = False
+    runner: RunnerKind = RunnerKind.B2CAL  # who runs an attempt: b2cal, or one b2caf-prompt-run job
+    runner_args: Mapping[str, Any] = field(default_factory=dict)  # the framework's setup, backend, heartbeat
 
     def __post_init__(self) -> None:
         validate_site_name(self.name)
@@ -130,6 +133,9 @@ class SiteSpec:
             raise ContractError(
                 "hold_until_deadline", f"must be true or false, got {self.hold_until_deadline!r}"
             )
+        runner, runner_args = check_runner(self.runner, self.runner_args, backend)
+        object.__setattr__(self, "runner", runner)
+        object.__setattr__(self, "runner_args", runner_args)
 
     def input_path(self, path: str) -> str:
         """The path a batch node opens: ``path_prefix + path`` (as the framework does) unless it has a scheme.

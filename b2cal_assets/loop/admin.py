@@ -35,6 +35,8 @@ def ensure_site(spec: SiteSpec, url: str | None = None) -> None:
             path_prefix=spec.path_prefix,
             signoff_policy=str(spec.signoff_policy),
             hold_until_deadline=spec.hold_until_deadline,
+            runner=str(spec.runner),
+            runner_args=dict(spec.runner_args),
         )
 
 
@@ -167,6 +169,8 @@ def list_sites(url: str | None = None) -> list[dict[str, Any]]:
                 "path_prefix": x.path_prefix,
                 "signoff_policy": x.signoff_policy,
                 "hold_until_deadline": x.hold_until_deadline,
+                "runner": x.runner,
+                "runner_args": dict(x.runner_args or {}),
             }
             for x in sites.list_sites(s)
         ]

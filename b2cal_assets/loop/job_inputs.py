@@ -11,6 +11,7 @@ from b2cal_assets.conditions.staging import SignedOffPayload
 from b2cal_assets.db.repo import calibrations, catalog, payloads, processings
 from b2cal_assets.domain.filters import RunInfo, run_matches
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.site_runner import RunnerKind
 from b2cal_assets.domain.states import CalibrationState
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.records import PayloadView, payload_view
@@ -45,6 +46,8 @@ class JobInputs:
                 processing_name=processing if data_format == "cdst" else None,
             )
             site = proc.site
+            # the framework globs each run's files in a local directory: no prefix for its jobs
+            prefix = "" if site.runner == RunnerKind.FRAMEWORK else site.path_prefix
             result: dict[str, dict[str, IoV]] = {name: {} for name in sorted(settings.input_data_names)}
             for f, run, location in rows:
                 info = RunInfo(
@@ -58,7 +61,7 @@ class JobInputs:
                     data_tag=f.data_tag,
                 )
                 if run_matches(filters.get(f.data_tag, []), info):
-                    result[f.data_tag][site_location(location, site.storage_root, site.path_prefix)] = IoV(
+                    result[f.data_tag][site_location(location, site.storage_root, prefix)] = IoV(
                         run.exp, run.run, run.exp, run.run
                     )
             return result

@@ -73,6 +73,8 @@ class ProcessingQueries:
                 signoff_policy=site.signoff_policy,
                 hold_until_deadline=site.hold_until_deadline,
                 path_prefix=site.path_prefix,
+                runner=site.runner,
+                runner_args=dict(site.runner_args or {}),
             )
 
     def step_states(self, processing: str) -> dict[str, str]:

@@ -157,6 +157,8 @@ class SiteView:
     signoff_policy: str
     hold_until_deadline: bool
     path_prefix: str
+    runner: str = "b2cal"  # b2cal | framework (domain/site_runner.py)
+    runner_args: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -96,7 +96,7 @@ def test_the_command_line_is_the_frameworks():
                          requested_iov=IoV(1, 1, -1, -1), workdir=Path("w"), max_files_per_collector_job=3)
     argv = framework_argv(job, FrameworkRunner(backend="HTCondor", setup_commands=("source /cvmfs/b2setup",),
                                                heartbeat_s=30))
-    assert argv == ["bash", "-c", "source /cvmfs/b2setup; exec b2caf-prompt-run HTCondor caf_config.json "
+    assert argv == ["bash", "-c", "source /cvmfs/b2setup && exec b2caf-prompt-run HTCondor caf_config.json "
                     "input_data.json --heartbeat 30 --max-files-per-subjob 3 --overwrite-working-dir"]
     with pytest.raises(ValueError, match="not one of b2caf-prompt-run's Local, LSF, PBS, HTCondor"):
         FrameworkRunner(backend="Slurm")
@@ -113,3 +113,21 @@ def test_a_failed_framework_job_shows_its_log_tail(expert, framework_path):
 def test_exit_0_without_an_outputdb_is_a_failure(expert, framework_path):
     with pytest.raises(CalibrationFailed, match=r"exited 0 but left no caf_outputdb_results/<calibration>/database\.txt"):
         _run(_job(expert), FrameworkRunner(command="true", heartbeat_s=1))
+
+
+def test_a_resumed_run_takes_the_output_of_the_job_that_ended_0_without_running_it_again(expert, framework_path):
+    first = _run(_job(expert), RUNNER)
+    again = _run(_job(expert), FrameworkRunner(command="false", heartbeat_s=1))  # would fail if it ran
+    assert [(p.name, p.revision, p.checksum) for p in again.payloads] == [
+        (p.name, p.revision, p.checksum) for p in first.payloads
+    ]
+
+
+def test_a_new_job_never_passes_an_earlier_jobs_outputdb_for_its_own(expert, framework_path):
+    _run(_job(expert), RUNNER)
+    (expert / "attempt_1" / "framework" / "exit_code").write_text("1\n")  # as if that job had failed
+    with pytest.raises(CalibrationFailed, match="exited 0 but left no"):
+        _run(_job(expert), FrameworkRunner(command="true", heartbeat_s=1))
+    # and after that failure a restart in the same directory runs the framework again
+    outcome = _run(_job(expert), RUNNER)
+    assert outcome.payloads and (expert / "attempt_1" / "framework" / "caf_outputdb_results").is_dir()

@@ -266,10 +266,14 @@ def _insert_calibration_state(url, state):
             c.execute(text("DELETE FROM processing_calibration"))
             c.execute(text("DELETE FROM processing"))
             c.execute(text("DELETE FROM site"))
+            runner = {c["name"] for c in inspect(c).get_columns("site")} >= {"runner", "runner_args"}
             c.execute(
                 text(
                     "INSERT INTO site (id, name, backend, backend_args, storage_root, path_prefix, "
-                    "signoff_policy, hold_until_deadline) VALUES (1, 'kek', 'local', '{}', '', '', 'manual', false)"
+                    "signoff_policy, hold_until_deadline"
+                    + (", runner, runner_args) " if runner else ") ")
+                    + "VALUES (1, 'kek', 'local', '{}', '', '', 'manual', false"
+                    + (", 'b2cal', '{}')" if runner else ")")
                 )
             )
             c.execute(
@@ -305,3 +309,28 @@ def test_states_outside_the_enum_are_refused_by_the_database_and_allowed_again_a
     with Session(make_engine(db_url)) as s:
         (row,) = s.scalars(select(ProcessingCalibration)).all()
         assert row.state is CalibrationState.FINISHED  # read back as the enum
+
+
+def test_sites_stored_before_0006_keep_b2cals_runner(db_url):
+    migrate.upgrade(db_url, "0005_loopcore")
+    engine = create_database_engine(db_url)
+    old = MetaData()
+    old.reflect(engine)
+    site = old.tables["site"]
+    site.c["backend_args"].type = JSON()
+    with engine.begin() as c:
+        c.execute(site.insert().values(name="kek", backend="slurm", backend_args={"partition": "calib"},
+                                       storage_root="/d", path_prefix="", signoff_policy="manual",
+                                       hold_until_deadline=False))
+    engine.dispose()
+    migrate.upgrade(db_url)
+    from b2cal_assets.db.repo import sites
+
+    with Session(make_engine(db_url)) as s:
+        (kek,) = sites.list_sites(s)
+        assert (kek.runner, kek.runner_args, kek.backend_args) == ("b2cal", {}, {"partition": "calib"})
+        sites.ensure_site(s, "bnl", backend="local", runner="framework", runner_args={"setup": ["true"]})
+        s.commit()
+    assert migrate.downgrade(db_url, "0005_loopcore").current == "0005_loopcore"
+    assert migrate.upgrade(db_url).state == "current"
+    assert _diff(db_url) == []

@@ -372,6 +372,7 @@ def test_to_json_shape(tmp_path):
                 "needs_framework": False,
             }
         ],
+        "warnings": [],  # only a manifest's scripts can have changed since it was written
     }
 
 

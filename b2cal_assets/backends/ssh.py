@@ -29,6 +29,7 @@ from b2cal_assets.backends.commands import CommandResult
 __all__ = ["SSH_FAILED", "SshRunner", "SshTarget", "parse_submit_host"]
 
 SSH_FAILED = 255  # ssh's own exit status when the connection (not the command) failed
+_SENTINEL = "b2cal-exit="
 
 _HOST = re.compile(
     r"(?:(?P<user>[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31})@)?(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
@@ -165,8 +166,11 @@ class SshRunner:
                 raise _ConnectionFailed(_ssh_failure(self.target, errors.read().decode(errors="replace")))
 
     def _remote_command(self, argv: Sequence[str]) -> str:
+        """The command line for the remote shell; it ends by printing ``b2cal-exit=N`` to stderr, so a
+        command's own exit 255 is told apart from ssh failing to connect."""
         exports = [f"export {k}={shlex.quote(str(v))};" for k, v in self.env.items()]
-        return " ".join([*exports, "exec", *(shlex.quote(str(a)) for a in argv)])
+        command = " ".join(shlex.quote(str(a)) for a in argv)
+        return " ".join([*exports, command, f"; rc=$?; echo {_SENTINEL}$rc >&2; exit $rc"])
 
     # -- CommandRunner ----------------------------------------------------------------------------
 
@@ -178,7 +182,9 @@ class SshRunner:
 
     def shell(self, script: str, *, stdin: bytes | None = None, what: str = "a command") -> bytes:
         """Run ``script`` (sh) there; its stdout, or a ``BackendError`` naming the host when it fails."""
-        code, out, err = self._ssh(script, stdin, what=what)
+        code, out, err = self._ssh(
+            f"{{ {script}\n}}; rc=$?; echo {_SENTINEL}$rc >&2; exit $rc", stdin, what=what
+        )
         if code != 0:
             printed = err.decode(errors="replace").strip()[-1000:] or "(no output)"
             raise BackendError(f"{what} on {self.target.label} exited with {code}: {printed}")
@@ -206,9 +212,12 @@ class SshRunner:
                 raise BackendError(
                     f"{what} on {self.target.label} did not answer within {self.timeout_s:.0f} s"
                 ) from None
-            if proc.returncode == SSH_FAILED and not proc.stdout:
-                raise _ConnectionFailed(_ssh_failure(self.target, proc.stderr.decode(errors="replace")))
-            return proc.returncode, proc.stdout, proc.stderr
+            stderr, sentinel, _ = proc.stderr.rpartition(_SENTINEL.encode())
+            if not sentinel:  # the command never ended there: the connection failed or was cut
+                if proc.returncode == SSH_FAILED:
+                    raise _ConnectionFailed(_ssh_failure(self.target, proc.stderr.decode(errors="replace")))
+                stderr = proc.stderr
+            return proc.returncode, proc.stdout, stderr
 
         try:
             return attempt()
@@ -222,33 +231,37 @@ class SshRunner:
         files: Mapping[PurePosixPath, tuple[bytes, int]] | None = None,
         trees: Mapping[PurePosixPath, Path] | None = None,
         *,
+        dirs: Iterable[PurePosixPath] = (),
         fresh: Iterable[PurePosixPath] = (),
     ) -> None:
-        """One tar stream: ``files`` (remote path -> content, mode) and local directories ``trees``
-        (remote path -> local dir). Directories in ``fresh`` are emptied first."""
+        """One tar stream: new directories ``dirs``, ``files`` (remote path -> content, mode) and local
+        files or directories ``trees`` (remote path -> local path). Directories in ``fresh`` are
+        removed first, so they hold only what is sent."""
         buffer = io.BytesIO()
         with tarfile.open(fileobj=buffer, mode="w") as tar:
+            for remote in dirs:
+                info = tarfile.TarInfo(str(remote).lstrip("/"))
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
             for remote, local in (trees or {}).items():
-                tar.add(str(local), arcname=str(remote).lstrip("/"))
+                tar.add(str(local), arcname=str(remote).lstrip("/"), filter=_no_owner)
             for remote, (content, mode) in (files or {}).items():
                 info = tarfile.TarInfo(str(remote).lstrip("/"))
                 info.size, info.mode = len(content), mode
                 tar.addfile(info, io.BytesIO(content))
         wipe = " ".join(shlex.quote(str(p)) for p in fresh)
-        script = (f"rm -rf {wipe} && " if wipe else "") + "tar -C / -xmf - --no-same-owner"
+        script = (
+            f"rm -rf {wipe} && " if wipe else ""
+        ) + "tar -C / -xmf - --no-same-owner --no-same-permissions"
         self.shell(script, stdin=buffer.getvalue(), what="copying job files")
 
-    def fetch(self, pairs: Mapping[PurePosixPath, Path], names: Sequence[str]) -> None:
-        """Copy the files ``names`` of each remote directory into its local one, in one tar stream;
-        a file that does not exist (yet) is skipped."""
+    def fetch(self, pairs: Mapping[PurePosixPath, Path]) -> None:
+        """Copy every file at the top of each remote directory into its local one, in one tar stream
+        (a directory that does not exist yet gives nothing)."""
         if not pairs:
             return
-        members = [f"{str(remote).lstrip('/')}/{name}" for remote in pairs for name in names]
-        script = (
-            "cd / && tar -cf - --ignore-failed-read "
-            + " ".join(shlex.quote(m) for m in members)
-            + " 2>/dev/null"
-        )
+        dirs = " ".join(shlex.quote(str(remote).lstrip("/")) for remote in pairs)
+        script = f"cd / && find {dirs} -maxdepth 1 -type f -print0 2>/dev/null | tar --null -cf - -T -"
         data = self.shell(script, what="fetching job results")
         by_remote = {str(r).lstrip("/"): Path(local) for r, local in pairs.items()}
         with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
@@ -256,7 +269,7 @@ class SshRunner:
                 parent, _, name = member.name.rpartition("/")
                 local_dir = by_remote.get(parent)
                 source = tar.extractfile(member) if member.isfile() else None
-                if local_dir is None or source is None or name not in names:
+                if local_dir is None or source is None:
                     continue
                 local_dir.mkdir(parents=True, exist_ok=True)
                 with tempfile.NamedTemporaryFile(dir=local_dir, prefix=f".{name}.", delete=False) as out:
@@ -271,6 +284,12 @@ class SshRunner:
             timeout=30,
             check=False,
         )
+
+
+def _no_owner(info: tarfile.TarInfo) -> tarfile.TarInfo:
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    return info
 
 
 class _ConnectionFailed(Exception):

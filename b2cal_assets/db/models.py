@@ -66,6 +66,12 @@ class Site(Base):
     path_prefix: Mapped[str] = mapped_column(String(256), default="")
     signoff_policy: Mapped[str] = mapped_column(String(16), default="automatic")  # automatic | manual
     hold_until_deadline: Mapped[bool] = mapped_column(default=False)
+    # a remote site: its scheduler commands run on submit_host (user@host:port) over SSH
+    submit_host: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    ssh_key: Mapped[str] = mapped_column(String(1024), default="", server_default="")  # empty: the agent
+    known_hosts: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    remote_root: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    remote_python: Mapped[str] = mapped_column(String(1024), default="", server_default="")
 
 
 class Processing(Base):

@@ -296,9 +296,15 @@ def _run_job(
             last[0] = message
             context.log.info(f"{ticket.calibration}: {message}")
 
+    # a remote site's commands run on its submit host (site.remote); the job manager is the same
+    backend = (
+        backend_resource.build_remote_backend(site.remote)
+        if site.remote
+        else backend_resource.build_backend()
+    )
     return run_calibration_job(
         job,
-        backend_resource.build_backend(),
+        backend,
         submit_policy=backend_resource.submit_policy(),
         retry_policy=backend_resource.retry_policy(),
         progress=progress,

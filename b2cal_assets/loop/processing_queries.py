@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2cal_assets.db.repo import catalog, processings
+from b2cal_assets.db.repo import catalog, processings, sites
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import DONE_STATES, ProcessingState
 from b2cal_assets.loop.context import LoopContext
@@ -73,6 +73,7 @@ class ProcessingQueries:
                 signoff_policy=site.signoff_policy,
                 hold_until_deadline=site.hold_until_deadline,
                 path_prefix=site.path_prefix,
+                remote=sites.remote_host_of(site),
             )
 
     def step_states(self, processing: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 
 from b2cal_assets.db.models import Payload
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.loop.staging import StagingResult
 
 AUTO_USER = "auto"
@@ -157,6 +158,7 @@ class SiteView:
     signoff_policy: str
     hold_until_deadline: bool
     path_prefix: str
+    remote: RemoteHost | None = None  # set when the scheduler runs on another host
 
 
 @dataclass(frozen=True)

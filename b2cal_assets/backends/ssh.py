@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import re
 import shlex
 import subprocess
 import tarfile
@@ -26,14 +25,10 @@ from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_fi
 from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.commands import CommandResult
 
-__all__ = ["SSH_FAILED", "SshRunner", "SshTarget", "parse_submit_host"]
+__all__ = ["SSH_FAILED", "SshRunner", "SshTarget"]
 
 SSH_FAILED = 255  # ssh's own exit status when the connection (not the command) failed
 _SENTINEL = "b2cal-exit="
-
-_HOST = re.compile(
-    r"(?:(?P<user>[A-Za-z0-9_.][A-Za-z0-9_.-]{0,31})@)?(?P<host>[A-Za-z0-9.-]{1,253}|\[[0-9A-Fa-f:.]+\])(?::(?P<port>[0-9]{1,5}))?"
-)
 
 
 @dataclass(frozen=True)
@@ -49,18 +44,6 @@ class SshTarget:
     @property
     def label(self) -> str:
         return f"{self.user}@{self.host}:{self.port}"
-
-
-def parse_submit_host(text: str) -> tuple[str, str, int]:
-    """``user@host:port`` (user and port optional: the login name, 22) as ``(user, host, port)``."""
-    match = _HOST.fullmatch(text.strip())
-    if not match:
-        raise ValueError(f"submit host {text!r} is not user@host[:port]")
-    port = int(match["port"] or 22)
-    if not 1 <= port <= 65535:
-        raise ValueError(f"submit host {text!r}: port {port} is not between 1 and 65535")
-    user = match["user"] or os.environ.get("USER") or "root"
-    return user, match["host"].strip("[]"), port
 
 
 def _ssh_failure(target: SshTarget, stderr: str) -> str:

@@ -62,6 +62,13 @@ class Settings(BaseSettings):
     batch_max_failed_polls: Count | None = Field(
         default=None, description="Status queries that may fail in a row before the jobs are given up."
     )
+    ssh_control_dir: Path | None = Field(
+        default=None,
+        description="Where the SSH master connections to remote sites keep their sockets (default /tmp/b2cal-ssh-<uid>).",
+    )
+    ssh_timeout_s: Annotated[float, Field(gt=0, allow_inf_nan=False)] = Field(
+        default=120.0, description="Longest wait for one command on a remote site's submit host."
+    )
     slurm_conf: str = Field(default="", description="SLURM_CONF for the Slurm commands (empty: SLURM_CONF).")
     slurm_jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for purged jobs.")
     db_retry_s: Seconds = Field(

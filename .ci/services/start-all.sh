@@ -20,6 +20,7 @@ fi
 
 bash "$here/../install-db-tools.sh"
 bash "$here/slurm.sh" "$state" > "$state/slurm.env"
+bash "$here/testhosts.sh" "$state" > "$state/testhosts.env"
 bash "$here/xrootd.sh" "$state" 1094 > "$state/xrootd.env"
 bash "$here/rucio.sh" "$state" > "$state/rucio.env"
 bash "$here/slapd.sh"

@@ -20,6 +20,7 @@ from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, Jo
 from b2cal_assets.backends.commands import (
     CommandResult,
     CommandRunner,
+    JobFiles,
     describe_failure,
     group_by_backend_args,
     merged_options,
@@ -27,14 +28,14 @@ from b2cal_assets.backends.commands import (
     write_manifest,
 )
 from b2cal_assets.backends.options import BatchOptions
-from b2cal_assets.backends.wrapper import write_wrapper
+from b2cal_assets.backends.wrapper import WRAPPER_FILE, render_wrapper
 
 __all__ = ["ArrayBackend"]
 
 OptionsT = TypeVar("OptionsT", bound=BatchOptions)
 
 # dataclass fields of a backend that are not site settings
-_NOT_SETTINGS = frozenset({"options", "runner", "name"})
+_NOT_SETTINGS = frozenset({"options", "runner", "files", "name"})
 
 
 class ArrayBackend(BatchBackend, Generic[OptionsT]):
@@ -47,6 +48,7 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
     label: ClassVar[str] = "batch"  # the scheduler's name in messages ("Slurm")
     options: OptionsT
     runner: CommandRunner
+    files: JobFiles  # where the wrappers, manifests and scripts are written (this machine by default)
     submit_dir: Path | None
 
     # -- building from a site's settings ------------------------------------------------------------
@@ -64,7 +66,9 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
         return tuple(f.name for f in fields if f.name not in _NOT_SETTINGS)
 
     @classmethod
-    def from_config(cls, config: Mapping[str, object], runner: CommandRunner | None = None) -> Self:
+    def from_config(
+        cls, config: Mapping[str, object], runner: CommandRunner | None = None, files: JobFiles | None = None
+    ) -> Self:
         """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
         settings = set(cls.site_settings())
         options_class = cls.options_class()
@@ -83,6 +87,8 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
             kwargs[key] = _setting(key, hints[key], config[key])
         if runner is not None:
             kwargs["runner"] = runner
+        if files is not None:
+            kwargs["files"] = files
         return cls(**kwargs)
 
     # -- submit -------------------------------------------------------------------------------------
@@ -96,7 +102,7 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
             options = type(self.options).from_mapping(merged)
             for spec in specs:
                 self.check_job(spec)
-                write_wrapper(spec)
+                self.files.write(Path(spec.workdir).absolute() / WRAPPER_FILE, render_wrapper(spec), 0o755)
             ids = self.submit_group(specs, options)
             for i, spec, job_id in zip(group, specs, ids, strict=True):
                 handles[i] = JobHandle(self.name, job_id, spec.name, Path(spec.workdir))
@@ -115,8 +121,8 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
         size = max(1, self.max_per_submission() or len(specs))
         for start in range(0, len(specs), size):
             chunk = specs[start : start + size]
-            sub = new_submission_dir(chunk, self.submit_dir, self.name)
-            manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in chunk])
+            sub = new_submission_dir(chunk, self.submit_dir, self.name, self.files)
+            manifest = write_manifest(sub / "manifest.txt", [Path(s.workdir) for s in chunk], self.files)
             ids.extend(self.submit_array(chunk, options, manifest, sub))
         return ids
 

@@ -8,6 +8,7 @@ scheduler has forgotten.
 from __future__ import annotations
 
 import abc
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -29,13 +30,18 @@ class JobState(StrEnum):
 
 @dataclass(frozen=True)
 class JobSpec:
-    """One command to run. ``workdir`` is created by the caller and holds the job's files."""
+    """One command to run. ``workdir`` is created by the caller and holds the job's files.
+
+    ``inputs`` are the files and directories outside ``workdir`` that the job reads, by the paths
+    ``BatchBackend.job_path`` gave: a backend whose jobs run elsewhere copies them there.
+    """
 
     name: str
     argv: tuple[str, ...]
     workdir: Path
     env: Mapping[str, str] = field(default_factory=dict)
     backend_args: Mapping[str, object] = field(default_factory=dict)
+    inputs: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,14 @@ class BatchBackend(abc.ABC):
     """Submit, poll and cancel jobs. ``poll`` makes one scheduler query for all handles."""
 
     name: str = "base"
+
+    def job_path(self, path: str | Path) -> str:
+        """Where a job finds ``path`` of this machine (another path when jobs run on another host)."""
+        return str(Path(path).absolute())
+
+    def job_python(self) -> str:
+        """The Python interpreter jobs run ``python -m`` commands with."""
+        return sys.executable
 
     @abc.abstractmethod
     def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]: ...

@@ -25,6 +25,8 @@ __all__ = [
     "SITE_ONLY_OPTIONS",
     "CommandResult",
     "CommandRunner",
+    "JobFiles",
+    "LocalFiles",
     "SubprocessRunner",
     "check_job_backend_args",
     "check_option_value",
@@ -84,6 +86,37 @@ class SubprocessRunner:
                 f"{' '.join(argv[:3])} ... did not answer within {self.timeout_s:.0f} s; is the scheduler up?"
             ) from None
         return CommandResult(argv, proc.returncode, proc.stdout, proc.stderr)
+
+
+class JobFiles(Protocol):
+    """Where a backend writes the files its scheduler reads (wrappers, manifests, scripts): this
+    machine (``LocalFiles``) or a submit host (``backends/remote.py``)."""
+
+    def write(self, path: Path, text: str, mode: int = 0o644) -> None: ...
+
+    def mkdir(self, path: Path) -> None:
+        """Create a new directory (and its parents); an existing one is an error."""
+
+    def read_text(self, path: Path) -> str | None:
+        """The file's text, or ``None`` when it does not exist."""
+
+
+class LocalFiles:
+    """The files of this machine, written atomically."""
+
+    def write(self, path: Path, text: str, mode: int = 0o644) -> None:
+        if not Path(path).parent.is_dir():
+            raise FileNotFoundError(f"directory {Path(path).parent} does not exist; create it first")
+        atomic_write_text(Path(path), text, mode=mode)
+
+    def mkdir(self, path: Path) -> None:
+        Path(path).mkdir(parents=True, exist_ok=False)
+
+    def read_text(self, path: Path) -> str | None:
+        try:
+            return Path(path).read_text(errors="replace")
+        except FileNotFoundError:
+            return None
 
 
 def run_checked(runner: CommandRunner, argv: Sequence[str], *, stdin: str | None = None) -> CommandResult:
@@ -170,7 +203,7 @@ def group_by_backend_args(jobs: Sequence[JobSpec]) -> list[list[int]]:
     return list(groups.values())
 
 
-def write_manifest(path: Path, workdirs: Sequence[Path]) -> Path:
+def write_manifest(path: Path, workdirs: Sequence[Path], files: JobFiles | None = None) -> Path:
     """One absolute workdir per line; line N+1 belongs to array task N (0-based) or N+1 (1-based)."""
     lines = []
     for workdir in workdirs:
@@ -178,8 +211,10 @@ def write_manifest(path: Path, workdirs: Sequence[Path]) -> Path:
         if "\n" in text:
             raise BackendError(f"work directory {text!r} contains a newline; choose another directory")
         lines.append(text)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(path, "\n".join(lines) + "\n")
+    if files is None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        files = LocalFiles()
+    files.write(path, "\n".join(lines) + "\n")
     return path
 
 
@@ -188,7 +223,9 @@ def safe_job_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.+-]", "_", name)[:100] or "b2cal"
 
 
-def new_submission_dir(specs: Sequence[JobSpec], submit_dir: Path | None, backend: str) -> Path:
+def new_submission_dir(
+    specs: Sequence[JobSpec], submit_dir: Path | None, backend: str, files: JobFiles | None = None
+) -> Path:
     """A fresh directory for one submission's manifest, script and scheduler logs.
 
     Under ``submit_dir`` when the site gives one, else under ``.<backend>`` next to the jobs' workdirs.
@@ -199,7 +236,7 @@ def new_submission_dir(specs: Sequence[JobSpec], submit_dir: Path | None, backen
         parents = [str(Path(s.workdir).absolute().parent) for s in specs]
         root = Path(os.path.commonpath(parents)) / f".{backend}"
     path = root / f"{safe_job_name(specs[0].name)[:40]}-{uuid.uuid4().hex[:10]}"
-    path.mkdir(parents=True, exist_ok=False)
+    (files or LocalFiles()).mkdir(path)
     return path
 
 

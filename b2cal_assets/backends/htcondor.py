@@ -19,6 +19,8 @@ from b2cal_assets.backends.commands import (
     NAME_PATTERN,
     CommandResult,
     CommandRunner,
+    JobFiles,
+    LocalFiles,
     SubprocessRunner,
     describe_failure,
     run_checked,
@@ -176,6 +178,7 @@ class HTCondorBackend(ArrayBackend[HTCondorOptions]):
 
     options: HTCondorOptions = field(default_factory=HTCondorOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
+    files: JobFiles = field(default_factory=LocalFiles)
     submit_dir: Path | None = None
     name: str = "htcondor"
     label: ClassVar[str] = "HTCondor"
@@ -187,8 +190,9 @@ class HTCondorBackend(ArrayBackend[HTCondorOptions]):
         self, specs: Sequence[JobSpec], options: HTCondorOptions, manifest: Path, submission_dir: Path
     ) -> list[str]:
         description = submission_dir / "job.sub"
-        description.write_text(
-            render_submit_description(manifest, options, batch_name=specs[0].name, log_dir=submission_dir)
+        self.files.write(
+            description,
+            render_submit_description(manifest, options, batch_name=specs[0].name, log_dir=submission_dir),
         )
         result = run_checked(self.runner, ["condor_submit", "-terse", str(description)])
         ids = parse_condor_submit_terse(result.stdout)

@@ -20,6 +20,8 @@ from b2cal_assets.backends.commands import (
     NAME_PATTERN,
     CommandResult,
     CommandRunner,
+    JobFiles,
+    LocalFiles,
     SubprocessRunner,
     describe_failure,
     index_ranges,
@@ -195,6 +197,7 @@ class LSFBackend(ArrayBackend[LSFOptions]):
 
     options: LSFOptions = field(default_factory=LSFOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
+    files: JobFiles = field(default_factory=LocalFiles)
     submit_dir: Path | None = None
     max_array_size: int = 1000  # LSF's MAX_JOB_ARRAY_SIZE default
     name: str = "lsf"
@@ -209,7 +212,7 @@ class LSFBackend(ArrayBackend[LSFOptions]):
         script = render_array_script(
             manifest, len(specs), options, job_name=specs[0].name, log_dir=submission_dir
         )
-        (submission_dir / "array.sh").write_text(script)
+        self.files.write(submission_dir / "array.sh", script)
         result = run_checked(self.runner, ["bsub"], stdin=script)
         array_id = parse_bsub_output(result.stdout + result.stderr)
         return [f"{array_id}[{offset + 1}]" for offset in range(len(specs))]

@@ -22,6 +22,8 @@ from b2cal_assets.backends.commands import (
     NAME_PATTERN,
     CommandResult,
     CommandRunner,
+    JobFiles,
+    LocalFiles,
     SubprocessRunner,
     describe_failure,
     index_ranges,
@@ -313,6 +315,7 @@ class SlurmBackend(ArrayBackend[SlurmOptions]):
 
     options: SlurmOptions = field(default_factory=SlurmOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
+    files: JobFiles = field(default_factory=LocalFiles)
     submit_dir: Path | None = None
     max_array_size: int = 1000  # Slurm's MaxArraySize default is 1001 (ids 0..1000)
     use_arrays: bool = True
@@ -334,8 +337,11 @@ class SlurmBackend(ArrayBackend[SlurmOptions]):
         self, specs: Sequence[JobSpec], options: SlurmOptions, manifest: Path, submission_dir: Path
     ) -> list[str]:
         script = submission_dir / "array.sh"
-        script.write_text(
-            render_array_script(manifest, len(specs), options, job_name=specs[0].name, log_dir=submission_dir)
+        self.files.write(
+            script,
+            render_array_script(
+                manifest, len(specs), options, job_name=specs[0].name, log_dir=submission_dir
+            ),
         )
         result = run_checked(self.runner, ["sbatch", "--parsable", str(script)])
         array_id = parse_sbatch_output(result.stdout)
@@ -344,7 +350,7 @@ class SlurmBackend(ArrayBackend[SlurmOptions]):
     def _submit_single(self, spec: JobSpec, options: SlurmOptions) -> str:
         workdir = Path(spec.workdir).absolute()
         script = workdir / "sbatch.sh"
-        script.write_text(render_single_script(workdir, options, job_name=spec.name, log_dir=workdir))
+        self.files.write(script, render_single_script(workdir, options, job_name=spec.name, log_dir=workdir))
         result = run_checked(self.runner, ["sbatch", "--parsable", str(script)])
         return parse_sbatch_output(result.stdout)
 
@@ -367,16 +373,8 @@ class SlurmBackend(ArrayBackend[SlurmOptions]):
             records = parse_squeue_output(result.stdout)
         missing = [j for j in wanted if j not in records]
         if missing and self.jobcomp_file is not None:
-            records.update(self._from_jobcomp(self.jobcomp_file, missing))
+            records.update(parse_jobcomp(self.files.read_text(self.jobcomp_file) or "", missing))
         return {j: slurm_status(records[j]) for j in wanted if j in records}
-
-    @staticmethod
-    def _from_jobcomp(jobcomp_file: Path, job_ids: Sequence[str]) -> dict[str, SlurmRecord]:
-        try:
-            text = Path(jobcomp_file).read_text(errors="replace")
-        except FileNotFoundError:
-            return {}
-        return parse_jobcomp(text, job_ids)
 
     # -- cancel ---------------------------------------------------------------------------------
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
@@ -411,26 +410,29 @@ class _Runner:
             sub_wd = output_dir / str(i)
             sub_wd.mkdir(exist_ok=True)
             spec_path = input_dir / f"{i}.json"
+            # paths as the job sees them: a remote site's jobs find copies under its remote root
+            at = self.backend.job_path
             subjob = SubjobSpec(
-                script_file=self.script_file,
-                calibrations_dir=self.calibrations_dir,
+                script_file=Path(at(self.script_file)),
+                calibrations_dir=Path(at(self.calibrations_dir)) if self.calibrations_dir else None,
                 calibration=cal.name,
                 input_data=self.input_data,
                 requested_iov=self.requested_iov,
                 expert_config=self.expert_config,
                 iteration=iteration,
                 files=files,
-                conditions_chain=chain,
-                output=sub_wd / COLLECTED_FILE,
+                conditions_chain=[Path(at(p)) for p in chain],
+                output=Path(at(sub_wd / COLLECTED_FILE)),
             )
             _write_text(spec_path, subjob.to_json())
             specs.append(
                 JobSpec(
                     name=f"{cal.name}.{iteration}.{i}",
-                    argv=(sys.executable, "-m", "b2cal_assets.caf.subjob", str(spec_path)),
+                    argv=(self.backend.job_python(), "-m", "b2cal_assets.caf.subjob", at(spec_path)),
                     workdir=sub_wd,
                     env=dict(self.job.env),
                     backend_args=backend_args,
+                    inputs=(self.calibrations_dir or self.script_file, *chain, spec_path),
                 )
             )
         self._emit(

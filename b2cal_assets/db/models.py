@@ -68,6 +68,12 @@ class Site(Base):
     hold_until_deadline: Mapped[bool] = mapped_column(default=False)
     runner: Mapped[str] = mapped_column(String(16), default="b2cal")  # b2cal | framework (domain/site_runner.py)
     runner_args: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the framework's setup, backend, heartbeat
+    # a remote site: its scheduler commands run on submit_host (user@host:port) over SSH
+    submit_host: Mapped[str] = mapped_column(String(300), default="", server_default="")
+    ssh_key: Mapped[str] = mapped_column(String(1024), default="", server_default="")  # empty: the agent
+    known_hosts: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    remote_root: Mapped[str] = mapped_column(String(1024), default="", server_default="")
+    remote_python: Mapped[str] = mapped_column(String(1024), default="", server_default="")
 
 
 class Processing(Base):

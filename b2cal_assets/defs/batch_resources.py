@@ -8,7 +8,9 @@ launchpad, the resource and the backend cannot disagree on what an option is cal
 
 from __future__ import annotations
 
+import os
 import typing
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -20,9 +22,12 @@ from b2cal_assets.backends.commands import SubprocessRunner
 from b2cal_assets.backends.htcondor import HTCondorBackend
 from b2cal_assets.backends.lsf import LSFBackend
 from b2cal_assets.backends.options import BatchOptions
+from b2cal_assets.backends.remote import remote_backend
 from b2cal_assets.backends.slurm import SlurmBackend
+from b2cal_assets.backends.ssh import SshRunner, SshTarget
 from b2cal_assets.defs.env_vars import env_var
 from b2cal_assets.defs.resources import BatchBackendResource, LocalBackendResource
+from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.settings import Settings, settings
 
 __all__ = [
@@ -33,6 +38,9 @@ __all__ = [
     "local_backend_resource",
     "policy_from_settings",
 ]
+
+
+_LOCAL_ONLY = frozenset({"submit_dir", "jobcomp_file"})  # paths of this machine
 
 
 def _option_fields(options: type[BatchOptions]) -> dict[str, Any]:
@@ -61,14 +69,32 @@ class _SchedulerResource(BatchBackendResource):
     def _runner(self) -> SubprocessRunner:
         return SubprocessRunner()
 
-    def build_backend(self) -> BatchBackend:
+    def _config(self) -> dict[str, Any]:
         backend = self._backend_class()
         names = set(backend.options_class().names()) | set(backend.site_settings())
         values = {k: getattr(self, k) for k in sorted(names) if k in type(self).model_fields}
-        config = {
+        return {
             k: (tuple(v) if isinstance(v, list) else v) for k, v in values.items() if v not in (None, "", [])
         }
-        return backend.from_config(config, runner=self._runner())
+
+    def build_backend(self) -> BatchBackend:
+        return self._backend_class().from_config(self._config(), runner=self._runner())
+
+    def build_remote_backend(self, remote: RemoteHost) -> BatchBackend:
+        """The scheduler's commands on the site's submit host over SSH; files of this machine (a
+        ``submit_dir``, Slurm's ``jobcomp_file``) are not the remote host's, so they are left out."""
+        config = {k: v for k, v in self._config().items() if k not in _LOCAL_ONLY}
+        current = settings()
+        control = current.ssh_control_dir or Path(f"/tmp/b2cal-ssh-{os.getuid()}")
+        target = SshTarget(
+            host=remote.host,
+            user=remote.user,
+            port=remote.port,
+            known_hosts=Path(remote.known_hosts),
+            key_file=Path(remote.ssh_key) if remote.ssh_key else None,
+        )
+        ssh = SshRunner(target, control_dir=control, timeout_s=current.ssh_timeout_s)
+        return remote_backend(self._backend_class(), config, ssh, remote.remote_root, remote.remote_python)
 
 
 _SlurmBase = create_model(

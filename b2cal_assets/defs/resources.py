@@ -8,6 +8,7 @@ from pydantic import Field
 from b2cal_assets.backends.base import BatchBackend
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import RetryPolicy, SubmitPolicy
+from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets.settings import DEFAULT_CDST_PRODUCER
@@ -45,6 +46,12 @@ class BatchBackendResource(dg.ConfigurableResource):
 
     def build_backend(self) -> BatchBackend:
         raise NotImplementedError(f"{type(self).__name__} does not build a backend")
+
+    def build_remote_backend(self, remote: RemoteHost) -> BatchBackend:
+        """The backend with its scheduler commands on ``remote`` (a site's submit host)."""
+        raise NotImplementedError(
+            f"{type(self).__name__} runs jobs on this machine only, not on {remote.submit_host}"
+        )
 
     def submit_policy(self) -> SubmitPolicy:
         return SubmitPolicy(

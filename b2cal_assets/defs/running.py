@@ -299,7 +299,19 @@ def _run_job(
             last[0] = message
             context.log.info(f"{ticket.calibration}: {message}")
 
+    # a remote site's commands run on its submit host (site.remote); the job manager is the same
+    backend = (
+        backend_resource.build_remote_backend(site.remote)
+        if site.remote
+        else backend_resource.build_backend()
+    )
     if site.runner == RunnerKind.FRAMEWORK:
+        if site.remote:
+            raise _fail(
+                f"site {site.name} has a submit host and runs the framework: the framework runner does not "
+                "run at a remote site yet; use the b2cal runner there (b2cal site update "
+                f"{site.name} --runner b2cal) or a site on this machine"
+            )
         runner = FrameworkRunner.of_site(
             framework_settings(site.runner_args, site.backend), home.globaltags_root()
         )
@@ -309,7 +321,7 @@ def _run_job(
         )
         return run_framework_job(
             job,
-            backend_resource.build_backend(),
+            backend,
             runner,
             submit_policy=backend_resource.submit_policy(),
             progress=progress,
@@ -317,7 +329,7 @@ def _run_job(
         )
     return run_calibration_job(
         job,
-        backend_resource.build_backend(),
+        backend,
         submit_policy=backend_resource.submit_policy(),
         retry_policy=backend_resource.retry_policy(),
         progress=progress,

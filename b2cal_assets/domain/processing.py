@@ -11,6 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.domain.site_runner import RunnerKind, check_runner
 
@@ -112,6 +113,7 @@ class SiteSpec:
     hold_until_deadline: bool = False
     runner: RunnerKind = RunnerKind.B2CAL  # who runs an attempt: b2cal, or one b2caf-prompt-run job
     runner_args: Mapping[str, Any] = field(default_factory=dict)  # the framework's setup, backend, heartbeat
+    remote: RemoteHost | None = None  # the submit host, when the scheduler runs on another machine
 
     def __post_init__(self) -> None:
         validate_site_name(self.name)
@@ -119,6 +121,11 @@ class SiteSpec:
         if backend not in KNOWN_BACKENDS:
             raise ContractError("backend", f"{self.backend!r} is not one of {', '.join(KNOWN_BACKENDS)}")
         object.__setattr__(self, "backend", backend)
+        if self.remote is not None and backend == "local":
+            raise ContractError(
+                "submit_host",
+                "the local backend runs jobs on this machine; a remote site needs a batch backend",
+            )
         object.__setattr__(self, "backend_args", _json_dict(self.backend_args, "backend_args"))
         if not isinstance(self.storage_root, str) or not self.storage_root.strip():
             raise ContractError(

@@ -15,8 +15,9 @@ from b2cal_assets.caf.localdb import write_outputdb
 from b2cal_assets.db import engine as db_engine
 from b2cal_assets.db.repo import audit, catalog, processings, sites
 from b2cal_assets.domain.iov import IoV
-from b2cal_assets.domain.processing import ProcessingSpec, SiteSpec, validate_processing_name
+from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec, validate_processing_name
 from b2cal_assets.domain.settings import ContractError
+from b2cal_assets.domain.site_runner import RunnerKind
 from b2cal_assets.domain.states import ProcessingState
 
 
@@ -37,6 +38,7 @@ def ensure_site(spec: SiteSpec, url: str | None = None) -> None:
             hold_until_deadline=spec.hold_until_deadline,
             runner=str(spec.runner),
             runner_args=dict(spec.runner_args),
+            **sites.remote_columns(spec.remote),
         )
 
 
@@ -158,6 +160,24 @@ def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: I
     return directory
 
 
+def site_spec(name: str, url: str | None = None) -> SiteSpec:
+    """The site ``name`` as it is stored (``NotFound`` naming the known ones otherwise)."""
+    with _session(url) as s:
+        x = sites.get_site(s, name)
+        return SiteSpec(
+            name=x.name,
+            backend=x.backend,
+            backend_args=dict(x.backend_args or {}),
+            storage_root=x.storage_root,
+            path_prefix=x.path_prefix,
+            signoff_policy=SignoffPolicy(x.signoff_policy),
+            hold_until_deadline=x.hold_until_deadline,
+            remote=sites.remote_host_of(x),
+            runner=RunnerKind(x.runner),
+            runner_args=dict(x.runner_args or {}),
+        )
+
+
 def list_sites(url: str | None = None) -> list[dict[str, Any]]:
     with _session(url) as s:
         return [
@@ -171,6 +191,11 @@ def list_sites(url: str | None = None) -> list[dict[str, Any]]:
                 "hold_until_deadline": x.hold_until_deadline,
                 "runner": x.runner,
                 "runner_args": dict(x.runner_args or {}),
+                "submit_host": x.submit_host,
+                "ssh_key": x.ssh_key,
+                "known_hosts": x.known_hosts,
+                "remote_root": x.remote_root,
+                "remote_python": x.remote_python,
             }
             for x in sites.list_sites(s)
         ]

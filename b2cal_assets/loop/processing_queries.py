@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from b2cal_assets.db.repo import catalog, processings
+from b2cal_assets.db.repo import catalog, processings, sites
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import DONE_STATES, ProcessingState
 from b2cal_assets.loop.context import LoopContext
@@ -75,6 +75,7 @@ class ProcessingQueries:
                 path_prefix=site.path_prefix,
                 runner=site.runner,
                 runner_args=dict(site.runner_args or {}),
+                remote=sites.remote_host_of(site),
             )
 
     def step_states(self, processing: str) -> dict[str, str]:

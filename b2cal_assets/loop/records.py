@@ -10,6 +10,7 @@ from typing import Any
 
 from b2cal_assets.db.models import Payload
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.loop.staging import StagingResult
 
 AUTO_USER = "auto"
@@ -159,6 +160,7 @@ class SiteView:
     path_prefix: str
     runner: str = "b2cal"  # b2cal | framework (domain/site_runner.py)
     runner_args: dict[str, Any] = field(default_factory=dict)
+    remote: RemoteHost | None = None  # set when the scheduler runs on another host
 
 
 @dataclass(frozen=True)

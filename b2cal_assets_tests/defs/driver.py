@@ -5,6 +5,12 @@ The daemon itself is exercised by the end-to-end test (``e2e/``); this keeps sen
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
 import dagster as dg
 
 
@@ -46,8 +52,33 @@ def execute(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterIn
     )
 
 
-def drive(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 30) -> list:
-    """Tick both sensors and run what they request until nothing more is requested."""
+@dataclass(frozen=True)
+class ChildRun:
+    """What a run executed in another process reports back (``success``, ``run_id``)."""
+
+    success: bool
+    run_id: str
+
+
+def _execute_in_child(
+    factory: Callable[..., dg.Definitions], args: tuple, ref, request: dg.RunRequest
+) -> ChildRun:
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        result = execute(factory(*args), request, instance)
+        return ChildRun(result.success, result.run_id)
+
+
+def drive(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    max_rounds: int = 30,
+    parallel: tuple[Callable[..., dg.Definitions], tuple] | None = None,
+) -> list:
+    """Tick both sensors and run what they request until nothing more is requested.
+
+    ``parallel`` (a module-level function building the definitions, and its arguments) runs one
+    tick's requests at the same time, each in a process of its own as the daemon's run workers
+    would, so the processings of several sites are in flight together."""
     results = []
     cursor = None
     for _ in range(max_rounds):
@@ -56,6 +87,12 @@ def drive(defs: dg.Definitions, instance: dg.DagsterInstance, max_rounds: int = 
         loop = evaluate(defs, "calibration_loop_sensor", instance)
         if not loop.run_requests:
             break
+        if parallel is not None and len(loop.run_requests) > 1:
+            context = multiprocessing.get_context("spawn")
+            with ProcessPoolExecutor(max_workers=len(loop.run_requests), mp_context=context) as pool:
+                work = functools.partial(_execute_in_child, parallel[0], parallel[1], instance.get_ref())
+                results.extend(zip(loop.run_requests, pool.map(work, loop.run_requests), strict=True))
+            continue
         for request in loop.run_requests:
             results.append((request, execute(defs, request, instance)))
     return results

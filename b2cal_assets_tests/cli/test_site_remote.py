@@ -92,3 +92,21 @@ def test_a_key_others_can_read_and_a_missing_known_hosts_are_refused(toy_home, s
     assert code == 2 and "needs --known-hosts" in err
     code, _, err = run(capsys, "site", "update", "no_such_site", "--remote-root", "/x")
     assert code == 2 and "no_such_site" in err
+
+
+def test_an_update_keeps_the_runner_and_a_remote_site_refuses_the_framework_runner(toy_home, ssh_files, capsys):  # noqa: F811
+    key, known = ssh_files
+    code, _, err = run(capsys, "site", "add", "desy", "--backend", "local", "--storage-root", "/tmp",
+                       "--runner", "framework", "--framework-setup", "true")  # fmt: skip
+    assert (code, err) == (0, "")
+    code, _, err = run(capsys, "site", "update", "desy", "--signoff", "automatic")
+    assert (code, err) == (0, "")
+    spec = admin.site_spec("desy")
+    assert str(spec.runner) == "framework" and dict(spec.runner_args)["setup"] == ["true"]
+    before = snapshot(toy_home)
+    code, _, err = run(capsys, *add(key, known, "--runner", "framework"))
+    assert code == 2 and "a remote site (--submit-host) uses the b2cal runner" in err
+    assert snapshot(toy_home) == before  # nothing written
+    code, _, err = run(capsys, "site", "update", "desy", "--runner", "b2cal")
+    assert (code, err) == (0, "")
+    assert str(admin.site_spec("desy").runner) == "b2cal" and dict(admin.site_spec("desy").runner_args) == {}

@@ -211,6 +211,7 @@ def _describe(spec: SiteSpec) -> str:
 
 
 def create(args) -> int:
+    backend_args = _backend_args(args.backend_args)
     remote = _remote(args)
     _check_storage_root(args.storage_root, remote)
     runner_args = _runner_args(args, args.runner)
@@ -219,7 +220,7 @@ def create(args) -> int:
         {
             "name": args.name,
             "backend": args.backend,
-            "backend_args": _backend_args(args.backend_args),
+            "backend_args": backend_args,
             "storage_root": args.storage_root,
             "path_prefix": args.path_prefix,
             "signoff_policy": SignoffPolicy(args.signoff),

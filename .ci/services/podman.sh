@@ -54,6 +54,25 @@ else
     for _ in $(seq 1 60); do answers && break; sleep 0.5; done
     answers || { log "podman service did not answer; see $STATE_DIR/podman-service.log"; exit 1; }
 fi
+# the daemon container (a non-root user with the socket's group, DOCKER_GID) launches run containers
+chmod 660 "$SOCK"
+
+# podman runs a container's healthcheck from a systemd timer; without systemd nothing runs it and the
+# container stays "starting" (compose's `condition: service_healthy` would wait for ever). This loop
+# does what the timers would: every 5 s, the check of every running container that has one.
+ticker_pid="$STATE_DIR/podman-health.pid"
+if [ -f "$ticker_pid" ] && kill -0 "$(cat "$ticker_pid")" 2>/dev/null; then
+    log "healthcheck ticker already running"
+else
+    log "starting the healthcheck ticker (no systemd timers here)"
+    nohup sh -c 'while :; do
+        for c in $(podman ps -q); do  # one without a healthcheck just says so
+            nice podman healthcheck run "$c" >/dev/null 2>&1 || true
+        done
+        sleep 5
+    done' > /dev/null 2>&1 &
+    echo $! > "$ticker_pid"
+fi
 
 if podman image exists "$BASE_IMAGE"; then
     log "base image $BASE_IMAGE already present"

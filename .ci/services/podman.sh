@@ -59,7 +59,7 @@ chmod 660 "$SOCK"
 
 # podman runs a container's healthcheck from a systemd timer; without systemd nothing runs it and the
 # container stays "starting" (compose's `condition: service_healthy` would wait for ever). This loop
-# does what the timers would: every 5 s, the check of every running container that has one.
+# does what the timers would: every 10 s, the check of every running container that has one.
 ticker_pid="$STATE_DIR/podman-health.pid"
 if [ -f "$ticker_pid" ] && kill -0 "$(cat "$ticker_pid")" 2>/dev/null; then
     log "healthcheck ticker already running"
@@ -69,7 +69,7 @@ else
         for c in $(podman ps -q); do  # one without a healthcheck just says so
             nice podman healthcheck run "$c" >/dev/null 2>&1 || true
         done
-        sleep 5
+        sleep 10
     done' > /dev/null 2>&1 &
     echo $! > "$ticker_pid"
 fi

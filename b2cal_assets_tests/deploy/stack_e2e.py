@@ -153,6 +153,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             env.update(B2CAL_PYTHON_BASE_IMAGE=LOCAL_BASE, B2CAL_DEBIAN_BASE_IMAGE=LOCAL_BASE)
         stack = Stack(compose, env, tls_dir)
         stack.run("down", "-v", "--remove-orphans")
+        _remove_run_containers(stack)
         stack.run("build", timeout=1800)
         stack.up()
         try:

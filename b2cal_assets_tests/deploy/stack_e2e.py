@@ -152,8 +152,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
         if local_engine:
             env.update(B2CAL_PYTHON_BASE_IMAGE=LOCAL_BASE, B2CAL_DEBIAN_BASE_IMAGE=LOCAL_BASE)
         stack = Stack(compose, env, tls_dir)
+        _remove_run_containers(stack)  # first: they hold the data volume, which `down -v` then removes
         stack.run("down", "-v", "--remove-orphans")
-        _remove_run_containers(stack)
         stack.run("build", timeout=1800)
         stack.up()
         try:
@@ -162,8 +162,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
             logs = stack.run("logs", "--no-color", "--tail", "200", check=False).stdout
             (REPO / "test-artifacts").mkdir(exist_ok=True)
             (REPO / "test-artifacts" / "deploy-stack.log").write_text(logs)
-            stack.run("down", "-v", "--remove-orphans", check=False)
             _remove_run_containers(stack)
+            stack.run("down", "-v", "--remove-orphans", check=False)
 
 
 def _remove_run_containers(stack: Stack) -> None:

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.b2cal-installed
 export B2CAL_HOME ?= $(CURDIR)/.b2cal
 export DAGSTER_HOME ?= $(B2CAL_HOME)/dagster
 
-.PHONY: install demo dev web where services test test-fast lint bench clean
+.PHONY: install demo dev web where services test test-fast lint bench clean deploy-test
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -49,6 +49,13 @@ test: install services
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow"
+
+## The deployment for real: build the images, start docker/compose.yaml, log in through nginx, run a
+## processing in run containers, restart, tear down. Docker where there is one, else podman
+## (.ci/services/podman.sh: about 3 minutes the first time). Wipes the compose project b2cal's volumes.
+deploy-test: install
+	bash .ci/services/slapd.sh
+	CI=true $(BIN)/python -m pytest -q b2cal_assets_tests/deploy/stack_e2e.py
 
 ## ruff, mypy (strict for the packages listed in pyproject.toml) and the import contracts of the layers.
 lint: install

@@ -16,6 +16,7 @@ SECRETS = {
     "B2CAL_DB_PASSWORD": "db-secret",
     "B2CAL_LDAP_URL": "ldaps://ldap.example.org",
     "B2CAL_SECRET_KEY": "k" * 40,
+    "B2CAL_TLS_DIR": "/etc/b2cal/tls",
 }
 
 

@@ -1,0 +1,285 @@
+"""The deployment for real (`make deploy-test`): images built, the compose stack up, a processing to the end.
+
+Needs a Docker API: Docker itself, or podman's (``.ci/services/podman.sh``, started here if
+``DOCKER_HOST`` is unset). The file is not collected by a plain ``pytest`` (its name): it builds images
+and runs a whole loop in containers, minutes of work; ``make deploy-test`` names it.
+
+The stack is compose project ``b2cal`` with its named volumes: the test starts from empty volumes and
+removes them at the end, so do not run it on a machine whose deployment you want to keep.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import ssl
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from b2cal_assets_tests.fixtures.home import skip_or_fail
+from b2cal_assets_tests.fixtures.ldap import GROUPS_DN, PEOPLE_DN, running_slapd
+
+pytestmark = [pytest.mark.slow, pytest.mark.ldap, pytest.mark.timeout(3600)]
+
+REPO = Path(__file__).resolve().parents[2]
+DOCKER = REPO / "docker"
+STATE = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services"))
+GATEWAY = "172.29.80.1"  # the host on the stack's network (docker/compose.yaml's subnet)
+HTTPS_PORT = 18443
+PROCESSING = "prompt_deploy"
+SITE = "deploy_site"
+DATA = "/data/b2cal/data"
+LOCAL_BASE = "localhost/b2cal-base:bookworm"
+LOOP_TIMEOUT_S = 1800
+
+
+def _exports(script: str) -> dict[str, str]:
+    """Run a `.ci/services` script and read the `export K=V` lines it prints."""
+    done = subprocess.run(
+        ["bash", str(REPO / ".ci/services" / script), str(STATE)], capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        skip_or_fail(f"{script} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return dict(re.findall(r"^export (\w+)=(.*)$", done.stdout, re.M))
+
+
+@dataclass
+class Stack:
+    compose: str
+    env: dict[str, str]
+    tls_dir: Path
+
+    def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
+        done = subprocess.run(
+            [self.compose, "-f", str(DOCKER / "compose.yaml"), *args],
+            env=self.env,
+            cwd=DOCKER,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        if check and done.returncode != 0:
+            pytest.fail(
+                f"docker compose {' '.join(args)} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+            )
+        return done
+
+    def cli(self, *args: str, stdin: str | None = None) -> str:
+        """A command inside the code-server container (as its user, b2cal)."""
+        cmd = [self.compose, "-f", str(DOCKER / "compose.yaml"), "exec", "-T", "codeserver", *args]
+        done = subprocess.run(
+            cmd, env=self.env, cwd=DOCKER, capture_output=True, text=True, input=stdin, timeout=300
+        )
+        assert done.returncode == 0, f"{' '.join(args)}: {done.stderr}{done.stdout}"
+        return done.stdout
+
+    def up(self) -> None:
+        self.run("up", "-d", "--wait", "--wait-timeout", "600", timeout=900)
+
+    def docker(self, *args: str) -> str:
+        done = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    def status(self) -> list[dict]:
+        return json.loads(self.cli("b2cal", "status", "--processing", PROCESSING, "--json"))[PROCESSING][
+            "calibrations"
+        ]
+
+    def https(self) -> httpx.Client:
+        verify = ssl.create_default_context(cafile=str(self.tls_dir / "server.crt"))
+        return httpx.Client(base_url=f"https://localhost:{HTTPS_PORT}", verify=verify, timeout=30)
+
+
+def _tls(directory: Path) -> Path:
+    """A self-signed certificate for localhost, made for this test."""
+    directory.mkdir()
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1",
+         "-keyout", str(directory / "server.key"), "-out", str(directory / "server.crt")],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    (directory / "server.key").chmod(0o644)  # read by nginx's master in the container
+    return directory
+
+
+def _extra_cas() -> None:
+    """This machine's TLS-inspecting proxy's CAs, for pip in the image build (docker/ca-certificates/)."""
+    for crt in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(crt, DOCKER / "ca-certificates" / crt.name)
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory) -> Iterator[Stack]:
+    env = dict(os.environ)
+    local_engine = "DOCKER_HOST" not in env and not Path("/var/run/docker.sock").exists()
+    if local_engine:
+        env.update(_exports("podman.sh"))
+    compose = env.get("B2CAL_COMPOSE") or _exports("compose.sh")["B2CAL_COMPOSE"]
+    if not shutil.which("openssl"):
+        skip_or_fail("openssl is needed for the test's TLS certificate")
+    socket_path = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
+    root = tmp_path_factory.mktemp("deploy")
+    tls_dir = _tls(root / "tls")
+    _extra_cas()
+    with running_slapd(root / "slapd", listen="0.0.0.0") as ldap:
+        port = ldap.url.rsplit(":", 1)[1]
+        env.update(
+            MARIADB_ROOT_PASSWORD="root-" + os.urandom(8).hex(),
+            B2CAL_DB_PASSWORD="db-" + os.urandom(8).hex(),
+            B2CAL_SECRET_KEY=os.urandom(32).hex(),
+            B2CAL_LDAP_URL=f"ldap://{GATEWAY}:{port}",
+            B2CAL_LDAP_USER_DN_TEMPLATE=f"uid={{username}},{PEOPLE_DN}",
+            B2CAL_LDAP_GROUP_BASE=GROUPS_DN,
+            B2CAL_TLS_DIR=str(tls_dir),
+            B2CAL_HTTPS_PORT=f"127.0.0.1:{HTTPS_PORT}",
+            B2CAL_HTTP_PORT="127.0.0.1:18080",
+            DOCKER_SOCKET=socket_path,
+            DOCKER_GID=str(os.stat(socket_path).st_gid),
+            B2CAL_BATCH_POLL_INTERVAL_S="1",
+            DOCKER_BUILDKIT="0",  # the classic builder: BuildKit would pull its own image from a registry
+        )
+        if local_engine:
+            env.update(B2CAL_PYTHON_BASE_IMAGE=LOCAL_BASE, B2CAL_DEBIAN_BASE_IMAGE=LOCAL_BASE)
+        stack = Stack(compose, env, tls_dir)
+        _remove_run_containers(stack)  # first: they hold the data volume, which `down -v` then removes
+        stack.run("down", "-v", "--remove-orphans")
+        stack.run("build", timeout=1800)
+        stack.up()
+        try:
+            yield stack
+        finally:
+            logs = stack.run("logs", "--no-color", "--tail", "200", check=False).stdout
+            (REPO / "test-artifacts").mkdir(exist_ok=True)
+            (REPO / "test-artifacts" / "deploy-stack.log").write_text(logs)
+            _remove_run_containers(stack)
+            stack.run("down", "-v", "--remove-orphans", check=False)
+
+
+def _remove_run_containers(stack: Stack) -> None:
+    """The DockerRunLauncher's run containers are no compose service: `down` leaves them."""
+    ids = stack.docker("ps", "-aq", "--filter", "label=dagster/run_id").split()
+    if ids:
+        stack.docker("rm", "-f", *ids)
+
+
+def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token, page.text[:500]
+    return client.post(
+        "/login", data={"username": user, "password": password, "csrf_token": token.group(1), "next": "/"}
+    )
+
+
+def _websocket_status(stack: Stack, cookie: str) -> str:
+    """The first line nginx answers to a GraphQL websocket upgrade (the UI's live updates)."""
+    context = ssl.create_default_context(cafile=str(stack.tls_dir / "server.crt"))
+    with (
+        socket.create_connection(("127.0.0.1", HTTPS_PORT), timeout=30) as raw,
+        context.wrap_socket(raw, server_hostname="localhost") as conn,
+    ):
+        conn.sendall(
+            (
+                f"GET /graphql HTTP/1.1\r\nHost: localhost:{HTTPS_PORT}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+                f"Sec-WebSocket-Protocol: graphql-ws\r\nOrigin: https://localhost:{HTTPS_PORT}\r\n"
+                f"Cookie: {cookie}\r\n\r\n"
+            ).encode()
+        )
+        return conn.recv(4096).decode(errors="replace").splitlines()[0]
+
+
+def test_login_through_nginx_over_https_with_the_websocket(stack):
+    with stack.https() as client:
+        assert client.get("/b2cal/status").status_code in (302, 303, 307, 401)  # behind the login
+        refused = _login(client, "alice", "wrong")
+        assert refused.status_code != 303
+        response = _login(client, "alice", "alice-pw")
+        assert response.status_code == 303, response.text[:500]
+        cookie = response.headers["set-cookie"]
+        # nginx's X-Forwarded-Proto is believed (B2CAL_TRUSTED_PROXIES): the cookie is https-only
+        assert "secure" in cookie.lower()
+        assert client.get("/b2cal/status").status_code == 200
+        session = "; ".join(f"{k}={v}" for k, v in client.cookies.items())
+    assert " 101 " in _websocket_status(stack, session)
+    assert " 101 " not in _websocket_status(stack, "")
+    plain = httpx.get("http://127.0.0.1:18080/b2cal/status", follow_redirects=False)
+    assert plain.status_code == 301 and plain.headers["location"].startswith("https://")
+
+
+GENERATE = f"""
+from b2cal_assets.demo import generator, truth
+from b2cal_assets.loop import admin
+admin.write_global_tag("demo_base", truth.NOMINAL)
+files = generator.generate("{DATA}", exp=1, first_run=1, runs=6, seed=1)
+print(admin.register_files(files, site_name="{SITE}"))
+"""
+
+
+def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_containers(stack):
+    stack.cli("mkdir", "-p", DATA)
+    assert SITE in stack.cli(
+        "b2cal",
+        "site",
+        "create",
+        SITE,
+        "--backend",
+        "local",
+        "--storage-root",
+        DATA,
+        "--signoff",
+        "automatic",
+    )
+    assert int(stack.cli("python", "-", stdin=GENERATE).split()[-1]) > 0
+    stack.cli(
+        "b2cal", "processing", "create", PROCESSING, "--iov", "1,1,1,6", "--site", SITE,
+        "--global-tag", "demo_base", "--window-hours", "0",
+    )  # fmt: skip
+    deadline = time.monotonic() + LOOP_TIMEOUT_S
+    rows: list[dict] = []
+    while time.monotonic() < deadline:
+        rows = stack.status()
+        if rows and all(r["state"] in ("signed_off", "excluded") for r in rows):
+            break
+        failed = [r for r in rows if r["state"] in ("failed", "rejected")]
+        assert not failed, failed
+        time.sleep(10)
+    assert rows and all(r["state"] == "signed_off" for r in rows), [(r["step"], r["state"]) for r in rows]
+    assert all(r["payloads"] > 0 for r in rows if r["step"].startswith("caf_")), rows
+    # every run in a container of its own, started by the DockerRunLauncher on the engine's socket
+    containers = stack.docker(
+        "ps", "-a", "--filter", "label=dagster/run_id", "--format", '{{.Label "dagster/run_id"}}'
+    )
+    dagster_runs = stack.cli("python", "-c", RUN_IDS).split()
+    assert dagster_runs and set(dagster_runs) <= set(containers.split()), (dagster_runs, containers)
+
+
+RUN_IDS = (  # every run that started (a queued one has no container yet)
+    "import dagster; print(*(r.run_id for r in dagster.DagsterInstance.get().get_runs() "
+    "if r.status.value not in ('QUEUED', 'NOT_STARTED')))"
+)
+
+
+def test_down_and_up_again_keeps_the_data_and_the_sessions(stack):
+    before = [(r["step"], r["state"], r["payloads"]) for r in stack.status()]
+    assert before, "the previous test left no processing"
+    with stack.https() as client:
+        assert _login(client, "bob", "bob-pw").status_code == 303
+        cookies = dict(client.cookies.items())
+    stack.run("down")
+    stack.up()
+    assert [(r["step"], r["state"], r["payloads"]) for r in stack.status()] == before
+    with stack.https() as client:
+        client.cookies.update(cookies)
+        assert client.get("/b2cal/status").status_code == 200  # the session is in the calibration database

@@ -108,3 +108,20 @@ def test_demo_daemon_loads_the_location_the_web_launches_into(tmp_path):
     assert command[-2:] == ["-w", str(tmp_path / "ws.yaml")]
     loaded = yaml.safe_load((tmp_path / "ws.yaml").read_text())["load_from"][0]["python_module"]
     assert loaded["location_name"] == LOCATION_NAME == "b2cal"
+
+
+def test_the_images_pin_every_runtime_dependency_of_the_project():
+    """The images install docker/requirements.txt with --no-deps and then `pip check`: a dependency added
+    to pyproject.toml but not pinned there breaks the image build (remake it with docker/lock_requirements.py)."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    wanted = {canonicalize_name(Requirement(r).name) for r in project["dependencies"]}
+    lines = (DOCKER / "requirements.txt").read_text().splitlines()
+    pinned = {canonicalize_name(line.split("==")[0]) for line in lines if line and not line.startswith("#")}
+    assert all("==" in line for line in lines if line and not line.startswith("#"))
+    missing = sorted(wanted - pinned)
+    assert not missing, f"not pinned in docker/requirements.txt: {missing}; run docker/lock_requirements.py"

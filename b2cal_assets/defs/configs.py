@@ -7,6 +7,8 @@ from typing import Any, Literal
 import dagster as dg
 from pydantic import Field
 
+from b2cal_assets.domain.expert_config import value_kind
+
 
 class SubmitConfig(dg.Config):
     """A calibration submission: expert_config overrides and job settings; empty means the script's defaults."""
@@ -68,22 +70,20 @@ SIGNOFF_SCHEMA = _shape(SignoffConfig)
 _FIELD_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+_CONFIG_TYPES: dict[str, Any] = {
+    "bool": dg.Bool,
+    "int": dg.Int,
+    "float": dg.Float,
+    "str": dg.String,
+    "list": dg.Array(dg.Any),
+    "dict": dg.Permissive(),
+    "any": dg.Any,
+}
+
+
 def _config_type(default: Any) -> Any:
-    """The launchpad type of an expert_config key, from its default (``domain/expert_config`` has the
-    same rules: an int may stand for a float; ``None`` takes anything)."""
-    if isinstance(default, bool):
-        return dg.Bool
-    if isinstance(default, float):
-        return dg.Float
-    if isinstance(default, int):
-        return dg.Int
-    if isinstance(default, str):
-        return dg.String
-    if isinstance(default, list | tuple):
-        return dg.Array(dg.Any)
-    if isinstance(default, Mapping):
-        return dg.Permissive()
-    return dg.Any
+    """The launchpad type of an expert_config key, from its default (``domain/expert_config.value_kind``)."""
+    return _CONFIG_TYPES[value_kind(default)]
 
 
 def submit_schema(defaults: Mapping[str, Any]) -> Any:

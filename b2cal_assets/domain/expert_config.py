@@ -10,17 +10,38 @@ from __future__ import annotations
 import copy
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from b2cal_assets.domain.settings import ContractError
 
-__all__ = ["merge_expert_config"]
+__all__ = ["ValueKind", "merge_expert_config", "value_kind"]
 
 FIELD = "expert_config"
 
 
 def _type_name(value: object) -> str:
     return "null" if value is None else type(value).__name__
+
+
+ValueKind = Literal["bool", "int", "float", "str", "list", "dict", "any"]
+
+
+def value_kind(default: Any) -> ValueKind:
+    """What an expert_config key takes, from its default: the one rule the launchpad's fields, the
+    settings form's fields and ``merge_expert_config`` share (an int may stand for a float)."""
+    if isinstance(default, bool):
+        return "bool"
+    if isinstance(default, int):
+        return "int"
+    if isinstance(default, float):
+        return "float"
+    if isinstance(default, str):
+        return "str"
+    if isinstance(default, list | tuple):
+        return "list"
+    if isinstance(default, Mapping):
+        return "dict"
+    return "any"
 
 
 def _coerce(key: str, default: Any, value: Any) -> Any:

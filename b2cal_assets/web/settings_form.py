@@ -17,6 +17,7 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from b2cal_assets.domain.expert_config import value_kind
 from b2cal_assets.web.forms import FormRejected, text_field
 
 FIELD_PREFIX = "cfg."
@@ -49,15 +50,9 @@ class SettingField:
 
 
 def kind_of(default: Any) -> str:
-    if isinstance(default, bool):
-        return "bool"
-    if isinstance(default, int):
-        return "int"
-    if isinstance(default, float):
-        return "float"
-    if isinstance(default, str):
-        return "str"
-    return "json"
+    """The form field of a key: its scalar kind, or JSON for nested and free values."""
+    kind = value_kind(default)
+    return kind if kind in ("bool", "int", "float", "str") else "json"
 
 
 def as_text(value: Any, kind: str) -> str:

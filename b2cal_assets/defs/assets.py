@@ -8,13 +8,12 @@ from urllib.parse import quote
 
 import dagster as dg
 
-from b2cal_assets.db.engine import retry_while_unreachable
 from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, signoff_config, submit_config, submit_schema
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.run_tags import check_authority, submitted_by
-from b2cal_assets.defs.running import run_calibration_attempt, run_cdst_production
+from b2cal_assets.defs.running import again_while_unreachable, run_calibration_attempt, run_cdst_production
 from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.loop.service import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
@@ -49,9 +48,7 @@ def expert_description(step: StepInfo, script) -> str:
     formats = ", ".join(sorted(f.lower() for f in settings.input_data_formats)) or "no"
     names = ", ".join(sorted(settings.input_data_names)) or "none"
     after = ", ".join(step.depends_on) or "nothing (it starts when its data is there)"
-    config = ", ".join(
-        f"`{k}` = {json.dumps(v)}" for k, v in sorted((settings.expert_config or {}).items())
-    )
+    config = ", ".join(f"`{k}` = {json.dumps(v)}" for k, v in sorted((settings.expert_config or {}).items()))
     return "\n\n".join(
         [
             settings.description or step.name,
@@ -130,10 +127,8 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         processing = context.partition_key
         by = submitted_by(context)
         automatic = by == AUTO_USER
-        site = retry_while_unreachable(
-            lambda: service.site_of(processing),
-            what=f"reading the site of {processing}",
-            on_retry=context.log.warning,
+        site = again_while_unreachable(
+            context, f"reading the site of {processing}", lambda: service.site_of(processing)
         )
         if automatic and site.signoff_policy != "automatic":
             raise dg.Failure(
@@ -155,10 +150,8 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
             )
 
         try:
-            state = retry_while_unreachable(
-                decide,
-                what=f"recording the sign-off of {step.name} in {processing}",
-                on_retry=context.log.warning,
+            state = again_while_unreachable(
+                context, f"recording the sign-off of {step.name} in {processing}", decide
             )
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None

@@ -36,7 +36,7 @@ def _fail(message: str) -> dg.Failure:
     return dg.Failure(description=message)
 
 
-def _again(context, what: str, work: Callable[[], T]) -> T:
+def again_while_unreachable(context, what: str, work: Callable[[], T]) -> T:
     """A run's calibration-database work, tried again while the database restarts (``B2CAL_DB_RETRY_S``):
     hours of batch work are not failed for a restart. Each ``work`` is idempotent."""
     return retry_while_unreachable(work, what=what, on_retry=context.log.warning)
@@ -54,7 +54,7 @@ def _begin(context, service: LoopService, processing: str, calibration: str, **k
             ids.append(context.run.run_id)
         return service.begin_attempt(processing, calibration, **{**kwargs, "resume_run_ids": ids})
 
-    return _again(context, f"recording the start of {calibration} in {processing}", begin)
+    return again_while_unreachable(context, f"recording the start of {calibration} in {processing}", begin)
 
 
 def _finish(context, service: LoopService, ticket: AttemptTicket, outcome, iterations: int) -> list:
@@ -69,7 +69,9 @@ def _finish(context, service: LoopService, ticket: AttemptTicket, outcome, itera
             return service.current_payloads(ticket.processing, ticket.calibration)
         return service.finish_attempt(ticket, outcome.outputdb, outcome.payloads, iterations)
 
-    return _again(context, f"recording the payloads of {ticket.calibration} in {ticket.processing}", finish)
+    return again_while_unreachable(
+        context, f"recording the payloads of {ticket.calibration} in {ticket.processing}", finish
+    )
 
 
 def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -78,7 +80,7 @@ def checked_job_settings(script, config) -> tuple[dict[str, Any], dict[str, Any]
 
 
 def _backend_resource(context, service: LoopService, processing: str):
-    site = _again(context, "reading the site", lambda: service.site_of(processing))
+    site = again_while_unreachable(context, "reading the site", lambda: service.site_of(processing))
     key = f"{site.backend}_backend"
     try:
         return site, getattr(context.resources, key)
@@ -123,18 +125,20 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
             context, service, ticket, script, expert_config, job_config, site, backend_resource
         )
     except CalibrationFailed as exc:
-        _record_jobs(context, service, ticket, site, [s.to_json() for s in exc.subjobs] if exc.subjobs else None)
+        _record_jobs(
+            context, service, ticket, site, [s.to_json() for s in exc.subjobs] if exc.subjobs else None
+        )
         _unless_cancelled(context, service, ticket)
         record_failure = functools.partial(
             service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
         )
-        _again(context, "recording the failure", record_failure)
+        again_while_unreachable(context, "recording the failure", record_failure)
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
     except Exception as exc:
         _record_jobs(context, service, ticket, site, None)
         _unless_cancelled(context, service, ticket)
         error = f"{type(exc).__name__}: {exc}"
-        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
+        again_while_unreachable(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
         raise
     except BaseException:
         # Interrupted (the run terminated, its worker stopped): not the calibration's failure. The
@@ -150,7 +154,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
     except Exception as exc:
         # the checkpoint says the job is complete: a resume records the payloads without rerunning
         message = f"recording the payloads failed: {type(exc).__name__}: {exc}"
-        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, message))
+        again_while_unreachable(
+            context, "recording the failure", lambda: service.fail_attempt(ticket, message)
+        )
         raise
     rows = [
         {"payload": p.name, "revision": p.revision, "iov": str(p.iov), "md5": p.checksum[:12]}
@@ -189,7 +195,9 @@ def resume_run_ids(context) -> list[str]:
 
 def _unless_cancelled(context, service: LoopService, ticket: AttemptTicket) -> None:
     """A manager restarted or excluded the step while this run worked: record nothing of it."""
-    state = _again(context, "reading the attempt's state", lambda: service.attempt_state(ticket.attempt_id))
+    state = again_while_unreachable(
+        context, "reading the attempt's state", lambda: service.attempt_state(ticket.attempt_id)
+    )
     if state == AttemptState.CANCELLED:
         raise _fail(
             f"{ticket.calibration} in {ticket.processing}: attempt {ticket.number} was cancelled by a manager "
@@ -241,7 +249,7 @@ def _record_jobs(
 
     try:
         if wait:
-            _again(context, "recording the subjobs", record)
+            again_while_unreachable(context, "recording the subjobs", record)
         else:
             record()
     except Exception as exc:  # bookkeeping only
@@ -251,7 +259,7 @@ def _record_jobs(
 def _run_job(
     context, service, ticket: AttemptTicket, script, expert_config, job_config, site, backend_resource
 ):
-    input_data = _again(
+    input_data = again_while_unreachable(
         context,
         "reading the input files",
         lambda: service.input_data(
@@ -275,7 +283,7 @@ def _run_job(
         input_data=input_data,
         requested_iov=ticket.requested_iov,
         expert_config=expert_config,
-        database_chain=_again(
+        database_chain=again_while_unreachable(
             context,
             "reading the database chain",
             lambda: service.database_chain(ticket.processing, ticket.calibration),
@@ -366,18 +374,20 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
         raise _fail(str(exc)) from None
     produce = load_producer(producer_ref)
     chain = ConditionsChain(
-        _again(context, "reading the database chain", lambda: service.database_chain(processing, step.name))
+        again_while_unreachable(
+            context, "reading the database chain", lambda: service.database_chain(processing, step.name)
+        )
     )
     out_dir = home.cdst_dir(processing)
     produced: list[dict[str, Any]] = []
     try:
         for tag in step.raw_data_names:
-            by_run = _again(
+            by_run = again_while_unreachable(
                 context, "reading the raw files", functools.partial(service.raw_files_by_run, processing, tag)
             )
             for (exp, run), files in sorted(by_run.items()):
                 path = produce(files, out_dir / tag, chain.at(ExpRun(exp, run)), exp=exp, run=run)
-                _again(
+                again_while_unreachable(
                     context,
                     "registering a cDST file",
                     functools.partial(
@@ -395,11 +405,11 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
     except Exception as exc:
         _unless_cancelled(context, service, ticket)
         error = f"{type(exc).__name__}: {exc}"
-        _again(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
+        again_while_unreachable(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
         raise
     # an interruption (BaseException) leaves the attempt running for the loop's reconciliation
     _unless_cancelled(context, service, ticket)
-    _again(context, "recording the cDST production", lambda: service.complete_step(ticket))
+    again_while_unreachable(context, "recording the cDST production", lambda: service.complete_step(ticket))
     return dg.MaterializeResult(
         metadata={
             "files": len(produced),

@@ -41,6 +41,12 @@ def attempt_work_dir(processing: str, calibration: str, attempt: int) -> Path:
     return b2cal_home() / "work" / processing / calibration / f"attempt_{attempt}"
 
 
+def validation_work_dir(processing: str, calibration: str, attempt: int) -> Path:
+    """Where an attempt's validation job runs (its results are then copied to the payload store); apart
+    from the attempt's own work directory, which a restart reuses as the runner's checkpoint."""
+    return b2cal_home() / "validation_work" / processing / calibration / f"attempt_{attempt}"
+
+
 def payloads_root() -> Path:
     """The payload store's root (backed up with the database)."""
     return b2cal_home() / "payloads"

@@ -33,13 +33,14 @@ fi
 mkdir -p "$T"
 chmod 755 "$STATE_DIR" "$T"
 
-# The remote hosts' Python: the system's, in a venv with what the toy calibration scripts import.
+# The remote hosts' Python: the system's, in a venv with what the toy calibration scripts import
+# and matplotlib for the validation plots (validation runs as a batch job at the centre).
 # (b2cal itself is not installed there: every job brings it along.)
 VENV="$T/venv"
-if ! "$VENV/bin/python" -c "import numpy, uproot" 2>/dev/null; then
-    log "making the remote hosts' Python ($VENV: numpy, uproot)"
+if ! "$VENV/bin/python" -c "import numpy, uproot, matplotlib" 2>/dev/null; then
+    log "making the remote hosts' Python ($VENV: numpy, uproot, matplotlib)"
     /usr/bin/python3 -m venv "$VENV"
-    "$VENV/bin/pip" install -q numpy uproot >&2
+    "$VENV/bin/pip" install -q numpy uproot matplotlib >&2
 fi
 chmod -R a+rX "$VENV"
 

@@ -27,7 +27,6 @@ from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.names import asset_name
 from b2cal_assets.domain.settings import CalibrationSettings, ContractError, ValidationSettings
 from b2cal_assets.domain.stages import Stage
-from b2cal_assets.settings import settings
 
 __all__ = [
     "CALIBRATIONS_DIR_ENV",
@@ -48,6 +47,10 @@ _DERIVABLE = (Stage.PRE_TRACKING, Stage.POST_TRACKING, Stage.ANALYSIS)
 
 def default_calibrations_dir() -> Path:
     """``$B2CAL_CALIBRATIONS_DIR``, else the built-in demo scripts."""
+    # imported here: a validation job at a remote centre imports this module on a Python without
+    # pydantic (the deployment's settings); it always names its calibrations directory instead
+    from b2cal_assets.settings import settings
+
     configured = settings().calibrations_dir.strip()
     if configured:
         return Path(configured).expanduser()

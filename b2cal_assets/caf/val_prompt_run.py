@@ -6,13 +6,16 @@
 The config holds ``validation_script``, ``job_path``, ``input_data_path``, ``download_files``,
 ``backend_args``, ``requested_iov`` and ``expert_config`` (overrides of the script's defaults). The
 script runs as the framework runs it (a program, four string arguments) in ``validation_results/``;
-its plots and the copied ``download_files/`` are there. The validation runs on this machine whatever
-the backend named (the framework's accepts one for its command line). Exit status: the script's.
+its plots and the copied ``download_files/`` are there, and the plots it wrote into ``job_path`` are
+copied to ``validation_results/job_path/`` (a batch job's results travel as that one directory). The
+validation runs on this machine whatever the backend named (the framework's accepts one for its
+command line). Exit status: the script's.
 """
 
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +74,16 @@ def _find_validation(name: str, calibrations_dir: str | None) -> ValidationScrip
     raise UsageError(f"validation_script {name!r}: no validation script {given.stem}.py of a loaded calibration in {folder}")
 
 
+def _keep_job_path_plots(plots: list[Path], job_path: Path, workdir: Path) -> None:
+    """The plots the script wrote into ``job_path``, copied into the working directory."""
+    job_path = job_path.resolve()
+    for plot in plots:
+        if not plot.is_relative_to(workdir) and plot.is_relative_to(job_path):
+            target = workdir / "job_path" / plot.relative_to(job_path)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(plot, target)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -94,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, InputFileError, ContractError) as exc:
         print(f"[ERROR] {exc}", file=sys.stderr)
         return 1
+    _keep_job_path_plots(run.plots, Path(config.job_path), workdir)
     print(run.log.read_text(errors="replace"), end="")
     print(f"[INFO] {validation.name}: {run.summary}; {len(run.plots)} plot(s) and {len(run.downloaded)} file(s) in {workdir}")
     return run.exit_code if run.exit_code > 0 else (0 if run.passed else 1)

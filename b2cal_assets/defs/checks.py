@@ -1,7 +1,9 @@
 """Asset checks on a calibration's payloads: validity (blocking) and the expert's validation plots.
 
 Both are partitioned by processing like the payloads asset, so each processing's verdict, metrics and
-history are its own. The plots stay in the payload store (the attempt's ``validation_run/``); the
+history are its own. The validation script runs as ONE batch job at the processing's site, on the
+site's backend (over SSH for a remote centre; ``b2val-prompt-run`` at a site with ``runner:
+framework``), and its results come back to the payload store. The plots stay in the payload store (the attempt's ``validation_run/``); the
 check links to them and to the calibration page instead of copying them into Dagster's event log.
 """
 
@@ -12,10 +14,14 @@ from urllib.parse import quote
 
 import dagster as dg
 
+from b2cal_assets.backends.base import BackendError
 from b2cal_assets.caf.scripts import CalibrationScript
+from b2cal_assets.caf.validation_batch import ValidationJobs
+from b2cal_assets.defs.assets import BACKEND_RESOURCE_KEYS
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
-from b2cal_assets.defs.resources import CalibrationLoopResource
+from b2cal_assets.defs.running import site_backend
+from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
 from b2cal_assets.loop.page_views import validation_dir
 from b2cal_assets.loop.payload_checks import validity_problems
 from b2cal_assets.loop.validation import run_validation_script
@@ -65,8 +71,34 @@ def _validity_result(service, processing: str, name: str, script: CalibrationScr
     )
 
 
-def _validation_result(service, processing: str, name: str, script: CalibrationScript) -> dg.AssetCheckResult:
-    result = run_validation_script(service, processing, name, script)
+def validation_jobs(context, service, processing: str) -> ValidationJobs:
+    """How the processing's site runs a validation job: its backend, and its framework setup if any."""
+    site, resource, backend = site_backend(context, service, processing)
+    common: dict[str, Any] = {
+        "site": site.name,
+        "backend_args": dict(site.backend_args),
+        "submit_policy": resource.submit_policy(),
+    }
+    if site.runner == RunnerKind.FRAMEWORK:
+        framework = framework_settings(site.runner_args, site.backend)
+        return ValidationJobs(
+            backend,
+            runner=RunnerKind.FRAMEWORK,
+            framework_setup=framework.setup,
+            framework_backend=framework.backend,
+            **common,
+        )
+    return ValidationJobs(backend, **common)
+
+
+def _validation_result(
+    service, processing: str, name: str, script: CalibrationScript, jobs: ValidationJobs | None
+) -> dg.AssetCheckResult:
+    try:
+        result = run_validation_script(service, processing, name, script, jobs=jobs)
+    except BackendError as exc:  # the site, not the script: no verdict, one line
+        site = jobs.site if jobs is not None else "?"
+        raise dg.Failure(description=f"site {site}: {' '.join(str(exc).split())}") from None
     metadata: dict[str, Any] = {
         "processing": processing,
         "summary": result.summary,
@@ -123,15 +155,29 @@ def build_checks(calibrations: Mapping[str, CalibrationScript]) -> list[dg.Asset
     with partitioned_checks():
         specs = [spec for key in by_key for spec in _specs(key)]
 
-        @dg.multi_asset_check(name="payload_checks", specs=specs, can_subset=True)
-        def _checks(context: dg.AssetCheckExecutionContext, loop: CalibrationLoopResource):
-            service = loop.service()
+        @dg.multi_asset_check(
+            name="payload_checks",
+            specs=specs,
+            can_subset=True,
+            required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},  # validation runs at the site
+        )
+        def _checks(context: dg.AssetCheckExecutionContext):
+            service = context.resources.loop.service()
             processing = context.partition_key
-            for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
-                name, script = by_key[check.asset_key]
-                if check.name == VALIDITY_CHECK:
-                    yield _validity_result(service, processing, name, script)
-                elif check.name == VALIDATION_CHECK:
-                    yield _validation_result(service, processing, name, script)
+            jobs: list[ValidationJobs] = []  # the site's backend, built once the first validation runs
+            try:
+                for check in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.path, k.name)):
+                    name, script = by_key[check.asset_key]
+                    if check.name == VALIDITY_CHECK:
+                        yield _validity_result(service, processing, name, script)
+                    elif check.name == VALIDATION_CHECK:
+                        if script.validation is not None and not jobs:
+                            jobs.append(validation_jobs(context, service, processing))
+                        yield _validation_result(service, processing, name, script, jobs[0] if jobs else None)
+            finally:
+                for job in jobs:
+                    close = getattr(job.backend, "close", None)
+                    if callable(close):
+                        close()
 
     return [_checks]

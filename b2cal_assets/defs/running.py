@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from b2cal_assets import home
+from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
 from b2cal_assets.caf.localdb import ConditionsChain
@@ -86,6 +87,22 @@ def _backend_resource(context, service: LoopService, processing: str):
         return site, getattr(context.resources, key)
     except AttributeError:
         raise _fail(f"site {site.name} uses backend {site.backend!r}, which has no resource {key}") from None
+
+
+def _build_backend(site, resource):
+    """A remote site's commands run on its submit host (``site.remote``); the job manager is the same."""
+    return resource.build_remote_backend(site.remote) if site.remote else resource.build_backend()
+
+
+def site_backend(context, service: LoopService, processing: str):
+    """The processing's site, its backend resource and its backend (for any job run at the site). A
+    backend that cannot be built is a one-line failure naming the site."""
+    site, resource = _backend_resource(context, service, processing)
+    try:
+        backend = _build_backend(site, resource)
+    except (BackendError, NotImplementedError, ValueError) as exc:
+        raise _fail(f"site {site.name}: {exc}") from None
+    return site, resource, backend
 
 
 def run_calibration_attempt(context, config, service: LoopService, calibration: str, by: str):
@@ -307,12 +324,7 @@ def _run_job(
             last[0] = message
             context.log.info(f"{ticket.calibration}: {message}")
 
-    # a remote site's commands run on its submit host (site.remote); the job manager is the same
-    backend = (
-        backend_resource.build_remote_backend(site.remote)
-        if site.remote
-        else backend_resource.build_backend()
-    )
+    backend = _build_backend(site, backend_resource)
     if site.runner == RunnerKind.FRAMEWORK:
         if site.remote:
             raise _fail(

@@ -1,0 +1,166 @@
+"""Validation as ONE batch job at the site: on this machine, on the real Slurm, and at a remote test
+centre over SSH; its results (one tarball) come back and land in the payload store whole."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from b2cal_assets.backends.commands import SubprocessRunner
+from b2cal_assets.backends.local import LocalBackend
+from b2cal_assets.backends.remote import remote_backend
+from b2cal_assets.backends.slurm import SlurmBackend
+from b2cal_assets.backends.ssh import SshRunner, SshTarget
+from b2cal_assets.backends.manager import SubmitPolicy
+from b2cal_assets.caf.scripts import load_scripts
+from b2cal_assets.caf.validation_batch import RESULTS_TAR, ValidationJobFailed, ValidationJobs
+from b2cal_assets.domain.iov import IoV
+from b2cal_assets.domain.site_runner import RunnerKind
+from b2cal_assets_tests.caf.test_validation_job import VALIDATION
+from b2cal_assets_tests.domain.scriptdir import calibration, write
+
+STAND_IN_BIN = Path(__file__).resolve().parents[1] / "fixtures" / "framework_bin"
+FAST = SubmitPolicy(poll_interval_s=0.2, forgotten_grace_s=30)
+
+
+def _setup(tmp_path: Path):
+    """A framework-style layout (prompt/calibrations, prompt/validations) and a finished job's directory."""
+    write(tmp_path / "prompt" / "calibrations", "caf_cdc.py", calibration("CDC Tracking", subsystem="cdc"))
+    write(tmp_path / "prompt" / "validations", "cdc_tracking_validation.py", VALIDATION)
+    job = tmp_path / "payloads" / "attempt_1"
+    (job / "calibration_results" / "tz0" / "0").mkdir(parents=True)
+    (job / "calibration_results" / "tz0" / "0" / "stdout").write_text("collector log\n")
+    return load_scripts(tmp_path / "prompt" / "calibrations")["CDC Tracking"].validation, job
+
+
+def _run(jobs: ValidationJobs, validation, job: Path, tmp_path: Path, **config):
+    return jobs.run(
+        validation,
+        job_path=job,
+        requested_iov=IoV(26, 1, -1, -1),
+        expert_config=config,
+        workdir=tmp_path / "work" / "validation",
+        results_dir=job / "validation_run",
+    )
+
+
+def _assert_results(run, job: Path, seen_job_path: str) -> None:
+    assert run.exit_code == 0 and run.passed, run.log_tail()
+    results = job / "validation_run"
+    assert run.workdir == results
+    assert run.plots == [results / "plots" / "allData" / "t0.png"]
+    assert [p.relative_to(results).as_posix() for p in run.downloaded] == [
+        "download_files/calibration_results/tz0/0/stdout"
+    ]
+    seen = json.loads((results / "seen.json").read_text())
+    assert seen["job_path"] == seen_job_path
+    assert seen["requested_iov"] == [26, 1, -1, -1]
+    assert seen["expert_config"] == {"bins": 5, "fail": False}
+    assert "[INFO] validating" in run.log.read_text()
+
+
+def test_a_validation_job_on_this_machine_leaves_its_results_in_the_payload_store(tmp_path):
+    validation, job = _setup(tmp_path)
+    run = _run(ValidationJobs(LocalBackend(), site="here", submit_policy=FAST), validation, job, tmp_path, bins=5)
+    _assert_results(run, job, str(job.resolve()))
+    workdir = tmp_path / "work" / "validation"
+    config = json.loads((workdir / "validation_config.json").read_text())
+    assert config["validation_script"] == "cdc_tracking_validation.py" and config["job_path"] == str(job)
+    assert (workdir / RESULTS_TAR).is_file() and (workdir / "stdout").is_file()
+
+
+def test_a_failing_script_is_a_failed_verdict_with_its_log_and_a_wrong_key_is_refused(tmp_path):
+    validation, job = _setup(tmp_path)
+    jobs = ValidationJobs(LocalBackend(), submit_policy=FAST)
+    run = _run(jobs, validation, job, tmp_path, fail=True)
+    assert not run.passed and run.exit_code != 0
+    assert "the t0 distribution is empty" in run.log.read_text()
+    assert (job / "validation_run" / "validation.log").is_file()
+    with pytest.raises(Exception, match="binz"):
+        _run(jobs, validation, job, tmp_path, binz=3)
+
+
+def test_a_job_that_leaves_no_results_fails_with_its_log_tail(tmp_path):
+    validation, job = _setup(tmp_path)
+    (job / "validation_run").mkdir()
+    (job / "validation_run" / "old.png").write_text("an earlier run's plot")
+    jobs = ValidationJobs(
+        LocalBackend(), site="kek", runner=RunnerKind.FRAMEWORK, framework_setup=("source /no/such/b2setup",),
+        submit_policy=FAST,
+    )
+    with pytest.raises(ValidationJobFailed, match=r"at site kek ended failed .* left no validation_results/") as err:
+        _run(jobs, validation, job, tmp_path)
+    assert "/no/such/b2setup" in err.value.log_tail
+    assert (job / "validation_run" / "old.png").is_file()  # nothing half-written over the last results
+
+
+@pytest.fixture
+def framework_on_path(monkeypatch):
+    monkeypatch.setenv(
+        "PATH", os.pathsep.join([str(STAND_IN_BIN), str(Path(sys.executable).parent), os.environ["PATH"]])
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
+
+
+def test_a_framework_site_runs_b2val_prompt_run_after_its_setup(tmp_path, framework_on_path):
+    validation, job = _setup(tmp_path)
+    jobs = ValidationJobs(
+        LocalBackend(), runner=RunnerKind.FRAMEWORK, framework_setup=("export B2CAL_SETUP=done",),
+        submit_policy=FAST,
+    )
+    run = _run(jobs, validation, job, tmp_path, bins=5)
+    _assert_results(run, job, str(job.resolve()))
+    argv = (tmp_path / "work" / "validation" / "stdout").read_text()
+    assert "[INFO] CDC Tracking:" in argv
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["Local", "validation_config.json"], "the following arguments are required: input_data"),
+        (["Slurm", "validation_config.json", "in.json"], "invalid choice: 'Slurm'"),
+        (["Local", "validation_config.json", "in.json", "--calibrations-dir", "x"], "unrecognized arguments"),
+    ],
+    ids=["no-input-data", "no-slurm-backend", "b2cal-option"],
+)
+def test_the_stand_in_takes_the_real_command_line_strictly(tmp_path, framework_on_path, args, message):
+    proc = subprocess.run(
+        [str(STAND_IN_BIN / "b2val-prompt-run"), *args], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert proc.returncode == 2 and message in proc.stderr, proc.stderr
+
+
+@pytest.mark.slurm
+def test_a_validation_job_on_slurm(tmp_path, slurm_cluster):
+    validation, job = _setup(tmp_path)
+    backend = SlurmBackend(runner=SubprocessRunner(env=slurm_cluster))
+    run = _run(ValidationJobs(backend, site="slurm_site", submit_policy=FAST), validation, job, tmp_path, bins=5)
+    _assert_results(run, job, str(job.resolve()))
+
+
+@pytest.mark.slurm
+def test_a_validation_job_at_a_remote_centre_sends_its_results_back(tmp_path, test_hosts):
+    host = test_hosts[0]
+    ssh = SshRunner(
+        SshTarget(host.address, host.user, host.known_hosts, host.port, host.key),
+        control_dir=Path("/tmp/b2cal-ssh-tests") / uuid.uuid4().hex[:8],
+    )
+    remote_root = host.root / f"val_{uuid.uuid4().hex[:8]}"
+    backend = remote_backend(SlurmBackend, {"time_limit": "00:05:00"}, ssh, remote_root, python=host.python)
+    try:
+        validation, job = _setup(tmp_path)
+        run = _run(ValidationJobs(backend, site="th1", submit_policy=FAST), validation, job, tmp_path, bins=5)
+    finally:
+        backend.close()
+    # the script read the job's copy at the centre, and the results came back here
+    _assert_results(run, job, backend.job_path(job))
+    remote_job = Path(backend.job_path(tmp_path / "work" / "validation"))
+    assert (remote_job / "validation_results" / "plots" / "allData" / "t0.png").is_file()
+    assert (tmp_path / "work" / "validation" / RESULTS_TAR).is_file()
+    assert not (tmp_path / "work" / "validation" / "validation_results").exists()  # only the one file

@@ -69,6 +69,7 @@ class ValidationJobs:
     backend_args: Mapping[str, object] = field(default_factory=dict)
     submit_policy: SubmitPolicy | None = None
     should_cancel: Callable[[], bool] | None = None
+    log: Callable[[str], None] | None = None  # hears the job's command line (the run log)
 
     def run(
         self,
@@ -98,6 +99,8 @@ class ValidationJobs:
             framework_backend=self.framework_backend,
             backend_args=self.backend_args,
         )
+        if self.log is not None:
+            self.log(f"{validation.name}: the validation runs as one {self.backend.name} job{self._at()}: {spec.argv[-1]}")
         manager = JobManager(self.backend, self.submit_policy, RetryPolicy(max_retries=0))
         try:
             (result,) = manager.run([spec], should_cancel=self.should_cancel)

@@ -78,6 +78,7 @@ def validation_jobs(context, service, processing: str) -> ValidationJobs:
         "site": site.name,
         "backend_args": dict(site.backend_args),
         "submit_policy": resource.submit_policy(),
+        "log": context.log.info,
     }
     if site.runner == RunnerKind.FRAMEWORK:
         framework = framework_settings(site.runner_args, site.backend)

@@ -14,7 +14,8 @@ from b2cal_assets.db.engine import database_url
 from b2cal_assets.domain.outputdb import parse_database_txt
 from b2cal_assets.domain.processing import SiteSpec
 from b2cal_assets.domain.site_runner import RunnerKind
-from b2cal_assets.home import attempt_work_dir
+from b2cal_assets.defs.keys import VALIDATION_CHECK, payloads_key
+from b2cal_assets.home import attempt_work_dir, validation_work_dir
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
@@ -91,10 +92,37 @@ def test_a_framework_site_calibrates_with_one_framework_job_per_attempt(
             str(e.user_message)
             for _r, result in results
             if "toy_a" in str(result.dagster_run.asset_selection)
+            or "toy_a" in str(result.dagster_run.asset_check_selection)
             for e in instance.all_logs(result.run_id)
         )
         assert "exec b2caf-prompt-run Local caf_config.json input_data.json --heartbeat 1" in logs
         assert "the framework's CAF: " in logs and "iteration 0" in logs
+        # the validation ran as ONE batch job at the site, b2val-prompt-run after the site's setup ...
+        validation_job = validation_work_dir("p1", "toy_a", 1)
+        assert "export B2CAL_SITE_SETUP=done && b2val-prompt-run Local validation_config.json" in logs
+        assert "[INFO] toy_a: mean" in (validation_job / "stdout").read_text()
+        assert (validation_job / "validation_results.tar.gz").is_file()
+        # ... and its plots reached the payload store and the check
+        plot = Path(recorded[0].file).parent.parent / "validation_run" / "toy_a_mean.png"
+        assert plot.is_file()
+        metadata = check_metadata(instance, results, "toy_a")
+        assert metadata["plot/toy_a_mean.png"].value == str(plot)
+        assert metadata["metric/mean"].value == pytest.approx(3.0, abs=0.2)
+
+
+def check_metadata(instance, results, calibration: str) -> dict:
+    """The metadata of the last validation check of ``calibration`` in ``results``' runs."""
+    found: dict = {}
+    for _request, result in results:
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
+                continue
+            evaluation = event.event_specific_data
+            if evaluation.check_name == VALIDATION_CHECK and evaluation.asset_key == payloads_key(calibration):
+                found = dict(evaluation.metadata)
+    assert found, f"no validation check of {calibration} in the runs"
+    return found
 
 
 def _fake_tool(tmp_path, body):

@@ -14,10 +14,10 @@ import pytest
 
 from b2cal_assets.backends.commands import SubprocessRunner
 from b2cal_assets.backends.local import LocalBackend
+from b2cal_assets.backends.manager import SubmitPolicy
 from b2cal_assets.backends.remote import remote_backend
 from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.backends.ssh import SshRunner, SshTarget
-from b2cal_assets.backends.manager import SubmitPolicy
 from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.caf.validation_batch import RESULTS_TAR, ValidationJobFailed, ValidationJobs
 from b2cal_assets.domain.iov import IoV

@@ -96,3 +96,22 @@ def drive(
         for request in loop.run_requests:
             results.append((request, execute(defs, request, instance)))
     return results
+
+
+def check_metadata(instance: dg.DagsterInstance, results, calibration: str, processing: str | None = None) -> dict:
+    """The metadata of the last validation check of ``calibration`` (in ``processing``) in ``results``' runs."""
+    from b2cal_assets.defs.keys import VALIDATION_CHECK, payloads_key
+
+    found: dict = {}
+    for request, result in results:
+        if processing is not None and request.partition_key != processing:
+            continue
+        for entry in instance.all_logs(result.run_id):
+            event = entry.dagster_event
+            if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
+                continue
+            evaluation = event.event_specific_data
+            if evaluation.check_name == VALIDATION_CHECK and evaluation.asset_key == payloads_key(calibration):
+                found = dict(evaluation.metadata)
+    assert found, f"no validation check of {calibration} in the runs"
+    return found

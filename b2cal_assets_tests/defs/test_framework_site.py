@@ -14,13 +14,12 @@ from b2cal_assets.db.engine import database_url
 from b2cal_assets.domain.outputdb import parse_database_txt
 from b2cal_assets.domain.processing import SiteSpec
 from b2cal_assets.domain.site_runner import RunnerKind
-from b2cal_assets.defs.keys import VALIDATION_CHECK, payloads_key
 from b2cal_assets.home import attempt_work_dir, validation_work_dir
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing
-from b2cal_assets_tests.defs.driver import drive
+from b2cal_assets_tests.defs.driver import check_metadata, drive
 
 STAND_IN_BIN = Path(__file__).resolve().parents[1] / "fixtures" / "framework_bin"
 
@@ -109,20 +108,6 @@ def test_a_framework_site_calibrates_with_one_framework_job_per_attempt(
         assert metadata["plot/toy_a_mean.png"].value == str(plot)
         assert metadata["metric/mean"].value == pytest.approx(3.0, abs=0.2)
 
-
-def check_metadata(instance, results, calibration: str) -> dict:
-    """The metadata of the last validation check of ``calibration`` in ``results``' runs."""
-    found: dict = {}
-    for _request, result in results:
-        for entry in instance.all_logs(result.run_id):
-            event = entry.dagster_event
-            if event is None or event.event_type_value != "ASSET_CHECK_EVALUATION":
-                continue
-            evaluation = event.event_specific_data
-            if evaluation.check_name == VALIDATION_CHECK and evaluation.asset_key == payloads_key(calibration):
-                found = dict(evaluation.metadata)
-    assert found, f"no validation check of {calibration} in the runs"
-    return found
 
 
 def _fake_tool(tmp_path, body):

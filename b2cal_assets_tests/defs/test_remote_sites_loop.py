@@ -14,11 +14,12 @@ from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSpec
 from b2cal_assets.domain.remote_sites import RemoteHost
+from b2cal_assets.home import validation_work_dir
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
-from b2cal_assets_tests.defs.driver import drive
+from b2cal_assets_tests.defs.driver import check_metadata, drive
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -108,6 +109,7 @@ def test_two_remote_centres_calibrate_at_once_with_their_own_signoff(remote_cent
                 expert = service.scripts.calibrations[step].settings.expert_username
                 service.sign_off("p_desy", step, decision="accept", by=expert, automatic=False)
         records = {r.run_id: instance.get_run_record_by_id(r.run_id) for _, r in runs}
+        checks = {p: check_metadata(instance, runs, "toy_a", p) for p in ("p_kek", "p_desy")}
     for processing in ("p_kek", "p_desy"):
         states = service.step_states(processing)
         assert states["toy_a"] == states["toy_b"] == "signed_off", states
@@ -141,3 +143,14 @@ def test_two_remote_centres_calibrate_at_once_with_their_own_signoff(remote_cent
             assert not str(job.workdir).startswith(str(remote_root))
         (payload,) = service.current_payloads(processing, "toy_a")
         assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1
+        # the validation ran as a batch job at the centre, over the centre's copy of the payloads ...
+        attempt = int(Path(payload.file).parent.parent.name.removeprefix("attempt_"))
+        here = validation_work_dir(processing, "toy_a", attempt)
+        there = remote_root / str(here).lstrip("/")
+        assert (there / "validation_results" / "toy_a_mean.png").is_file()
+        assert (there / "stdout").is_file() and "[INFO] toy_a: mean" in (there / "stdout").read_text()
+        # ... and only its one tarball came back, its plots now in the payload store and the check
+        assert (here / "validation_results.tar.gz").is_file() and not (here / "validation_results").exists()
+        plot = Path(payload.file).parent.parent / "validation_run" / "toy_a_mean.png"
+        assert plot.is_file()
+        assert checks[processing]["plot/toy_a_mean.png"].value == str(plot)

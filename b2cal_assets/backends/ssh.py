@@ -85,6 +85,7 @@ class SshRunner:
     connect_timeout_s: int = 10
     persist_s: int = 300
     connect_tries: int = 2
+    site: str = ""  # the site this host serves, named in messages
 
     def __post_init__(self) -> None:
         self.control_dir = Path(self.control_dir)
@@ -170,8 +171,23 @@ class SshRunner:
         )
         if code != 0:
             printed = err.decode(errors="replace").strip()[-1000:] or "(no output)"
+            if "No space left on device" in printed:
+                raise BackendError(self._disk_full(what))
             raise BackendError(f"{what} on {self.target.label} exited with {code}: {printed}")
         return out
+
+    def _disk_full(self, what: str) -> str:
+        """One line: whose disk is full, and what to fix."""
+        if self.site:
+            return (
+                f"site {self.site}: the disk of its submit host {self.target.label} is full (No space left on "
+                f"device) while {what}; free space there or give the site another remote root "
+                f"(b2cal site update {self.site} --remote-root PATH)"
+            )
+        return (
+            f"the disk of {self.target.label} is full (No space left on device) while {what}; "
+            "free space there or use another remote root"
+        )
 
     def _ssh(self, command: str, stdin: bytes | None, *, what: str) -> tuple[int, bytes, bytes]:
 

@@ -80,7 +80,7 @@ class _SchedulerResource(BatchBackendResource):
     def build_backend(self) -> BatchBackend:
         return self._backend_class().from_config(self._config(), runner=self._runner())
 
-    def build_remote_backend(self, remote: RemoteHost) -> BatchBackend:
+    def build_remote_backend(self, remote: RemoteHost, site: str = "") -> BatchBackend:
         """The scheduler's commands on the site's submit host over SSH; files of this machine (a
         ``submit_dir``, Slurm's ``jobcomp_file``) are not the remote host's, so they are left out."""
         config = {k: v for k, v in self._config().items() if k not in _LOCAL_ONLY}
@@ -93,7 +93,7 @@ class _SchedulerResource(BatchBackendResource):
             known_hosts=Path(remote.known_hosts),
             key_file=Path(remote.ssh_key) if remote.ssh_key else None,
         )
-        ssh = SshRunner(target, control_dir=control, timeout_s=current.ssh_timeout_s)
+        ssh = SshRunner(target, control_dir=control, timeout_s=current.ssh_timeout_s, site=site)
         return remote_backend(self._backend_class(), config, ssh, remote.remote_root, remote.remote_python)
 
 

@@ -98,8 +98,9 @@ def _validation_result(
     try:
         result = run_validation_script(service, processing, name, script, jobs=jobs)
     except BackendError as exc:  # the site, not the script: no verdict, one line
-        site = jobs.site if jobs is not None else "?"
-        raise dg.Failure(description=f"site {site}: {' '.join(str(exc).split())}") from None
+        message = " ".join(str(exc).split())
+        site = f"site {jobs.site if jobs is not None else '?'}"
+        raise dg.Failure(description=message if message.startswith(site) else f"{site}: {message}") from None
     metadata: dict[str, Any] = {
         "processing": processing,
         "summary": result.summary,

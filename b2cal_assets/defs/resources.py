@@ -47,8 +47,8 @@ class BatchBackendResource(dg.ConfigurableResource):
     def build_backend(self) -> BatchBackend:
         raise NotImplementedError(f"{type(self).__name__} does not build a backend")
 
-    def build_remote_backend(self, remote: RemoteHost) -> BatchBackend:
-        """The backend with its scheduler commands on ``remote`` (a site's submit host)."""
+    def build_remote_backend(self, remote: RemoteHost, site: str = "") -> BatchBackend:
+        """The backend with its scheduler commands on ``remote`` (the submit host of ``site``)."""
         raise NotImplementedError(
             f"{type(self).__name__} runs jobs on this machine only, not on {remote.submit_host}"
         )

@@ -91,7 +91,7 @@ def _backend_resource(context, service: LoopService, processing: str):
 
 def _build_backend(site, resource):
     """A remote site's commands run on its submit host (``site.remote``); the job manager is the same."""
-    return resource.build_remote_backend(site.remote) if site.remote else resource.build_backend()
+    return resource.build_remote_backend(site.remote, site.name) if site.remote else resource.build_backend()
 
 
 def site_backend(context, service: LoopService, processing: str):

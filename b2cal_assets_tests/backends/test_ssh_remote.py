@@ -7,7 +7,7 @@ import re
 import subprocess
 import threading
 import uuid
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 
@@ -16,6 +16,7 @@ from b2cal_assets.backends.manager import JobManager, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.remote import remote_backend
 from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.backends.ssh import SshRunner, SshTarget
+from b2cal_assets_tests.fixtures.disk import fill, mounted_tmpfs
 
 pytestmark = [pytest.mark.slurm]
 
@@ -70,6 +71,23 @@ def test_a_wrong_key_names_the_user_and_key(test_hosts, tmp_path):
     target = SshTarget(host.address, host.user, host.known_hosts, host.port, key)
     with pytest.raises(BackendError, match=f"refused key {key}: authorise"):
         SshRunner(target, control_dir=Path("/tmp/b2cal-ssh-tests") / uuid.uuid4().hex[:8])(["true"])
+
+
+def test_a_full_remote_disk_is_one_line_naming_the_site_and_what_to_fix(test_hosts, tmp_path):
+    host = test_hosts[0]
+    with mounted_tmpfs(host.root / f"full_{uuid.uuid4().hex[:8]}", "64k") as full:
+        full.chmod(0o777)  # the centre's login writes there
+        fill(full)
+        ssh = runner_for(host, tmp_path, site="kek")
+        try:
+            with pytest.raises(BackendError) as err:
+                ssh.upload({PurePosixPath(full / "job" / "spec.json"): (b"x" * 200_000, 0o644)})
+        finally:
+            ssh.close()
+    message = str(err.value)
+    assert "\n" not in message, message
+    assert message.startswith(f"site kek: the disk of its submit host {host.user}@"), message
+    assert "No space left on device" in message and "b2cal site update kek --remote-root PATH" in message
 
 
 def _master_pid(ssh: SshRunner) -> int:

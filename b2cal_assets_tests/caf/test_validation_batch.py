@@ -164,3 +164,13 @@ def test_a_validation_job_at_a_remote_centre_sends_its_results_back(tmp_path, te
     assert (remote_job / "validation_results" / "plots" / "allData" / "t0.png").is_file()
     assert (tmp_path / "work" / "validation" / RESULTS_TAR).is_file()
     assert not (tmp_path / "work" / "validation" / "validation_results").exists()  # only the one file
+
+
+def test_what_the_job_imports_needs_no_pydantic():
+    """A remote centre's Python has numpy (and what the scripts import), not b2cal's deployment settings."""
+    code = (
+        "import sys; sys.modules['pydantic'] = None; sys.modules['dagster'] = None; "
+        "import b2cal_assets.caf.val_prompt_run, b2cal_assets.caf.prompt_script, b2cal_assets.demo.validation_report"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert proc.returncode == 0, proc.stderr

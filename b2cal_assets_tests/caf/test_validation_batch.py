@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.commands import SubprocessRunner
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import SubmitPolicy
@@ -174,3 +175,19 @@ def test_what_the_job_imports_needs_no_pydantic():
     )
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+@pytest.mark.slurm
+def test_an_unreachable_centre_is_the_backends_error_not_a_verdict(tmp_path, test_hosts):
+    host = test_hosts[0]
+    ssh = SshRunner(
+        SshTarget(host.address, host.user, host.known_hosts, 1, host.key),  # nothing listens on port 1
+        control_dir=Path("/tmp/b2cal-ssh-tests") / uuid.uuid4().hex[:8],
+        connect_timeout_s=3,
+        site="th1",
+    )
+    backend = remote_backend(SlurmBackend, {}, ssh, host.root / "unreachable", python=host.python)
+    validation, job = _setup(tmp_path)
+    with pytest.raises(BackendError, match=r"cannot reach .*:1"):
+        _run(ValidationJobs(backend, site="th1", submit_policy=FAST), validation, job, tmp_path)
+    assert not (job / "validation_run").exists()  # no verdict recorded

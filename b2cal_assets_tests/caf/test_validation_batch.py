@@ -10,6 +10,7 @@ import sys
 import uuid
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
 from b2cal_assets.backends.base import BackendError
@@ -21,8 +22,10 @@ from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.backends.ssh import SshRunner, SshTarget
 from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.caf.validation_batch import RESULTS_TAR, ValidationJobFailed, ValidationJobs
+from b2cal_assets.defs.checks import _validation_result
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.site_runner import RunnerKind
+from b2cal_assets.loop.records import PayloadView
 from b2cal_assets_tests.caf.test_validation_job import VALIDATION
 from b2cal_assets_tests.domain.scriptdir import calibration, write
 
@@ -191,3 +194,31 @@ def test_an_unreachable_centre_is_the_backends_error_not_a_verdict(tmp_path, tes
     with pytest.raises(BackendError, match=r"cannot reach .*:1"):
         _run(ValidationJobs(backend, site="th1", submit_policy=FAST), validation, job, tmp_path)
     assert not (job / "validation_run").exists()  # no verdict recorded
+
+
+class _UnreachableSite(LocalBackend):
+    def submit(self, jobs):
+        raise BackendError("cannot reach b2th1@10.231.1.2:22: Connection refused\n(after 2 tries)")
+
+
+class _Service:
+    """The loop's answers the validation check asks for: one attempt's payloads and the processing's IoV."""
+
+    def __init__(self, job: Path) -> None:
+        self.job = job
+
+    def current_payloads(self, processing, calibration):
+        return [PayloadView("ToyA", 1, "0" * 32, IoV(1, 1, 1, 2), str(self.job / "outputdb" / "x.root"))]
+
+    def processing_iov(self, processing):
+        return IoV(1, 1, 1, 2)
+
+
+def test_a_site_that_fails_during_validation_fails_the_check_run_with_one_line_naming_it(tmp_path):
+    _validation, job = _setup(tmp_path)
+    script = load_scripts(tmp_path / "prompt" / "calibrations")["CDC Tracking"]
+    jobs = ValidationJobs(_UnreachableSite(), site="kek", submit_policy=FAST)
+    with pytest.raises(dg.Failure) as err:
+        _validation_result(_Service(job), "p1", script.name, script, jobs)
+    assert err.value.description == "site kek: cannot reach b2th1@10.231.1.2:22: Connection refused (after 2 tries)"
+    assert not (job / "validation_run").exists()

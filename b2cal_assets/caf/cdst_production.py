@@ -26,7 +26,14 @@ from typing import Any
 from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
 from b2cal_assets.backends.manager import JobManager, JobResult, Progress, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import log_tail
-from b2cal_assets.caf.cdst_job import CDST_OUT_DIR, CDST_OUTPUTS_FILE, CdstJobSpec, CdstOutput, read_outputs
+from b2cal_assets.caf.cdst_job import (
+    CDST_OUT_DIR,
+    CDST_OUTPUTS_FILE,
+    CdstJobSpec,
+    CdstOutput,
+    load_producer,
+    read_outputs,
+)
 from b2cal_assets.files import atomic_write_text
 
 __all__ = [
@@ -34,6 +41,7 @@ __all__ = [
     "CdstOutcome",
     "CdstProduction",
     "CdstRun",
+    "check_producer",
     "planned_jobs",
     "producer_root",
     "run_cdst_jobs",
@@ -133,6 +141,27 @@ def producer_root(reference: str) -> Path | None:
     return root
 
 
+def check_producer(reference: str) -> None:
+    """Refuse, before any job is submitted, a producer reference that cannot work: not ``module:function``,
+    or a module importable here without that function. One not importable here may be the site's own."""
+    module_name = reference.partition(":")[0]
+    if not module_name or not all(part.isidentifier() for part in module_name.split(".")):
+        raise ValueError(
+            f"B2CAL_CDST_PRODUCER={reference!r} is not module:function (e.g. my_detector.cdst:produce_cdst)"
+        )
+    try:
+        found = importlib.util.find_spec(module_name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if found:
+        try:
+            producer = load_producer(reference)
+        except (ImportError, AttributeError) as exc:
+            raise ValueError(f"B2CAL_CDST_PRODUCER={reference!r} cannot be loaded: {exc}") from None
+        if not callable(producer):
+            raise ValueError(f"B2CAL_CDST_PRODUCER={reference!r} is not a function")
+
+
 def run_cdst_jobs(
     production: CdstProduction,
     backend: BatchBackend,
@@ -147,6 +176,7 @@ def run_cdst_jobs(
 ) -> CdstOutcome:
     """Run the step's jobs; ``on_output`` hears each cDST file as its job is done. Raises ``CdstFailed``."""
     say = progress or (lambda _message: None)
+    check_producer(production.producer)
     todo, skipped = [], 0
     for job in planned_jobs(production):
         if _registered(job.workdir, production.registered):

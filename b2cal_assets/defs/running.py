@@ -13,7 +13,13 @@ import dagster as dg
 from b2cal_assets import home
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.cdst_job import CdstOutput
-from b2cal_assets.caf.cdst_production import CdstFailed, CdstProduction, CdstRun, run_cdst_jobs
+from b2cal_assets.caf.cdst_production import (
+    CdstFailed,
+    CdstProduction,
+    CdstRun,
+    check_producer,
+    run_cdst_jobs,
+)
 from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.db.engine import retry_while_unreachable
@@ -377,8 +383,13 @@ def run_cdst_production(
         )
     except LoopError as exc:
         raise _fail(str(exc)) from None
+    try:
+        check_producer(producer_ref)
+    except ValueError as exc:
+        refused = functools.partial(service.fail_attempt, ticket, str(exc))
+        again_while_unreachable(context, "recording the failure", refused)
+        raise _fail(f"cDST production in {processing}: {exc}") from None
     out_dir = home.cdst_dir(processing).absolute()
-    outcome = None
     try:
         site, backend_resource, backend = _site_backend(context, service, processing)
         production = CdstProduction(
@@ -459,7 +470,7 @@ def run_cdst_production(
     return dg.MaterializeResult(
         metadata={
             "files": len(outcome.outputs),
-            "runs": len({(o.data_tag, o.exp, o.run) for o in outcome.outputs}),
+            "runs": len({(o.exp, o.run) for o in outcome.outputs}),
             "jobs": len(outcome.jobs),
             "skipped_jobs": outcome.skipped,  # their cDSTs were registered by an earlier attempt
             "data": ", ".join(step.raw_data_names),

@@ -4,6 +4,7 @@ and a second production skipping the jobs whose cDSTs are registered."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -182,3 +183,19 @@ def test_the_producers_package_travels_with_the_job_unless_it_is_b2cals_own():
     assert producer_root("b2cal_assets.demo.reconstruction:produce_cdst") is None
     assert producer_root(PRODUCER) == Path(cdst_producers.__file__).parents[1]
     assert producer_root("no_such_package_here:produce") is None  # to be installed at the site
+
+
+@pytest.mark.parametrize(
+    ("reference", "says"),
+    [
+        ("", "is not module:function"),
+        ("my detector:produce", "is not module:function"),
+        ("b2cal_assets_tests.defs.toy:no_such_function", "cannot be loaded"),
+        ("b2cal_assets_tests.defs.toy:TRUE_MEAN", "is not a function"),
+    ],
+)
+def test_a_producer_that_cannot_work_is_refused_before_any_job(tmp_path, upstream, reference, says):
+    production = dataclasses.replace(_production(tmp_path, upstream, _runs(tmp_path, range(1, 2))), producer=reference)
+    with pytest.raises(ValueError, match=says):
+        run_cdst_jobs(production, LocalBackend(), on_output=lambda _o: None, submit_policy=FAST)
+    assert not (tmp_path / "cdst").exists()

@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
-from b2cal_assets.backends.manager import JobManager, JobResult, Progress, RetryPolicy, SubmitPolicy
+from b2cal_assets.backends.manager import JobManager, JobResult, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import log_tail
 from b2cal_assets.caf.cdst_job import (
     CDST_OUT_DIR,
@@ -171,8 +172,8 @@ def run_cdst_jobs(
     retry_policy: RetryPolicy | None = None,
     progress: Callable[[str], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
-    clock: Callable[[], float] | None = None,
-    sleep: Callable[[float], None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> CdstOutcome:
     """Run the step's jobs; ``on_output`` hears each cDST file as its job is done. Raises ``CdstFailed``."""
     say = progress or (lambda _message: None)
@@ -186,7 +187,6 @@ def run_cdst_jobs(
     if skipped:
         say(f"{skipped} cDST job(s) skipped: their files are registered")
     specs = [_job_spec(production, backend, job) for job in todo]
-    by_name = {job.name: job for job in todo}
     outputs: list[CdstOutput] = []
     broken: list[tuple[JobResult, str]] = []
 
@@ -199,22 +199,20 @@ def run_cdst_jobs(
         for output in made:
             on_output(output)
             outputs.append(output)
-        say(f"{by_name[result.spec.name].name}: {len(made)} cDST file(s) registered")
+        say(f"{result.spec.name} done: {len(made)} cDST file(s)")
 
-    manager_args: dict[str, Any] = {"clock": clock} if clock else {}
-    if sleep:
-        manager_args["sleep"] = sleep
     manager = JobManager(
         backend,
         submit=submit_policy,
         retry=retry_policy,
+        clock=clock,
+        sleep=sleep,
         state_file=production.workdir / JOBS_STATE_FILE,
-        **manager_args,
     )
     say(f"{len(specs)} cDST job(s) on {backend.name}")
     results = manager.run(
         specs,
-        on_progress=lambda p: say(f"cDST jobs: {p}") if isinstance(p, Progress) else None,
+        on_progress=lambda p: say(f"cDST jobs: {p}"),
         should_cancel=should_cancel,
         on_warning=say,
         on_done=done,

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import dagster as dg
+import pytest
 
 from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload
@@ -71,3 +72,15 @@ def test_a_failed_cdst_job_fails_the_step_and_a_restart_runs_only_that_run(
     assert len(service.registered_cdsts("p1")) == 2
     (toy_c,) = service.current_payloads("p1", "toy_c")
     assert abs(float(read_payload(toy_c.file)["shift"].ravel()[0]) - toy.TRUE_SHIFT) < 0.05
+
+
+def test_the_code_location_takes_the_files_per_cdst_job_from_the_environment(toy_home, monkeypatch):
+    from b2cal_assets.definitions import defs
+    from b2cal_assets.settings import SettingsError, settings
+
+    monkeypatch.setenv("B2CAL_CDST_FILES_PER_JOB", "3")
+    loop = defs().resources["loop"]
+    assert loop.cdst_files_per_job == 3
+    monkeypatch.setenv("B2CAL_CDST_FILES_PER_JOB", "-1")
+    with pytest.raises(SettingsError, match=r"^B2CAL_CDST_FILES_PER_JOB='-1': "):
+        settings()

@@ -1,7 +1,8 @@
 """The code location's root: loads the ``defs`` package and nothing else.
 
 ``B2CAL_CALIBRATIONS_DIR`` picks the calibration scripts (default: the demo set) and
-``B2CAL_CDST_PRODUCER`` (``module:function``) the cDST reconstruction (default: the demo detector's).
+``B2CAL_CDST_PRODUCER`` (``module:function``) the cDST reconstruction (default: the demo detector's),
+run in batch jobs of ``B2CAL_CDST_FILES_PER_JOB`` raw files (default 0: one job per run).
 """
 
 import dagster as dg
@@ -19,5 +20,6 @@ def defs() -> dg.Definitions:
         database_url=env_var("database_url") or "",
         calibrations_dir=current.calibrations_dir,  # the assets are built from it at load time
         cdst_producer=env_var("cdst_producer") or current.cdst_producer,
+        cdst_files_per_job=current.cdst_files_per_job,
     )
     return build_definitions(current.calibrations_dir, loop=loop)

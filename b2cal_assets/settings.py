@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     cdst_producer: str = Field(
         default=DEFAULT_CDST_PRODUCER, description="module:function reconstructing raw skims into a cDST."
     )
+    cdst_files_per_job: Count = Field(
+        default=0, description="Raw files per cDST batch job (0: one job per run and data tag)."
+    )
     migrations_dir: Path | None = Field(
         default=None, description="The Alembic scripts (default: migrations/)."
     )

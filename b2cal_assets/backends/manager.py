@@ -170,6 +170,7 @@ class JobManager:
         self.sleep = sleep
         self.state_file = Path(state_file) if state_file is not None else None
         self._on_warning: Callable[[str], None] | None = None
+        self._on_done: Callable[[JobResult], None] | None = None
 
     # -- public ---------------------------------------------------------------------------------
 
@@ -179,14 +180,18 @@ class JobManager:
         on_progress: Callable[[Progress], None] | None = None,
         should_cancel: Callable[[], bool] | None = None,
         on_warning: Callable[[str], None] | None = None,
+        on_done: Callable[[JobResult], None] | None = None,
     ) -> list[JobResult]:
         """Results in the order of ``specs``; raises ``JobsCancelled`` after cancelling live jobs.
 
         ``on_warning`` hears each failed status query that is tolerated (they are logged too).
+        ``on_done`` hears each job once, in the cycle it is seen done (a job an earlier manager saw
+        finish, too), so its outputs are used while the others run; an error there stops the jobs.
         """
         tracks = self._tracks(specs)
         self._attach(tracks)
         self._on_warning = on_warning
+        self._on_done = on_done
         try:
             return self._loop(tracks, on_progress, should_cancel)
         except JobsCancelled:
@@ -211,7 +216,9 @@ class JobManager:
     ) -> list[JobResult]:
         last_chunk_at: float | None = None
         failed_polls = 0
+        reported: set[str] = set()
         while True:
+            self._report_done(tracks, reported)
             if should_cancel is not None and should_cancel():
                 live = sum(t.phase == _LIVE for t in tracks)
                 raise JobsCancelled(f"cancelled on request; {live} live job(s) cancelled")
@@ -224,11 +231,20 @@ class JobManager:
                 self.sleep(self.submit_policy.backoff_s(failed_polls))
                 continue
             failed_polls = 0
+            self._report_done(tracks, reported)
             if on_progress is not None:
                 on_progress(self._progress(tracks))
             if all(t.phase in (_DONE, _FAILED) for t in tracks):
                 return [t.result() for t in tracks]
             self.sleep(self._sleep_time(tracks, last_chunk_at))
+
+    def _report_done(self, tracks: list[_Track], reported: set[str]) -> None:
+        if self._on_done is None:
+            return
+        for t in tracks:
+            if t.phase == _DONE and t.key not in reported:
+                reported.add(t.key)
+                self._on_done(t.result())
 
     def _query_failed(self, failures: int, exc: Exception) -> None:
         """Log a failed status query (a timeout is one too); after ``max_failed_polls`` in a row, give up."""

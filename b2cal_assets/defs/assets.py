@@ -186,11 +186,16 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
         group_name="cdst_production",
         deps=_deps(step),
         description="cDST production: raw skims reconstructed with the signed-off alignment and pre-tracking "
-        "payloads applied; the input of post-tracking calibrations.",
+        "payloads applied, in batch jobs at the processing's site (one per run, or per chunk of its "
+        "files); the input of post-tracking calibrations.",
         kinds={"root"},
+        required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
     )
-    def _cdst(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
-        return run_cdst_production(context, loop.service(), step, loop.cdst_producer)
+    def _cdst(context: dg.AssetExecutionContext):
+        loop: CalibrationLoopResource = context.resources.loop
+        return run_cdst_production(
+            context, loop.service(), step, loop.cdst_producer, files_per_job=loop.cdst_files_per_job
+        )
 
     return _cdst
 

@@ -27,6 +27,9 @@ class CalibrationLoopResource(dg.ConfigurableResource):
         default=DEFAULT_CDST_PRODUCER,
         description="module:function that reconstructs raw skims of one run into a cDST file.",
     )
+    cdst_files_per_job: int = Field(
+        default=0, ge=0, description="Raw files per cDST batch job; 0: one job per run and data tag."
+    )
 
     def service(self) -> LoopService:
         return loop_service(self.database_url or None, self.calibrations_dir or None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import importlib
 import json
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -14,13 +13,19 @@ import dagster as dg
 from b2cal_assets import home
 from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.manager import xrootd_env
+from b2cal_assets.caf.cdst_job import CdstOutput
+from b2cal_assets.caf.cdst_production import (
+    CdstFailed,
+    CdstProduction,
+    CdstRun,
+    check_producer,
+    run_cdst_jobs,
+)
 from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
-from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.runner import STATE_FILE, CalibrationFailed, CalibrationJob, run_calibration_job
 from b2cal_assets.db.engine import retry_while_unreachable
 from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
 from b2cal_assets.defs.run_tags import submitted_by
-from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
 from b2cal_assets.domain.states import AttemptState
@@ -363,12 +368,11 @@ def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def load_producer(reference: str):
-    module_name, _, function = reference.partition(":")
-    return getattr(importlib.import_module(module_name), function or "produce_cdst")
-
-
-def run_cdst_production(context, service: LoopService, step: StepInfo, producer_ref: str):
+def run_cdst_production(
+    context, service: LoopService, step: StepInfo, producer_ref: str, *, files_per_job: int = 0
+):
+    """The cDST step: one batch job per run (or chunk of files) at the processing's site; each job's
+    cDSTs registered as it is done; a restarted step skips the jobs whose cDSTs are registered."""
     processing = context.partition_key
     try:
         ticket = _begin(
@@ -384,49 +388,98 @@ def run_cdst_production(context, service: LoopService, step: StepInfo, producer_
         )
     except LoopError as exc:
         raise _fail(str(exc)) from None
-    produce = load_producer(producer_ref)
-    chain = ConditionsChain(
-        again_while_unreachable(
-            context, "reading the database chain", lambda: service.database_chain(processing, step.name)
-        )
-    )
-    out_dir = home.cdst_dir(processing)
-    produced: list[dict[str, Any]] = []
     try:
-        for tag in step.raw_data_names:
-            by_run = again_while_unreachable(
-                context, "reading the raw files", functools.partial(service.raw_files_by_run, processing, tag)
-            )
-            for (exp, run), files in sorted(by_run.items()):
-                path = produce(files, out_dir / tag, chain.at(ExpRun(exp, run)), exp=exp, run=run)
-                again_while_unreachable(
+        check_producer(producer_ref)
+    except ValueError as exc:
+        refused = functools.partial(service.fail_attempt, ticket, str(exc))
+        again_while_unreachable(context, "recording the failure", refused)
+        raise _fail(f"cDST production in {processing}: {exc}") from None
+    out_dir = home.cdst_dir(processing).absolute()
+    try:
+        site, backend_resource, backend = site_backend(context, service, processing)
+        production = CdstProduction(
+            producer=producer_ref,
+            runs=[
+                CdstRun(tag, exp, run, tuple(files))
+                for tag in step.raw_data_names
+                for (exp, run), files in again_while_unreachable(
                     context,
-                    "registering a cDST file",
-                    functools.partial(
-                        service.register_cdst,
-                        processing,
-                        path=str(path),
-                        data_tag=tag,
-                        exp=exp,
-                        run=run,
-                        n_events=0,
-                    ),
+                    "reading the raw files",
+                    functools.partial(service.raw_files_at_site, processing, tag),
+                ).items()
+            ],
+            conditions_chain=again_while_unreachable(
+                context, "reading the database chain", lambda: service.database_chain(processing, step.name)
+            ),
+            workdir=out_dir,
+            files_per_job=files_per_job or None,
+            env=xrootd_env() if site.path_prefix and site.runner != RunnerKind.FRAMEWORK else {},
+            backend_args=dict(site.backend_args),
+            registered=frozenset(
+                again_while_unreachable(
+                    context, "reading the registered cDSTs", lambda: service.registered_cdsts(processing)
                 )
-                produced.append({"data": tag, "exp": exp, "run": run, "file": str(path)})
-                context.log.info(f"cDST {tag} exp {exp} run {run}: {path}")
+            ),
+        )
+
+        def register(output: CdstOutput) -> None:
+            again_while_unreachable(
+                context,
+                "registering a cDST file",
+                functools.partial(
+                    service.register_cdst,
+                    processing,
+                    path=output.path,
+                    data_tag=output.data_tag,
+                    exp=output.exp,
+                    run=output.run,
+                    n_events=0,
+                    size_bytes=output.size_bytes,
+                ),
+            )
+            context.log.info(f"cDST {output.data_tag} exp {output.exp} run {output.run}: {output.path}")
+
+        last: list[str] = [""]
+
+        def progress(message: str) -> None:
+            if message != last[0]:
+                last[0] = message
+                context.log.info(message)
+
+        outcome = run_cdst_jobs(
+            production,
+            backend,
+            on_output=register,
+            submit_policy=backend_resource.submit_policy(),
+            retry_policy=backend_resource.retry_policy(),
+            progress=progress,
+            should_cancel=_cancelled_check(service, ticket),
+        )
+    except CdstFailed as exc:
+        _record_jobs(context, service, ticket, site, exc.jobs)
+        _unless_cancelled(context, service, ticket)
+        record_failure = functools.partial(
+            service.fail_attempt, ticket, str(exc), subjob=exc.job, log_tail=exc.log_tail
+        )
+        again_while_unreachable(context, "recording the failure", record_failure)
+        raise _fail(f"cDST production in {processing} failed (attempt {ticket.number}): {exc}") from None
     except Exception as exc:
         _unless_cancelled(context, service, ticket)
         error = f"{type(exc).__name__}: {exc}"
         again_while_unreachable(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
         raise
     # an interruption (BaseException) leaves the attempt running for the loop's reconciliation
+    _record_jobs(context, service, ticket, site, outcome.jobs)
     _unless_cancelled(context, service, ticket)
     again_while_unreachable(context, "recording the cDST production", lambda: service.complete_step(ticket))
     return dg.MaterializeResult(
         metadata={
-            "files": len(produced),
-            "runs": len({(p["exp"], p["run"]) for p in produced}),
+            "files": len(outcome.outputs),
+            "runs": len({(o.exp, o.run) for o in outcome.outputs}),
+            "jobs": len(outcome.jobs),
+            "skipped_jobs": outcome.skipped,  # their cDSTs were registered by an earlier attempt
             "data": ", ".join(step.raw_data_names),
+            "site": site.name,
             "directory": dg.MetadataValue.path(str(out_dir)),
         }
     )

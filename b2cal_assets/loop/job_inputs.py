@@ -66,8 +66,9 @@ class JobInputs:
                     )
             return result
 
-    def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
-        """The raw files of ``data_tag`` per (exp, run), where this process reads them (the cDST step)."""
+    def raw_files_at_site(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
+        """The raw files of ``data_tag`` per (exp, run) where the site's jobs open them (the cDST jobs):
+        its replica URL, behind the site's ``path_prefix``, like a collector's input files."""
         with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
             rows = catalog.files_for(
@@ -78,16 +79,48 @@ class JobInputs:
                 run_high=proc.run_high,
                 data_tags=[data_tag],
                 data_format="raw",
+                processing_name=processing,
             )
+            site = proc.site
+            prefix = "" if site.runner == RunnerKind.FRAMEWORK else site.path_prefix
             by_run: dict[tuple[int, int], list[str]] = {}
             for _f, run, location in rows:
-                by_run.setdefault((run.exp, run.run), []).append(location)  # read here, by this process
+                by_run.setdefault((run.exp, run.run), []).append(
+                    site_location(location, site.storage_root, prefix)
+                )
             return by_run
 
+    def registered_cdsts(self, processing: str) -> set[str]:
+        """The paths of the cDST files the processing has registered (a restarted step skips their jobs)."""
+        with self.ctx.session() as s:
+            proc = processings.get_processing(s, processing)
+            rows = catalog.files_for(
+                s,
+                exp_low=proc.exp_low,
+                run_low=proc.run_low,
+                exp_high=proc.exp_high,
+                run_high=proc.run_high,
+                data_tags=None,
+                data_format="cdst",
+                processing_name=processing,
+            )
+            return {f.path for f, _run, _location in rows if f.processing_id == proc.id}
+
     def register_cdst(
-        self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
+        self,
+        processing: str,
+        *,
+        path: str,
+        data_tag: str,
+        exp: int,
+        run: int,
+        n_events: int,
+        size_bytes: int | None = None,
     ) -> None:
-        """Catalogue a cDST file the processing produced, for the calibrations that read cDSTs."""
+        """Catalogue a cDST file the processing produced, for the calibrations that read cDSTs; ``path``
+        is where the site's jobs open it (at a remote site not a file here: give its ``size_bytes``)."""
+        if size_bytes is None:
+            size_bytes = Path(path).stat().st_size if Path(path).exists() else 0
         with self.ctx.session() as s:
             catalog.register_file(
                 s,
@@ -98,7 +131,7 @@ class JobInputs:
                 run=run,
                 run_info={},
                 n_events=n_events,
-                size_bytes=Path(path).stat().st_size if Path(path).exists() else 0,
+                size_bytes=size_bytes,
                 processing_name=processing,
             )
 

@@ -116,8 +116,10 @@ class Management:
         stuck) is cancelled first and the loop terminates its run.
 
         To run it with new settings, resubmit it instead (``submit``; the rules are ``_check_submission``).
+        The cDST step (``cdst``) is restarted the same way; its jobs whose cDSTs are registered do not run again.
         """
-        self.ctx.require_calibration(calibration)
+        if calibration != CDST_STEP or CDST_STEP not in self.ctx.steps:
+            self.ctx.require_calibration(calibration)
         with self.ctx.session() as s:
             row = calibrations.get_calibration(s, processing, calibration)
             if row.excluded:

@@ -287,14 +287,25 @@ class LoopService:
     ) -> dict[str, dict[str, IoV]]:
         return self.inputs.input_data(processing, calibration, filter_overrides)
 
-    def raw_files_by_run(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
-        return self.inputs.raw_files_by_run(processing, data_tag)
+    def raw_files_at_site(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
+        return self.inputs.raw_files_at_site(processing, data_tag)
+
+    def registered_cdsts(self, processing: str) -> set[str]:
+        return self.inputs.registered_cdsts(processing)
 
     def register_cdst(
-        self, processing: str, *, path: str, data_tag: str, exp: int, run: int, n_events: int
+        self,
+        processing: str,
+        *,
+        path: str,
+        data_tag: str,
+        exp: int,
+        run: int,
+        n_events: int,
+        size_bytes: int | None = None,
     ) -> None:
         self.inputs.register_cdst(
-            processing, path=path, data_tag=data_tag, exp=exp, run=run, n_events=n_events
+            processing, path=path, data_tag=data_tag, exp=exp, run=run, n_events=n_events, size_bytes=size_bytes
         )
 
     def database_chain(self, processing: str, calibration: str) -> list[Path]:

@@ -308,3 +308,44 @@ def test_the_local_backend_survives_failed_status_queries(tmp_path):
     results = manager.run(specs)
     assert [r.state for r in results] == [JobState.DONE] * 3
     assert submitted == ["job0", "job1", "job2"] and [r.tries for r in results] == [1, 1, 1]
+
+
+
+def test_on_done_hears_each_job_once_as_it_ends_and_a_failing_one_never(tmp_path):
+    clock = FakeClock()
+    backend = FakeBackend(duration=1, outcomes={"job1": [1, 1]})
+    heard: list[tuple[str, int]] = []
+    manager = _manager(
+        backend,
+        clock,
+        retry=RetryPolicy(max_retries=1, retry_delay_s=0),
+        submit=SubmitPolicy(max_jobs_in_system=1, poll_interval_s=5.0),
+    )
+    results = manager.run(
+        _specs(tmp_path, 3), on_done=lambda r: heard.append((r.spec.name, len(backend.submits)))
+    )
+    assert [r.state for r in results] == [JobState.DONE, JobState.FAILED, JobState.DONE]
+    assert [name for name, _ in heard] == ["job0", "job2"]
+    assert heard[0][1] == 1  # heard before the next job was even submitted
+
+
+def test_on_done_hears_a_job_an_earlier_manager_saw_finish(tmp_path):
+    specs = _specs(tmp_path, 2)
+    (specs[0].workdir / "exit_code").write_text("0\n")
+    clock, backend = FakeClock(), FakeBackend(duration=1)
+    heard = []
+    manager = _manager(backend, clock, state_file=tmp_path / "jobs.json")
+    manager.run(specs, on_done=lambda r: heard.append(r.spec.name))
+    assert heard == ["job0", "job1"] and backend.submits == [["job1"]]
+
+
+def test_an_error_in_on_done_stops_the_jobs(tmp_path):
+    clock, backend = FakeClock(), FakeBackend(duration=1)
+
+    def boom(_result):
+        raise RuntimeError("registering failed")
+
+    manager = _manager(backend, clock, submit=SubmitPolicy(max_jobs_in_system=1, poll_interval_s=5.0))
+    with pytest.raises(JobsCancelled, match="registering failed"):
+        manager.run(_specs(tmp_path, 2), on_done=boom)
+    assert backend.submits == [["job0"]]  # the next job was never submitted

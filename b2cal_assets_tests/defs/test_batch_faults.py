@@ -28,7 +28,7 @@ from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, make_processing, make_
 from b2cal_assets_tests.loop.daemon_like import Daemon
 
 STEPS = ("toy_a", "toy_b", "cdst", "toy_c")
-COLLECTED = ("toy_a", "toy_b", "toy_c")  # the steps with collector subjobs (cdst runs in the run)
+COLLECTED = ("toy_a", "toy_b", "toy_c")  # the steps with collector subjobs (the cDST jobs are counted apart)
 # one input file of each calibration fails on its first try: 3 of the 30 subjobs (10 %)
 FAIL_ONCE = {
     "toy_a": "hadron_calib_e1_r3.root",

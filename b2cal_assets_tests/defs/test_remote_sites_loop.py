@@ -91,13 +91,6 @@ def test_two_remote_centres_calibrate_at_once_with_their_own_signoff(remote_cent
                 max_rounds=1 if round_ == 0 else 30,
                 parallel=(toy_definitions, (str(TOY_SCRIPTS),)),
             )
-            if round_ == 0:
-                # toy_c reads cDSTs, which are still made in the run worker on this machine, where a
-                # centre's jobs cannot read (cDST production at the centre is a later part of issue 13)
-                for processing in ("p_kek", "p_desy"):
-                    service.exclude(
-                        processing, "toy_c", by="mgr", reason="its cDSTs are not made at the centre"
-                    )
             runs += results
             assert all(r.success for _, r in results), [r for _, r in results if not r.success]
             assert "finished" not in service.step_states("p_kek").values()  # automatic: nothing waits

@@ -168,5 +168,6 @@ def test_squeue_failing_three_times_in_a_row_does_not_stop_the_loop(toy_home, on
         "toy_b": [1, 1],
         "toy_c": [1, 1],
     }
-    # one array per calibration and toy_a's one validation job: no job was cancelled and submitted again
-    assert len(submits.read_text().splitlines()) == len(COLLECTED) + 1
+    # one array per calibration, one for the cDST jobs and toy_a's one validation job: no job was
+    # cancelled and submitted again
+    assert len(submits.read_text().splitlines()) == len(COLLECTED) + 2

@@ -144,7 +144,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         _unless_cancelled(context, service, ticket)
         error = f"{type(exc).__name__}: {exc}"
         again_while_unreachable(
-            context, "recording the failure", lambda: service.fail_attempt(ticket, error, cause=exc)
+            context,
+            "recording the failure",
+            functools.partial(service.fail_attempt, ticket, error, cause=exc),
         )
         raise
     except BaseException:
@@ -162,7 +164,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         # the checkpoint says the job is complete: a resume records the payloads without rerunning
         message = f"recording the payloads failed: {type(exc).__name__}: {exc}"
         again_while_unreachable(
-            context, "recording the failure", lambda: service.fail_attempt(ticket, message, cause=exc)
+            context,
+            "recording the failure",
+            functools.partial(service.fail_attempt, ticket, message, cause=exc),
         )
         raise
     rows = [

@@ -17,11 +17,13 @@ the wall time against a clean run measured in the same benchmark run.
 
 **The whole toy loop** (``loop_faults.py``; not with ``--quick``), each fault against a clean twin (the
 same loop, database and settings) measured just before it: ``subjobs_fail_once_10pct``,
-``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` (manual steps: free
-the disk, ``b2cal manage restart``), and through the real daemon ``code_server_stopped_60s`` and
-``daemon_killed`` (each against a clean daemon run). Each line gives survived, manual steps, the attempts and
-collector subjob tries made (equal to the clean twin's, plus one try per injected subjob failure: nothing
-lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server binaries.
+``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` and
+``full_disk_mid_run`` (the disk freed once the attempt failed; the loop resumes it by itself), and through
+the real daemon ``code_server_stopped_60s`` and ``daemon_killed`` (each against a clean daemon run). Each
+line gives survived, manual steps, the attempts and collector subjob tries made (equal to the clean
+twin's, plus one try per injected subjob failure and the one attempt the loop restarts after a full disk:
+nothing lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server
+binaries.
 """
 
 from __future__ import annotations
@@ -131,7 +133,8 @@ def loop_matrix(only: list[str]) -> int:
             clean, fault = in_process(name, inject=False), in_process(name, inject=True)
         else:
             clean, fault = through_daemon("clean"), through_daemon(name)
-        survived = fault.survived and fault.attempts == clean.attempts + (1 if fault.manual_steps else 0)
+        expected = clean.attempts + fault.extra_attempts + (1 if fault.manual_steps else 0)
+        survived = fault.survived and fault.attempts == expected
         print(
             f"FAULT {name}: survived {'yes' if survived else 'no'}, manual steps {fault.manual_steps}, "
             f"attempts {fault.attempts} (clean {clean.attempts}), subjob tries {fault.subjob_tries} "

@@ -4,9 +4,12 @@ the fault tests make it (``b2cal_assets_tests/defs/test_*faults*.py``, ``test_da
 
 In process (sensors ticked and runs executed in this process, as ``loop/daemon_like.py`` does):
 ``subjobs_fail_once_10pct``, ``database_restart_mariadb``/``_postgres`` (a private server stopped while
-toy_a's jobs run and started once they ended), ``full_payload_store`` (a 16 MiB tmpfs filled; freed and
-the step restarted by a manager: two manual steps). Through the real daemon: ``code_server_stopped_60s``
-(SIGSTOP/SIGCONT) and ``daemon_killed`` (``kill -9`` of its session, started again).
+toy_a's jobs run and started once they ended), ``full_payload_store`` (a 16 MiB tmpfs, full before the
+run, freed once toy_a has failed on it) and ``full_disk_mid_run`` (the work directory's tmpfs filled while
+toy_a's jobs run, freed once the attempt has failed): in both the loop resumes the attempt by itself when
+there is room again (one extra attempt, no manual step). Through the real daemon:
+``code_server_stopped_60s`` (SIGSTOP/SIGCONT) and ``daemon_killed`` (``kill -9`` of its session, started
+again).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class LoopOutcome:
     attempts: int  # attempts made over all steps (one per step when nothing was done twice)
     subjob_tries: int  # collector subjob tries over all steps
     note: str = ""
+    extra_attempts: int = 0  # attempts the fault adds by design (a full disk: the loop's one restart)
 
 
 @contextlib.contextmanager
@@ -124,6 +128,7 @@ IN_PROCESS = {  # fault: (runs, environment) of both the fault and its clean twi
     "database_restart_mariadb": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
     "database_restart_postgres": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
     "full_payload_store": (2, {}),
+    "full_disk_mid_run": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
 }
 # one subjob of each calibration fails on its first try: 3 of 30 (the same as the fault test)
 FAIL_ONCE = ("hadron_calib_e1_r3.root", "bhabha_all_calib_e1_r6.root", "cdst_e1_r9.root")
@@ -155,27 +160,40 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
                     target=restart_while_toy_a_runs, args=(server, log, threading.Event()), daemon=True
                 )
                 restarter.start()
-            if inject and fault == "full_payload_store":
+            full_disk = inject and fault.startswith("full_")
+            stop = threading.Event()
+            if full_disk:
                 from b2cal_assets_tests.fixtures.disk import fill
 
                 disk = root / "disk"
                 disk.mkdir()
                 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+            if inject and fault == "full_payload_store":
                 (root / "payloads").symlink_to(disk)
                 fill(disk)
-                between, manual = _free_and_restart(disk), 2
+                between = _free_once_failed(disk)  # room again: the loop resumes toy_a by itself
+            if inject and fault == "full_disk_mid_run":
+                from b2cal_assets_tests.defs.test_full_disk import fill_while_toy_a_runs
+
+                (root / "work").symlink_to(disk)
+                restarter = threading.Thread(
+                    target=fill_while_toy_a_runs, args=(disk, log, stop), daemon=True
+                )
+                restarter.start()
             start = time.perf_counter()
             try:
                 drive_in_process(between)
             finally:
                 wall = time.perf_counter() - start
+                stop.set()
                 if restarter is not None:
                     restarter.join(timeout=180)
-                    note = "database " + ", ".join(log)
-                if inject and fault == "full_payload_store":
+                    note = ("database " if server is not None else "disk ") + ", ".join(log[:1] + log[-1:])
+                if full_disk:
                     subprocess.run(["umount", "-l", str(root / "disk")], check=False)
             done, made, tries = counts()
-        return LoopOutcome(done, manual if done else manual + 1, wall, made, tries, note)
+        extra = 1 if full_disk else 0
+        return LoopOutcome(done, manual if done else manual + 1, wall, made, tries, note, extra)
     finally:
         from b2cal_assets.db.engine import dispose_engine
 
@@ -187,11 +205,10 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _free_and_restart(disk: Path) -> Callable[[], None]:
-    """The operator's two steps after the full store failed toy_a: make room, ``b2cal manage restart``."""
+def _free_once_failed(disk: Path) -> Callable[[], None]:
+    """The full store's room comes back once toy_a has failed on it (no b2cal command is run)."""
 
     def between() -> None:
-        from b2cal_assets.cli import main
         from b2cal_assets.db.engine import database_url
         from b2cal_assets.defs.resources import _service
         from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
@@ -199,7 +216,6 @@ def _free_and_restart(disk: Path) -> Callable[[], None]:
         if _service(database_url(), str(TOY_SCRIPTS)).step_states("p1").get("toy_a") == "failed":
             for filler in disk.glob(".filler*"):
                 filler.unlink()
-            main(["manage", "restart", "p1", "toy_a", "--user", "operator"])
 
     return between
 

@@ -84,10 +84,10 @@ def counts() -> tuple[bool, int, int]:
     restart that resumes carries its finished subjobs over from the checkpoint, tries unchanged)."""
     from b2cal_assets.db.engine import database_url
     from b2cal_assets.db.repo import attempts, jobs
-    from b2cal_assets.defs.resources import _service
+    from b2cal_assets.loop.factory import loop_service
     from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     done = set(service.step_states("p1").values()) == {"signed_off"}
     with service.session() as s:
         made = attempts.list_attempts(s, "p1")
@@ -103,12 +103,12 @@ def drive_in_process(between: Callable[[], None] | None = None, timeout_s: float
 
     from b2cal_assets.db.engine import database_url
     from b2cal_assets.db.errors import DatabaseError
-    from b2cal_assets.defs.resources import _service
+    from b2cal_assets.loop.factory import loop_service
     from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
     from b2cal_assets_tests.defs.test_batch_faults import loop_definitions
     from b2cal_assets_tests.loop.daemon_like import Daemon
 
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     with dg.instance_for_test() as instance:
         daemon = Daemon(loop_definitions(), instance)
         deadline = time.monotonic() + timeout_s
@@ -210,10 +210,10 @@ def _free_once_failed(disk: Path) -> Callable[[], None]:
 
     def between() -> None:
         from b2cal_assets.db.engine import database_url
-        from b2cal_assets.defs.resources import _service
+        from b2cal_assets.loop.factory import loop_service
         from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 
-        if _service(database_url(), str(TOY_SCRIPTS)).step_states("p1").get("toy_a") == "failed":
+        if loop_service(database_url(), str(TOY_SCRIPTS)).step_states("p1").get("toy_a") == "failed":
             for filler in disk.glob(".filler*"):
                 filler.unlink()
 

@@ -8,8 +8,9 @@ toy_a's jobs run and started once they ended), ``full_payload_store`` (a 16 MiB 
 run, freed once toy_a has failed on it) and ``full_disk_mid_run`` (the work directory's tmpfs filled while
 toy_a's jobs run, freed once the attempt has failed): in both the loop resumes the attempt by itself when
 there is room again (one extra attempt, no manual step). Through the real daemon:
-``code_server_stopped_60s`` (SIGSTOP/SIGCONT) and ``daemon_killed`` (``kill -9`` of its session, started
-again).
+``code_server_stopped_60s`` (SIGSTOP/SIGCONT), ``daemon_killed`` (``kill -9`` of its session, started
+again) and ``database_restart_daemon_mariadb`` (the calibration database on a private MariaDB server,
+stopped while toy_a's jobs run and started once they ended; its clean twin on the same kind of server).
 """
 
 from __future__ import annotations
@@ -220,7 +221,13 @@ def _free_once_failed(disk: Path) -> Callable[[], None]:
     return between
 
 
-def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
+DAEMON_FAULTS = ("code_server_stopped_60s", "daemon_killed", "database_restart_daemon_mariadb")
+
+
+def through_daemon(fault: str, timeout_s: float = 900, *, mariadb: bool = False) -> LoopOutcome:
+    """``fault`` (or ``clean``) through the real daemon; ``mariadb``: the calibration database on a
+    private MariaDB server (the database-restart fault and its clean twin), else SQLite."""
+    from b2cal_assets.db.engine import dispose_engine
     from b2cal_assets.defs.instance import (
         default_instance_yaml,
         prepare_dagster_home,
@@ -230,11 +237,19 @@ def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
     from b2cal_assets_tests.e2e.test_code_server_faults import code_servers
     from b2cal_assets_tests.e2e.test_daemon_faults import kill_session, toy_a_submitted_jobs
     from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
+    from b2cal_assets_tests.fixtures.private_db import PrivateMariaDB
 
     root = Path(tempfile.mkdtemp(prefix=f"b2cal-bench-{fault}-"))
     dagster_home = root / "dagster"
-    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="10", DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30")
+    server = None
+    extra = {}
+    if mariadb:
+        server = PrivateMariaDB(Path(tempfile.mkdtemp(prefix="b2cal-bench-mariadb-")))
+        server.start()
+        extra["B2CAL_DATABASE_URL"] = server.url
+    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="10", DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30", **extra)
     yaml = default_instance_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 5")
+    note = ""
     try:
         with toy_environment(root, env):
             prepare_toy(root, 2)
@@ -257,14 +272,33 @@ def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
                     kill_session(daemon)
                     time.sleep(3)
                     daemon = start_daemon(env, log)  # as the README says: the same command again
-                _until(lambda: counts()[0] or daemon.poll() is not None, timeout_s)
+                elif fault == "database_restart_daemon_mariadb" and server is not None:
+                    outputs = (
+                        root / "work" / "p1" / "toy_a" / "attempt_1" / "toy_a" / "0" / "collector_output"
+                    )
+                    dispose_engine(server.url)
+                    server.stop()  # until toy_a's jobs have ended, and a few sensor ticks more
+                    _until(lambda: len(list(outputs.glob("*/exit_code"))) == 2, timeout_s)
+                    time.sleep(8)
+                    server.start()
+                    note = "database stopped while toy_a's jobs ran, started after they ended"
+                _until(lambda: _signed_off_or_dead(daemon), timeout_s)
             finally:
                 wall = time.perf_counter() - start
                 stop_daemon(daemon)
             done, made, tries = counts()
-        return LoopOutcome(done, 0 if done else 1, wall, made, tries)
+        return LoopOutcome(done, 0 if done else 1, wall, made, tries, note)
     finally:
+        if server is not None:
+            dispose_engine(server.url)
+            with contextlib.suppress(Exception):
+                server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _signed_off_or_dead(daemon: subprocess.Popen) -> bool:
+    return daemon.poll() is not None or counts()[0]
 
 
 def _until(predicate: Callable[[], object], timeout_s: float) -> None:

@@ -227,6 +227,7 @@ DAEMON_FAULTS = ("code_server_stopped_60s", "daemon_killed", "database_restart_d
 def through_daemon(fault: str, timeout_s: float = 900, *, mariadb: bool = False) -> LoopOutcome:
     """``fault`` (or ``clean``) through the real daemon; ``mariadb``: the calibration database on a
     private MariaDB server (the database-restart fault and its clean twin), else SQLite."""
+    from b2cal_assets import home
     from b2cal_assets.db.engine import dispose_engine
     from b2cal_assets.defs.instance import (
         default_instance_yaml,
@@ -273,9 +274,7 @@ def through_daemon(fault: str, timeout_s: float = 900, *, mariadb: bool = False)
                     time.sleep(3)
                     daemon = start_daemon(env, log)  # as the README says: the same command again
                 elif fault == "database_restart_daemon_mariadb" and server is not None:
-                    outputs = (
-                        root / "work" / "p1" / "toy_a" / "attempt_1" / "toy_a" / "0" / "collector_output"
-                    )
+                    outputs = home.attempt_work_dir("p1", "toy_a", 1) / "toy_a" / "0" / "collector_output"
                     dispose_engine(server.url)
                     server.stop()  # until toy_a's jobs have ended, and a few sensor ticks more
                     _until(lambda: len(list(outputs.glob("*/exit_code"))) == 2, timeout_s)

@@ -48,8 +48,9 @@ class Ticker:
         transaction; the run requests are not stored but derived from what it committed, so a request
         Dagster never got is made again at the next tick under the same run key (``loop/reconcile.py``).
         ``runs`` is Dagster's view (the loop sensor passes it); without it only the steps submitted in
-        this tick are launched and nothing is reconciled. Copying payloads for the staging tag is left
-        to the staging sensor (``export_due_staging``).
+        this tick are launched and nothing is reconciled. A step whose attempt failed for lack of room
+        is restarted from its checkpoint once there is room again (``loop/disk_room.py``). Copying
+        payloads for the staging tag is left to the staging sensor (``export_due_staging``).
         """
         now = now or self.ctx.clock()
         launches: list[Launch] = []

@@ -189,7 +189,10 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
                 stop.set()
                 if restarter is not None:
                     restarter.join(timeout=180)
-                    note = ("database " if server is not None else "disk ") + ", ".join(log[:1] + log[-1:])
+                    shown = (
+                        log if server is not None else log[:1] + log[-1:]
+                    )  # the disk's middle: a status note
+                    note = ("database " if server is not None else "disk ") + ", ".join(shown)
                 if full_disk:
                     subprocess.run(["umount", "-l", str(root / "disk")], check=False)
             done, made, tries = counts()

@@ -17,11 +17,14 @@ the wall time against a clean run measured in the same benchmark run.
 
 **The whole toy loop** (``loop_faults.py``; not with ``--quick``), each fault against a clean twin (the
 same loop, database and settings) measured just before it: ``subjobs_fail_once_10pct``,
-``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` (manual steps: free
-the disk, ``b2cal manage restart``), and through the real daemon ``code_server_stopped_60s`` and
-``daemon_killed`` (each against a clean daemon run). Each line gives survived, manual steps, the attempts and
-collector subjob tries made (equal to the clean twin's, plus one try per injected subjob failure: nothing
-lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server binaries.
+``database_restart_mariadb``, ``database_restart_postgres``, ``full_payload_store`` and
+``full_disk_mid_run`` (the disk freed once the attempt failed; the loop resumes it by itself), and through
+the real daemon ``code_server_stopped_60s``, ``daemon_killed`` and ``database_restart_daemon_mariadb``
+(each against a clean daemon run). Each
+line gives survived, manual steps, the attempts and collector subjob tries made (equal to the clean
+twin's, plus one try per injected subjob failure and the one attempt the loop restarts after a full disk:
+nothing lost, nothing done twice) and the wall time ratio. Needs root (tmpfs), MariaDB/PostgreSQL server
+binaries.
 """
 
 from __future__ import annotations
@@ -117,9 +120,9 @@ def main() -> int:
 
 def loop_matrix(only: list[str]) -> int:
     """The whole loop's faults, each after its clean twin; 1 if one was not survived."""
-    from loop_faults import IN_PROCESS, in_process, through_daemon
+    from loop_faults import DAEMON_FAULTS, IN_PROCESS, in_process, through_daemon
 
-    daemon_faults = ("code_server_stopped_60s", "daemon_killed")
+    daemon_faults = DAEMON_FAULTS
     names = [n for n in (*IN_PROCESS, *daemon_faults) if not only or n in only]
     unknown = sorted(set(only) - set(IN_PROCESS) - set(daemon_faults))
     if unknown:
@@ -130,8 +133,10 @@ def loop_matrix(only: list[str]) -> int:
         if name in IN_PROCESS:
             clean, fault = in_process(name, inject=False), in_process(name, inject=True)
         else:
-            clean, fault = through_daemon("clean"), through_daemon(name)
-        survived = fault.survived and fault.attempts == clean.attempts + (1 if fault.manual_steps else 0)
+            mariadb = name.endswith("_mariadb")
+            clean, fault = through_daemon("clean", mariadb=mariadb), through_daemon(name, mariadb=mariadb)
+        expected = clean.attempts + fault.extra_attempts + (1 if fault.manual_steps else 0)
+        survived = fault.survived and fault.attempts == expected
         print(
             f"FAULT {name}: survived {'yes' if survived else 'no'}, manual steps {fault.manual_steps}, "
             f"attempts {fault.attempts} (clean {clean.attempts}), subjob tries {fault.subjob_tries} "

@@ -4,9 +4,13 @@ the fault tests make it (``b2cal_assets_tests/defs/test_*faults*.py``, ``test_da
 
 In process (sensors ticked and runs executed in this process, as ``loop/daemon_like.py`` does):
 ``subjobs_fail_once_10pct``, ``database_restart_mariadb``/``_postgres`` (a private server stopped while
-toy_a's jobs run and started once they ended), ``full_payload_store`` (a 16 MiB tmpfs filled; freed and
-the step restarted by a manager: two manual steps). Through the real daemon: ``code_server_stopped_60s``
-(SIGSTOP/SIGCONT) and ``daemon_killed`` (``kill -9`` of its session, started again).
+toy_a's jobs run and started once they ended), ``full_payload_store`` (a 16 MiB tmpfs, full before the
+run, freed once toy_a has failed on it) and ``full_disk_mid_run`` (the work directory's tmpfs filled while
+toy_a's jobs run, freed once the attempt has failed): in both the loop resumes the attempt by itself when
+there is room again (one extra attempt, no manual step). Through the real daemon:
+``code_server_stopped_60s`` (SIGSTOP/SIGCONT), ``daemon_killed`` (``kill -9`` of its session, started
+again) and ``database_restart_daemon_mariadb`` (the calibration database on a private MariaDB server,
+stopped while toy_a's jobs run and started once they ended; its clean twin on the same kind of server).
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class LoopOutcome:
     attempts: int  # attempts made over all steps (one per step when nothing was done twice)
     subjob_tries: int  # collector subjob tries over all steps
     note: str = ""
+    extra_attempts: int = 0  # attempts the fault adds by design (a full disk: the loop's one restart)
 
 
 @contextlib.contextmanager
@@ -80,10 +85,10 @@ def counts() -> tuple[bool, int, int]:
     restart that resumes carries its finished subjobs over from the checkpoint, tries unchanged)."""
     from b2cal_assets.db.engine import database_url
     from b2cal_assets.db.repo import attempts, jobs
-    from b2cal_assets.defs.resources import _service
+    from b2cal_assets.loop.factory import loop_service
     from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     done = set(service.step_states("p1").values()) == {"signed_off"}
     with service.session() as s:
         made = attempts.list_attempts(s, "p1")
@@ -99,12 +104,12 @@ def drive_in_process(between: Callable[[], None] | None = None, timeout_s: float
 
     from b2cal_assets.db.engine import database_url
     from b2cal_assets.db.errors import DatabaseError
-    from b2cal_assets.defs.resources import _service
+    from b2cal_assets.loop.factory import loop_service
     from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
     from b2cal_assets_tests.defs.test_batch_faults import loop_definitions
     from b2cal_assets_tests.loop.daemon_like import Daemon
 
-    service = _service(database_url(), str(TOY_SCRIPTS))
+    service = loop_service(database_url(), str(TOY_SCRIPTS))
     with dg.instance_for_test() as instance:
         daemon = Daemon(loop_definitions(), instance)
         deadline = time.monotonic() + timeout_s
@@ -124,6 +129,7 @@ IN_PROCESS = {  # fault: (runs, environment) of both the fault and its clean twi
     "database_restart_mariadb": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
     "database_restart_postgres": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
     "full_payload_store": (2, {}),
+    "full_disk_mid_run": (2, {"B2CAL_TOY_SLEEP_S": "3"}),
 }
 # one subjob of each calibration fails on its first try: 3 of 30 (the same as the fault test)
 FAIL_ONCE = ("hadron_calib_e1_r3.root", "bhabha_all_calib_e1_r6.root", "cdst_e1_r9.root")
@@ -155,27 +161,43 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
                     target=restart_while_toy_a_runs, args=(server, log, threading.Event()), daemon=True
                 )
                 restarter.start()
-            if inject and fault == "full_payload_store":
+            full_disk = inject and fault.startswith("full_")
+            stop = threading.Event()
+            if full_disk:
                 from b2cal_assets_tests.fixtures.disk import fill
 
                 disk = root / "disk"
                 disk.mkdir()
                 subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(disk)], check=True)
+            if inject and fault == "full_payload_store":
                 (root / "payloads").symlink_to(disk)
                 fill(disk)
-                between, manual = _free_and_restart(disk), 2
+                between = _free_once_failed(disk)  # room again: the loop resumes toy_a by itself
+            if inject and fault == "full_disk_mid_run":
+                from b2cal_assets_tests.defs.test_full_disk import fill_while_toy_a_runs
+
+                (root / "work").symlink_to(disk)
+                restarter = threading.Thread(
+                    target=fill_while_toy_a_runs, args=(disk, log, stop), daemon=True
+                )
+                restarter.start()
             start = time.perf_counter()
             try:
                 drive_in_process(between)
             finally:
                 wall = time.perf_counter() - start
+                stop.set()
                 if restarter is not None:
                     restarter.join(timeout=180)
-                    note = "database " + ", ".join(log)
-                if inject and fault == "full_payload_store":
+                    shown = (
+                        log if server is not None else log[:1] + log[-1:]
+                    )  # the disk's middle: a status note
+                    note = ("database " if server is not None else "disk ") + ", ".join(shown)
+                if full_disk:
                     subprocess.run(["umount", "-l", str(root / "disk")], check=False)
             done, made, tries = counts()
-        return LoopOutcome(done, manual if done else manual + 1, wall, made, tries, note)
+        extra = 1 if full_disk else 0
+        return LoopOutcome(done, manual if done else manual + 1, wall, made, tries, note, extra)
     finally:
         from b2cal_assets.db.engine import dispose_engine
 
@@ -187,24 +209,29 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _free_and_restart(disk: Path) -> Callable[[], None]:
-    """The operator's two steps after the full store failed toy_a: make room, ``b2cal manage restart``."""
+def _free_once_failed(disk: Path) -> Callable[[], None]:
+    """The full store's room comes back once toy_a has failed on it (no b2cal command is run)."""
 
     def between() -> None:
-        from b2cal_assets.cli import main
         from b2cal_assets.db.engine import database_url
-        from b2cal_assets.defs.resources import _service
+        from b2cal_assets.loop.factory import loop_service
         from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 
-        if _service(database_url(), str(TOY_SCRIPTS)).step_states("p1").get("toy_a") == "failed":
+        if loop_service(database_url(), str(TOY_SCRIPTS)).step_states("p1").get("toy_a") == "failed":
             for filler in disk.glob(".filler*"):
                 filler.unlink()
-            main(["manage", "restart", "p1", "toy_a", "--user", "operator"])
 
     return between
 
 
-def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
+DAEMON_FAULTS = ("code_server_stopped_60s", "daemon_killed", "database_restart_daemon_mariadb")
+
+
+def through_daemon(fault: str, timeout_s: float = 900, *, mariadb: bool = False) -> LoopOutcome:
+    """``fault`` (or ``clean``) through the real daemon; ``mariadb``: the calibration database on a
+    private MariaDB server (the database-restart fault and its clean twin), else SQLite."""
+    from b2cal_assets import home
+    from b2cal_assets.db.engine import dispose_engine
     from b2cal_assets.defs.instance import (
         default_instance_yaml,
         prepare_dagster_home,
@@ -214,11 +241,19 @@ def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
     from b2cal_assets_tests.e2e.test_code_server_faults import code_servers
     from b2cal_assets_tests.e2e.test_daemon_faults import kill_session, toy_a_submitted_jobs
     from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
+    from b2cal_assets_tests.fixtures.private_db import PrivateMariaDB
 
     root = Path(tempfile.mkdtemp(prefix=f"b2cal-bench-{fault}-"))
     dagster_home = root / "dagster"
-    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="10", DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30")
+    server = None
+    extra = {}
+    if mariadb:
+        server = PrivateMariaDB(Path(tempfile.mkdtemp(prefix="b2cal-bench-mariadb-")))
+        server.start()
+        extra["B2CAL_DATABASE_URL"] = server.url
+    env = toy_daemon_env(root, B2CAL_TOY_SLEEP_S="10", DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS="30", **extra)
     yaml = default_instance_yaml().replace("poll_interval_seconds: 15", "poll_interval_seconds: 5")
+    note = ""
     try:
         with toy_environment(root, env):
             prepare_toy(root, 2)
@@ -241,14 +276,31 @@ def through_daemon(fault: str, timeout_s: float = 900) -> LoopOutcome:
                     kill_session(daemon)
                     time.sleep(3)
                     daemon = start_daemon(env, log)  # as the README says: the same command again
-                _until(lambda: counts()[0] or daemon.poll() is not None, timeout_s)
+                elif fault == "database_restart_daemon_mariadb" and server is not None:
+                    outputs = home.attempt_work_dir("p1", "toy_a", 1) / "toy_a" / "0" / "collector_output"
+                    dispose_engine(server.url)
+                    server.stop()  # until toy_a's jobs have ended, and a few sensor ticks more
+                    _until(lambda: len(list(outputs.glob("*/exit_code"))) == 2, timeout_s)
+                    time.sleep(8)
+                    server.start()
+                    note = "database stopped while toy_a's jobs ran, started after they ended"
+                _until(lambda: _signed_off_or_dead(daemon), timeout_s)
             finally:
                 wall = time.perf_counter() - start
                 stop_daemon(daemon)
             done, made, tries = counts()
-        return LoopOutcome(done, 0 if done else 1, wall, made, tries)
+        return LoopOutcome(done, 0 if done else 1, wall, made, tries, note)
     finally:
+        if server is not None:
+            dispose_engine(server.url)
+            with contextlib.suppress(Exception):
+                server.stop()
+            shutil.rmtree(server.root, ignore_errors=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+def _signed_off_or_dead(daemon: subprocess.Popen) -> bool:
+    return daemon.poll() is not None or counts()[0]
 
 
 def _until(predicate: Callable[[], object], timeout_s: float) -> None:

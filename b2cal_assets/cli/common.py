@@ -13,8 +13,11 @@ from b2cal_assets.cli import UserError
 from b2cal_assets.cli.errors import user_errors
 from b2cal_assets.cli.identity import acting
 from b2cal_assets.db import engine
+from b2cal_assets.domain.iov import MAX_IOV_NUMBER
 from b2cal_assets.loop.factory import loop_service as shared_loop_service
 from b2cal_assets.loop.service import LoopService
+
+MAX_INTEGER = MAX_IOV_NUMBER  # 2^31 - 1: a signed 32-bit integer, the narrowest of the engines' columns
 
 
 def add_db_argument(parser) -> None:
@@ -32,8 +35,13 @@ def add_dir_argument(parser) -> None:
 def parse_number(
     text: str, option: str, *, minimum: float = 0.0, maximum: float | None = None, integer: bool = False
 ) -> float:
-    """``text`` as a finite number in range, or a ``UserError`` naming ``option`` (no inf, no NaN)."""
+    """``text`` as a finite number in range, or a ``UserError`` naming ``option`` (no inf, no NaN).
+
+    A whole number is at most ``MAX_INTEGER`` unless ``maximum`` says otherwise: every engine's integer
+    columns and limits take it (a larger one came back from MariaDB and PostgreSQL as a traceback)."""
     kind = "a whole number" if integer else "a number"
+    if integer and maximum is None:
+        maximum = MAX_INTEGER
     try:
         value = int(text) if integer else float(text)
     except (TypeError, ValueError):
@@ -41,9 +49,38 @@ def parse_number(
     if not math.isfinite(value):
         raise UserError(f"{option}: {text!r} is not a finite number")
     if value < minimum or (maximum is not None and value > maximum):
-        upper = f" to {maximum:g}" if maximum is not None else " or more"
-        raise UserError(f"{option}: {text!r} is out of range; give {minimum:g}{upper}")
+        shown = (lambda n: str(int(n))) if integer else (lambda n: f"{n:g}")
+        upper = f" to {shown(maximum)}" if maximum is not None else " or more"
+        raise UserError(f"{option}: {text!r} is out of range; give {shown(minimum)}{upper}")
     return value
+
+
+class _NotFinite(ValueError):
+    pass
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _NotFinite(name)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _NotFinite(text)
+    return value
+
+
+def parse_json(text: str, what: str) -> Any:
+    """``text`` as JSON the calibration database can store on every engine, or a ``UserError`` naming
+    ``what``: PostgreSQL and MariaDB refuse NaN and Infinity (and 1e999, which Python reads as inf)."""
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except _NotFinite as exc:
+        raise UserError(
+            f"{what}: {exc} is not a finite number (JSON numbers must be finite): {text!r}"
+        ) from None
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
 
 
 def number_type(

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from b2cal_assets.cli import UserError
-from b2cal_assets.cli.common import add_db_argument, loop_service, number_type, print_json, user_errors
+from b2cal_assets.cli.common import (
+    add_db_argument,
+    loop_service,
+    number_type,
+    parse_json,
+    print_json,
+    user_errors,
+)
 from b2cal_assets.cli.tables import print_table
 from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
 from b2cal_assets.domain.remote_sites import DEFAULT_REMOTE_PYTHON, RemoteHost
@@ -117,7 +124,9 @@ def _runner_args(args, runner: str) -> dict[str, Any]:
     given = {k: v for k, v in given.items() if v is not None}
     if given and runner != RunnerKind.FRAMEWORK:
         flag = {"setup": "--framework-setup", "backend": "--framework-backend", "heartbeat": "--heartbeat"}
-        raise UserError(f"{flag[next(iter(given))]} is a setting of the framework runner; add --runner framework")
+        raise UserError(
+            f"{flag[next(iter(given))]} is a setting of the framework runner; add --runner framework"
+        )
     return given
 
 
@@ -133,10 +142,7 @@ def _remote_arguments(p) -> None:
 
 
 def _backend_args(text: str) -> dict:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"--backend-args is not valid JSON ({exc.msg}): {text!r}") from None
+    value = parse_json(text, "--backend-args")
     if not isinstance(value, dict):
         raise UserError(f"--backend-args must be a JSON object, not {text!r}")
     return value

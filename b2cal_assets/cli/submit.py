@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
-
 from b2cal_assets.cli import UserError
 from b2cal_assets.cli.common import (
     add_db_argument,
     add_dir_argument,
     loop_service,
     number_type,
+    parse_json,
     user_errors,
 )
 from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority
@@ -50,10 +49,7 @@ def register(sub) -> None:
 
 
 def _json(text: str, what: str):
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise UserError(f"{what} is not valid JSON ({exc.msg} at character {exc.pos}): {text!r}") from None
+    return parse_json(text, what)
 
 
 def run(args) -> int:

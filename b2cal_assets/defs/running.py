@@ -152,7 +152,12 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         )
         _unless_cancelled(context, service, ticket)
         record_failure = functools.partial(
-            service.fail_attempt, ticket, str(exc), subjob=exc.subjob or "", log_tail=exc.log_tail or ""
+            service.fail_attempt,
+            ticket,
+            str(exc),
+            subjob=exc.subjob or "",
+            log_tail=exc.log_tail or "",
+            cause=exc,
         )
         again_while_unreachable(context, "recording the failure", record_failure)
         raise _fail(f"{calibration} in {processing} failed (attempt {ticket.number}): {exc}") from None
@@ -160,7 +165,11 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         _record_jobs(context, service, ticket, site, None)
         _unless_cancelled(context, service, ticket)
         error = f"{type(exc).__name__}: {exc}"
-        again_while_unreachable(context, "recording the failure", lambda: service.fail_attempt(ticket, error))
+        again_while_unreachable(
+            context,
+            "recording the failure",
+            functools.partial(service.fail_attempt, ticket, error, cause=exc),
+        )
         raise
     except BaseException:
         # Interrupted (the run terminated, its worker stopped): not the calibration's failure. The
@@ -177,7 +186,9 @@ def run_calibration_attempt(context, config, service: LoopService, calibration: 
         # the checkpoint says the job is complete: a resume records the payloads without rerunning
         message = f"recording the payloads failed: {type(exc).__name__}: {exc}"
         again_while_unreachable(
-            context, "recording the failure", lambda: service.fail_attempt(ticket, message)
+            context,
+            "recording the failure",
+            functools.partial(service.fail_attempt, ticket, message, cause=exc),
         )
         raise
     rows = [

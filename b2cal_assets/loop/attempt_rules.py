@@ -22,8 +22,10 @@ from b2cal_assets.domain.states import RESUBMIT_STATES, AttemptState, Calibratio
 from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.decisions import RUN_ID_KEY
+from b2cal_assets.loop.disk_room import record_no_room, short_of_room
 from b2cal_assets.loop.notices import Held, Queued
 from b2cal_assets.loop.readiness import missing_inputs
+from b2cal_assets.loop.reconcile import Recovered
 from b2cal_assets.loop.records import (
     AUTO_USER,
     AttemptTicket,
@@ -384,11 +386,27 @@ class AttemptRules:
         return due
 
     def fail_attempt(
-        self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
+        self,
+        ticket: AttemptTicket,
+        error: str,
+        iterations: int = 0,
+        *,
+        subjob: str = "",
+        log_tail: str = "",
+        cause: BaseException | None = None,
     ) -> None:
+        """The attempt failed; one that ran out of room (``cause``, the log, a full directory now) is
+        marked ``loop_no_room`` in the same transaction, for the loop to resume it once there is room."""
+        watched = (ticket.workdir, ticket.payload_dir)
+        no_room = short_of_room(f"{error}\n{log_tail}", cause, watched)
         with self.ctx.session() as s:
             end_attempt(s, ticket.attempt_id, AttemptState.FAILED, iterations=iterations, error=error)
             move_calibration(s, ticket.processing, ticket.calibration, CalibrationState.FAILED)
+            note = ""
+            if no_room is not None:
+                note = record_no_room(
+                    s, ticket.processing, ticket.calibration, ticket.number, no_room, watched
+                )
         self.ctx.notify(
             ticket_events.Failed(
                 ticket.processing,
@@ -399,6 +417,10 @@ class AttemptRules:
                 str(ticket.workdir),
             )
         )
+        if note:
+            self.ctx.notify(
+                Recovered(ticket.processing, ticket.calibration, "no_room", note, str(ticket.number))
+            )
 
     def finish_attempt(
         self, ticket: AttemptTicket, outputdb: Path, entries: Sequence[StoredPayload], iterations: int

@@ -121,53 +121,58 @@ class Management:
         if calibration != CDST_STEP or CDST_STEP not in self.ctx.steps:
             self.ctx.require_calibration(calibration)
         with self.ctx.session() as s:
-            row = calibrations.get_calibration(s, processing, calibration)
-            if row.excluded:
-                raise LoopError(f"{calibration} is excluded from {processing}; include it first")
-            if row.state in (CalibrationState.SIGNED_OFF, CalibrationState.WAITING):
-                raise LoopError(
-                    f"{calibration} in {processing} is {row.state}: "
-                    + (
-                        "a signed-off calibration is not restarted"
-                        if row.state == CalibrationState.SIGNED_OFF
-                        else "it has not run yet; its window opens when its inputs are ready"
-                    )
+            event = self.restart_in(s, processing, calibration, by=by)
+        self.ctx.notify(event)
+        return event.attempt
+
+    def restart_in(self, s: Session, processing: str, calibration: str, *, by: str) -> Restarted:
+        """``restart`` in the caller's transaction (the loop's own restart after a full disk); returns
+        the ticket message, for the caller to post once the transaction is committed or in it."""
+        row = calibrations.get_calibration(s, processing, calibration)
+        if row.excluded:
+            raise LoopError(f"{calibration} is excluded from {processing}; include it first")
+        if row.state in (CalibrationState.SIGNED_OFF, CalibrationState.WAITING):
+            raise LoopError(
+                f"{calibration} in {processing} is {row.state}: "
+                + (
+                    "a signed-off calibration is not restarted"
+                    if row.state == CalibrationState.SIGNED_OFF
+                    else "it has not run yet; its window opens when its inputs are ready"
                 )
-            _cancel_live_attempt(s, processing, calibration, f"cancelled: restarted by {by}")
-            latest = attempts.latest_attempt(s, processing, calibration)
-            # the settings of the last attempt that ran a job (an upload has no job to repeat)
-            ran = [
-                a
-                for a in attempts.list_attempts(s, processing, calibration)
-                if not is_upload(a) and a.state != AttemptState.HELD
-            ]
-            source = ran[-1] if ran else None
-            attempt = attempts.create_attempt(
-                s,
-                processing,
-                calibration,
-                submitted_by=source.submitted_by if source else AUTO_USER,
-                expert_config=dict(source.expert_config) if source else {},
-                job_config=dict(source.job_config) if source else {},
             )
-            if source is not None and source is latest and _resumable(source):
-                attempt.workdir = source.workdir  # resume from its checkpoint
-            move_attempt(s, attempt.id, AttemptState.HELD)
-            _reopen(s, processing)
-            reopen_for_start(s, processing, calibration, row, self.ctx.clock())
-            previous = latest.number if latest else None
-            previous_workdir = latest.workdir if latest else ""
-            audit.record_audit(
-                s,
-                by,
-                "restart",
-                processing,
-                calibration,
-                {"attempt": attempt.number, "previous": previous, "previous_workdir": previous_workdir},
-            )
-            number = attempt.number
-        self.ctx.notify(Restarted(processing, calibration, number, previous, by, previous_workdir))
-        return number
+        _cancel_live_attempt(s, processing, calibration, f"cancelled: restarted by {by}")
+        latest = attempts.latest_attempt(s, processing, calibration)
+        # the settings of the last attempt that ran a job (an upload has no job to repeat)
+        ran = [
+            a
+            for a in attempts.list_attempts(s, processing, calibration)
+            if not is_upload(a) and a.state != AttemptState.HELD
+        ]
+        source = ran[-1] if ran else None
+        attempt = attempts.create_attempt(
+            s,
+            processing,
+            calibration,
+            submitted_by=source.submitted_by if source else AUTO_USER,
+            expert_config=dict(source.expert_config) if source else {},
+            job_config=dict(source.job_config) if source else {},
+        )
+        if source is not None and source is latest and _resumable(source):
+            attempt.workdir = source.workdir  # resume from its checkpoint
+        move_attempt(s, attempt.id, AttemptState.HELD)
+        _reopen(s, processing)
+        reopen_for_start(s, processing, calibration, row, self.ctx.clock())
+        previous = latest.number if latest else None
+        previous_workdir = latest.workdir if latest else ""
+        audit.record_audit(
+            s,
+            by,
+            "restart",
+            processing,
+            calibration,
+            {"attempt": attempt.number, "previous": previous, "previous_workdir": previous_workdir},
+        )
+        return Restarted(processing, calibration, attempt.number, previous, by, previous_workdir)
 
     def _count_audit(self, s: Session, processing: str, calibration: str, action: str) -> int:
         return len(

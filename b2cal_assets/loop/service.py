@@ -221,9 +221,16 @@ class LoopService:
         )
 
     def fail_attempt(
-        self, ticket: AttemptTicket, error: str, iterations: int = 0, *, subjob: str = "", log_tail: str = ""
+        self,
+        ticket: AttemptTicket,
+        error: str,
+        iterations: int = 0,
+        *,
+        subjob: str = "",
+        log_tail: str = "",
+        cause: BaseException | None = None,
     ) -> None:
-        self.attempts.fail_attempt(ticket, error, iterations, subjob=subjob, log_tail=log_tail)
+        self.attempts.fail_attempt(ticket, error, iterations, subjob=subjob, log_tail=log_tail, cause=cause)
 
     def finish_attempt(
         self, ticket: AttemptTicket, outputdb: Path, entries: Sequence[StoredPayload], iterations: int

@@ -11,10 +11,11 @@ from b2cal_assets.domain.states import CalibrationState, ProcessingState
 from b2cal_assets.loop.attempt_rules import AttemptRules
 from b2cal_assets.loop.condb import condb_tag_name, upload_moment
 from b2cal_assets.loop.context import LoopContext
+from b2cal_assets.loop.disk_room import RoomAgain, record_room_again, resumes_due
 from b2cal_assets.loop.management import Management
 from b2cal_assets.loop.notices import LoopEvent, post_in_session
 from b2cal_assets.loop.readiness import processing_finished, steps_past_deadline, steps_to_open
-from b2cal_assets.loop.reconcile import Reconciler, RunLookup
+from b2cal_assets.loop.reconcile import Reconciler, Recovered, RunLookup
 from b2cal_assets.loop.records import AUTO_USER, Launch, TickReport
 from b2cal_assets.loop.staging import StagingResult
 from b2cal_assets.loop.step_states import StepStates
@@ -47,8 +48,9 @@ class Ticker:
         transaction; the run requests are not stored but derived from what it committed, so a request
         Dagster never got is made again at the next tick under the same run key (``loop/reconcile.py``).
         ``runs`` is Dagster's view (the loop sensor passes it); without it only the steps submitted in
-        this tick are launched and nothing is reconciled. Copying payloads for the staging tag is left
-        to the staging sensor (``export_due_staging``).
+        this tick are launched and nothing is reconciled. A step whose attempt failed for lack of room
+        is restarted from its checkpoint once there is room again (``loop/disk_room.py``). Copying
+        payloads for the staging tag is left to the staging sensor (``export_due_staging``).
         """
         now = now or self.ctx.clock()
         launches: list[Launch] = []
@@ -76,6 +78,9 @@ class Ticker:
                     )
                     opened.append((name, step))
                     events.append(ticket_events.WindowOpen(name, step, deadline))
+                for room in resumes_due(s, name):
+                    message = self._resume_with_room(s, name, room, events)
+                    recovered.append(f"{name}/{room.calibration}: {message}")
                 statuses = self.states.statuses(s, name)
                 due = steps_past_deadline(statuses, now)
                 due += [step for step in self.attempts.queued_to_start(s, name) if step not in due]
@@ -102,6 +107,24 @@ class Ticker:
             terminate=terminate,
             recovered=recovered,
         )
+
+    def _resume_with_room(
+        self,
+        s: Session,
+        processing: str,
+        room: RoomAgain,
+        events: list[LoopEvent | ticket_events.TicketEvent],
+    ) -> str:
+        """An attempt failed for lack of room and there is room again: the loop restarts it (from its
+        checkpoint, as a manager's restart does); the held attempt starts in this tick. Its ticket
+        messages go to ``events``; returns the line for the sensor's log."""
+        restarted = self.management.restart_in(s, processing, room.calibration, by=AUTO_USER)
+        message = record_room_again(s, processing, room, restarted.attempt)
+        events += [
+            restarted,
+            Recovered(processing, room.calibration, "room_again", message, str(room.attempt)),
+        ]
+        return message
 
     def _submit_step(self, s: Session, processing: str, step: str) -> None:
         """The step is to run now: its run request is derived from this state at every tick."""

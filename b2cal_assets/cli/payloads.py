@@ -160,7 +160,7 @@ def staging(args) -> int:
                 "processing": result.processing,
                 "tag": result.tag,
                 "directory": str(result.directory) if result.directory else None,
-                "entries": [{**e, "iov": list(e["iov"])} for e in result.entries],
+                "entries": [{**asdict(e), "iov": list(e.iov)} for e in result.entries],
                 "problems": result.problems,
                 "condb": condb_json(uploaded),
             }
@@ -235,7 +235,7 @@ def _print_local_staging(args, result) -> None:
         print_table(
             ["payload", "revision", "iov", "md5", "file"],
             [
-                [e["name"], str(e["revision"]), ",".join(map(str, e["iov"])), e["checksum"], e["file"]]
+                [e.name, str(e.revision), ",".join(map(str, e.iov)), e.checksum, e.file]
                 for e in result.entries
             ],
         )

@@ -297,6 +297,7 @@ def connect(
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "Rucio did not answer" (worth a retry), not "Rucio said no"."""
+    # deferred, as in connect
     from rucio.common.exception import ServerConnectionException, ServiceUnavailable
 
     return (RucioUnreachable, ServerConnectionException, ServiceUnavailable, OSError)
@@ -304,7 +305,7 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
 
 def refused_errors() -> tuple[type[BaseException], ...]:
     """The exceptions of a Rucio that answered with an error (retrying at once would not help)."""
-    from rucio.common.exception import RucioException
+    from rucio.common.exception import RucioException  # deferred, as in connect
 
     return (RucioRefused, RucioException)
 

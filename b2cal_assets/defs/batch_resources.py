@@ -184,11 +184,13 @@ def local_backend_resource() -> LocalBackendResource:
 def batch_backend_resources() -> dict[str, dg.ConfigurableResource]:
     """Retry delay and poll interval may be shortened by environment (tests, demos); the paper's 30 min is the default."""
     current = settings()
+    # a field made from SlurmBackend's settings, so given by name (mypy sees only the declared fields)
+    jobcomp: dict[str, Any] = {"jobcomp_file": env_var("slurm_jobcomp_file") or ""}
     return {
         "slurm_backend": SlurmBackendResource(
             # unset, the Slurm commands see this process's own SLURM_CONF (if any)
             slurm_conf=env_var("slurm_conf") or "",
-            jobcomp_file=env_var("slurm_jobcomp_file") or "",
+            **jobcomp,
             **policy_from_settings(current, SlurmBackendResource),
         ),
         "htcondor_backend": HTCondorBackendResource(**policy_from_settings(current, HTCondorBackendResource)),

@@ -12,7 +12,6 @@ from b2cal_assets.loop.records import JobRow, StepRow
 from b2cal_assets.loop.step_states import StepStates
 from b2cal_assets.loop.steps import CDST_STEP
 
-
 # the submission deadline means nothing once a calibration's jobs are done: such rows show none
 PAST_DEADLINE_STATES = DONE_STATES | {CalibrationState.FINISHED}
 

@@ -19,10 +19,10 @@ from b2cal_assets.catalog_sources.rucio import Want
 from b2cal_assets.cli import main as cli_main
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.models import CatalogFile, utcnow
-from b2cal_assets.domain.iov import IoV
 from b2cal_assets.defs.definitions import build_definitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.rucio import RUCIO_SENSOR, RucioCatalogResource, rucio_resource_from_env
+from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.settings import SettingsError
 from b2cal_assets_tests.defs import toy

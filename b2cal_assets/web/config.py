@@ -48,7 +48,7 @@ from typing import Any
 
 import yaml
 
-from b2cal_assets.settings import Settings, env_name, settings
+from b2cal_assets.settings import Settings, SettingsError, env_name, settings
 from b2cal_assets.web.roles import DEFAULT_ROLE_GROUPS, Role
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -119,6 +119,16 @@ _LDAP_FIELDS = {
 }
 _SESSION_FIELDS = {"max_age_seconds": "session_max_age", "cookie_secure": "cookie_secure"}
 _SECRET_KEYS = {"bind_password": env_name("ldap_bind_password"), "secret_key": env_name("secret_key")}
+
+
+def _settings(current: Settings | None) -> Settings:
+    """The variables now (or those given); a bad one is a ``ConfigError`` like a bad file."""
+    if current is not None:
+        return current
+    try:
+        return settings()
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -216,7 +226,7 @@ def _role_groups(data: dict[str, Any], current: Settings) -> dict[Role, tuple[st
 
 def load_auth_config(path: Path | str | None = None, current: Settings | None = None) -> AuthConfig:
     """Read and check the login configuration; raises ``ConfigError`` naming what is wrong."""
-    current = settings() if current is None else current
+    current = _settings(current)
     data = _read_file(Path(path)) if path else {}
     unknown = sorted(set(data) - {"ldap", "roles", "session", "login_limits"})
     if unknown:
@@ -291,7 +301,7 @@ def load_directory_config(current: Settings | None = None) -> AuthConfig | None:
 
     The session secret is the webserver's, not needed here; everything else is checked as for the login.
     """
-    current = settings() if current is None else current
+    current = _settings(current)
     if not current.ldap_url:
         return None
     config = AuthConfig(

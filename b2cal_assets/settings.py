@@ -3,17 +3,20 @@
 ``settings()`` reads the environment afresh at each call (tests and the demo change it), so nothing
 chooses its configuration at import time. An empty variable counts as unset. A bad value is one
 ``SettingsError`` naming the variable and what it must be, never a traceback from deep inside.
-The login's variables (``B2CAL_LDAP_*``, ``B2CAL_ROLE_*``, ``B2CAL_SECRET_KEY``, ...) are layered over
-a config file by ``web/config.py``; paths under ``B2CAL_HOME`` come from ``home.py``.
+The login's variables (``B2CAL_LDAP_*``, ``B2CAL_ROLE_*``, ``B2CAL_SECRET_KEY``, ...) are here too, as
+text: ``web/config.py`` layers them over the login's config file and checks both alike, so a bad value
+is named the same way wherever it came from. Paths under ``B2CAL_HOME`` come from ``home.py``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "env_name", "settings"]
 
@@ -27,6 +30,28 @@ Count = Annotated[int, Field(ge=0)]
 
 class SettingsError(ValueError):
     """A ``B2CAL_*`` variable has a value b2cal cannot use; the message names it."""
+
+
+#: the variables whose empty value means something (no groups give the role, nobody is a manager),
+#: so they are read even when empty; every other empty variable counts as unset
+SET_EVEN_IF_EMPTY = (
+    "role_admin_groups",
+    "role_manager_groups",
+    "role_expert_groups",
+    "role_viewer_groups",
+    "managers",
+)
+
+
+class _SetEvenIfEmpty(PydanticBaseSettingsSource):
+    """``SET_EVEN_IF_EMPTY`` from the environment, empty or not (ahead of the usual source)."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        name = env_name(field_name)
+        return os.environ.get(name), name, False
+
+    def __call__(self) -> dict[str, Any]:
+        return {f: os.environ[env_name(f)] for f in SET_EVEN_IF_EMPTY if env_name(f) in os.environ}
 
 
 class Settings(BaseSettings):
@@ -138,6 +163,40 @@ class Settings(BaseSettings):
     services_dir: Path = Field(
         default=Path("/tmp/b2cal-services"), description="Where .ci/services keeps its test services."
     )
+    managers: str | None = Field(
+        default=None,
+        description="Without a directory, the CLI's managers (comma separated); unset: whoever runs it.",
+    )
+    # The login (web/config.py layers each over its config file and checks it there).
+    ldap_url: str = Field(default="", description="ldap:// or ldaps:// URL of the directory.")
+    ldap_start_tls: str = Field(default="", description="StartTLS on an ldap:// URL (true/false).")
+    ldap_tls_verify: str = Field(default="", description="Check the server's certificate (true/false).")
+    ldap_ca_file: str = Field(default="", description="CA bundle for the directory's certificate.")
+    ldap_user_dn_template: str = Field(default="", description="A user's DN, with {username}.")
+    ldap_user_search_base: str = Field(default="", description="Where to search a user (search-then-bind).")
+    ldap_user_search_filter: str = Field(default="", description="The search filter, with {username}.")
+    ldap_bind_dn: str = Field(default="", description="The service account that searches.")
+    ldap_bind_password: str = Field(default="", description="Its password (never in the config file).")
+    ldap_group_base: str = Field(default="", description="Where the role groups live.")
+    ldap_group_filter: str = Field(default="", description="A user's groups, with {user_dn} or {username}.")
+    role_admin_groups: str | None = Field(default=None, description="LDAP groups giving admin (a,b).")
+    role_manager_groups: str | None = Field(default=None, description="LDAP groups giving manager.")
+    role_expert_groups: str | None = Field(default=None, description="LDAP groups giving expert.")
+    role_viewer_groups: str | None = Field(default=None, description="LDAP groups giving viewer.")
+    session_max_age: str = Field(default="", description="Seconds a login lasts.")
+    cookie_secure: str = Field(default="", description="auto, true or false: the Secure cookie flag.")
+    secret_key: str = Field(default="", description="Signs the sessions (never in the config file).")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, _SetEvenIfEmpty(settings_cls), env_settings, dotenv_settings, file_secret_settings)
 
 
 def env_name(field: str) -> str:

@@ -11,11 +11,12 @@ set -euo pipefail
 STATE_DIR="${1:-${B2CAL_SERVICES_DIR:-/tmp/b2cal-services}}"
 D="$STATE_DIR/slurm"
 CONF="$D/slurm.conf"
-MUNGE_SOCKET="$D/munge/munge.socket"
 CTLD_PORT="${B2CAL_SLURMCTLD_PORT:-6817}"
 SLURMD_PORT="${B2CAL_SLURMD_PORT:-6818}"
 
 log() { echo "slurm.sh: $*" >&2; }
+# shellcheck source=slurm-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 
 if ! command -v slurmctld >/dev/null || ! command -v munged >/dev/null; then
     log "installing slurm-wlm and munge"
@@ -41,59 +42,12 @@ fi
 mkdir -p "$D"/{munge,state,spool,log,run}
 chmod 711 "$D/munge"
 
-# munge: its own key and socket, so it never touches a system-wide munged.
-if ! munge -n -S "$MUNGE_SOCKET" 2>/dev/null | unmunge -S "$MUNGE_SOCKET" >/dev/null 2>&1; then
-    [ -f "$D/munge/munge.key" ] || mungekey --create --keyfile="$D/munge/munge.key"
-    chmod 400 "$D/munge/munge.key"
-    [ -f "$D/munge/munged.pid" ] && kill "$(cat "$D/munge/munged.pid")" 2>/dev/null || true
-    rm -f "$MUNGE_SOCKET" "$MUNGE_SOCKET.lock"
-    munged --key-file="$D/munge/munge.key" --socket="$MUNGE_SOCKET" \
-        --pid-file="$D/munge/munged.pid" --log-file="$D/munge/munged.log" \
-        --seed-file="$D/munge/munged.seed" --force
-    for _ in $(seq 50); do
-        munge -n -S "$MUNGE_SOCKET" 2>/dev/null | unmunge -S "$MUNGE_SOCKET" >/dev/null 2>&1 && break
-        sleep 0.1
-    done
-fi
+start_munge "$D/munge"
 
-# Test jobs are short and bound by Slurm's launch latency, not by CPU: the partition lets 16 jobs
-# share each of the 2 cores (32 at once), which doubles the job throughput of the cluster.
-# MaxArraySize/MaxJobCount are raised so benchmarks/bench_batch.py --full fits (10,000 subjobs).
-# The node offers most of this machine's memory, so jobs asking for a few GB (as calibrations do) fit.
+# 16 jobs share each of the 2 cores (32 at once); the node offers most of this machine's memory, so
+# jobs asking for a few GB (as calibrations do) fit.
 REAL_MEMORY=$(awk '/MemTotal/ {print int($2 / 1024 * 0.9)}' /proc/meminfo)
-cat > "$CONF" <<CONF
-ClusterName=b2cal
-SlurmctldHost=localhost(127.0.0.1)
-SlurmctldPort=$CTLD_PORT
-SlurmdPort=$SLURMD_PORT
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$MUNGE_SOCKET
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation=$D/state
-SlurmdSpoolDir=$D/spool/slurmd-%n
-SlurmctldPidFile=$D/run/slurmctld.pid
-SlurmdPidFile=$D/run/slurmd-%n.pid
-SlurmctldLogFile=$D/log/slurmctld.log
-SlurmdLogFile=$D/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$D/log/jobcomp.txt
-MinJobAge=300
-MaxArraySize=10001
-MaxJobCount=50000
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0,default_queue_depth=1000
-NodeName=localhost NodeHostname=localhost NodeAddr=127.0.0.1 CPUs=2 RealMemory=$REAL_MEMORY State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:16
-CONF
+write_slurm_conf "$CONF" "$D" b2cal localhost 127.0.0.1 "$CTLD_PORT" "$SLURMD_PORT" debug "$REAL_MEMORY" 16
 
 export SLURM_CONF="$CONF"
 # Stop leftovers of an earlier run on this state dir (by their pid files only).

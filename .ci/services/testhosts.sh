@@ -16,6 +16,8 @@ set -euo pipefail
 STATE_DIR="${1:-${B2CAL_SERVICES_DIR:-/tmp/b2cal-services}}"
 T="$STATE_DIR/testhosts"
 log() { echo "testhosts.sh: $*" >&2; }
+# shellcheck source=slurm-common.sh
+. "$(dirname "${BASH_SOURCE[0]}")/slurm-common.sh"
 
 need=()
 command -v sshd >/dev/null || need+=(openssh-server)
@@ -148,55 +150,14 @@ slurm_up() {
 
 start_slurm() {
     local n=$1 D="$T/host$1/slurm"
-    local conf="$D/slurm.conf" sock="$D/munge/munge.socket"
+    local conf="$D/slurm.conf"
     if slurm_up "$n"; then return 0; fi
     mkdir -p "$D"/{munge,state,spool,log,run}
     chmod 755 "$D" "$D/log"
     chmod 711 "$D/munge"
-    if ! munge -n -S "$sock" 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1; then
-        [ -f "$D/munge/munge.key" ] || mungekey --create --keyfile="$D/munge/munge.key"
-        chmod 400 "$D/munge/munge.key"
-        [ -f "$D/munge/munged.pid" ] && kill "$(cat "$D/munge/munged.pid")" 2>/dev/null || true
-        rm -f "$sock" "$sock.lock"
-        munged --key-file="$D/munge/munge.key" --socket="$sock" --pid-file="$D/munge/munged.pid" \
-            --log-file="$D/munge/munged.log" --seed-file="$D/munge/munged.seed" --force
-        for _ in $(seq 50); do
-            munge -n -S "$sock" 2>/dev/null | unmunge -S "$sock" >/dev/null 2>&1 && break
-            sleep 0.1
-        done
-    fi
-    cat > "$conf" <<CONF
-ClusterName=b2th$n
-SlurmctldHost=th$n($(addr "$n"))
-SlurmctldPort=$(ctld_port "$n")
-SlurmdPort=$(slurmd_port "$n")
-AuthType=auth/munge
-CredType=cred/munge
-AuthInfo=socket=$sock
-SlurmUser=root
-SlurmdUser=root
-StateSaveLocation=$D/state
-SlurmdSpoolDir=$D/spool/slurmd-%n
-SlurmctldPidFile=$D/run/slurmctld.pid
-SlurmdPidFile=$D/run/slurmd-%n.pid
-SlurmctldLogFile=$D/log/slurmctld.log
-SlurmdLogFile=$D/log/slurmd-%n.log
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-ReturnToService=2
-MpiDefault=none
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
-JobCompType=jobcomp/filetxt
-JobCompLoc=$D/log/jobcomp.txt
-MinJobAge=300
-SchedulerParameters=batch_sched_delay=0,sched_min_interval=0
-NodeName=th$n NodeHostname=th$n NodeAddr=$(addr "$n") CPUs=2 RealMemory=1000 State=UNKNOWN
-PartitionName=centre$n Nodes=th$n Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:4
-CONF
-    chmod 644 "$conf"
+    start_munge "$D/munge"
+    write_slurm_conf "$conf" "$D" "b2th$n" "th$n" "$(addr "$n")" "$(ctld_port "$n")" "$(slurmd_port "$n")" \
+        "centre$n" 1000 4
     for pidfile in "$D/run/slurmctld.pid" "$D/run/slurmd-th$n.pid"; do
         if [ -f "$pidfile" ] && kill -0 "$(cat "$pidfile")" 2>/dev/null; then
             kill "$(cat "$pidfile")" 2>/dev/null || true

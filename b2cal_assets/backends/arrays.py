@@ -30,12 +30,34 @@ from b2cal_assets.backends.commands import (
 from b2cal_assets.backends.options import BatchOptions
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, render_wrapper
 
-__all__ = ["ArrayBackend"]
+__all__ = ["SUBMIT_DIR_HELP", "ArrayBackend", "SettingInfo", "setting"]
 
 OptionsT = TypeVar("OptionsT", bound=BatchOptions)
 
 # dataclass fields of a backend that are not site settings
 _NOT_SETTINGS = frozenset({"options", "runner", "files", "name"})
+_SETTING = "b2cal_setting"
+SUBMIT_DIR_HELP = "Manifests, scripts and scheduler logs (empty: next to the jobs)."
+
+
+@dataclasses.dataclass(frozen=True)
+class SettingInfo:
+    """A backend's site setting besides its options, declared once on the backend (``setting``); the
+    Dagster resource's field of the same name is made from it (``defs/batch_resources.py``)."""
+
+    hint: object  # the field's type: ``Path | None``, ``int`` or ``bool``
+    default: Any
+    help: str
+
+    @property
+    def is_path(self) -> bool:
+        """A path of the machine the backend runs on (empty means none), never a remote host's."""
+        return self.hint == Path | None
+
+
+def setting(default: Any = None, *, help: str) -> Any:
+    """A site setting of a backend dataclass (``submit_dir``, ``max_array_size``, ...), with its help."""
+    return dataclasses.field(default=default, metadata={_SETTING: help})
 
 
 class ArrayBackend(BatchBackend, Generic[OptionsT]):
@@ -60,19 +82,24 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
         return option_type
 
     @classmethod
-    def site_settings(cls) -> tuple[str, ...]:
-        """The settings a site gives besides the options (submit directory, array size, ...)."""
+    def site_settings(cls) -> dict[str, SettingInfo]:
+        """The settings a site gives besides the options (submit directory, array size, ...), by name."""
         fields = dataclasses.fields(cls)  # type: ignore[arg-type]  # subclasses are dataclasses
-        return tuple(f.name for f in fields if f.name not in _NOT_SETTINGS)
+        hints = typing.get_type_hints(cls)
+        return {
+            f.name: SettingInfo(hints[f.name], f.default, str(f.metadata.get(_SETTING, "")))
+            for f in fields
+            if f.name not in _NOT_SETTINGS
+        }
 
     @classmethod
     def from_config(
         cls, config: Mapping[str, object], runner: CommandRunner | None = None, files: JobFiles | None = None
     ) -> Self:
         """Build from a site's ``backend_config``; unknown keys are an error naming the known ones."""
-        settings = set(cls.site_settings())
+        settings = cls.site_settings()
         options_class = cls.options_class()
-        known = set(options_class.names()) | settings
+        known = set(options_class.names()) | set(settings)
         unknown = sorted(set(config) - known)
         if unknown:
             raise BackendError(
@@ -82,9 +109,8 @@ class ArrayBackend(BatchBackend, Generic[OptionsT]):
         kwargs: dict[str, Any] = {
             "options": options_class.from_mapping({k: v for k, v in config.items() if k not in settings})
         }
-        hints = typing.get_type_hints(cls)
-        for key in sorted(settings & set(config)):
-            kwargs[key] = _setting(key, hints[key], config[key])
+        for key in sorted(set(settings) & set(config)):
+            kwargs[key] = _setting(key, settings[key].hint, config[key])
         if runner is not None:
             kwargs["runner"] = runner
         if files is not None:

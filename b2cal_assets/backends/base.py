@@ -61,6 +61,14 @@ class JobStatus:
     reason: str | None = None
 
 
+def describe_exit(exit_code: int | None, reason: str | None = None) -> str:
+    """How a job ended, in words: its exit code once, and its reason only when that says more."""
+    said = f"exit code {exit_code}" if exit_code is not None else "no exit code"
+    if not reason or reason == said:
+        return said
+    return reason if exit_code is None else f"{said} ({reason})"
+
+
 class BackendError(RuntimeError):
     """A batch system refused or failed a command; the message says which and what it printed."""
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.arrays import SUBMIT_DIR_HELP, ArrayBackend, setting
 from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
@@ -179,7 +179,7 @@ class HTCondorBackend(ArrayBackend[HTCondorOptions]):
     options: HTCondorOptions = field(default_factory=HTCondorOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     files: JobFiles = field(default_factory=LocalFiles)
-    submit_dir: Path | None = None
+    submit_dir: Path | None = setting(help=SUBMIT_DIR_HELP)
     name: str = "htcondor"
     label: ClassVar[str] = "HTCondor"
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.arrays import SUBMIT_DIR_HELP, ArrayBackend, setting
 from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
@@ -198,8 +198,9 @@ class LSFBackend(ArrayBackend[LSFOptions]):
     options: LSFOptions = field(default_factory=LSFOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     files: JobFiles = field(default_factory=LocalFiles)
-    submit_dir: Path | None = None
-    max_array_size: int = 1000  # LSF's MAX_JOB_ARRAY_SIZE default
+    submit_dir: Path | None = setting(help=SUBMIT_DIR_HELP)
+    # LSF's MAX_JOB_ARRAY_SIZE default
+    max_array_size: int = setting(1000, help="At most this many jobs per bsub job array.")
     name: str = "lsf"
     label: ClassVar[str] = "LSF"
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
-from b2cal_assets.backends.arrays import ArrayBackend
+from b2cal_assets.backends.arrays import SUBMIT_DIR_HELP, ArrayBackend, setting
 from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.commands import (
     NAME_PATTERN,
@@ -316,10 +316,11 @@ class SlurmBackend(ArrayBackend[SlurmOptions]):
     options: SlurmOptions = field(default_factory=SlurmOptions)
     runner: CommandRunner = field(default_factory=SubprocessRunner)
     files: JobFiles = field(default_factory=LocalFiles)
-    submit_dir: Path | None = None
-    max_array_size: int = 1000  # Slurm's MaxArraySize default is 1001 (ids 0..1000)
-    use_arrays: bool = True
-    jobcomp_file: Path | None = None
+    submit_dir: Path | None = setting(help=SUBMIT_DIR_HELP)
+    # Slurm's MaxArraySize default is 1001 (ids 0..1000)
+    max_array_size: int = setting(1000, help="At most this many jobs per sbatch --array.")
+    use_arrays: bool = setting(True, help="Submit arrays (false: one sbatch per job).")
+    jobcomp_file: Path | None = setting(help="Slurm's jobcomp/filetxt file, for jobs squeue forgot.")
     name: str = "slurm"
     label: ClassVar[str] = "Slurm"
 

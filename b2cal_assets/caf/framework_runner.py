@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState, describe_exit
 from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, log_tail, read_exit_code
 from b2cal_assets.caf.localdb import StoredPayload
@@ -227,8 +227,8 @@ def run_framework_job(
     ran = [SubjobRecord(Path(job.script_file).stem, 0, FRAMEWORK_JOB, result.state.value, result.exit_code, run_dir)]
     if result.state != JobState.DONE or result.exit_code != 0:
         raise CalibrationFailed(
-            f"{job.calibration_script_name}: b2caf-prompt-run ended {result.state.value} with exit code "
-            f"{result.exit_code}{f' ({result.reason})' if result.reason else ''}\n{log_tail(run_dir)}",
+            f"{job.calibration_script_name}: b2caf-prompt-run ended {result.state.value} with "
+            f"{describe_exit(result.exit_code, result.reason)}\n{log_tail(run_dir)}",
             calibration=job.calibration_script_name,
             subjob=spec.name,
             exit_code=result.exit_code,

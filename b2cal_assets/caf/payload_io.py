@@ -44,7 +44,7 @@ def write_payload(path: Path | str, constants: Mapping[str, np.ndarray | float])
 
 def read_payload(path: Path | str) -> dict[str, np.ndarray]:
     """The constants in a payload file, with the shapes and dtypes they were written with."""
-    import uproot
+    import uproot  # here, as in write_payload
 
     path = Path(path)
     try:

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState, describe_exit
 from b2cal_assets.backends.manager import JobManager, Progress, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import log_tail
 from b2cal_assets.caf.framework import (
@@ -475,7 +475,7 @@ class _Runner:
             tail = log_tail(r.spec.workdir)
             raise CalibrationFailed(
                 f"calibration {cal.name} iteration {iteration}: collector subjob {r.spec.name} failed "
-                f"with exit code {r.exit_code} ({r.reason or 'no reason given'}) after {r.tries} try(ies); "
+                f"with {describe_exit(r.exit_code, r.reason)} after {r.tries} try(ies); "
                 f"{len(failed)} of {len(results)} subjob(s) failed. Logs in {r.spec.workdir}\n{tail}",
                 calibration=cal.name,
                 iteration=iteration,

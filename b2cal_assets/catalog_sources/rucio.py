@@ -14,6 +14,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from fnmatch import fnmatchcase
 from typing import Any, Protocol
 
 from b2cal_assets.domain.iov import IoV
@@ -125,17 +126,22 @@ class RucioCatalog:
         A name that says its run and tag costs no request; only a name that does not is looked up in
         the DID metadata (the run's metadata is read in ``scan``, for the datasets that changed).
         """
-        tags = sorted({t for w in wants for t in w.data_tags})
+        patterns = {
+            tag: self.naming.dataset_glob.format(data_tag=tag) for tag in sorted({t for w in wants for t in w.data_tags})
+        }
+        if not patterns:
+            return []
+        # one request for every tag: Rucio joins the filters of a list with OR
+        filters = [{"name": p} for p in dict.fromkeys(patterns.values())]
         found: dict[str, SkimDataset] = {}
-        for tag in tags:
-            pattern = self.naming.dataset_glob.format(data_tag=tag)
-            for name in self.client.list_dids(self.naming.scope, [{"name": pattern}], did_type="dataset"):
-                name = name if isinstance(name, str) else name["name"]
-                dataset = self._from_name(name) or self._with_metadata(name, {})
-                if dataset is None or dataset.data_tag != tag:
-                    continue
-                if any(tag in w.data_tags and w.iov.contains_run(dataset.exp, dataset.run) for w in wants):
-                    found[dataset.did] = dataset
+        for name in self.client.list_dids(self.naming.scope, filters, did_type="dataset"):
+            name = name if isinstance(name, str) else name["name"]
+            dataset = self._from_name(name) or self._with_metadata(name, {})
+            if dataset is None or not fnmatchcase(name, patterns.get(dataset.data_tag, "")):
+                continue  # not a wanted tag, or listed by another tag's pattern
+            tag = dataset.data_tag
+            if any(tag in w.data_tags and w.iov.contains_run(dataset.exp, dataset.run) for w in wants):
+                found[dataset.did] = dataset
         return [found[d] for d in sorted(found)]
 
     def _from_name(self, name: str) -> SkimDataset | None:
@@ -174,7 +180,7 @@ class RucioCatalog:
         """The files of the wanted datasets at the RSE: all of them (``updated_after=None``), or those
         whose replica changed since then (new, state changed, checksum corrected).
 
-        Requests: one ``list_dids`` per data tag, one ``list_replicas`` per 50 datasets, and for the
+        Requests: one ``list_dids`` for all the data tags, one ``list_replicas`` per 50 datasets, and for the
         datasets with changed files one ``get_metadata_bulk`` per 50 datasets and one per 500 files.
         """
         datasets = self.datasets(wants)
@@ -291,6 +297,7 @@ def connect(
 
 def unreachable_errors() -> tuple[type[BaseException], ...]:
     """The exceptions that mean "Rucio did not answer" (worth a retry), not "Rucio said no"."""
+    # deferred, as in connect
     from rucio.common.exception import ServerConnectionException, ServiceUnavailable
 
     return (RucioUnreachable, ServerConnectionException, ServiceUnavailable, OSError)
@@ -298,7 +305,7 @@ def unreachable_errors() -> tuple[type[BaseException], ...]:
 
 def refused_errors() -> tuple[type[BaseException], ...]:
     """The exceptions of a Rucio that answered with an error (retrying at once would not help)."""
-    from rucio.common.exception import RucioException
+    from rucio.common.exception import RucioException  # deferred, as in connect
 
     return (RucioRefused, RucioException)
 

@@ -16,7 +16,6 @@ against the calibration database holds its credentials.
 from __future__ import annotations
 
 import getpass
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -24,11 +23,12 @@ from b2cal_assets.cli import UserError
 from b2cal_assets.cli.errors import user_errors
 from b2cal_assets.loop.authority import OVERRIDING_ROLES, is_reserved_username, require_authority
 from b2cal_assets.loop.records import LoopError
+from b2cal_assets.settings import env_name, settings
 from b2cal_assets.web.config import ConfigError, load_directory_config
 from b2cal_assets.web.ldap_auth import DirectoryUnavailable, LdapAuthenticator
 from b2cal_assets.web.roles import role_for_groups
 
-MANAGERS_ENV = "B2CAL_MANAGERS"
+MANAGERS_ENV = env_name("managers")
 
 
 @dataclass(frozen=True)
@@ -76,7 +76,7 @@ def role_of(username: str) -> str:
             ) from None
         role = role_for_groups(groups, config.role_groups)
         return role.label if role is not None else "none"
-    managers = os.environ.get(MANAGERS_ENV)
+    managers = settings().managers
     if managers is None:
         return "manager"  # one person's installation
     return "manager" if username in {m.strip() for m in managers.split(",") if m.strip()} else "expert"

@@ -17,6 +17,7 @@ from b2cal_assets.cli.common import (
 )
 from b2cal_assets.cli.identity import acting, add_as_argument, require_calibration_authority, require_manager
 from b2cal_assets.cli.tables import print_table
+from b2cal_assets.conditions.condb_client import client_from_settings
 from b2cal_assets.loop.staging import show_staging
 from b2cal_assets.payloads.archive import current_payloads_archive
 
@@ -160,7 +161,7 @@ def staging(args) -> int:
                 "processing": result.processing,
                 "tag": result.tag,
                 "directory": str(result.directory) if result.directory else None,
-                "entries": [{**e, "iov": list(e["iov"])} for e in result.entries],
+                "entries": [{**asdict(e), "iov": list(e.iov)} for e in result.entries],
                 "problems": result.problems,
                 "condb": condb_json(uploaded),
             }
@@ -175,8 +176,6 @@ def staging(args) -> int:
 
 def _condb_upload(service, args):
     """A manager's upload now (the sensor's work, done at once): it writes to the conditions database."""
-    from b2cal_assets.conditions.condb_client import client_from_settings
-
     actor = acting(args)
     require_manager(actor, "uploading a staging tag to the conditions database")
     client = client_from_settings()
@@ -235,7 +234,7 @@ def _print_local_staging(args, result) -> None:
         print_table(
             ["payload", "revision", "iov", "md5", "file"],
             [
-                [e["name"], str(e["revision"]), ",".join(map(str, e["iov"])), e["checksum"], e["file"]]
+                [e.name, str(e.revision), ",".join(map(str, e.iov)), e.checksum, e.file]
                 for e in result.entries
             ],
         )

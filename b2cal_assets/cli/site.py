@@ -24,6 +24,7 @@ from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
 from b2cal_assets.domain.remote_sites import DEFAULT_REMOTE_PYTHON, RemoteHost
 from b2cal_assets.domain.site_runner import DEFAULT_HEARTBEAT_S, FRAMEWORK_BACKENDS, RunnerKind
 from b2cal_assets.loop import admin
+from b2cal_assets.loop.records import SiteListing
 
 BACKENDS = ["local", "slurm", "htcondor", "lsf"]
 
@@ -106,10 +107,10 @@ def _framework_arguments(p) -> None:
     )
 
 
-def _runner_text(site: dict[str, Any]) -> str:
-    if site["runner"] != RunnerKind.FRAMEWORK:
-        return site["runner"]
-    args = site["runner_args"]
+def _runner_text(site: SiteListing) -> str:
+    if site.runner != RunnerKind.FRAMEWORK:
+        return site.runner
+    args = site.runner_args
     setup = "; ".join(args.get("setup", [])) or "no setup"
     return f"framework ({args.get('backend')}, heartbeat {args.get('heartbeat')} s, {setup})"
 
@@ -276,7 +277,7 @@ def list_(args) -> int:
     loop_service(args)
     sites = admin.list_sites(args.database_url)
     if args.json:
-        print_json({"sites": sites})
+        print_json({"sites": [dataclasses.asdict(x) for x in sites]})
     else:
         print_table(
             [
@@ -293,16 +294,16 @@ def list_(args) -> int:
             ],
             [
                 [
-                    x["name"],
-                    x["backend"],
+                    x.name,
+                    x.backend,
                     _runner_text(x),
-                    x["signoff_policy"],
-                    "yes" if x["hold_until_deadline"] else "no",
-                    x["storage_root"],
-                    x["path_prefix"],
-                    x["submit_host"] or "(this machine)",
-                    x["remote_root"],
-                    json.dumps(x["backend_args"]),
+                    x.signoff_policy,
+                    "yes" if x.hold_until_deadline else "no",
+                    x.storage_root,
+                    x.path_prefix,
+                    x.submit_host or "(this machine)",
+                    x.remote_root,
+                    json.dumps(x.backend_args),
                 ]
                 for x in sites
             ],

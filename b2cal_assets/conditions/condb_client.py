@@ -36,6 +36,7 @@ from b2cal_assets.conditions.condb_api import (
     TagState,
 )
 from b2cal_assets.domain.iov import IoV
+from b2cal_assets.settings import Settings, settings
 
 __all__ = [
     "CondbAnswerError",
@@ -266,15 +267,23 @@ def _reason(response: httpx.Response) -> str:
     return f"{reason}: {message}" if message else reason
 
 
-def client_from_settings() -> ConditionsDbClient | None:
-    """The client of ``B2CAL_CONDB_URL`` (with ``_USER``, ``_TOKEN``, ``_TIMEOUT_S``, ``_ATTEMPTS``,
-    ``_BACKOFF_S``), or None when no conditions database is configured (the CLI's way in)."""
-    from b2cal_assets.settings import settings
-
-    current = settings()
-    if not current.condb_url:
+def build_client(
+    url: str, *, user: str, token: str, timeout_s: float, attempts: int, backoff_s: float
+) -> ConditionsDbClient | None:
+    """The one way a client is made, from the settings (the CLI) or the Dagster resource: None without
+    a URL (no conditions database configured: payloads stay in the local staging tag)."""
+    if not url:
         return None
     return ConditionsDbClient(
+        url, user=user, token=token, timeout_s=timeout_s, attempts=attempts, backoff_s=backoff_s
+    )
+
+
+def client_from_settings(current: Settings | None = None) -> ConditionsDbClient | None:
+    """The client of ``B2CAL_CONDB_URL`` (with ``_USER``, ``_TOKEN``, ``_TIMEOUT_S``, ``_ATTEMPTS``,
+    ``_BACKOFF_S``), or None when no conditions database is configured (the CLI's way in)."""
+    current = settings() if current is None else current
+    return build_client(
         current.condb_url,
         user=current.condb_user,
         token=current.condb_token,

@@ -1,9 +1,11 @@
 """One resource per lab batch system. Deployment settings live here; a site's own arguments (queue,
 partition, memory, ...) come from its ``backend_args`` and override these per job.
 
-A backend's options are declared once, on its options dataclass (``backends/slurm.py`` etc.); each
-resource gets one config field per option from that declaration (``_option_fields``), so the
-launchpad, the resource and the backend cannot disagree on what an option is called.
+A backend's options are declared once, on its options dataclass (``backends/slurm.py`` etc.), and its
+site settings (``submit_dir``, ``max_array_size``, ...) once, as ``setting`` fields of the backend;
+each resource gets one config field per option and per setting from those declarations
+(``_option_fields``, ``_setting_fields``), so the launchpad, the resource and the backend cannot
+disagree on what either is called or what it defaults to.
 """
 
 from __future__ import annotations
@@ -40,9 +42,6 @@ __all__ = [
 ]
 
 
-_LOCAL_ONLY = frozenset({"submit_dir", "jobcomp_file"})  # paths of this machine
-
-
 def _option_fields(options: type[BatchOptions]) -> dict[str, Any]:
     """Config fields for a resource, one per option (``extra_lines`` as a list of lines)."""
     fields: dict[str, Any] = {}
@@ -56,12 +55,23 @@ def _option_fields(options: type[BatchOptions]) -> dict[str, Any]:
     return fields
 
 
+def _setting_fields(backend: type[ArrayBackend[Any]]) -> dict[str, Any]:
+    """Config fields for a resource, one per site setting of its backend (a path as text, empty: none)."""
+    fields: dict[str, Any] = {}
+    for name, info in backend.site_settings().items():
+        if info.is_path:
+            fields[name] = (str, Field(default="", description=info.help))
+        else:
+            fields[name] = (info.hint, Field(default=info.default, description=info.help))
+    return fields
+
+
+def _resource_fields(backend: type[ArrayBackend[Any]]) -> dict[str, Any]:
+    return _option_fields(backend.options_class()) | _setting_fields(backend)
+
+
 class _SchedulerResource(BatchBackendResource):
     """What the Slurm, HTCondor and LSF resources share: building their backend from their fields."""
-
-    submit_dir: str = Field(
-        default="", description="Manifests, scripts and scheduler logs (empty: next to the jobs)."
-    )
 
     def _backend_class(self) -> type[ArrayBackend[Any]]:
         raise NotImplementedError(type(self).__name__)
@@ -81,9 +91,10 @@ class _SchedulerResource(BatchBackendResource):
         return self._backend_class().from_config(self._config(), runner=self._runner())
 
     def build_remote_backend(self, remote: RemoteHost, site: str = "") -> BatchBackend:
-        """The scheduler's commands on the site's submit host over SSH; files of this machine (a
-        ``submit_dir``, Slurm's ``jobcomp_file``) are not the remote host's, so they are left out."""
-        config = {k: v for k, v in self._config().items() if k not in _LOCAL_ONLY}
+        """The scheduler's commands on the site's submit host over SSH; the path settings are this
+        machine's (a ``submit_dir``, Slurm's ``jobcomp_file``), not the remote host's, so they are left out."""
+        paths = {k for k, info in self._backend_class().site_settings().items() if info.is_path}
+        config = {k: v for k, v in self._config().items() if k not in paths}
         current = settings()
         control = current.ssh_control_dir or Path(f"/tmp/b2cal-ssh-{os.getuid()}")
         target = SshTarget(
@@ -101,28 +112,25 @@ _SlurmBase = create_model(
     "_SlurmBase",
     __base__=_SchedulerResource,
     __module__=__name__,
-    **_option_fields(SlurmBackend.options_class()),
+    **_resource_fields(SlurmBackend),
 )
 _HTCondorBase = create_model(
     "_HTCondorBase",
     __base__=_SchedulerResource,
     __module__=__name__,
-    **_option_fields(HTCondorBackend.options_class()),
+    **_resource_fields(HTCondorBackend),
 )
 _LSFBase = create_model(
-    "_LSFBase", __base__=_SchedulerResource, __module__=__name__, **_option_fields(LSFBackend.options_class())
+    "_LSFBase", __base__=_SchedulerResource, __module__=__name__, **_resource_fields(LSFBackend)
 )
 
 
-class SlurmBackendResource(_SlurmBase):  # fields made from SlurmOptions
+class SlurmBackendResource(_SlurmBase):  # fields made from SlurmOptions and SlurmBackend's settings
     """Slurm: one ``sbatch --array`` per submission, one ``squeue`` per poll, ``scancel`` on cancel."""
 
     slurm_conf: str = Field(
         default="", description="SLURM_CONF for the Slurm commands (empty: the system's)."
     )
-    jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for jobs squeue forgot.")
-    max_array_size: int = 1000
-    use_arrays: bool = True
 
     def _backend_class(self) -> type[ArrayBackend[Any]]:
         return SlurmBackend
@@ -131,7 +139,7 @@ class SlurmBackendResource(_SlurmBase):  # fields made from SlurmOptions
         return SubprocessRunner(env={"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})
 
 
-class HTCondorBackendResource(_HTCondorBase):  # fields from HTCondorOptions
+class HTCondorBackendResource(_HTCondorBase):  # fields from HTCondorOptions and HTCondorBackend's settings
     """HTCondor: one cluster per submission (``queue ... from``), ``condor_q`` then ``condor_history``."""
 
     max_jobs_in_system: int = 10000
@@ -176,11 +184,13 @@ def local_backend_resource() -> LocalBackendResource:
 def batch_backend_resources() -> dict[str, dg.ConfigurableResource]:
     """Retry delay and poll interval may be shortened by environment (tests, demos); the paper's 30 min is the default."""
     current = settings()
+    # a field made from SlurmBackend's settings, so given by name (mypy sees only the declared fields)
+    jobcomp: dict[str, Any] = {"jobcomp_file": env_var("slurm_jobcomp_file") or ""}
     return {
         "slurm_backend": SlurmBackendResource(
             # unset, the Slurm commands see this process's own SLURM_CONF (if any)
             slurm_conf=env_var("slurm_conf") or "",
-            jobcomp_file=env_var("slurm_jobcomp_file") or "",
+            **jobcomp,
             **policy_from_settings(current, SlurmBackendResource),
         ),
         "htcondor_backend": HTCondorBackendResource(**policy_from_settings(current, HTCondorBackendResource)),

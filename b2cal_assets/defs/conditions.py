@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 from pydantic import Field
 
-from b2cal_assets.conditions.condb_client import ConditionsDbClient
+from b2cal_assets.conditions.condb_client import ConditionsDbClient, build_client
 from b2cal_assets.defs.env_vars import env_var
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.settings import env_name, settings
@@ -27,9 +27,7 @@ class ConditionsDbResource(dg.ConfigurableResource):
     backoff_s: float = Field(default=2.0, description="First wait between those tries (doubles).")
 
     def get_client(self) -> ConditionsDbClient | None:
-        if not self.url:
-            return None
-        return ConditionsDbClient(
+        return build_client(
             self.url,
             user=self.user,
             token=self.token,

@@ -89,7 +89,7 @@ def reconstruct(raw: dict[str, np.ndarray], conditions: Conditions) -> dict[str,
 
 
 def _read_all(paths: Sequence[str]) -> dict[str, np.ndarray]:
-    import uproot
+    import uproot  # when a cDST is read, as above
 
     parts: list[dict[str, np.ndarray]] = []
     for path in paths:

@@ -1,4 +1,5 @@
-"""The calibration domain: settings, IoVs, filters, the dependency graph and processings.
+"""The calibration domain: settings, IoVs, filters, the dependency graph, processings and the states.
 
-Nothing here imports Dagster, SQLAlchemy, subprocess or ldap3.
+Pure Python: it imports no other layer of b2cal, and nothing of Dagster, SQLAlchemy, subprocess or
+ldap3 (checked by the import contracts in ``pyproject.toml``). Every other layer may import it.
 """

@@ -164,6 +164,26 @@ class SiteView:
 
 
 @dataclass(frozen=True)
+class SiteListing:
+    """A site as ``b2cal site list`` shows it: every column of its row, the remote host's flat."""
+
+    name: str
+    backend: str
+    backend_args: dict[str, Any]
+    storage_root: str
+    path_prefix: str
+    signoff_policy: str
+    hold_until_deadline: bool
+    runner: str
+    runner_args: dict[str, Any]
+    submit_host: str
+    ssh_key: str
+    known_hosts: str
+    remote_root: str
+    remote_python: str
+
+
+@dataclass(frozen=True)
 class ArrivedRun:
     """The files of one data tag and run that had arrived when a processing was first seen."""
 

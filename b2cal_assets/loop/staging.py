@@ -16,7 +16,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from b2cal_assets import home
 from b2cal_assets.conditions.staging import SignedOffPayload, StagingError, StagingTag
@@ -43,11 +42,22 @@ def tag_name(processing: str) -> str:
 
 
 @dataclass(frozen=True)
+class StagedPayload:
+    """One payload IoV of an exported staging tag, as callers show it; ``file`` is its name in the tag."""
+
+    name: str
+    revision: int
+    checksum: str
+    iov: IoV
+    file: str
+
+
+@dataclass(frozen=True)
 class StagingResult:
     processing: str
     tag: str
     directory: Path | None  # None when the tag did not check and nothing was exported
-    entries: list[dict[str, Any]] = field(default_factory=list)
+    entries: list[StagedPayload] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
     built_at: str = ""
 
@@ -102,14 +112,5 @@ def show_staging(processing: str) -> StagingResult:
     if not (directory / "tag.json").exists():
         return StagingResult(processing, tag_name(processing), None, [], problems, built_at)
     tag = StagingTag.load(directory)
-    entries = [
-        {
-            "name": e.name,
-            "revision": e.revision,
-            "checksum": e.checksum,
-            "iov": tuple(e.iov),
-            "file": e.file.name,
-        }
-        for e in tag.entries
-    ]
+    entries = [StagedPayload(e.name, e.revision, e.checksum, e.iov, e.file.name) for e in tag.entries]
     return StagingResult(processing, tag.name, directory, entries, problems, built_at)

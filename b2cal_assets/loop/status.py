@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads, processings
-from b2cal_assets.domain.states import AttemptState, CalibrationState
+from b2cal_assets.domain.states import DONE_STATES, AttemptState, CalibrationState
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.decisions import shown_attempt_state
 from b2cal_assets.loop.readiness import blocked_by_rejection
@@ -11,6 +11,9 @@ from b2cal_assets.loop.reconcile import recovery_notes
 from b2cal_assets.loop.records import JobRow, StepRow
 from b2cal_assets.loop.step_states import StepStates
 from b2cal_assets.loop.steps import CDST_STEP
+
+# the submission deadline means nothing once a calibration's jobs are done: such rows show none
+PAST_DEADLINE_STATES = DONE_STATES | {CalibrationState.FINISHED}
 
 
 class StatusViews:
@@ -52,7 +55,9 @@ class StatusViews:
                         iterations=latest.iterations if latest else 0,
                         payloads=len(current),
                         wall_seconds=wall,
-                        deadline=statuses[name].deadline,
+                        deadline=None
+                        if statuses[name].state in PAST_DEADLINE_STATES
+                        else statuses[name].deadline,
                         error=(latest.error if latest and latest.state == AttemptState.FAILED else ""),
                         blocked_by=blocked.get(name, ""),
                         excluded=rows[name].excluded,

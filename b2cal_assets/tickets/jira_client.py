@@ -19,7 +19,7 @@ TRANSIENT_STATUS = {408, 429}
 
 def _network_failure(exc: BaseException | None) -> bool:
     """The library wraps some connection errors in a status-less JIRAError: look down the chain."""
-    import requests
+    import requests  # deferred (see above)
 
     seen = 0
     while exc is not None and seen < 10:
@@ -30,7 +30,7 @@ def _network_failure(exc: BaseException | None) -> bool:
 
 
 def _translate(exc: Exception, doing: str) -> TicketServiceError:
-    import requests
+    import requests  # deferred (see above)
     from jira import JIRAError
 
     if isinstance(exc, JIRAError):
@@ -80,7 +80,7 @@ class JiraTicketClient:
 
     def _conn(self) -> JIRA:
         if self._jira is None:
-            from jira import JIRA
+            from jira import JIRA  # deferred (see above)
 
             try:
                 self._jira = JIRA(

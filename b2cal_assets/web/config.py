@@ -1,5 +1,8 @@
 """Login configuration: a YAML or TOML file, overridden by ``B2CAL_*`` environment variables.
 
+The variables are declared in ``settings.py`` with the rest; here they are layered over the file
+(a set variable wins) and checked, a value from either source by the same rule.
+
 Secrets (the session signing key, the LDAP service-account password) come only from the environment,
 never from the file, so the file can be committed next to the deployment.
 
@@ -37,7 +40,6 @@ File shape (every key optional; env vars named in brackets)::
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -46,6 +48,7 @@ from typing import Any
 
 import yaml
 
+from b2cal_assets.settings import Settings, SettingsError, env_name, settings
 from b2cal_assets.web.roles import DEFAULT_ROLE_GROUPS, Role
 
 MIN_SECRET_KEY_LENGTH = 32
@@ -97,20 +100,35 @@ class AuthConfig:
     limits: LoginLimits = field(default_factory=LoginLimits)
 
 
-_LDAP_ENV = {
-    "url": "B2CAL_LDAP_URL",
-    "start_tls": "B2CAL_LDAP_START_TLS",
-    "tls_verify": "B2CAL_LDAP_TLS_VERIFY",
-    "ca_file": "B2CAL_LDAP_CA_FILE",
-    "user_dn_template": "B2CAL_LDAP_USER_DN_TEMPLATE",
-    "user_search_base": "B2CAL_LDAP_USER_SEARCH_BASE",
-    "user_search_filter": "B2CAL_LDAP_USER_SEARCH_FILTER",
-    "bind_dn": "B2CAL_LDAP_BIND_DN",
-    "bind_password": "B2CAL_LDAP_BIND_PASSWORD",
-    "group_base": "B2CAL_LDAP_GROUP_BASE",
-    "group_filter": "B2CAL_LDAP_GROUP_FILTER",
+# the settings field (``settings.py``) of each layered key of a section
+_LDAP_FIELDS = {
+    key: f"ldap_{key}"
+    for key in (
+        "url",
+        "start_tls",
+        "tls_verify",
+        "ca_file",
+        "user_dn_template",
+        "user_search_base",
+        "user_search_filter",
+        "bind_dn",
+        "bind_password",
+        "group_base",
+        "group_filter",
+    )
 }
-_SECRET_KEYS = {"bind_password": "B2CAL_LDAP_BIND_PASSWORD", "secret_key": "B2CAL_SECRET_KEY"}
+_SESSION_FIELDS = {"max_age_seconds": "session_max_age", "cookie_secure": "cookie_secure"}
+_SECRET_KEYS = {"bind_password": env_name("ldap_bind_password"), "secret_key": env_name("secret_key")}
+
+
+def _settings(current: Settings | None) -> Settings:
+    """The variables now (or those given); a bad one is a ``ConfigError`` like a bad file."""
+    if current is not None:
+        return current
+    try:
+        return settings()
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -157,7 +175,7 @@ def _coerce(section: str, name: str, value: Any, target: Any) -> Any:
 
 
 def _section(
-    data: dict[str, Any], name: str, cls: type, env: Mapping[str, str], env_names: Mapping[str, str]
+    data: dict[str, Any], name: str, cls: type, current: Settings, env_fields: Mapping[str, str]
 ):
     raw = data.get(name) or {}
     if not isinstance(raw, dict):
@@ -176,15 +194,15 @@ def _section(
                 f"{name}.{key} must not be in the config file: set {_SECRET_KEYS[key]} in the environment"
             )
         value = raw.get(key)
-        env_name = env_names.get(key)
-        if env_name and env.get(env_name) not in (None, ""):
-            value = env[env_name]
+        env_field = env_fields.get(key)
+        if env_field and getattr(current, env_field):
+            value = getattr(current, env_field)
         if value is not None:
             values[key] = _coerce(name, key, value, getattr(defaults, key))
     return cls(**values)
 
 
-def _role_groups(data: dict[str, Any], env: Mapping[str, str]) -> dict[Role, tuple[str, ...]]:
+def _role_groups(data: dict[str, Any], current: Settings) -> dict[Role, tuple[str, ...]]:
     raw = data.get("roles") or {}
     if not isinstance(raw, dict):
         raise ConfigError("'roles' in the login config must map a role to a list of LDAP groups")
@@ -200,15 +218,15 @@ def _role_groups(data: dict[str, Any], env: Mapping[str, str]) -> dict[Role, tup
             raise ConfigError(f"roles.{key} must be a list of LDAP group names")
         result[role] = tuple(groups)
     for role in Role:
-        env_value = env.get(f"B2CAL_ROLE_{role.name}_GROUPS")
-        if env_value is not None:
+        env_value = getattr(current, f"role_{role.label}_groups")
+        if env_value is not None:  # set and empty: no group gives the role
             result[role] = tuple(g.strip() for g in env_value.split(",") if g.strip())
     return result
 
 
-def load_auth_config(path: Path | str | None = None, env: Mapping[str, str] | None = None) -> AuthConfig:
+def load_auth_config(path: Path | str | None = None, current: Settings | None = None) -> AuthConfig:
     """Read and check the login configuration; raises ``ConfigError`` naming what is wrong."""
-    env = os.environ if env is None else env
+    current = _settings(current)
     data = _read_file(Path(path)) if path else {}
     unknown = sorted(set(data) - {"ldap", "roles", "session", "login_limits"})
     if unknown:
@@ -219,19 +237,13 @@ def load_auth_config(path: Path | str | None = None, env: Mapping[str, str] | No
         raise ConfigError(
             "secret_key must not be in the config file: set B2CAL_SECRET_KEY in the environment"
         )
-    ldap = _section(data, "ldap", LdapSettings, env, _LDAP_ENV)
-    session = _section(
-        data,
-        "session",
-        SessionSettings,
-        env,
-        {"max_age_seconds": "B2CAL_SESSION_MAX_AGE", "cookie_secure": "B2CAL_COOKIE_SECURE"},
-    )
-    limits = _section(data, "login_limits", LoginLimits, env, {})
+    ldap = _section(data, "ldap", LdapSettings, current, _LDAP_FIELDS)
+    session = _section(data, "session", SessionSettings, current, _SESSION_FIELDS)
+    limits = _section(data, "login_limits", LoginLimits, current, {})
     config = AuthConfig(
         ldap=ldap,
-        secret_key=env.get("B2CAL_SECRET_KEY", ""),
-        role_groups=_role_groups(data, env),
+        secret_key=current.secret_key,
+        role_groups=_role_groups(data, current),
         session=session,
         limits=limits,
     )
@@ -283,19 +295,19 @@ def check_auth_config(config: AuthConfig) -> None:
         raise ConfigError("no LDAP group maps to any role: nobody could log in")
 
 
-def load_directory_config(env: Mapping[str, str] | None = None) -> AuthConfig | None:
+def load_directory_config(current: Settings | None = None) -> AuthConfig | None:
     """The directory part of the login configuration from the environment (``B2CAL_LDAP_*``,
     ``B2CAL_ROLE_<ROLE>_GROUPS``), for the CLI's roles; None when no LDAP server is configured.
 
     The session secret is the webserver's, not needed here; everything else is checked as for the login.
     """
-    env = os.environ if env is None else env
-    if not env.get("B2CAL_LDAP_URL"):
+    current = _settings(current)
+    if not current.ldap_url:
         return None
     config = AuthConfig(
-        ldap=_section({}, "ldap", LdapSettings, env, _LDAP_ENV),
+        ldap=_section({}, "ldap", LdapSettings, current, _LDAP_FIELDS),
         secret_key="x" * MIN_SECRET_KEY_LENGTH,  # unused: the CLI signs no session
-        role_groups=_role_groups({}, env),
+        role_groups=_role_groups({}, current),
     )
     check_auth_config(config)
     return config

@@ -15,12 +15,14 @@ import pytest
 from sqlalchemy import select
 
 from b2cal_assets.caf.payload_io import read_payload
+from b2cal_assets.catalog_sources.rucio import Want
 from b2cal_assets.cli import main as cli_main
 from b2cal_assets.db.engine import database_url
 from b2cal_assets.db.models import CatalogFile, utcnow
 from b2cal_assets.defs.definitions import build_definitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.rucio import RUCIO_SENSOR, RucioCatalogResource, rucio_resource_from_env
+from b2cal_assets.domain.iov import IoV
 from b2cal_assets.loop.factory import loop_service
 from b2cal_assets.settings import SettingsError
 from b2cal_assets_tests.defs import toy
@@ -269,3 +271,20 @@ def test_a_sites_own_naming_and_metadata_keys(rucio_loop):
     (row,) = _rows(service).values()
     assert (row.run.exp, row.run.run, row.data_tag, row.n_events) == (1, 2, "hadron_calib", f.n_events)
     assert list(service.input_data("p_rucio", "toy_a")["hadron_calib"]) == [row.path]
+
+
+def test_one_scan_lists_the_datasets_of_every_data_tag_in_one_request(rucio_loop):
+    rse, files, _ = rucio_loop
+    announce(rse, [f for f in files if f.run == 1])
+    catalog = resource_for(rse, SITE).catalog(rse.rse)
+    listed = catalog.client.list_dids
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(args)
+        return listed(*args, **kwargs)
+
+    catalog.client.list_dids = counted
+    scan = catalog.scan([Want(frozenset({"hadron_calib", "bhabha_all_calib"}), IoV(1, 1, 1, 2))], None)
+    assert len(calls) == 1
+    assert sorted(d.data_tag for d in scan.datasets) == ["bhabha_all_calib", "hadron_calib"]

@@ -7,7 +7,7 @@ import pytest
 from b2cal_assets.db.repo import attempts
 from b2cal_assets.loop.service import AUTO_USER, LoopError, SubmissionHeld
 from b2cal_assets_tests.loop.conftest import T0
-from b2cal_assets_tests.loop.helpers import audit_actions, kinds, messages
+from b2cal_assets_tests.loop.helpers import audit_actions, fake_run, kinds, messages
 
 WINDOW = timedelta(hours=48)
 
@@ -125,3 +125,14 @@ def test_ticket_messages_carry_no_server_path(loop, clock, b2cal_home):
     assert not [b for b in bodies if str(b2cal_home) in b or str(ticket.workdir) in b]
     (failed,) = [m for m in messages(loop, "prompt_now", "toy_a") if m.kind == "failed"]
     assert "/b2cal/processing/prompt_now/toy_a" in failed.body  # where the logs are, for an expert
+
+
+def test_a_finished_or_signed_off_row_shows_no_deadline(loop, clock):
+    loop.tick(now=T0)
+    clock.now = T0 + timedelta(hours=1)
+    fake_run(loop, "prompt_now", "toy_a", {"ToyGain": {"gain": [1.0]}}, by="alice")
+    (row,) = [r for r in loop.status_rows("prompt_now") if r.step == "toy_a"]
+    assert (row.state, row.deadline) == ("finished", None)
+    loop.sign_off("prompt_now", "toy_a", decision="accept", by="alice", automatic=False)
+    (row,) = [r for r in loop.status_rows("prompt_now") if r.step == "toy_a"]
+    assert (row.state, row.deadline) == ("signed_off", None)

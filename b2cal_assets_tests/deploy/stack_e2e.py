@@ -271,6 +271,48 @@ RUN_IDS = (  # every run that started (a queued one has no container yet)
 )
 
 
+BACKUP_RUN = (  # the newest run of the backup job: its status, or nothing yet
+    "import dagster; runs = dagster.DagsterInstance.get().get_runs("
+    "dagster.RunsFilter(job_name='database_backup_job'), limit=1); print(*(r.status.value for r in runs))"
+)
+BACKUP_LOOKUP = (  # the newest archive in the data volume's backups folder and its manifest
+    "import json; from b2cal_assets import home; from b2cal_assets.db.backup import list_backups, read_manifest; "
+    "found = list_backups(home.backups_dir()); "
+    "print(json.dumps({'path': str(found[-1]), 'manifest': read_manifest(found[-1])} if found else {}))"
+)
+
+
+def test_the_backup_schedules_job_runs_in_a_run_container_and_its_archive_restores(stack):
+    """The schedule's job, launched once: a run container dumps MariaDB into the data volume."""
+    stack.cli(
+        "dagster", "job", "launch", "-w", "/opt/b2cal/docker/workspace.yaml", "-l", "b2cal",
+        "-j", "database_backup_job",
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    status = ""
+    while time.monotonic() < deadline:
+        status = stack.cli("python", "-c", BACKUP_RUN).strip()
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(5)
+    assert status == "SUCCESS", f"the backup run is {status or 'not there'}"
+    found = json.loads(stack.cli("python", "-c", BACKUP_LOOKUP))
+    assert found, "no backup archive in /data/b2cal/backups"
+    assert found["manifest"]["engine"] == "mysql", found
+    assert found["path"].startswith("/data/b2cal/backups/"), found  # in the b2cal_data volume
+    # the archive restores: into a scratch database beside the live one, which it then matches
+    password = stack.env["MARIADB_ROOT_PASSWORD"]
+    grant = "CREATE DATABASE restore_check; GRANT ALL PRIVILEGES ON restore_check.* TO 'b2cal'@'%';"
+    stack.run("exec", "-T", "mariadb", "mariadb", "-uroot", f"-p{password}", "-e", grant)
+    scratch = f"mysql+pymysql://b2cal:{stack.env['B2CAL_DB_PASSWORD']}@mariadb:3306/restore_check"
+    restored = stack.cli(
+        "b2cal", "db", "restore", found["path"], "--database-url", scratch, "--payload-dir", "/tmp/restore-check"
+    )
+    assert "restored" in restored, restored
+    assert stack.cli("b2cal", "site", "list", "--database-url", scratch) == stack.cli("b2cal", "site", "list")
+    assert "(head)" in stack.cli("b2cal", "db", "current", "--database-url", scratch)
+
+
 def test_down_and_up_again_keeps_the_data_and_the_sessions(stack):
     before = [(r["step"], r["state"], r["payloads"]) for r in stack.status()]
     assert before, "the previous test left no processing"

@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from b2cal_assets import home
+from b2cal_assets.backends.container import ContainerBackend
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
 from b2cal_assets.caf.localdb import ConditionsChain
@@ -320,11 +321,13 @@ def _run_job(
                 "run at a remote site yet; use the b2cal runner there (b2cal site update "
                 f"{site.name} --runner b2cal) or a site on this machine"
             )
-        runner = FrameworkRunner.of_site(
-            framework_settings(site.runner_args, site.backend), home.globaltags_root()
-        )
+        settings = framework_settings(site.runner_args, site.backend)
+        runner = FrameworkRunner.of_site(settings, home.globaltags_root())
+        if settings.container:  # the one job in a container on the daemon's engine (docker/compose.container-jobs.yaml)
+            backend = ContainerBackend.from_environment(settings.container)
+        where = f"container {settings.container}" if settings.container else site.backend
         context.log.info(
-            f"{ticket.calibration}: site {site.name} runs the framework: one {site.backend} job running "
+            f"{ticket.calibration}: site {site.name} runs the framework: one {where} job running "
             + framework_argv(job, runner)[-1]
         )
         return run_framework_job(

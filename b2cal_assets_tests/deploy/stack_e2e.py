@@ -25,31 +25,19 @@ from pathlib import Path
 import httpx
 import pytest
 
+from b2cal_assets_tests.deploy.engine import LOCAL_BASE, REPO, exports, uses_podman
 from b2cal_assets_tests.fixtures.home import skip_or_fail
 from b2cal_assets_tests.fixtures.ldap import GROUPS_DN, PEOPLE_DN, running_slapd
 
 pytestmark = [pytest.mark.slow, pytest.mark.ldap, pytest.mark.timeout(3600)]
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
-STATE = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services"))
 GATEWAY = "172.29.80.1"  # the host on the stack's network (docker/compose.yaml's subnet)
 HTTPS_PORT = 18443
 PROCESSING = "prompt_deploy"
 SITE = "deploy_site"
 DATA = "/data/b2cal/data"
-LOCAL_BASE = "localhost/b2cal-base:bookworm"
 LOOP_TIMEOUT_S = 1800
-
-
-def _exports(script: str) -> dict[str, str]:
-    """Run a `.ci/services` script and read the `export K=V` lines it prints."""
-    done = subprocess.run(
-        ["bash", str(REPO / ".ci/services" / script), str(STATE)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        skip_or_fail(f"{script} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return dict(re.findall(r"^export (\w+)=(.*)$", done.stdout, re.M))
 
 
 @dataclass
@@ -122,10 +110,10 @@ def _extra_cas() -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     env = dict(os.environ)
-    local_engine = "DOCKER_HOST" not in env and not Path("/var/run/docker.sock").exists()
+    local_engine = uses_podman(env)
     if local_engine:
-        env.update(_exports("podman.sh"))
-    compose = env.get("B2CAL_COMPOSE") or _exports("compose.sh")["B2CAL_COMPOSE"]
+        env.update(exports("podman.sh"))
+    compose = env.get("B2CAL_COMPOSE") or exports("compose.sh")["B2CAL_COMPOSE"]
     if not shutil.which("openssl"):
         skip_or_fail("openssl is needed for the test's TLS certificate")
     socket_path = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")

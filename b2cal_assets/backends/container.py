@@ -15,6 +15,7 @@ after its job id, so a restarted loop finds it again; a finished one is removed 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -60,8 +61,8 @@ class ContainerBackend(BatchBackend):
         for mount in mounts:
             if len(mount.split(":")) not in (2, 3) or not all(mount.split(":")[:2]):
                 raise ValueError(f"container mount {mount!r} is not SRC:DST[:MODE]")
-        try:
-            import docker
+        try:  # by name: the repository's docker/ folder would shadow the SDK for a type checker
+            docker: Any = importlib.import_module("docker")
         except ImportError:  # pragma: no cover - docker is a dependency of dagster-docker
             raise BackendError("the container backend needs the Docker SDK: pip install docker") from None
         self.image = image

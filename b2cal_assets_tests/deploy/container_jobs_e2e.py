@@ -12,9 +12,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import docker
 import pytest
 
+import docker
 from b2cal_assets.backends.base import BackendError, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.container import CONTAINER_LOG, LABEL, ContainerBackend
 from b2cal_assets.backends.wrapper import STDERR_FILE, STDOUT_FILE, read_exit_code
@@ -57,7 +57,9 @@ def test_a_job_runs_in_its_own_container_and_its_exit_code_and_output_come_back(
     base_url, image = engine
     backend = ContainerBackend(image, base_url=base_url)
     ok, bad = (
-        _spec(tmp_path, "ok", 'echo "$GREETING from $(hostname)"; id -u > whoami; cat /proc/1/cmdline > pid1'),
+        _spec(
+            tmp_path, "ok", 'echo "$GREETING from $(hostname)"; id -u > whoami; cat /proc/1/cmdline > pid1'
+        ),
         _spec(tmp_path, "bad", "echo 'no calibration constants' >&2; exit 3"),
     )
     handles = backend.submit([ok, bad])

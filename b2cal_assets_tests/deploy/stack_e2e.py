@@ -32,6 +32,8 @@ from b2cal_assets_tests.fixtures.ldap import GROUPS_DN, PEOPLE_DN, running_slapd
 pytestmark = [pytest.mark.slow, pytest.mark.ldap, pytest.mark.timeout(3600)]
 
 DOCKER = REPO / "docker"
+# the stack with the optional overlay: run containers may start job containers (the framework's)
+COMPOSE_FILES = ("-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.container-jobs.yaml"))
 GATEWAY = "172.29.80.1"  # the host on the stack's network (docker/compose.yaml's subnet)
 HTTPS_PORT = 18443
 PROCESSING = "prompt_deploy"
@@ -48,7 +50,7 @@ class Stack:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [self.compose, "-f", str(DOCKER / "compose.yaml"), *args],
+            [self.compose, *COMPOSE_FILES, *args],
             env=self.env,
             cwd=DOCKER,
             capture_output=True,
@@ -63,7 +65,7 @@ class Stack:
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """A command inside the code-server container (as its user, b2cal)."""
-        cmd = [self.compose, "-f", str(DOCKER / "compose.yaml"), "exec", "-T", "codeserver", *args]
+        cmd = [self.compose, *COMPOSE_FILES, "exec", "-T", "codeserver", *args]
         done = subprocess.run(
             cmd, env=self.env, cwd=DOCKER, capture_output=True, text=True, input=stdin, timeout=300
         )
@@ -78,10 +80,25 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def status(self) -> list[dict]:
-        return json.loads(self.cli("b2cal", "status", "--processing", PROCESSING, "--json"))[PROCESSING][
+    def status(self, processing: str = PROCESSING) -> list[dict]:
+        return json.loads(self.cli("b2cal", "status", "--processing", processing, "--json"))[processing][
             "calibrations"
         ]
+
+    def wait_signed_off(self, processing: str) -> list[dict]:
+        """The processing's calibrations once all are signed off (or excluded); fails on the first failure."""
+        deadline = time.monotonic() + LOOP_TIMEOUT_S
+        rows: list[dict] = []
+        while time.monotonic() < deadline:
+            rows = self.status(processing)
+            if rows and all(r["state"] in ("signed_off", "excluded") for r in rows):
+                break
+            failed = [r for r in rows if r["state"] in ("failed", "rejected")]
+            assert not failed, failed
+            time.sleep(10)
+        assert rows and all(r["state"] == "signed_off" for r in rows), [(r["step"], r["state"]) for r in rows]
+        assert all(r["payloads"] > 0 for r in rows if r["step"].startswith("caf_")), rows
+        return rows
 
     def https(self) -> httpx.Client:
         verify = ssl.create_default_context(cafile=str(self.tls_dir / "server.crt"))
@@ -234,17 +251,7 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
         "b2cal", "processing", "create", PROCESSING, "--iov", "1,1,1,6", "--site", SITE,
         "--global-tag", "demo_base", "--window-hours", "0",
     )  # fmt: skip
-    deadline = time.monotonic() + LOOP_TIMEOUT_S
-    rows: list[dict] = []
-    while time.monotonic() < deadline:
-        rows = stack.status()
-        if rows and all(r["state"] in ("signed_off", "excluded") for r in rows):
-            break
-        failed = [r for r in rows if r["state"] in ("failed", "rejected")]
-        assert not failed, failed
-        time.sleep(10)
-    assert rows and all(r["state"] == "signed_off" for r in rows), [(r["step"], r["state"]) for r in rows]
-    assert all(r["payloads"] > 0 for r in rows if r["step"].startswith("caf_")), rows
+    stack.wait_signed_off(PROCESSING)
     # every run in a container of its own, started by the DockerRunLauncher on the engine's socket
     containers = stack.docker(
         "ps", "-a", "--filter", "label=dagster/run_id", "--format", '{{.Label "dagster/run_id"}}'
@@ -313,3 +320,41 @@ def test_down_and_up_again_keeps_the_data_and_the_sessions(stack):
     with stack.https() as client:
         client.cookies.update(cookies)
         assert client.get("/b2cal/status").status_code == 200  # the session is in the calibration database
+
+
+FRAMEWORK_SITE = "deploy_framework"
+FRAMEWORK_DATA = "/data/b2cal/data-framework"
+FRAMEWORK_BIN = "/data/b2cal/framework-bin"  # the tests' stand-in for the framework's b2caf-prompt-run
+STAND_IN = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin" / "b2caf-prompt-run"
+PID1_OF_JOBS = (  # what each framework job saw as PID 1: the wrapper when the job had a container of its own
+    "from pathlib import Path; print('\\n'.join(p.read_text() for p in "
+    "sorted(Path('/data/b2cal').rglob('framework/pid1'))))"
+)
+
+
+def test_the_framework_runners_jobs_run_in_containers_of_their_own(stack):
+    """The paper's pattern (docker/compose.container-jobs.yaml): a run starts the job's container."""
+    stack.cli("mkdir", "-p", FRAMEWORK_DATA, FRAMEWORK_BIN)
+    stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/b2caf-prompt-run", stdin=STAND_IN.read_text())
+    stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/b2caf-prompt-run")
+    created = stack.cli(
+        "b2cal", "site", "create", FRAMEWORK_SITE, "--backend", "local", "--storage-root", FRAMEWORK_DATA,
+        "--signoff", "automatic", "--runner", "framework", "--heartbeat", "1",
+        "--framework-container", "b2cal:latest",
+        "--framework-setup", f"export PATH={FRAMEWORK_BIN}:$PATH",
+        "--framework-setup", "tr '\\0' ' ' < /proc/1/cmdline > pid1",
+    )  # fmt: skip
+    assert "in container b2cal:latest" in stack.cli("b2cal", "site", "list"), created
+    generate = GENERATE.replace(DATA, FRAMEWORK_DATA).replace(SITE, FRAMEWORK_SITE)
+    generate = generate.replace('admin.write_global_tag("demo_base", truth.NOMINAL)', "")  # there already
+    generate = generate.replace("first_run=1, runs=6", "first_run=11, runs=4")
+    assert int(stack.cli("python", "-", stdin=generate).split()[-1]) > 0
+    stack.cli(
+        "b2cal", "processing", "create", "prompt_framework", "--iov", "1,11,1,14", "--site", FRAMEWORK_SITE,
+        "--global-tag", "demo_base", "--window-hours", "0",
+    )  # fmt: skip
+    rows = stack.wait_signed_off("prompt_framework")
+    seen = stack.cli("python", "-c", PID1_OF_JOBS).split("\n")
+    framework_steps = [r for r in rows if r["step"].startswith("caf_")]
+    assert framework_steps and len([s for s in seen if "run.sh" in s]) >= len(framework_steps), (seen, rows)
+    assert not stack.docker("ps", "-aq", "--filter", "label=b2cal/job").split()  # read and removed

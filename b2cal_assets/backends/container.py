@@ -106,7 +106,9 @@ class ContainerBackend(BatchBackend):
                 )
             except self._errors.DockerException as exc:
                 self._remove(job_id)
-                raise BackendError(f"job {spec.name}: the engine refused container {self.image}: {exc}") from None
+                raise BackendError(
+                    f"job {spec.name}: the engine refused container {self.image}: {exc}"
+                ) from None
             handles.append(JobHandle(self.name, job_id, spec.name, workdir))
         return handles
 
@@ -146,7 +148,9 @@ class ContainerBackend(BatchBackend):
         tail = self._save_log_and_remove(handle)
         code = read_exit_code(handle.workdir)
         if code is None:  # the wrapper never wrote one: bash missing, the work directory not mounted, ...
-            return JobStatus(JobState.FAILED, exit_status, f"container exited {exit_status}, no exit_code: {tail}")
+            return JobStatus(
+                JobState.FAILED, exit_status, f"container exited {exit_status}, no exit_code: {tail}"
+            )
         if code == 0:
             return JobStatus(JobState.DONE, 0)
         return JobStatus(JobState.FAILED, code, f"exit code {code}")

@@ -172,10 +172,12 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _remove_run_containers(stack: Stack) -> None:
-    """The DockerRunLauncher's run containers are no compose service: `down` leaves them."""
-    ids = stack.docker("ps", "-aq", "--filter", "label=dagster/run_id").split()
-    if ids:
-        stack.docker("rm", "-f", *ids)
+    """The run containers (DockerRunLauncher) and job containers (ContainerBackend) are no compose
+    service: `down` leaves them."""
+    for label in ("dagster/run_id", "b2cal/job"):
+        ids = stack.docker("ps", "-aq", "--filter", f"label={label}").split()
+        if ids:
+            stack.docker("rm", "-f", *ids)
 
 
 def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:
@@ -251,6 +253,7 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
         "b2cal", "processing", "create", PROCESSING, "--iov", "1,1,1,6", "--site", SITE,
         "--global-tag", "demo_base", "--window-hours", "0",
     )  # fmt: skip
+    _start_framework_processing(stack)  # beside it: the test after this one follows it
     stack.wait_signed_off(PROCESSING)
     # every run in a container of its own, started by the DockerRunLauncher on the engine's socket
     containers = stack.docker(
@@ -260,10 +263,54 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
     assert dagster_runs and set(dagster_runs) <= set(containers.split()), (dagster_runs, containers)
 
 
-RUN_IDS = (  # every run that started (a queued one has no container yet)
+RUN_IDS = (  # every run that ended (one starting may not have its container yet)
     "import dagster; print(*(r.run_id for r in dagster.DagsterInstance.get().get_runs() "
-    "if r.status.value not in ('QUEUED', 'NOT_STARTED')))"
+    "if r.status.value in ('SUCCESS', 'FAILURE', 'CANCELED')))"
 )
+
+
+FRAMEWORK_SITE = "deploy_framework"
+FRAMEWORK_PROCESSING = "prompt_framework"
+FRAMEWORK_DATA = "/data/b2cal/data-framework"
+FRAMEWORK_BIN = "/data/b2cal/framework-bin"  # the tests' stand-in for the framework's b2caf-prompt-run
+STAND_IN = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin" / "b2caf-prompt-run"
+PID1_OF_JOBS = (  # what each framework job saw as PID 1: the wrapper when the job had a container of its own
+    "from pathlib import Path; print('\\n'.join(p.read_text() for p in "
+    "sorted(Path('/data/b2cal').rglob('framework/pid1'))))"
+)
+
+
+def _start_framework_processing(stack: Stack) -> None:
+    """A framework site whose one job per attempt runs in a container of its own (the paper's pattern,
+    docker/compose.container-jobs.yaml), and a processing there, beside the first one."""
+    stack.cli("mkdir", "-p", FRAMEWORK_DATA, FRAMEWORK_BIN)
+    stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/b2caf-prompt-run", stdin=STAND_IN.read_text())
+    stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/b2caf-prompt-run")
+    created = stack.cli(
+        "b2cal", "site", "create", FRAMEWORK_SITE, "--backend", "local", "--storage-root", FRAMEWORK_DATA,
+        "--signoff", "automatic", "--runner", "framework", "--heartbeat", "1",
+        "--framework-container", "b2cal:latest",
+        "--framework-setup", f"export PATH={FRAMEWORK_BIN}:$PATH",
+        "--framework-setup", "tr '\\0' ' ' < /proc/1/cmdline > pid1",
+    )  # fmt: skip
+    assert "in container b2cal:latest" in stack.cli("b2cal", "site", "list"), created
+    generate = GENERATE.replace(DATA, FRAMEWORK_DATA).replace(SITE, FRAMEWORK_SITE)
+    generate = generate.replace('admin.write_global_tag("demo_base", truth.NOMINAL)', "")  # there already
+    generate = generate.replace("first_run=1, runs=6", "first_run=11, runs=4")
+    assert int(stack.cli("python", "-", stdin=generate).split()[-1]) > 0
+    stack.cli(
+        "b2cal", "processing", "create", FRAMEWORK_PROCESSING, "--iov", "1,11,1,14", "--site", FRAMEWORK_SITE,
+        "--global-tag", "demo_base", "--window-hours", "0",
+    )  # fmt: skip
+
+
+def test_the_framework_runners_jobs_ran_in_containers_of_their_own(stack):
+    """Each attempt of the framework site: a run container started the job's container on the engine."""
+    rows = stack.wait_signed_off(FRAMEWORK_PROCESSING)
+    seen = stack.cli("python", "-c", PID1_OF_JOBS).split("\n")
+    framework_steps = [r for r in rows if r["step"].startswith("caf_")]
+    assert framework_steps and len([s for s in seen if "run.sh" in s]) >= len(framework_steps), (seen, rows)
+    assert not stack.docker("ps", "-aq", "--filter", "label=b2cal/job").split()  # read and removed
 
 
 BACKUP_RUN = (  # the newest run of the backup job: its status, or nothing yet
@@ -320,41 +367,3 @@ def test_down_and_up_again_keeps_the_data_and_the_sessions(stack):
     with stack.https() as client:
         client.cookies.update(cookies)
         assert client.get("/b2cal/status").status_code == 200  # the session is in the calibration database
-
-
-FRAMEWORK_SITE = "deploy_framework"
-FRAMEWORK_DATA = "/data/b2cal/data-framework"
-FRAMEWORK_BIN = "/data/b2cal/framework-bin"  # the tests' stand-in for the framework's b2caf-prompt-run
-STAND_IN = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin" / "b2caf-prompt-run"
-PID1_OF_JOBS = (  # what each framework job saw as PID 1: the wrapper when the job had a container of its own
-    "from pathlib import Path; print('\\n'.join(p.read_text() for p in "
-    "sorted(Path('/data/b2cal').rglob('framework/pid1'))))"
-)
-
-
-def test_the_framework_runners_jobs_run_in_containers_of_their_own(stack):
-    """The paper's pattern (docker/compose.container-jobs.yaml): a run starts the job's container."""
-    stack.cli("mkdir", "-p", FRAMEWORK_DATA, FRAMEWORK_BIN)
-    stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/b2caf-prompt-run", stdin=STAND_IN.read_text())
-    stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/b2caf-prompt-run")
-    created = stack.cli(
-        "b2cal", "site", "create", FRAMEWORK_SITE, "--backend", "local", "--storage-root", FRAMEWORK_DATA,
-        "--signoff", "automatic", "--runner", "framework", "--heartbeat", "1",
-        "--framework-container", "b2cal:latest",
-        "--framework-setup", f"export PATH={FRAMEWORK_BIN}:$PATH",
-        "--framework-setup", "tr '\\0' ' ' < /proc/1/cmdline > pid1",
-    )  # fmt: skip
-    assert "in container b2cal:latest" in stack.cli("b2cal", "site", "list"), created
-    generate = GENERATE.replace(DATA, FRAMEWORK_DATA).replace(SITE, FRAMEWORK_SITE)
-    generate = generate.replace('admin.write_global_tag("demo_base", truth.NOMINAL)', "")  # there already
-    generate = generate.replace("first_run=1, runs=6", "first_run=11, runs=4")
-    assert int(stack.cli("python", "-", stdin=generate).split()[-1]) > 0
-    stack.cli(
-        "b2cal", "processing", "create", "prompt_framework", "--iov", "1,11,1,14", "--site", FRAMEWORK_SITE,
-        "--global-tag", "demo_base", "--window-hours", "0",
-    )  # fmt: skip
-    rows = stack.wait_signed_off("prompt_framework")
-    seen = stack.cli("python", "-c", PID1_OF_JOBS).split("\n")
-    framework_steps = [r for r in rows if r["step"].startswith("caf_")]
-    assert framework_steps and len([s for s in seen if "run.sh" in s]) >= len(framework_steps), (seen, rows)
-    assert not stack.docker("ps", "-aq", "--filter", "label=b2cal/job").split()  # read and removed

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import os
+import socket
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -32,6 +33,7 @@ CONTAINER_LOG = "container.log"
 MOUNTS_ENV = "B2CAL_JOB_CONTAINER_MOUNTS"  # comma-separated SRC:DST[:MODE], as `docker run -v` takes them
 NETWORK_ENV = "B2CAL_JOB_CONTAINER_NETWORK"
 LABEL = "b2cal/job"
+API_VERSION = "1.41"
 _RUNNING = {"running", "restarting", "paused", "removing"}
 
 
@@ -72,9 +74,13 @@ class ContainerBackend(BatchBackend):
         self.stop_timeout_s = stop_timeout_s
         self._errors = docker.errors
         url = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        _check_reachable(url)
+        # a fixed API version: no query at construction; 1.41 is served by Docker 20.10+ and podman 4+
+        self._client: Any = docker.DockerClient(base_url=url, version=API_VERSION, timeout=60)
         try:
-            self._client: Any = docker.DockerClient(base_url=url, timeout=60)
-        except docker.errors.DockerException as exc:
+            self._client.ping()
+        except Exception as exc:  # requests' ConnectionError is no DockerException
+            self._client.close()
             raise BackendError(f"no container engine answers at {url} (DOCKER_HOST): {exc}") from None
 
     @classmethod
@@ -83,6 +89,10 @@ class ContainerBackend(BatchBackend):
         env = os.environ if env is None else env
         mounts = [m.strip() for m in env.get(MOUNTS_ENV, "").split(",") if m.strip()]
         return cls(image, mounts=mounts, network=env.get(NETWORK_ENV) or None)
+
+    def close(self) -> None:
+        """Close the connection to the engine (the jobs keep running)."""
+        self._client.close()
 
     def submit(self, jobs: Sequence[JobSpec]) -> list[JobHandle]:
         handles = []
@@ -178,3 +188,16 @@ def _from_exit_file(handle: JobHandle, why: str) -> JobStatus:
     if code is None:
         return JobStatus(JobState.FAILED, None, f"{why} and it left no exit_code in {handle.workdir}")
     return JobStatus(JobState.DONE, 0) if code == 0 else JobStatus(JobState.FAILED, code, f"exit code {code}")
+
+
+def _check_reachable(url: str) -> None:
+    """A unix socket nobody listens on, refused in one line (the SDK would leak its socket saying so)."""
+    if not url.startswith("unix://"):
+        return
+    path = url.removeprefix("unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(10)
+        try:
+            probe.connect(path)
+        except OSError as exc:
+            raise BackendError(f"no container engine answers at {url} (DOCKER_HOST): {exc}") from None

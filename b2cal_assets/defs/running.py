@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 import dagster as dg
 
 from b2cal_assets import home
+from b2cal_assets.backends.base import BackendError
 from b2cal_assets.backends.container import ContainerBackend
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.framework_runner import FrameworkRunner, framework_argv, run_framework_job
@@ -323,8 +324,14 @@ def _run_job(
             )
         settings = framework_settings(site.runner_args, site.backend)
         runner = FrameworkRunner.of_site(settings, home.globaltags_root())
-        if settings.container:  # the one job in a container on the daemon's engine (docker/compose.container-jobs.yaml)
-            backend = ContainerBackend.from_environment(settings.container)
+        if settings.container:  # the one job in a container on the engine (docker/compose.container-jobs.yaml)
+            try:
+                backend = ContainerBackend.from_environment(settings.container)
+            except BackendError as exc:
+                raise _fail(
+                    f"site {site.name} runs the framework in container {settings.container}: {exc}; "
+                    "a stack needs docker/compose.container-jobs.yaml for that (README: Deploy)"
+                ) from None
         where = f"container {settings.container}" if settings.container else site.backend
         context.log.info(
             f"{ticket.calibration}: site {site.name} runs the framework: one {where} job running "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -29,12 +30,32 @@ def engine() -> Iterator[tuple[str, str]]:
     env, image = engine_env()
     base_url = env.get("DOCKER_HOST", "unix:///var/run/docker.sock")
     yield base_url, image
-    client = docker.DockerClient(base_url=base_url)
-    left = client.containers.list(all=True, filters={"label": LABEL})
-    for container in left:
-        container.remove(force=True)
-    client.close()
+    with closing(docker.DockerClient(base_url=base_url)) as client:
+        left = client.containers.list(all=True, filters={"label": LABEL})
+        for container in left:
+            container.remove(force=True)
+        for volume in client.volumes.list(filters={"name": "b2cal_test_empty"}):
+            volume.remove(force=True)
     assert not left, [c.name for c in left]
+
+
+@pytest.fixture
+def make_backend(engine) -> Iterator:
+    """ContainerBackends on the engine, closed afterwards (an open connection would warn)."""
+    made: list[ContainerBackend] = []
+
+    def make(image: str | None = None, **kwargs) -> ContainerBackend:
+        made.append(ContainerBackend(image or engine[1], base_url=engine[0], **kwargs))
+        return made[-1]
+
+    yield make
+    for backend in made:
+        backend.close()
+
+
+def _job_containers(base_url: str, **filters: str) -> list:
+    with closing(docker.DockerClient(base_url=base_url)) as client:
+        return client.containers.list(all=True, filters={"label": LABEL, **filters})
 
 
 def _wait(backend: ContainerBackend, handle: JobHandle, timeout_s: float = 300) -> JobStatus:
@@ -53,9 +74,11 @@ def _spec(tmp_path: Path, name: str, script: str) -> JobSpec:
     return JobSpec(name=name, argv=("bash", "-c", script), workdir=workdir, env={"GREETING": "hello"})
 
 
-def test_a_job_runs_in_its_own_container_and_its_exit_code_and_output_come_back(engine, tmp_path):
-    base_url, image = engine
-    backend = ContainerBackend(image, base_url=base_url)
+def test_a_job_runs_in_its_own_container_and_its_exit_code_and_output_come_back(
+    engine, make_backend, tmp_path
+):
+    base_url, _image = engine
+    backend = make_backend()
     ok, bad = (
         _spec(
             tmp_path, "ok", 'echo "$GREETING from $(hostname)"; id -u > whoami; cat /proc/1/cmdline > pid1'
@@ -77,12 +100,12 @@ def test_a_job_runs_in_its_own_container_and_its_exit_code_and_output_come_back(
     assert (bad.workdir / CONTAINER_LOG).exists()
     # read and removed: a later poll (a restarted loop) decides from the exit_code file
     assert backend.poll(handles)[handles[1].job_id] == JobStatus(JobState.FAILED, 3, "exit code 3")
-    assert not docker.DockerClient(base_url=base_url).containers.list(all=True, filters={"label": LABEL})
+    assert not _job_containers(base_url)
 
 
-def test_a_cancelled_job_is_stopped_with_sigterm_and_its_container_removed(engine, tmp_path):
-    base_url, image = engine
-    backend = ContainerBackend(image, base_url=base_url, stop_timeout_s=20)
+def test_a_cancelled_job_is_stopped_with_sigterm_and_its_container_removed(engine, make_backend, tmp_path):
+    base_url, _image = engine
+    backend = make_backend(stop_timeout_s=20)
     spec = _spec(tmp_path, "long", "touch started; sleep 600")
     (handle,) = backend.submit([spec])
     deadline = time.monotonic() + 300
@@ -92,26 +115,27 @@ def test_a_cancelled_job_is_stopped_with_sigterm_and_its_container_removed(engin
     backend.cancel([handle])
     assert read_exit_code(spec.workdir) == 143  # the wrapper saw SIGTERM
     assert backend.poll([handle])[handle.job_id].state == JobState.FAILED
-    client = docker.DockerClient(base_url=base_url)
-    assert not client.containers.list(all=True, filters={"name": handle.job_id})
+    assert not _job_containers(base_url, name=handle.job_id)
 
 
-def test_a_job_without_its_work_directory_fails_with_the_containers_words(engine, tmp_path):
-    base_url, image = engine
+def test_a_job_without_its_work_directory_fails_with_the_containers_words(make_backend, tmp_path):
     # a named volume that is not where the work directory is: the wrapper cannot be found
-    backend = ContainerBackend(image, base_url=base_url, mounts=["b2cal_test_empty:/nowhere"])
+    backend = make_backend(mounts=["b2cal_test_empty:/nowhere"])
     (handle,) = backend.submit([_spec(tmp_path, "lost", "true")])
     status = _wait(backend, handle)
     assert status.state == JobState.FAILED and status.exit_code == 127, status
     assert "no exit_code" in (status.reason or "") and "run.sh" in (status.reason or ""), status
-    docker.DockerClient(base_url=base_url).volumes.get("b2cal_test_empty").remove(force=True)
 
 
-def test_an_image_the_engine_does_not_have_is_refused_naming_it(engine, tmp_path):
-    base_url, _image = engine
-    backend = ContainerBackend("localhost/b2cal-no-such-image:1", base_url=base_url)
+def test_an_image_the_engine_does_not_have_is_refused_naming_it(make_backend, tmp_path):
+    backend = make_backend("localhost/b2cal-no-such-image:1")
     with pytest.raises(BackendError, match="b2cal-no-such-image"):
         backend.submit([_spec(tmp_path, "nothing", "true")])
+
+
+def test_an_engine_that_does_not_answer_is_refused_in_one_line(tmp_path):
+    with pytest.raises(BackendError, match="no container engine answers at unix://"):
+        ContainerBackend("b2cal:latest", base_url=f"unix://{tmp_path}/none.sock")
 
 
 @pytest.mark.parametrize("mount", ["b2cal_data", "a:b:c:d", ":/data"])

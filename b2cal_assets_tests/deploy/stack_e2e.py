@@ -263,9 +263,9 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
     assert dagster_runs and set(dagster_runs) <= set(containers.split()), (dagster_runs, containers)
 
 
-RUN_IDS = (  # every run that ended (one starting may not have its container yet)
-    "import dagster; print(*(r.run_id for r in dagster.DagsterInstance.get().get_runs() "
-    "if r.status.value in ('SUCCESS', 'FAILURE', 'CANCELED')))"
+RUN_IDS = (  # every run whose worker started: one queued, starting or cancelled in the queue has no container
+    "import dagster; print(*(r.dagster_run.run_id for r in dagster.DagsterInstance.get().get_run_records() "
+    "if r.start_time is not None))"
 )
 
 

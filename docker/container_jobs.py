@@ -25,14 +25,20 @@ BASE = Path("/opt/dagster/home/dagster.yaml")  # the image's instance file (dock
 PASSED = ("B2CAL_JOB_CONTAINER_MOUNTS", "B2CAL_JOB_CONTAINER_NETWORK")
 
 
-def with_container_jobs(instance: dict[str, Any], socket_gid: str) -> dict[str, Any]:
-    """``instance`` whose DockerRunLauncher mounts the socket into each run, with the socket's group."""
+def with_container_jobs(
+    instance: dict[str, Any], socket_gid: str, host_socket: str = SOCKET
+) -> dict[str, Any]:
+    """``instance`` whose DockerRunLauncher mounts the socket into each run, with the socket's group.
+
+    ``host_socket`` is the socket's path on the host (``DOCKER_SOCKET``): the engine resolves a run
+    container's mounts there, not in the daemon's container.
+    """
     out = copy.deepcopy(instance)
     config = out["run_launcher"]["config"]
     kwargs = config.setdefault("container_kwargs", {})
     volumes = kwargs.setdefault("volumes", [])
-    if not any(v.split(":")[0] == SOCKET for v in volumes):
-        volumes.append(f"{SOCKET}:{SOCKET}")
+    if not any(v.split(":")[1] == SOCKET for v in volumes if ":" in v):
+        volumes.append(f"{host_socket}:{SOCKET}")
     kwargs["group_add"] = [str(socket_gid)]
     env_vars = config.setdefault("env_vars", [])
     env_vars.extend(v for v in PASSED if v not in env_vars)
@@ -53,7 +59,9 @@ def main(argv: list[str]) -> None:
     home = Path(os.environ["DAGSTER_HOME"])
     home.mkdir(parents=True, exist_ok=True)
     instance = yaml.safe_load(BASE.read_text())
-    (home / "dagster.yaml").write_text(yaml.safe_dump(with_container_jobs(instance, gid), sort_keys=False))
+    host_socket = os.environ.get("DOCKER_SOCKET") or SOCKET
+    changed = with_container_jobs(instance, gid, host_socket)
+    (home / "dagster.yaml").write_text(yaml.safe_dump(changed, sort_keys=False))
     os.execvp(argv[0], argv)
 
 

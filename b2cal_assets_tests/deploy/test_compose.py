@@ -143,7 +143,7 @@ def test_the_container_jobs_overlay_gives_run_containers_the_engines_socket(comp
     clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
     result = subprocess.run(
         [compose, "-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.container-jobs.yaml"), "config"],
-        env={**clean, **SECRETS, "DOCKER_GID": "994"},
+        env={**clean, **SECRETS, "DOCKER_GID": "994", "DOCKER_SOCKET": "/run/podman/podman.sock"},
         capture_output=True,
         text=True,
         cwd=DOCKER,
@@ -159,9 +159,11 @@ def test_the_container_jobs_overlay_gives_run_containers_the_engines_socket(comp
     assert {"/var/run/docker.sock", "/data/b2cal", "/opt/b2cal/docker/container_jobs.py"} <= targets
 
     instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
-    changed = _container_jobs_module().with_container_jobs(instance, "994")
+    assert daemon["environment"]["DOCKER_SOCKET"] == "/run/podman/podman.sock"
+    changed = _container_jobs_module().with_container_jobs(instance, "994", "/run/podman/podman.sock")
     kwargs = changed["run_launcher"]["config"]["container_kwargs"]
-    assert "/var/run/docker.sock:/var/run/docker.sock" in kwargs["volumes"]
+    # mounted from the host's path of the socket: the engine resolves a run container's mounts there
+    assert "/run/podman/podman.sock:/var/run/docker.sock" in kwargs["volumes"]
     assert "b2cal_data:/data/b2cal" in kwargs["volumes"] and kwargs["group_add"] == ["994"]
     assert {"B2CAL_JOB_CONTAINER_MOUNTS", "B2CAL_JOB_CONTAINER_NETWORK"} <= set(
         changed["run_launcher"]["config"]["env_vars"]

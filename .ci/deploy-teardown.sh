@@ -2,15 +2,23 @@
 # Leave nothing of `make deploy-test` running, whatever state it stopped in (a failed or killed test
 # included): the compose project b2cal with its containers, network and named volumes, the run
 # containers of the DockerRunLauncher and the job containers of ContainerBackend (no compose services,
-# so `down` leaves them), and the tests' scratch volume. The engine itself (podman's service, like the
+# so `down` leaves them), the tests' scratch volume and the test's slapd. The engine itself (podman's service, like the
 # other services of .ci/services) stays up.
 #
 #   .ci/deploy-teardown.sh        # DOCKER_HOST, else Docker's socket, else podman.sh's socket
 set -uo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 state="${B2CAL_SERVICES_DIR:-/tmp/b2cal-services}"
+# the test's slapd (the lab's LDAP of the stack), by its pid file: a killed test leaves it
+pid_file="$state/deploy-slapd/slapd.pid"
+if [ -s "$pid_file" ] && pid="$(cat "$pid_file")" && grep -q slapd "/proc/$pid/cmdline" 2>/dev/null; then
+    kill "$pid" 2>/dev/null
+    for _ in $(seq 1 20); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+fi
+rm -f "$pid_file"
+
 if [ -z "${DOCKER_HOST:-}" ] && [ ! -S /var/run/docker.sock ]; then
-    [ -S "$state/podman.sock" ] || { echo "deploy-teardown: no container engine running: nothing to do"; exit 0; }
+    [ -S "$state/podman.sock" ] || { echo "deploy-teardown: no container engine running: nothing else to do"; exit 0; }
     export DOCKER_HOST="unix://$state/podman.sock"
 fi
 # the docker CLI on DOCKER_HOST, or podman's own where there is no docker CLI

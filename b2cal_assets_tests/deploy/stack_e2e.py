@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from b2cal_assets_tests.deploy.engine import LOCAL_BASE, REPO, exports, uses_podman
+from b2cal_assets_tests.deploy.engine import LOCAL_BASE, REPO, STATE, exports, uses_podman
 from b2cal_assets_tests.fixtures.home import skip_or_fail
 from b2cal_assets_tests.fixtures.ldap import GROUPS_DN, PEOPLE_DN, running_slapd
 
@@ -137,7 +137,11 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     root = tmp_path_factory.mktemp("deploy")
     tls_dir = _tls(root / "tls")
     _extra_cas()
-    with running_slapd(root / "slapd", listen="0.0.0.0") as ldap:
+    slapd_root = STATE / "deploy-slapd"  # a known place: .ci/deploy-teardown.sh stops it by its pid file
+    if (slapd_root / "slapd.pid").exists():
+        subprocess.run(["bash", str(REPO / ".ci" / "deploy-teardown.sh")], check=False, capture_output=True)
+    shutil.rmtree(slapd_root, ignore_errors=True)
+    with running_slapd(slapd_root, listen="0.0.0.0") as ldap:
         port = ldap.url.rsplit(":", 1)[1]
         env.update(
             MARIADB_ROOT_PASSWORD="root-" + os.urandom(8).hex(),

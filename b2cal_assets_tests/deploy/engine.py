@@ -27,7 +27,7 @@ def exports(script: str) -> dict[str, str]:
 
 def uses_podman(env: dict[str, str]) -> bool:
     """No engine named (DOCKER_HOST) and no Docker socket: podman is started."""
-    return "DOCKER_HOST" not in env and not Path("/var/run/docker.sock").exists()
+    return "DOCKER_HOST" not in env and not Path("/var/run/docker.sock").is_socket()
 
 
 def engine_env() -> tuple[dict[str, str], str]:

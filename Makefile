@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.b2cal-installed
 export B2CAL_HOME ?= $(CURDIR)/.b2cal
 export DAGSTER_HOME ?= $(B2CAL_HOME)/dagster
 
-.PHONY: install demo dev web where services test test-fast lint bench clean deploy-test
+.PHONY: install demo dev web where services test test-fast lint bench clean deploy-test deploy-teardown
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,9 +53,15 @@ test-fast: install
 ## The deployment for real: build the images, start docker/compose.yaml, log in through nginx, run a
 ## processing in run containers, restart, tear down. Docker where there is one, else podman
 ## (.ci/services/podman.sh: about 3 minutes the first time). Wipes the compose project b2cal's volumes.
+## Then .ci/deploy-teardown.sh, pass or fail: nothing of it is left running.
 deploy-test: install
 	bash .ci/services/slapd.sh
-	CI=true $(BIN)/python -m pytest -q b2cal_assets_tests/deploy/stack_e2e.py
+	CI=true $(BIN)/python -m pytest -q b2cal_assets_tests/deploy/container_jobs_e2e.py \
+	  b2cal_assets_tests/deploy/stack_e2e.py; status=$$?; bash .ci/deploy-teardown.sh; exit $$status
+
+## Remove what a stopped or killed `make deploy-test` left (containers, network, named volumes).
+deploy-teardown:
+	bash .ci/deploy-teardown.sh
 
 ## ruff, mypy (strict for the packages listed in pyproject.toml) and the import contracts of the layers.
 lint: install

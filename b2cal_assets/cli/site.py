@@ -105,6 +105,12 @@ def _framework_arguments(p) -> None:
         type=number_type(minimum=1, maximum=86_400, integer=True),
         help=f"with --runner framework: seconds between the framework's checks of its jobs (default {DEFAULT_HEARTBEAT_S})",
     )
+    p.add_argument(
+        "--framework-container",
+        metavar="IMAGE",
+        help="with --runner framework: run the one job as a container of IMAGE on the daemon's container "
+        "engine instead of on the site's backend (README: Deploy, container jobs)",
+    )
 
 
 def _runner_text(site: SiteListing) -> str:
@@ -112,7 +118,8 @@ def _runner_text(site: SiteListing) -> str:
         return site.runner
     args = site.runner_args
     setup = "; ".join(args.get("setup", [])) or "no setup"
-    return f"framework ({args.get('backend')}, heartbeat {args.get('heartbeat')} s, {setup})"
+    where = f", in container {args['container']}" if args.get("container") else ""
+    return f"framework ({args.get('backend')}, heartbeat {args.get('heartbeat')} s, {setup}{where})"
 
 
 def _runner_args(args, runner: str) -> dict[str, Any]:
@@ -121,13 +128,17 @@ def _runner_args(args, runner: str) -> dict[str, Any]:
         "setup": args.framework_setup or None,
         "backend": args.framework_backend,
         "heartbeat": args.heartbeat,
+        "container": args.framework_container,
     }
     given = {k: v for k, v in given.items() if v is not None}
     if given and runner != RunnerKind.FRAMEWORK:
-        flag = {"setup": "--framework-setup", "backend": "--framework-backend", "heartbeat": "--heartbeat"}
-        raise UserError(
-            f"{flag[next(iter(given))]} is a setting of the framework runner; add --runner framework"
-        )
+        flag = {
+            "setup": "--framework-setup",
+            "backend": "--framework-backend",
+            "heartbeat": "--heartbeat",
+            "container": "--framework-container",
+        }
+        raise UserError(f"{flag[next(iter(given))]} is a setting of the framework runner; add --runner framework")
     return given
 
 

@@ -12,6 +12,7 @@ import dagster as dg
 
 from b2cal_assets import home
 from b2cal_assets.backends.base import BackendError
+from b2cal_assets.backends.container import ContainerBackend
 from b2cal_assets.backends.manager import xrootd_env
 from b2cal_assets.caf.cdst_job import CdstOutput
 from b2cal_assets.caf.cdst_production import (
@@ -348,11 +349,19 @@ def _run_job(
                 "run at a remote site yet; use the b2cal runner there (b2cal site update "
                 f"{site.name} --runner b2cal) or a site on this machine"
             )
-        runner = FrameworkRunner.of_site(
-            framework_settings(site.runner_args, site.backend), home.globaltags_root()
-        )
+        settings = framework_settings(site.runner_args, site.backend)
+        runner = FrameworkRunner.of_site(settings, home.globaltags_root())
+        if settings.container:  # the one job in a container on the engine (docker/compose.container-jobs.yaml)
+            try:
+                backend = ContainerBackend.from_environment(settings.container)
+            except BackendError as exc:
+                raise _fail(
+                    f"site {site.name} runs the framework in container {settings.container}: {exc}; "
+                    "a stack needs docker/compose.container-jobs.yaml for that (README: Deploy)"
+                ) from None
+        where = f"container {settings.container}" if settings.container else site.backend
         context.log.info(
-            f"{ticket.calibration}: site {site.name} runs the framework: one {site.backend} job running "
+            f"{ticket.calibration}: site {site.name} runs the framework: one {where} job running "
             + framework_argv(job, runner)[-1]
         )
         return run_framework_job(

@@ -4,8 +4,9 @@ A site with ``runner: framework`` submits ONE job per attempt that runs the site
 the framework's ``b2caf-prompt-run`` (its CAF then submits the collectors itself). ``runner_args``
 says how: ``setup`` (shell commands that set up the framework, run in order), ``backend`` (the
 ``b2caf-prompt-run`` backend inside that job; the framework has no Slurm backend, so a Slurm site
-runs its collectors with ``Local`` inside the one allocation unless told otherwise) and ``heartbeat``
-(seconds between the framework's checks of its jobs).
+runs its collectors with ``Local`` inside the one allocation unless told otherwise), ``heartbeat``
+(seconds between the framework's checks of its jobs) and ``container`` (an image: the one job runs as a
+container of it on the daemon's container engine instead of on the site's backend, the paper's pattern).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ FRAMEWORK_BACKENDS = ("Local", "LSF", "PBS", "HTCondor")
 DEFAULT_HEARTBEAT_S = 60
 #: The framework backend inside the one job, by the site's batch backend.
 _DEFAULT_FRAMEWORK_BACKEND = {"local": "Local", "lsf": "LSF", "htcondor": "HTCondor", "slurm": "Local"}
-_RUNNER_ARGS = ("setup", "backend", "heartbeat")
+_RUNNER_ARGS = ("setup", "backend", "heartbeat", "container")
 
 
 class RunnerKind(StrEnum):
@@ -46,6 +47,7 @@ class FrameworkSettings:
     setup: tuple[str, ...]
     backend: str
     heartbeat_s: int
+    container: str | None = None  # the image the one job runs in, on the daemon's container engine
 
 
 def check_runner(runner: object, runner_args: object, site_backend: str) -> tuple[RunnerKind, dict[str, Any]]:
@@ -90,10 +92,17 @@ def check_runner(runner: object, runner_args: object, site_backend: str) -> tupl
         raise ContractError(
             "runner_args.heartbeat", f"must be a whole number of seconds >= 1, got {heartbeat!r}"
         )
-    return kind, {"setup": list(setup), "backend": backend, "heartbeat": heartbeat}
+    checked: dict[str, Any] = {"setup": list(setup), "backend": backend, "heartbeat": heartbeat}
+    if (container := args.get("container")) is not None:
+        if not isinstance(container, str) or not container.strip() or any(c.isspace() for c in container):
+            raise ContractError(
+                "runner_args.container", f"must be one image name like b2cal:latest, got {container!r}"
+            )
+        checked["container"] = container
+    return kind, checked
 
 
 def framework_settings(runner_args: Mapping[str, Any], site_backend: str) -> FrameworkSettings:
     """The framework settings of a site whose ``runner_args`` were stored by ``check_runner``."""
     _kind, args = check_runner(RunnerKind.FRAMEWORK, runner_args, site_backend)
-    return FrameworkSettings(tuple(args["setup"]), args["backend"], args["heartbeat"])
+    return FrameworkSettings(tuple(args["setup"]), args["backend"], args["heartbeat"], args.get("container"))

@@ -71,6 +71,8 @@ def test_a_site_turns_the_framework_runner_on_and_off(toy_home, capsys, tmp_path
         ),
         (["--heartbeat", "5"], "--heartbeat is a setting of the framework runner"),
         (["--runner", "framework", "--framework-setup", " "], "runner_args.setup"),
+        (["--framework-container", "b2cal:latest"], "--framework-container is a setting of the framework runner"),
+        (["--runner", "framework", "--framework-container", "b2cal latest"], "runner_args.container"),
     ],
 )
 def test_bad_runner_settings_get_one_line_and_store_nothing(toy_home, capsys, tmp_path, extra, message):  # noqa: F811
@@ -98,7 +100,22 @@ def test_the_runner_settings_are_checked_in_the_domain():
         ("framework", {"backend": "Slurm"}, "runner_args.backend", "not one of b2caf-prompt-run's"),
         ("framework", {"heartbeat": True}, "runner_args.heartbeat", "whole number"),
         ("framework", {"heartbeat": 0}, "runner_args.heartbeat", ">= 1"),
+        ("framework", {"container": ""}, "runner_args.container", "one image name"),
+        ("framework", {"container": 7}, "runner_args.container", "one image name"),
     ]:
         with pytest.raises(ContractError) as info:
             check_runner(runner, args, "local")
         assert info.value.field == field and reason in info.value.message, (runner, args, str(info.value))
+
+
+def test_a_framework_site_runs_its_one_job_in_a_container_when_given_an_image(toy_home, capsys, tmp_path):  # noqa: F811
+    base = ["--backend", "local", "--storage-root", str(tmp_path), "--runner", "framework"]
+    code, _out, _ = run(capsys, "site", "add", "boxed", *base, "--framework-container", "b2cal:latest")
+    assert code == 0
+    assert _sites(capsys)["boxed"]["runner_args"]["container"] == "b2cal:latest"
+    assert framework_settings(_sites(capsys)["boxed"]["runner_args"], "local").container == "b2cal:latest"
+    code, out, _ = run(capsys, "site", "list")
+    assert "in container b2cal:latest" in out
+    # another `create` without it: the job runs on the site's backend again
+    assert run(capsys, "site", "create", "boxed", *base)[0] == 0
+    assert "container" not in _sites(capsys)["boxed"]["runner_args"]

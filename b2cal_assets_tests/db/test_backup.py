@@ -196,3 +196,22 @@ def test_missing_tool_is_a_clear_error(kind, tmp_path, monkeypatch):
         with pytest.raises(BackupError, match="not found on PATH: install the database client tools"):
             backup_database(url, tmp_path / "b")
         assert not list((tmp_path / "b").glob("*"))  # no partial archive left behind
+
+
+def test_a_python_without_extraction_filters_restores_and_refuses_an_escaping_member(
+    sqlite_db, tmp_path, monkeypatch
+):
+    """Debian bookworm's Python 3.11.2 (the image's) has no ``filter=``: the same members pass, no more."""
+    monkeypatch.delattr(tarfile, "data_filter")
+    archive = backup_database(sqlite_db, tmp_path / "b", payload_dir=None).path
+    assert restore_database(sqlite_db, archive, force=True).engine == "sqlite"
+    evil = tmp_path / "b2cal-backup-20260101T000000000000Z-sqlite.tar.gz"
+    with tarfile.open(archive, "r:gz") as source, tarfile.open(evil, "w:gz") as tar:
+        for member in source.getmembers():
+            tar.addfile(member, source.extractfile(member) if member.isfile() else None)
+        escaping = tarfile.TarInfo("../outside.txt")
+        escaping.size = 1
+        tar.addfile(escaping, io.BytesIO(b"x"))
+    with pytest.raises(BackupError, match=r"'\.\./outside\.txt', which a b2cal backup never does"):
+        restore_database(sqlite_db, evil, force=True)
+    assert not (tmp_path / "outside.txt").exists()

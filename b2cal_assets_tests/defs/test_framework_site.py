@@ -33,7 +33,7 @@ def framework_on_path(monkeypatch):
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))
 
 
-def _framework_loop(home, setup=()):
+def _framework_loop(home, setup=(), container=None):
     admin.ensure_site(
         SiteSpec(
             name="fw_site",
@@ -41,7 +41,7 @@ def _framework_loop(home, setup=()):
             storage_root="/tmp",
             signoff_policy="automatic",
             runner=RunnerKind.FRAMEWORK,
-            runner_args={"setup": list(setup), "heartbeat": 1},
+            runner_args={"setup": list(setup), "heartbeat": 1} | ({"container": container} if container else {}),
         )
     )
     admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
@@ -203,3 +203,22 @@ def test_a_framework_sites_jobs_read_local_run_directories_not_through_its_path_
         p.rsplit("/", 1)[1] for f in through_prefix.values() for p in f
     )
     assert all(Path(p).is_file() for f in local.values() for p in f)
+
+
+def test_a_framework_site_in_containers_without_an_engine_fails_the_attempt_saying_what_is_missing(
+    toy_home, toy_defs, monkeypatch, tmp_path
+):
+    """``runner_args.container`` needs the engine's socket (a stack: docker/compose.container-jobs.yaml)."""
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    _framework_loop(toy_home, container="b2cal:latest")
+    with dg.instance_for_test() as instance:
+        results = drive(toy_defs, instance)
+        (row,) = [
+            r for r in loop_service(database_url(), str(TOY_SCRIPTS)).status_rows("p1") if r.step == "toy_a"
+        ]
+        logs = " ".join(
+            str(e.user_message) for _r, result in results for e in instance.all_logs(result.run_id)
+        )
+        assert row.state == "failed", row
+        message = f"{row.error} {logs}"
+        assert "no container engine answers at unix://" in message and "compose.container-jobs.yaml" in message

@@ -25,31 +25,21 @@ from pathlib import Path
 import httpx
 import pytest
 
+from b2cal_assets_tests.deploy.engine import LOCAL_BASE, REPO, STATE, exports, uses_podman
 from b2cal_assets_tests.fixtures.home import skip_or_fail
 from b2cal_assets_tests.fixtures.ldap import GROUPS_DN, PEOPLE_DN, running_slapd
 
 pytestmark = [pytest.mark.slow, pytest.mark.ldap, pytest.mark.timeout(3600)]
 
-REPO = Path(__file__).resolve().parents[2]
 DOCKER = REPO / "docker"
-STATE = Path(os.environ.get("B2CAL_SERVICES_DIR", "/tmp/b2cal-services"))
+# the stack with the optional overlay: run containers may start job containers (the framework's)
+COMPOSE_FILES = ("-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.container-jobs.yaml"))
 GATEWAY = "172.29.80.1"  # the host on the stack's network (docker/compose.yaml's subnet)
 HTTPS_PORT = 18443
 PROCESSING = "prompt_deploy"
 SITE = "deploy_site"
 DATA = "/data/b2cal/data"
-LOCAL_BASE = "localhost/b2cal-base:bookworm"
 LOOP_TIMEOUT_S = 1800
-
-
-def _exports(script: str) -> dict[str, str]:
-    """Run a `.ci/services` script and read the `export K=V` lines it prints."""
-    done = subprocess.run(
-        ["bash", str(REPO / ".ci/services" / script), str(STATE)], capture_output=True, text=True
-    )
-    if done.returncode != 0:
-        skip_or_fail(f"{script} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return dict(re.findall(r"^export (\w+)=(.*)$", done.stdout, re.M))
 
 
 @dataclass
@@ -60,7 +50,7 @@ class Stack:
 
     def run(self, *args: str, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess:
         done = subprocess.run(
-            [self.compose, "-f", str(DOCKER / "compose.yaml"), *args],
+            [self.compose, *COMPOSE_FILES, *args],
             env=self.env,
             cwd=DOCKER,
             capture_output=True,
@@ -75,7 +65,7 @@ class Stack:
 
     def cli(self, *args: str, stdin: str | None = None) -> str:
         """A command inside the code-server container (as its user, b2cal)."""
-        cmd = [self.compose, "-f", str(DOCKER / "compose.yaml"), "exec", "-T", "codeserver", *args]
+        cmd = [self.compose, *COMPOSE_FILES, "exec", "-T", "codeserver", *args]
         done = subprocess.run(
             cmd, env=self.env, cwd=DOCKER, capture_output=True, text=True, input=stdin, timeout=300
         )
@@ -90,10 +80,25 @@ class Stack:
         assert done.returncode == 0, done.stderr
         return done.stdout
 
-    def status(self) -> list[dict]:
-        return json.loads(self.cli("b2cal", "status", "--processing", PROCESSING, "--json"))[PROCESSING][
+    def status(self, processing: str = PROCESSING) -> list[dict]:
+        return json.loads(self.cli("b2cal", "status", "--processing", processing, "--json"))[processing][
             "calibrations"
         ]
+
+    def wait_signed_off(self, processing: str) -> list[dict]:
+        """The processing's calibrations once all are signed off (or excluded); fails on the first failure."""
+        deadline = time.monotonic() + LOOP_TIMEOUT_S
+        rows: list[dict] = []
+        while time.monotonic() < deadline:
+            rows = self.status(processing)
+            if rows and all(r["state"] in ("signed_off", "excluded") for r in rows):
+                break
+            failed = [r for r in rows if r["state"] in ("failed", "rejected")]
+            assert not failed, failed
+            time.sleep(10)
+        assert rows and all(r["state"] == "signed_off" for r in rows), [(r["step"], r["state"]) for r in rows]
+        assert all(r["payloads"] > 0 for r in rows if r["step"].startswith("caf_")), rows
+        return rows
 
     def https(self) -> httpx.Client:
         verify = ssl.create_default_context(cafile=str(self.tls_dir / "server.crt"))
@@ -122,17 +127,21 @@ def _extra_cas() -> None:
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory) -> Iterator[Stack]:
     env = dict(os.environ)
-    local_engine = "DOCKER_HOST" not in env and not Path("/var/run/docker.sock").exists()
+    local_engine = uses_podman(env)
     if local_engine:
-        env.update(_exports("podman.sh"))
-    compose = env.get("B2CAL_COMPOSE") or _exports("compose.sh")["B2CAL_COMPOSE"]
+        env.update(exports("podman.sh"))
+    compose = env.get("B2CAL_COMPOSE") or exports("compose.sh")["B2CAL_COMPOSE"]
     if not shutil.which("openssl"):
         skip_or_fail("openssl is needed for the test's TLS certificate")
     socket_path = env.get("DOCKER_HOST", "unix:///var/run/docker.sock").removeprefix("unix://")
     root = tmp_path_factory.mktemp("deploy")
     tls_dir = _tls(root / "tls")
     _extra_cas()
-    with running_slapd(root / "slapd", listen="0.0.0.0") as ldap:
+    slapd_root = STATE / "deploy-slapd"  # a known place: .ci/deploy-teardown.sh stops it by its pid file
+    if (slapd_root / "slapd.pid").exists():
+        subprocess.run(["bash", str(REPO / ".ci" / "deploy-teardown.sh")], check=False, capture_output=True)
+    shutil.rmtree(slapd_root, ignore_errors=True)
+    with running_slapd(slapd_root, listen="0.0.0.0") as ldap:
         port = ldap.url.rsplit(":", 1)[1]
         env.update(
             MARIADB_ROOT_PASSWORD="root-" + os.urandom(8).hex(),
@@ -167,10 +176,12 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
 
 def _remove_run_containers(stack: Stack) -> None:
-    """The DockerRunLauncher's run containers are no compose service: `down` leaves them."""
-    ids = stack.docker("ps", "-aq", "--filter", "label=dagster/run_id").split()
-    if ids:
-        stack.docker("rm", "-f", *ids)
+    """The run containers (DockerRunLauncher) and job containers (ContainerBackend) are no compose
+    service: `down` leaves them."""
+    for label in ("dagster/run_id", "b2cal/job"):
+        ids = stack.docker("ps", "-aq", "--filter", f"label={label}").split()
+        if ids:
+            stack.docker("rm", "-f", *ids)
 
 
 def _login(client: httpx.Client, user: str, password: str) -> httpx.Response:
@@ -246,17 +257,8 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
         "b2cal", "processing", "create", PROCESSING, "--iov", "1,1,1,6", "--site", SITE,
         "--global-tag", "demo_base", "--window-hours", "0",
     )  # fmt: skip
-    deadline = time.monotonic() + LOOP_TIMEOUT_S
-    rows: list[dict] = []
-    while time.monotonic() < deadline:
-        rows = stack.status()
-        if rows and all(r["state"] in ("signed_off", "excluded") for r in rows):
-            break
-        failed = [r for r in rows if r["state"] in ("failed", "rejected")]
-        assert not failed, failed
-        time.sleep(10)
-    assert rows and all(r["state"] == "signed_off" for r in rows), [(r["step"], r["state"]) for r in rows]
-    assert all(r["payloads"] > 0 for r in rows if r["step"].startswith("caf_")), rows
+    _start_framework_processing(stack)  # beside it: the test after this one follows it
+    stack.wait_signed_off(PROCESSING)
     # every run in a container of its own, started by the DockerRunLauncher on the engine's socket
     containers = stack.docker(
         "ps", "-a", "--filter", "label=dagster/run_id", "--format", '{{.Label "dagster/run_id"}}'
@@ -265,10 +267,96 @@ def test_a_processing_made_with_the_cli_runs_to_signed_off_payloads_in_run_conta
     assert dagster_runs and set(dagster_runs) <= set(containers.split()), (dagster_runs, containers)
 
 
-RUN_IDS = (  # every run that started (a queued one has no container yet)
-    "import dagster; print(*(r.run_id for r in dagster.DagsterInstance.get().get_runs() "
-    "if r.status.value not in ('QUEUED', 'NOT_STARTED')))"
+RUN_IDS = (  # every run whose worker started: one queued, starting or cancelled in the queue has no container
+    "import dagster; print(*(r.dagster_run.run_id for r in dagster.DagsterInstance.get().get_run_records() "
+    "if r.start_time is not None))"
 )
+
+
+FRAMEWORK_SITE = "deploy_framework"
+FRAMEWORK_PROCESSING = "prompt_framework"
+FRAMEWORK_DATA = "/data/b2cal/data-framework"
+FRAMEWORK_BIN = "/data/b2cal/framework-bin"  # the tests' stand-in for the framework's b2caf-prompt-run
+STAND_IN = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin" / "b2caf-prompt-run"
+PID1_OF_JOBS = (  # what each framework job saw as PID 1: the wrapper when the job had a container of its own
+    "from pathlib import Path; print('\\n'.join(p.read_text() for p in "
+    "sorted(Path('/data/b2cal').rglob('framework/pid1'))))"
+)
+
+
+def _start_framework_processing(stack: Stack) -> None:
+    """A framework site whose one job per attempt runs in a container of its own (the paper's pattern,
+    docker/compose.container-jobs.yaml), and a processing there, beside the first one."""
+    stack.cli("mkdir", "-p", FRAMEWORK_DATA, FRAMEWORK_BIN)
+    stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/b2caf-prompt-run", stdin=STAND_IN.read_text())
+    stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/b2caf-prompt-run")
+    created = stack.cli(
+        "b2cal", "site", "create", FRAMEWORK_SITE, "--backend", "local", "--storage-root", FRAMEWORK_DATA,
+        "--signoff", "automatic", "--runner", "framework", "--heartbeat", "1",
+        "--framework-container", "b2cal:latest",
+        "--framework-setup", f"export PATH={FRAMEWORK_BIN}:$PATH",
+        "--framework-setup", "tr '\\0' ' ' < /proc/1/cmdline > pid1",
+    )  # fmt: skip
+    assert "in container b2cal:latest" in stack.cli("b2cal", "site", "list"), created
+    generate = GENERATE.replace(DATA, FRAMEWORK_DATA).replace(SITE, FRAMEWORK_SITE)
+    generate = generate.replace('admin.write_global_tag("demo_base", truth.NOMINAL)', "")  # there already
+    generate = generate.replace("first_run=1, runs=6", "first_run=11, runs=4")
+    assert int(stack.cli("python", "-", stdin=generate).split()[-1]) > 0
+    stack.cli(
+        "b2cal", "processing", "create", FRAMEWORK_PROCESSING, "--iov", "1,11,1,14", "--site", FRAMEWORK_SITE,
+        "--global-tag", "demo_base", "--window-hours", "0",
+    )  # fmt: skip
+
+
+def test_the_framework_runners_jobs_ran_in_containers_of_their_own(stack):
+    """Each attempt of the framework site: a run container started the job's container on the engine."""
+    rows = stack.wait_signed_off(FRAMEWORK_PROCESSING)
+    seen = stack.cli("python", "-c", PID1_OF_JOBS).split("\n")
+    framework_steps = [r for r in rows if r["step"].startswith("caf_")]
+    assert framework_steps and len([s for s in seen if "run.sh" in s]) >= len(framework_steps), (seen, rows)
+    assert not stack.docker("ps", "-aq", "--filter", "label=b2cal/job").split()  # read and removed
+
+
+BACKUP_RUN = (  # the newest run of the backup job: its status, or nothing yet
+    "import dagster; runs = dagster.DagsterInstance.get().get_runs("
+    "dagster.RunsFilter(job_name='database_backup_job'), limit=1); print(*(r.status.value for r in runs))"
+)
+BACKUP_LOOKUP = (  # the newest archive in the data volume's backups folder and its manifest
+    "import json; from b2cal_assets import home; from b2cal_assets.db.backup import list_backups, read_manifest; "
+    "found = list_backups(home.backups_dir()); "
+    "print(json.dumps({'path': str(found[-1]), 'manifest': read_manifest(found[-1])} if found else {}))"
+)
+
+
+def test_the_backup_schedules_job_runs_in_a_run_container_and_its_archive_restores(stack):
+    """The schedule's job, launched once: a run container dumps MariaDB into the data volume."""
+    stack.cli(
+        "dagster", "job", "launch", "-w", "/opt/b2cal/docker/workspace.yaml", "-l", "b2cal",
+        "-j", "database_backup_job",
+    )  # fmt: skip
+    deadline = time.monotonic() + 600
+    status = ""
+    while time.monotonic() < deadline:
+        status = stack.cli("python", "-c", BACKUP_RUN).strip()
+        if status in ("SUCCESS", "FAILURE", "CANCELED"):
+            break
+        time.sleep(5)
+    assert status == "SUCCESS", f"the backup run is {status or 'not there'}"
+    found = json.loads(stack.cli("python", "-c", BACKUP_LOOKUP))
+    assert found, "no backup archive in /data/b2cal/backups"
+    assert found["manifest"]["engine"] == "mysql", found
+    assert found["path"].startswith("/data/b2cal/backups/"), found  # in the b2cal_data volume
+    # the archive restores: into a scratch database beside the live one, which it then matches
+    password = stack.env["MARIADB_ROOT_PASSWORD"]
+    grant = "CREATE DATABASE restore_check; GRANT ALL PRIVILEGES ON restore_check.* TO 'b2cal'@'%';"
+    stack.run("exec", "-T", "mariadb", "mariadb", "-uroot", f"-p{password}", "-e", grant)
+    scratch = f"mysql+pymysql://b2cal:{stack.env['B2CAL_DB_PASSWORD']}@mariadb:3306/restore_check"
+    restored = stack.cli(
+        "b2cal", "db", "restore", found["path"], "--database-url", scratch, "--payload-dir", "/tmp/restore-check"
+    )
+    assert "restored" in restored, restored
+    assert stack.cli("b2cal", "site", "list", "--database-url", scratch) == stack.cli("b2cal", "site", "list")
+    assert "(head)" in stack.cli("b2cal", "db", "current", "--database-url", scratch)
 
 
 def test_down_and_up_again_keeps_the_data_and_the_sessions(stack):

@@ -2,6 +2,7 @@
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -125,3 +126,61 @@ def test_the_images_pin_every_runtime_dependency_of_the_project():
     assert all("==" in line for line in lines if line and not line.startswith("#"))
     missing = sorted(wanted - pinned)
     assert not missing, f"not pinned in docker/requirements.txt: {missing}; run docker/lock_requirements.py"
+
+
+def _container_jobs_module():
+    """docker/container_jobs.py, the daemon's entry with the container-jobs overlay (no package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("container_jobs", DOCKER / "container_jobs.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_container_jobs_overlay_gives_run_containers_the_engines_socket(compose):
+    clean = {k: v for k, v in os.environ.items() if k not in SECRETS}
+    result = subprocess.run(
+        [compose, "-f", str(DOCKER / "compose.yaml"), "-f", str(DOCKER / "compose.container-jobs.yaml"), "config"],
+        env={**clean, **SECRETS, "DOCKER_GID": "994", "DOCKER_SOCKET": "/run/podman/podman.sock"},
+        capture_output=True,
+        text=True,
+        cwd=DOCKER,
+    )
+    assert result.returncode == 0, result.stderr
+    daemon = yaml.safe_load(result.stdout)["services"]["daemon"]
+    assert daemon["command"][:2] == ["python", "/opt/b2cal/docker/container_jobs.py"]
+    assert daemon["command"][2:4] == ["dagster-daemon", "run"]
+    assert daemon["environment"]["B2CAL_JOB_CONTAINER_MOUNTS"] == "b2cal_data:/data/b2cal"
+    assert daemon["environment"]["DOCKER_GID"] == "994"
+    assert "B2CAL_DATABASE_URL" in daemon["environment"]  # the base service's, kept
+    targets = {v["target"] for v in daemon["volumes"]}
+    assert {"/var/run/docker.sock", "/data/b2cal", "/opt/b2cal/docker/container_jobs.py"} <= targets
+
+    instance = yaml.safe_load((DOCKER / "dagster.yaml").read_text())
+    assert daemon["environment"]["DOCKER_SOCKET"] == "/run/podman/podman.sock"
+    changed = _container_jobs_module().with_container_jobs(instance, "994", "/run/podman/podman.sock")
+    kwargs = changed["run_launcher"]["config"]["container_kwargs"]
+    # mounted from the host's path of the socket: the engine resolves a run container's mounts there
+    assert "/run/podman/podman.sock:/var/run/docker.sock" in kwargs["volumes"]
+    assert "b2cal_data:/data/b2cal" in kwargs["volumes"] and kwargs["group_add"] == ["994"]
+    assert {"B2CAL_JOB_CONTAINER_MOUNTS", "B2CAL_JOB_CONTAINER_NETWORK"} <= set(
+        changed["run_launcher"]["config"]["env_vars"]
+    )
+    # everything else is the image's instance file, which itself does not give runs the socket
+    assert {k: v for k, v in changed.items() if k != "run_launcher"} == {
+        k: v for k, v in instance.items() if k != "run_launcher"
+    }
+    assert "docker.sock" not in str(instance["run_launcher"])
+
+
+def test_the_container_jobs_entry_refuses_a_socket_group_that_is_not_a_number(tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(DOCKER / "container_jobs.py"), "true"],
+        env={**os.environ, "DOCKER_GID": "docker", "DAGSTER_HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2 and "DOCKER_GID must be the socket's group id" in result.stderr
+    assert not (tmp_path / "dagster.yaml").exists()

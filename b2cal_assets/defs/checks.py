@@ -20,7 +20,7 @@ from b2cal_assets.caf.validation_batch import ValidationJobs
 from b2cal_assets.defs.assets import BACKEND_RESOURCE_KEYS
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
-from b2cal_assets.defs.running import site_backend
+from b2cal_assets.defs.running import framework_backend, site_backend
 from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
 from b2cal_assets.loop.page_views import validation_dir
 from b2cal_assets.loop.payload_checks import validity_problems
@@ -83,7 +83,7 @@ def validation_jobs(context, service, processing: str) -> ValidationJobs:
     if site.runner == RunnerKind.FRAMEWORK:
         framework = framework_settings(site.runner_args, site.backend)
         return ValidationJobs(
-            backend,
+            framework_backend(site, framework, backend),  # the release's image, as for its calibrations
             runner=RunnerKind.FRAMEWORK,
             framework_setup=framework.setup,
             framework_backend=framework.backend,

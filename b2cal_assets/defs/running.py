@@ -28,7 +28,7 @@ from b2cal_assets.db.engine import retry_while_unreachable
 from b2cal_assets.defs.keys import REASON_TAG, REQUESTED_BY_TAG
 from b2cal_assets.defs.run_tags import submitted_by
 from b2cal_assets.domain.settings import ContractError
-from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
+from b2cal_assets.domain.site_runner import FrameworkSettings, RunnerKind, framework_settings
 from b2cal_assets.domain.states import AttemptState
 from b2cal_assets.files import atomic_copytree
 from b2cal_assets.loop.reconcile import RESUME_TAG
@@ -109,6 +109,20 @@ def site_backend(context, service: LoopService, processing: str):
     except (BackendError, NotImplementedError, ValueError) as exc:
         raise _fail(f"site {site.name}: {exc}") from None
     return site, resource, backend
+
+
+def framework_backend(site, settings: FrameworkSettings, backend):
+    """Where a framework site's jobs run: in a container of its image on the deployment's container
+    engine when the site names one (docker/compose.container-jobs.yaml), else on the site's backend."""
+    if not settings.container:
+        return backend
+    try:
+        return ContainerBackend.from_environment(settings.container)
+    except BackendError as exc:
+        raise _fail(
+            f"site {site.name} runs the framework in container {settings.container}: {exc}; "
+            "a stack needs docker/compose.container-jobs.yaml for that (README: Deploy)"
+        ) from None
 
 
 def run_calibration_attempt(context, config, service: LoopService, calibration: str, by: str):
@@ -351,14 +365,7 @@ def _run_job(
             )
         settings = framework_settings(site.runner_args, site.backend)
         runner = FrameworkRunner.of_site(settings, home.globaltags_root())
-        if settings.container:  # the one job in a container on the engine (docker/compose.container-jobs.yaml)
-            try:
-                backend = ContainerBackend.from_environment(settings.container)
-            except BackendError as exc:
-                raise _fail(
-                    f"site {site.name} runs the framework in container {settings.container}: {exc}; "
-                    "a stack needs docker/compose.container-jobs.yaml for that (README: Deploy)"
-                ) from None
+        backend = framework_backend(site, settings, backend)
         where = f"container {settings.container}" if settings.container else site.backend
         context.log.info(
             f"{ticket.calibration}: site {site.name} runs the framework: one {where} job running "

@@ -277,10 +277,15 @@ FRAMEWORK_SITE = "deploy_framework"
 FRAMEWORK_PROCESSING = "prompt_framework"
 FRAMEWORK_DATA = "/data/b2cal/data-framework"
 FRAMEWORK_BIN = "/data/b2cal/framework-bin"  # the tests' stand-in for the framework's b2caf-prompt-run
-STAND_IN = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin" / "b2caf-prompt-run"
+STAND_INS = REPO / "b2cal_assets_tests" / "fixtures" / "framework_bin"  # b2caf-prompt-run, b2val-prompt-run
 PID1_OF_JOBS = (  # what each framework job saw as PID 1: the wrapper when the job had a container of its own
     "from pathlib import Path; print('\\n'.join(p.read_text() for p in "
     "sorted(Path('/data/b2cal').rglob('framework/pid1'))))"
+)
+VALIDATION_JOBS = (  # each validation job of the framework processing: what it saw as PID 1, and its exit code
+    "import json; from pathlib import Path; root = Path('/data/b2cal/validation_work/prompt_framework'); "
+    "print(json.dumps({str(d.relative_to(root)): [(d / f).read_text().strip() if (d / f).exists() else None "
+    "for f in ('pid1', 'exit_code')] for d in sorted(root.glob('*/attempt_*'))}))"
 )
 
 
@@ -288,8 +293,9 @@ def _start_framework_processing(stack: Stack) -> None:
     """A framework site whose one job per attempt runs in a container of its own (the paper's pattern,
     docker/compose.container-jobs.yaml), and a processing there, beside the first one."""
     stack.cli("mkdir", "-p", FRAMEWORK_DATA, FRAMEWORK_BIN)
-    stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/b2caf-prompt-run", stdin=STAND_IN.read_text())
-    stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/b2caf-prompt-run")
+    for tool in ("b2caf-prompt-run", "b2val-prompt-run"):
+        stack.cli("sh", "-c", f"cat > {FRAMEWORK_BIN}/{tool}", stdin=(STAND_INS / tool).read_text())
+        stack.cli("chmod", "755", f"{FRAMEWORK_BIN}/{tool}")
     created = stack.cli(
         "b2cal", "site", "create", FRAMEWORK_SITE, "--backend", "local", "--storage-root", FRAMEWORK_DATA,
         "--signoff", "automatic", "--runner", "framework", "--heartbeat", "1",
@@ -315,6 +321,12 @@ def test_the_framework_runners_jobs_ran_in_containers_of_their_own(stack):
     framework_steps = [r for r in rows if r["step"].startswith("caf_")]
     assert framework_steps and len([s for s in seen if "run.sh" in s]) >= len(framework_steps), (seen, rows)
     assert not stack.docker("ps", "-aq", "--filter", "label=b2cal/job").split()  # read and removed
+    # the validations too: one b2val-prompt-run job per calibration with a validation, in the release's
+    # container after the site's setup, each passed
+    validations = json.loads(stack.cli("python", "-c", VALIDATION_JOBS))
+    assert validations, rows
+    for attempt, (pid1, exit_code) in validations.items():
+        assert pid1 is not None and "run.sh" in pid1 and exit_code == "0", (attempt, pid1, exit_code)
 
 
 BACKUP_RUN = (  # the newest run of the backup job: its status, or nothing yet

@@ -12,6 +12,7 @@ The runs go to the instance's queued run coordinator (``submit_run``), so the qu
 to every sensor run. Without one (an instance that launches at once), or in a run that has no code
 location behind it (``execute_in_process``), nothing is requested here and the sensor does it all.
 Anything going wrong here is only logged: the sensor's next tick derives the same requests.
+``B2CAL_LAUNCH_AT_SIGNOFF=false`` turns this off (every dependent waits for the sensor's tick).
 """
 
 from __future__ import annotations
@@ -29,12 +30,15 @@ from b2cal_assets.db.transactions import retry_on_deadlock
 from b2cal_assets.defs.sensors import LOOP_SENSOR, DagsterRuns, handled_by_own_run, run_request_for
 from b2cal_assets.loop.records import Launch
 from b2cal_assets.loop.service import LoopService
+from b2cal_assets.settings import settings
 
 
 def launch_ready_dependents(
     context: dg.AssetExecutionContext, service: LoopService, processing: str
 ) -> list[str]:
     """Tick ``processing`` now and submit the runs the loop sensor would request; returns their run ids."""
+    if not settings().launch_at_signoff:
+        return []  # B2CAL_LAUNCH_AT_SIGNOFF=false: the loop sensor launches the dependents
     instance = context.instance
     current = context.run
     if current.remote_job_origin is None or current.job_code_origin is None:

@@ -74,13 +74,18 @@ def _submit(context: dg.AssetExecutionContext, launch: Launch) -> str | None:
     assert current.remote_job_origin is not None and current.job_code_origin is not None  # the caller's check
     run = create_loop_run(
         instance,
-        context.repository_def.get_implicit_global_asset_job_def(),
+        loop_job(context.repository_def),
         run_request_for(launch),
         current.remote_job_origin,
         current.job_code_origin,
     )
     instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]  # the queue needs none
     return run.run_id
+
+
+def loop_job(repository: dg.RepositoryDefinition) -> dg.JobDefinition:
+    """The job the loop sensor's runs belong to (its target: every asset)."""
+    return repository.get_job(repository.get_sensor_def(LOOP_SENSOR).job.name)
 
 
 def create_loop_run(

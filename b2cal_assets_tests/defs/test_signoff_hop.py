@@ -17,7 +17,7 @@ from dagster._core.remote_origin import InProcessCodeLocationOrigin, RemoteJobOr
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 
 from b2cal_assets.db.engine import database_url
-from b2cal_assets.defs.hops import create_loop_run
+from b2cal_assets.defs.hops import create_loop_run, loop_job
 from b2cal_assets.defs.keys import payloads_key, signoff_key
 from b2cal_assets.defs.sensors import LOOP_SENSOR, DagsterRuns
 from b2cal_assets.loop import admin
@@ -33,9 +33,13 @@ JOB = "__ASSET_JOB"
 
 def _origins() -> tuple[RemoteJobOrigin, JobPythonOrigin]:
     """Where a daemon-made run says its code is (the runs here are executed in this process)."""
-    location = InProcessCodeLocationOrigin(LoadableTargetOrigin(executable_path=sys.executable, module_name=MODULE))
+    location = InProcessCodeLocationOrigin(
+        LoadableTargetOrigin(executable_path=sys.executable, module_name=MODULE)
+    )
     remote = RemoteJobOrigin(RemoteRepositoryOrigin(location, "__repository__"), JOB)
-    code = JobPythonOrigin(JOB, RepositoryPythonOrigin(sys.executable, ModuleCodePointer(MODULE, "defs", None)))
+    code = JobPythonOrigin(
+        JOB, RepositoryPythonOrigin(sys.executable, ModuleCodePointer(MODULE, "defs", None))
+    )
     return remote, code
 
 
@@ -54,7 +58,7 @@ class _JobOfRepository(InMemoryJob):
 
 
 def _run_as_the_daemon_would(defs: dg.Definitions, request: dg.RunRequest, instance) -> dg.DagsterRun:
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = loop_job(defs.get_repository_def())
     run = create_loop_run(instance, job, request, *_origins())
     execute_run(_JobOfRepository(job, defs.get_repository_def()), run, instance)
     ended = instance.get_run_by_id(run.run_id)
@@ -106,6 +110,7 @@ def test_an_automatic_signoff_queues_the_dependent_once_without_a_sensor_tick(on
         assert run.status == dg.DagsterRunStatus.QUEUED
         assert run.asset_selection == {payloads_key("toy_b"), signoff_key("toy_b")}
         assert run.tags["dagster/partition"] == "p1"
+        assert run.job_name == loop_job(toy_defs.get_repository_def()).name  # the sensor's own job
         assert service.step_states("p1")["toy_b"] == "submitted"
         # the loop sees it as the run of its request, so the next tick requests nothing for toy_b
         assert DagsterRuns(instance).by_key(run.tags["dagster/run_key"]).run_id == run.run_id

@@ -79,7 +79,7 @@ def _submit(context: dg.AssetExecutionContext, launch: Launch) -> str | None:
         current.remote_job_origin,
         current.job_code_origin,
     )
-    instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]  # the queue needs none
+    instance.submit_run(run.run_id, workspace=None)  # the queue needs no workspace
     return run.run_id
 
 
@@ -97,12 +97,13 @@ def create_loop_run(
 ) -> DagsterRun:
     """The run the daemon makes of the loop sensor's ``request`` (``NOT_STARTED``): same job, tags and
     selection, in the code location of ``remote_origin``, so the sensor's run-key lookups find it."""
-    assert request.run_key, "a loop run has a run key"
+    run_key = request.run_key
+    assert run_key, "a loop run has a run key"
     request = request.with_resolved_tags_and_config(job, [], instance)
     assets = frozenset(request.asset_selection or [])
     checks = frozenset(request.asset_check_keys) if request.asset_check_keys is not None else None
     subset = job.get_subset(asset_selection=assets, asset_check_selection=checks)
-    tags = {**job.run_tags, **request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: LOOP_SENSOR}
+    tags = {**job.run_tags, **request.tags, RUN_KEY_TAG: run_key, SENSOR_NAME_TAG: LOOP_SENSOR}
     plan = create_execution_plan(
         job=subset, run_config=request.run_config, instance_ref=instance.get_ref(), tags=tags
     )

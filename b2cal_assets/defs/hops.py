@@ -1,6 +1,7 @@
-"""The fast hop: an automatic sign-off launches its ready dependents at once, not at the next sensor tick.
+"""The fast hop: a sign-off launches its ready dependents at once, not at the next sensor tick.
 
-The run that signs off automatically, right after the sign-off commits, ticks the loop for its own
+The run that signs off (automatically, or an expert materialising the sign-off in Dagster), right after
+the sign-off commits, ticks the loop for its own
 processing (``LoopService.tick(only=...)``: the same rules as the loop sensor's tick, so windows, holds
 and deadlines decide exactly as there) and requests the runs of that tick the way the loop sensor's
 ``RunRequest`` would be made into runs by the daemon: the same request (``sensors.run_request_for``),

@@ -144,6 +144,11 @@ class Settings(BaseSettings):
     condb_token: str = Field(
         default="", description="Its password, or a bearer token when no user is set."
     )
+    launch_at_signoff: bool = Field(
+        default=True,
+        description="An accepted sign-off in a Dagster run queues its ready dependents' runs at once; "
+        "false: the loop sensor's next tick does.",
+    )
     condb_upload_at: Literal["processing", "signoff"] = Field(
         default="processing",
         description="When signed-off payloads go up: at the end of the processing or at each sign-off.",

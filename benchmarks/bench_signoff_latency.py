@@ -274,9 +274,12 @@ def _db_hop(engine, processing: str) -> tuple[str, object] | None:
 
 
 class B2calSide:
-    """The toy loop under the b2cal daemon; ``hop(name)`` creates a processing and measures its hop."""
+    """The toy loop under the b2cal daemon; ``hop(name)`` creates a processing and measures its hop.
 
-    def __init__(self, root: Path, processings: int) -> None:
+    ``launch_at_signoff`` (``B2CAL_LAUNCH_AT_SIGNOFF``): the sign-off's run queues toy_b's run itself
+    (``defs/hops.py``); off, toy_b waits for the loop sensor's next tick, as before that fast hop."""
+
+    def __init__(self, root: Path, processings: int, launch_at_signoff: bool = True) -> None:
         import dagster as dg
 
         from b2cal_assets.db.engine import make_engine
@@ -292,7 +295,10 @@ class B2calSide:
             "B2CAL_CDST_PRODUCER": "b2cal_assets_tests.defs.toy:produce_cdst",
             "B2CAL_LOCAL_MAX_PROCESSES": "2",
             "B2CAL_BATCH_POLL_INTERVAL_S": "1",
+            "B2CAL_LAUNCH_AT_SIGNOFF": "true" if launch_at_signoff else "false",
         }
+        self.env = env
+        self.label = "b2cal" if launch_at_signoff else "b2cal via sensor"
         os.environ.update(env)  # admin and the repo functions below use the same database
         _setup_loop(home, processings)
         prepare_dagster_home(dagster_home)
@@ -308,11 +314,12 @@ class B2calSide:
             if result is not None:
                 return result
             time.sleep(0.3)
-        say(f"  b2cal: {what} did not happen in time (left out); daemon log:\n{_tail(self.log)}")
+        say(f"  {self.label}: {what} did not happen in time (left out); daemon log:\n{_tail(self.log)}")
         return None
 
     def hop(self, run: int, timeout_s: float) -> Hop | None:
         name = f"bench_{run}"
+        os.environ.update(self.env)  # admin writes to this side's database
         _create_processing(name, run=run)
         deadline = time.monotonic() + timeout_s
         result = self._wait(f"{name}: toy_b starting", lambda: _db_hop(self.engine, name), deadline)
@@ -324,7 +331,7 @@ class B2calSide:
         times = self._wait(f"{name}: RUN_START of toy_b", lambda: _run_times(self.instance, run_id), deadline)
         created, run_start = times or (_epoch(started_at), _epoch(started_at))
         hop = Hop(_epoch(signoff_at), created, run_start, _epoch(started_at))
-        say(f"  b2cal {name}: {hop.breakdown()}")
+        say(f"  {self.label} {name}: {hop.breakdown()}")
         # wait for toy_b's run to end: the next measurement runs alone
         self._wait(f"{name}: the end of toy_b's run", lambda: self._run_finished(run_id), deadline)
         return hop
@@ -343,7 +350,9 @@ class B2calSide:
 
 def main() -> int:
     p = parser(__doc__)
-    p.add_argument("--rounds", type=int, help="rounds of one stock and one b2cal hop (default 5, quick 1)")
+    p.add_argument(
+        "--rounds", type=int, help="rounds of one stock hop and two b2cal hops (default 5, quick 1)"
+    )
     p.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for one hop")
     p.add_argument("--keep", metavar="DIR", help="work in DIR and keep it (daemon logs, databases)")
     args = p.parse_args()
@@ -352,32 +361,52 @@ def main() -> int:
         os.environ.pop(var, None)  # never touch a real installation
 
     stock: list[Hop] = []
-    ours: list[Hop] = []
+    ours: list[Hop] = []  # through the loop sensor's tick (B2CAL_LAUNCH_AT_SIGNOFF=false), as before
+    fast: list[Hop] = []  # queued by the sign-off's own run (the default)
     with tempfile.TemporaryDirectory(prefix="bench_signoff_") as tmp:
         root = Path(args.keep).resolve() if args.keep else Path(tmp)
-        say(f"starting two daemons (stock a -> b project, b2cal toy_a -> toy_b); {rounds} round(s) of hops")
+        say(
+            "starting three daemons (stock a -> b project; b2cal toy_a -> toy_b launched at sign-off, "
+            f"and through the loop sensor); {rounds} round(s) of hops"
+        )
         stock_side = StockSide(root / "stock")
         try:
-            b2cal_side = B2calSide(root / "b2cal", rounds)
+            fast_side = B2calSide(root / "b2cal_fast", rounds, launch_at_signoff=True)
             try:
-                if not args.quick:
-                    stock_side.hop("warm-up (not counted)", args.timeout)
-                for i in range(1, rounds + 1):
-                    # alternate, so that drift in the machine's load hits both sides alike
-                    ours.append(b2cal_side.hop(i, args.timeout))
-                    stock.append(stock_side.hop(f"hop {i}", args.timeout))
+                b2cal_side = B2calSide(root / "b2cal", rounds, launch_at_signoff=False)
+                try:
+                    if not args.quick:
+                        stock_side.hop("warm-up (not counted)", args.timeout)
+                    for i in range(1, rounds + 1):
+                        # alternate, so that drift in the machine's load hits every side alike
+                        fast.append(fast_side.hop(i, args.timeout))
+                        ours.append(b2cal_side.hop(i, args.timeout))
+                        stock.append(stock_side.hop(f"hop {i}", args.timeout))
+                finally:
+                    b2cal_side.close()
             finally:
-                b2cal_side.close()
+                fast_side.close()
         finally:
             stock_side.close()
 
     stock = [h for h in stock if h is not None]
     ours = [h for h in ours if h is not None]
-    if not stock or not ours:
+    fast = [h for h in fast if h is not None]
+    if not stock or not ours or not fast:
         raise SystemExit("no hop measured on one of the sides; see the lines above")
     say(describe("stock a materialised -> b RUN_START", [h.total for h in stock]))
-    say(describe("b2cal toy_a signed off -> toy_b attempt started", [h.total for h in ours]))
-    say(describe("b2cal toy_a signed off -> toy_b RUN_START", [h.run_start - h.upstream for h in ours]))
+    say(describe("b2cal via sensor: toy_a signed off -> toy_b attempt started", [h.total for h in ours]))
+    say(
+        describe(
+            "b2cal via sensor: toy_a signed off -> toy_b RUN_START", [h.run_start - h.upstream for h in ours]
+        )
+    )
+    say(describe("b2cal at sign-off: toy_a signed off -> toy_b attempt started", [h.total for h in fast]))
+    say(
+        describe(
+            "b2cal at sign-off: toy_a signed off -> toy_b RUN_START", [h.run_start - h.upstream for h in fast]
+        )
+    )
     stock_median = median([h.total for h in stock])
     samples = min(len(ours), len(stock))
     print_ratio(
@@ -385,13 +414,39 @@ def main() -> int:
         "stock_dagster_sensor_hop",
         ratio(median([h.total for h in ours]), stock_median),
         samples,
+        note="through the loop sensor's tick",
     )
     print_ratio(
         "signoff_to_dependent_run_start",
         "stock_dagster_sensor_hop",
         ratio(median([h.run_start - h.upstream for h in ours]), stock_median),
         samples,
-        note="the Dagster part of the hop only",
+        note="the Dagster part of the hop only, through the loop sensor's tick",
+    )
+    fast_samples = min(len(fast), len(stock))
+    print_ratio(
+        "automatic_site_signoff_to_dependent_start",
+        "stock_dagster_sensor_hop",
+        ratio(median([h.total for h in fast]), stock_median),
+        fast_samples,
+        note="automatic site, no window: launched by the sign-off's run, no sensor tick",
+    )
+    print_ratio(
+        "automatic_site_signoff_to_dependent_run_start",
+        "stock_dagster_sensor_hop",
+        ratio(median([h.run_start - h.upstream for h in fast]), stock_median),
+        fast_samples,
+        note="the Dagster part of that hop only",
+    )
+    print_ratio(
+        "automatic_site_signoff_to_dependent_run_created",
+        "stock_dagster_sensor_to_run_created",
+        ratio(
+            median([h.run_created - h.upstream for h in fast]),
+            median([h.run_created - h.upstream for h in stock]),
+        ),
+        fast_samples,
+        note="the part the sensor tick was: upstream event -> the dependent's run exists",
     )
     return 0
 

@@ -9,11 +9,13 @@ from urllib.parse import quote
 import dagster as dg
 
 from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, signoff_config, submit_config, submit_schema
+from b2cal_assets.defs.hops import launch_ready_dependents
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.defs.run_tags import check_authority, submitted_by
 from b2cal_assets.defs.running import again_while_unreachable, run_calibration_attempt, run_cdst_production
+from b2cal_assets.domain.states import CalibrationState
 from b2cal_assets.loop.records import AUTO_USER
 from b2cal_assets.loop.service import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
@@ -156,6 +158,8 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         except LoopError as exc:
             raise dg.Failure(description=str(exc)) from None
         context.log.info(f"{step.name} in {processing}: {state} by {by}")
+        if state == CalibrationState.SIGNED_OFF:
+            launch_ready_dependents(context, service, processing)  # not at the next sensor tick
         metadata: dict[str, Any] = {
             "decision": config.decision,
             "by": by,

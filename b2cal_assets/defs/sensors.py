@@ -255,7 +255,7 @@ def calibration_loop_sensor(context: dg.SensorEvaluationContext, loop: Calibrati
         context.log.warning(f"reconciliation: {line}")
     for run_id in report.terminate:
         _terminate(context, run_id)
-    launches = [launch for launch in report.launches if not _handled_by_own_run(context.instance, launch)]
+    launches = [launch for launch in report.launches if not handled_by_own_run(context.instance, launch)]
     return dg.SensorResult(
         run_requests=[run_request_for(launch) for launch in launches],
         dynamic_partitions_requests=partitions,
@@ -291,7 +291,7 @@ def staging_sensor(context: dg.SensorEvaluationContext, loop: CalibrationLoopRes
     return dg.SensorResult(skip_reason=dg.SkipReason(text))
 
 
-def _handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
+def handled_by_own_run(instance: dg.DagsterInstance, launch: Launch) -> bool:
     """A finished attempt's own run is still going (its checks run there) or already included the sign-off."""
     if not launch.checks_only or not launch.attempt_run_id:
         return False

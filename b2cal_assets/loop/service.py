@@ -179,8 +179,10 @@ class LoopService:
         return self.queries.is_done(processing, step)
 
     # --- the tick ------------------------------------------------------------------------------
-    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
-        return self.ticker.tick(now, runs)
+    def tick(
+        self, now: datetime | None = None, runs: RunLookup | None = None, only: str | None = None
+    ) -> TickReport:
+        return self.ticker.tick(now, runs, only)
 
     def export_due_staging(self) -> list[StagingResult]:
         return self.ticker.export_due_staging()

@@ -41,7 +41,9 @@ class Ticker:
         self.reconciler = reconciler
         self.management = management
 
-    def tick(self, now: datetime | None = None, runs: RunLookup | None = None) -> TickReport:
+    def tick(
+        self, now: datetime | None = None, runs: RunLookup | None = None, only: str | None = None
+    ) -> TickReport:
         """Open windows whose inputs are ready, submit what passed its deadline, close finished processings.
 
         Per processing, what the tick decides (states, reconciliation, ticket messages) is one
@@ -51,6 +53,10 @@ class Ticker:
         this tick are launched and nothing is reconciled. A step whose attempt failed for lack of room
         is restarted from its checkpoint once there is room again (``loop/disk_room.py``). Copying
         payloads for the staging tag is left to the staging sensor (``export_due_staging``).
+
+        ``only``: tick that one processing (an automatic sign-off launches its ready dependents at
+        once, ``defs/hops.py``). Each processing's transaction takes the processing's lock first, so
+        such a tick and the sensor's never decide on the same processing at the same time.
         """
         now = now or self.ctx.clock()
         launches: list[Launch] = []
@@ -61,7 +67,10 @@ class Ticker:
         with self.ctx.session() as s:
             names = [p.name for p in processings.list_processings(s, state=ProcessingState.OPEN)]
         for name in names:
+            if only is not None and name != only:
+                continue
             with self.ctx.session() as s:
+                processings.lock_processing(s, name)
                 events: list[LoopEvent | ticket_events.TicketEvent] = [*self.states.sync(s, name)]
                 proc = processings.get_processing(s, name)
                 tags = self.states.available_tags(s, name)

@@ -78,9 +78,11 @@ def test_signoff_latency_benchmark_measures_both_hops():
         {
             ("signoff_to_dependent_start", "stock_dagster_sensor_hop"),
             ("signoff_to_dependent_run_start", "stock_dagster_sensor_hop"),
+            ("automatic_site_signoff_to_dependent_start", "stock_dagster_sensor_hop"),
+            ("automatic_site_signoff_to_dependent_run_start", "stock_dagster_sensor_hop"),
         },
     )
-    assert "stock hop 1:" in out and "b2cal bench_1:" in out, out
+    assert "stock hop 1:" in out and "b2cal bench_1:" in out and "b2cal via sensor bench_1:" in out, out
 
 
 def test_fault_benchmark_reports_each_fault_against_a_clean_run():

@@ -136,3 +136,11 @@ def test_a_finished_or_signed_off_row_shows_no_deadline(loop, clock):
     loop.sign_off("prompt_now", "toy_a", decision="accept", by="alice", automatic=False)
     (row,) = [r for r in loop.status_rows("prompt_now") if r.step == "toy_a"]
     assert (row.state, row.deadline) == ("signed_off", None)
+
+
+def test_a_tick_of_one_processing_leaves_the_others_to_the_sensor(loop):
+    """What the sign-off's run ticks (``tick(only=...)``): the same rules, for its own processing only."""
+    report = loop.tick(now=T0, only="prompt_now")
+    assert report.opened == [("prompt_now", "toy_a")]
+    assert loop.step_states("prompt_hold").get("toy_a") != "window_open"
+    assert ("prompt_hold", "toy_a") in loop.tick(now=T0).opened

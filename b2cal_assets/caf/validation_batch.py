@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.archives import extract_data
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobSpec, JobState
 from b2cal_assets.backends.manager import JobManager, JobsCancelled, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import log_tail
@@ -120,7 +121,7 @@ class ValidationJobs:
         unpacked = workdir / "fetched"
         try:
             with tarfile.open(tarball) as archive:
-                archive.extractall(unpacked, filter="data")
+                extract_data(archive, unpacked)
         except (tarfile.TarError, OSError) as exc:
             raise ValidationJobFailed(f"{tarball} cannot be unpacked: {exc}", log_tail(workdir)) from None
         source = unpacked / WORKING_DIR

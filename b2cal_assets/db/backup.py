@@ -28,6 +28,7 @@ from sqlalchemy.engine import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from b2cal_assets.archives import UnsafeArchive, extract_data
 from b2cal_assets.db.engine import (
     connection_error,
     create_database_engine,
@@ -313,22 +314,11 @@ def _extract(archive: Path, into: Path) -> None:
     """Unpack everything, reading the whole archive first so a damaged one fails before anything changes."""
     try:
         with tarfile.open(archive, "r:gz") as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(into, filter="data")
-            else:  # Python before 3.11.4 (Debian bookworm's 3.11.2, the image's) has no extraction filters
-                tar.extractall(into, members=_safe_members(tar, archive))
+            extract_data(tar, into)
+    except UnsafeArchive as exc:
+        raise BackupError(f"{archive} holds what a b2cal backup never does: {exc}: not restored") from exc
     except (tarfile.TarError, OSError, EOFError) as exc:
         raise BackupError(f"cannot unpack {archive} (damaged or incomplete?): {exc}") from exc
-
-
-def _safe_members(tar: tarfile.TarFile, archive: Path) -> list[tarfile.TarInfo]:
-    """What the "data" filter lets through: regular files and folders inside the target, nothing else."""
-    members = tar.getmembers()
-    for member in members:
-        parts = Path(member.name).parts
-        if member.name.startswith("/") or ".." in parts or not (member.isfile() or member.isdir()):
-            raise BackupError(f"{archive} holds {member.name!r}, which a b2cal backup never does: not restored")
-    return members
 
 
 def _has_data(directory: Path) -> bool:

@@ -164,19 +164,10 @@ def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: I
 def site_spec(name: str, url: str | None = None) -> SiteSpec:
     """The site ``name`` as it is stored (``NotFound`` naming the known ones otherwise)."""
     with _session(url) as s:
-        x = sites.get_site(s, name)
-        return SiteSpec(
-            name=x.name,
-            backend=x.backend,
-            backend_args=dict(x.backend_args or {}),
-            storage_root=x.storage_root,
-            path_prefix=x.path_prefix,
-            signoff_policy=SignoffPolicy(x.signoff_policy),
-            hold_until_deadline=x.hold_until_deadline,
-            remote=sites.remote_host_of(x),
-            runner=RunnerKind(x.runner),
-            runner_args=dict(x.runner_args or {}),
-        )
+        view = site_view(sites.get_site(s, name))
+    # a SiteView has a SiteSpec's fields, the choices as the row's text
+    choices = {"signoff_policy": SignoffPolicy(view.signoff_policy), "runner": RunnerKind(view.runner)}
+    return SiteSpec(**(vars(view) | choices))
 
 
 def list_sites(url: str | None = None) -> list[SiteView]:

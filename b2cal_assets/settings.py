@@ -99,6 +99,14 @@ class Settings(BaseSettings):
     )
     slurm_conf: str = Field(default="", description="SLURM_CONF for the Slurm commands (empty: SLURM_CONF).")
     slurm_jobcomp_file: str = Field(default="", description="Slurm's jobcomp/filetxt file, for purged jobs.")
+    job_container_mounts: str = Field(
+        default="",
+        description="Volumes of the framework's job containers, SRC:DST[:MODE] comma separated "
+        "(docker/compose.container-jobs.yaml; empty: the work directory bound at its own path).",
+    )
+    job_container_network: str = Field(
+        default="", description="The network of the framework's job containers (empty: the engine's default)."
+    )
     db_retry_s: Seconds = Field(
         default=300.0,  # a restart takes seconds, a failover a minute or two; a run waits that long
         description="How long a run retries its database work while the server is unreachable.",

@@ -19,7 +19,7 @@ import importlib
 import os
 import socket
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +27,9 @@ from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, Jo
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, read_exit_code, write_wrapper
 from b2cal_assets.files import atomic_write_text
 
-__all__ = ["CONTAINER_LOG", "MOUNTS_ENV", "NETWORK_ENV", "ContainerBackend"]
+__all__ = ["CONTAINER_LOG", "ContainerBackend"]
 
 CONTAINER_LOG = "container.log"
-MOUNTS_ENV = "B2CAL_JOB_CONTAINER_MOUNTS"  # comma-separated SRC:DST[:MODE], as `docker run -v` takes them
-NETWORK_ENV = "B2CAL_JOB_CONTAINER_NETWORK"
 LABEL = "b2cal/job"
 API_VERSION = "1.41"
 _RUNNING = {"running", "restarting", "paused", "removing"}
@@ -84,11 +82,11 @@ class ContainerBackend(BatchBackend):
             raise BackendError(f"no container engine answers at {url} (DOCKER_HOST): {exc}") from None
 
     @classmethod
-    def from_environment(cls, image: str, env: Mapping[str, str] | None = None) -> ContainerBackend:
-        """The backend a deployment configured: ``B2CAL_JOB_CONTAINER_MOUNTS`` and ``..._NETWORK``."""
-        env = os.environ if env is None else env
-        mounts = [m.strip() for m in env.get(MOUNTS_ENV, "").split(",") if m.strip()]
-        return cls(image, mounts=mounts, network=env.get(NETWORK_ENV) or None)
+    def configured(cls, image: str, *, mounts: str = "", network: str = "") -> ContainerBackend:
+        """The backend as a deployment writes its settings: ``mounts`` comma separated (empty: the work
+        directory bound at its own path), ``network`` empty for the engine's default."""
+        volumes = [m.strip() for m in mounts.split(",") if m.strip()]
+        return cls(image, mounts=volumes, network=network or None)
 
     def close(self) -> None:
         """Close the connection to the engine (the jobs keep running)."""

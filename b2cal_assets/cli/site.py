@@ -24,7 +24,7 @@ from b2cal_assets.domain.processing import SignoffPolicy, SiteSpec
 from b2cal_assets.domain.remote_sites import DEFAULT_REMOTE_PYTHON, RemoteHost
 from b2cal_assets.domain.site_runner import DEFAULT_HEARTBEAT_S, FRAMEWORK_BACKENDS, RunnerKind
 from b2cal_assets.loop import admin
-from b2cal_assets.loop.records import SiteListing
+from b2cal_assets.loop.records import SiteView
 
 BACKENDS = ["local", "slurm", "htcondor", "lsf"]
 
@@ -113,7 +113,7 @@ def _framework_arguments(p) -> None:
     )
 
 
-def _runner_text(site: SiteListing) -> str:
+def _runner_text(site: SiteView) -> str:
     if site.runner != RunnerKind.FRAMEWORK:
         return site.runner
     args = site.runner_args
@@ -288,7 +288,7 @@ def list_(args) -> int:
     loop_service(args)
     sites = admin.list_sites(args.database_url)
     if args.json:
-        print_json({"sites": [dataclasses.asdict(x) for x in sites]})
+        print_json({"sites": [x.columns() for x in sites]})
     else:
         print_table(
             [
@@ -312,8 +312,8 @@ def list_(args) -> int:
                     "yes" if x.hold_until_deadline else "no",
                     x.storage_root,
                     x.path_prefix,
-                    x.submit_host or "(this machine)",
-                    x.remote_root,
+                    x.remote.submit_host if x.remote else "(this machine)",
+                    x.remote.remote_root if x.remote else "",
                     json.dumps(x.backend_args),
                 ]
                 for x in sites

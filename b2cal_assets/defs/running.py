@@ -35,6 +35,7 @@ from b2cal_assets.loop.reconcile import RESUME_TAG
 from b2cal_assets.loop.service import AttemptTicket, LoopError, LoopService, SubmissionHeld
 from b2cal_assets.loop.steps import StepInfo
 from b2cal_assets.loop.submission import checked_submission
+from b2cal_assets.settings import settings as b2cal_settings
 
 T = TypeVar("T")
 
@@ -117,7 +118,12 @@ def framework_backend(site, settings: FrameworkSettings, backend):
     if not settings.container:
         return backend
     try:
-        return ContainerBackend.from_environment(settings.container)
+        deployment = b2cal_settings()
+        return ContainerBackend.configured(
+            settings.container,
+            mounts=deployment.job_container_mounts,
+            network=deployment.job_container_network,
+        )
     except BackendError as exc:
         raise _fail(
             f"site {site.name} runs the framework in container {settings.container}: {exc}; "

@@ -19,7 +19,7 @@ from b2cal_assets.domain.processing import ProcessingSpec, SignoffPolicy, SiteSp
 from b2cal_assets.domain.settings import ContractError
 from b2cal_assets.domain.site_runner import RunnerKind
 from b2cal_assets.domain.states import ProcessingState
-from b2cal_assets.loop.records import SiteListing
+from b2cal_assets.loop.records import SiteView, site_view
 
 
 def _session(url: str | None) -> AbstractContextManager[Session]:
@@ -164,39 +164,12 @@ def write_global_tag(tag: str, payloads: Mapping[str, Mapping[str, Any]], iov: I
 def site_spec(name: str, url: str | None = None) -> SiteSpec:
     """The site ``name`` as it is stored (``NotFound`` naming the known ones otherwise)."""
     with _session(url) as s:
-        x = sites.get_site(s, name)
-        return SiteSpec(
-            name=x.name,
-            backend=x.backend,
-            backend_args=dict(x.backend_args or {}),
-            storage_root=x.storage_root,
-            path_prefix=x.path_prefix,
-            signoff_policy=SignoffPolicy(x.signoff_policy),
-            hold_until_deadline=x.hold_until_deadline,
-            remote=sites.remote_host_of(x),
-            runner=RunnerKind(x.runner),
-            runner_args=dict(x.runner_args or {}),
-        )
+        view = site_view(sites.get_site(s, name))
+    # a SiteView has a SiteSpec's fields, the choices as the row's text
+    choices = {"signoff_policy": SignoffPolicy(view.signoff_policy), "runner": RunnerKind(view.runner)}
+    return SiteSpec(**(vars(view) | choices))
 
 
-def list_sites(url: str | None = None) -> list[SiteListing]:
+def list_sites(url: str | None = None) -> list[SiteView]:
     with _session(url) as s:
-        return [
-            SiteListing(
-                name=x.name,
-                backend=x.backend,
-                backend_args=dict(x.backend_args or {}),
-                storage_root=x.storage_root,
-                path_prefix=x.path_prefix,
-                signoff_policy=x.signoff_policy,
-                hold_until_deadline=x.hold_until_deadline,
-                runner=x.runner,
-                runner_args=dict(x.runner_args or {}),
-                submit_host=x.submit_host,
-                ssh_key=x.ssh_key,
-                known_hosts=x.known_hosts,
-                remote_root=x.remote_root,
-                remote_python=x.remote_python,
-            )
-            for x in sites.list_sites(s)
-        ]
+        return [site_view(x) for x in sites.list_sites(s)]

@@ -8,7 +8,7 @@ import shutil
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -38,6 +38,15 @@ from b2cal_assets.loop.step_states import StepStates
 from b2cal_assets.loop.submission import checked_submission
 from b2cal_assets.loop.transitions import end_attempt, move_attempt, move_calibration, start_attempt
 from b2cal_assets.tickets import messages as ticket_events
+
+
+class FailureDetail(TypedDict, total=False):
+    """What a failure may tell beside its message: the subjob that failed, the end of its log, and the
+    exception (``cause``), which says whether the attempt ran out of room."""
+
+    subjob: str
+    log_tail: str
+    cause: BaseException | None
 
 
 class AttemptRules:
@@ -390,15 +399,13 @@ class AttemptRules:
         ticket: AttemptTicket,
         error: str,
         iterations: int = 0,
-        *,
-        subjob: str = "",
-        log_tail: str = "",
-        cause: BaseException | None = None,
+        **detail: Unpack[FailureDetail],
     ) -> None:
         """The attempt failed; one that ran out of room (``cause``, the log, a full directory now) is
         marked ``loop_no_room`` in the same transaction, for the loop to resume it once there is room."""
+        subjob, log_tail = detail.get("subjob", ""), detail.get("log_tail", "")
         watched = (ticket.workdir, ticket.payload_dir)
-        no_room = short_of_room(f"{error}\n{log_tail}", cause, watched)
+        no_room = short_of_room(f"{error}\n{log_tail}", detail.get("cause"), watched)
         with self.ctx.session() as s:
             end_attempt(s, ticket.attempt_id, AttemptState.FAILED, iterations=iterations, error=error)
             move_calibration(s, ticket.processing, ticket.calibration, CalibrationState.FAILED)

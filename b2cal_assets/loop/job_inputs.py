@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from sqlalchemy.orm import Session
+
 from b2cal_assets import home
 from b2cal_assets.backends.commands import prefixed
 from b2cal_assets.conditions.staging import SignedOffPayload
+from b2cal_assets.db.models import CatalogFile, Processing, Run
 from b2cal_assets.db.repo import calibrations, catalog, payloads, processings
 from b2cal_assets.domain.filters import RunInfo, run_matches
 from b2cal_assets.domain.iov import IoV
@@ -34,20 +37,13 @@ class JobInputs:
         filters.update(filter_overrides or {})
         data_format = "cdst" if "cdst" in formats else formats[0]
         with self.ctx.session() as s:
-            proc = processings.get_processing(s, processing)
-            rows = catalog.files_for(
+            rows = _files_at_site(
                 s,
-                exp_low=proc.exp_low,
-                run_low=proc.run_low,
-                exp_high=proc.exp_high,
-                run_high=proc.run_high,
+                processings.get_processing(s, processing),
                 data_tags=sorted(settings.input_data_names),
                 data_format=data_format,
                 processing_name=processing if data_format == "cdst" else None,
             )
-            site = proc.site
-            # the framework globs each run's files in a local directory: no prefix for its jobs
-            prefix = "" if site.runner == RunnerKind.FRAMEWORK else site.path_prefix
             result: dict[str, dict[str, IoV]] = {name: {} for name in sorted(settings.input_data_names)}
             for f, run, location in rows:
                 info = RunInfo(
@@ -61,9 +57,7 @@ class JobInputs:
                     data_tag=f.data_tag,
                 )
                 if run_matches(filters.get(f.data_tag, []), info):
-                    result[f.data_tag][site_location(location, site.storage_root, prefix)] = IoV(
-                        run.exp, run.run, run.exp, run.run
-                    )
+                    result[f.data_tag][location] = IoV(run.exp, run.run, run.exp, run.run)
             return result
 
     def raw_files_at_site(self, processing: str, data_tag: str) -> dict[tuple[int, int], list[str]]:
@@ -71,39 +65,19 @@ class JobInputs:
         its replica URL, behind the site's ``path_prefix``, like a collector's input files."""
         with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
-            rows = catalog.files_for(
-                s,
-                exp_low=proc.exp_low,
-                run_low=proc.run_low,
-                exp_high=proc.exp_high,
-                run_high=proc.run_high,
-                data_tags=[data_tag],
-                data_format="raw",
-                processing_name=processing,
+            rows = _files_at_site(
+                s, proc, data_tags=[data_tag], data_format="raw", processing_name=processing
             )
-            site = proc.site
-            prefix = "" if site.runner == RunnerKind.FRAMEWORK else site.path_prefix
             by_run: dict[tuple[int, int], list[str]] = {}
             for _f, run, location in rows:
-                by_run.setdefault((run.exp, run.run), []).append(
-                    site_location(location, site.storage_root, prefix)
-                )
+                by_run.setdefault((run.exp, run.run), []).append(location)
             return by_run
 
     def registered_cdsts(self, processing: str) -> set[str]:
         """The paths of the cDST files the processing has registered (a restarted step skips their jobs)."""
         with self.ctx.session() as s:
             proc = processings.get_processing(s, processing)
-            rows = catalog.files_for(
-                s,
-                exp_low=proc.exp_low,
-                run_low=proc.run_low,
-                exp_high=proc.exp_high,
-                run_high=proc.run_high,
-                data_tags=None,
-                data_format="cdst",
-                processing_name=processing,
-            )
+            rows = _files_at_site(s, proc, data_tags=None, data_format="cdst", processing_name=processing)
             return {f.path for f, _run, _location in rows if f.processing_id == proc.id}
 
     def register_cdst(
@@ -183,6 +157,32 @@ class JobInputs:
                 for name in done
                 for p in payloads.current_payloads(s, processing, name)
             ]
+
+
+def _files_at_site(
+    s: Session,
+    proc: Processing,
+    *,
+    data_tags: Sequence[str] | None,
+    data_format: str,
+    processing_name: str | None,
+) -> list[tuple[CatalogFile, Run, str]]:
+    """The catalog's files in the processing's IoV (``catalog.files_for``), each with where its site's
+    jobs open it: the one query behind a job's input data, a cDST job's raw files and the registered cDSTs."""
+    rows = catalog.files_for(
+        s,
+        exp_low=proc.exp_low,
+        run_low=proc.run_low,
+        exp_high=proc.exp_high,
+        run_high=proc.run_high,
+        data_tags=data_tags,
+        data_format=data_format,
+        processing_name=processing_name,
+    )
+    site = proc.site
+    # the framework globs each run's files in a local directory: no prefix for its jobs
+    prefix = "" if site.runner == RunnerKind.FRAMEWORK else site.path_prefix
+    return [(f, run, site_location(location, site.storage_root, prefix)) for f, run, location in rows]
 
 
 def site_location(path: str, storage_root: str, prefix: str) -> str:

@@ -16,11 +16,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from b2cal_assets.db.repo import tickets as ticket_repo
 from b2cal_assets.loop.steps import CDST_STEP
-from b2cal_assets.redaction import without_server_paths
 from b2cal_assets.tickets import messages as ticket_events
 from b2cal_assets.tickets.messages import RenderedMessage, TicketEvent, dedup_key
+from b2cal_assets.tickets.outbox import store_message
 
 
 class LoopEvent(ABC):
@@ -40,15 +39,7 @@ def post_in_session(s: Session, events: Iterable[LoopEvent | TicketEvent]) -> No
         if event.calibration == CDST_STEP:
             continue
         msg = event.rendered() if isinstance(event, LoopEvent) else ticket_events.render(event)
-        ticket_repo.add_message(
-            s,
-            processing=msg.processing,
-            calibration=msg.calibration,
-            kind=msg.kind,
-            dedup_key=msg.dedup_key,
-            body=without_server_paths(msg.body),  # tickets are read outside the server
-            attachments=[dict(a) for a in msg.attachments],
-        )
+        store_message(s, msg)
 
 
 def _when(moment: datetime) -> str:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from b2cal_assets.db.repo import catalog, processings, sites
+from b2cal_assets.db.repo import catalog, processings
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import DONE_STATES, ProcessingState
 from b2cal_assets.loop.context import LoopContext
 from b2cal_assets.loop.readiness import blocked_by_rejection
-from b2cal_assets.loop.records import ArrivedRun, CatalogFileView, SiteView
+from b2cal_assets.loop.records import ArrivedRun, CatalogFileView, SiteView, site_view
 from b2cal_assets.loop.step_states import StepStates
 
 
@@ -65,18 +65,7 @@ class ProcessingQueries:
 
     def site_of(self, processing: str) -> SiteView:
         with self.ctx.session() as s:
-            site = processings.get_processing(s, processing).site
-            return SiteView(
-                name=site.name,
-                backend=site.backend,
-                backend_args=dict(site.backend_args or {}),
-                signoff_policy=site.signoff_policy,
-                hold_until_deadline=site.hold_until_deadline,
-                path_prefix=site.path_prefix,
-                runner=site.runner,
-                runner_args=dict(site.runner_args or {}),
-                remote=sites.remote_host_of(site),
-            )
+            return site_view(processings.get_processing(s, processing).site)
 
     def step_states(self, processing: str) -> dict[str, str]:
         with self.ctx.session() as s:

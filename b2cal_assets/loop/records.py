@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from b2cal_assets.db.models import Payload
+from b2cal_assets.db.models import Payload, Site
+from b2cal_assets.db.repo import sites
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.remote_sites import RemoteHost
 from b2cal_assets.loop.staging import StagingResult
@@ -150,22 +151,8 @@ def payload_view(p: Payload) -> PayloadView:
 
 @dataclass(frozen=True)
 class SiteView:
-    """A processing's calibration centre: where its jobs run and how its payloads are signed off."""
-
-    name: str
-    backend: str
-    backend_args: dict[str, Any]
-    signoff_policy: str
-    hold_until_deadline: bool
-    path_prefix: str
-    runner: str = "b2cal"  # b2cal | framework (domain/site_runner.py)
-    runner_args: dict[str, Any] = field(default_factory=dict)
-    remote: RemoteHost | None = None  # set when the scheduler runs on another host
-
-
-@dataclass(frozen=True)
-class SiteListing:
-    """A site as ``b2cal site list`` shows it: every column of its row, the remote host's flat."""
+    """A calibration centre as its row says: where its jobs run and how its payloads are signed off
+    (a processing's site for the loop; every site for ``b2cal site list``)."""
 
     name: str
     backend: str
@@ -174,13 +161,29 @@ class SiteListing:
     path_prefix: str
     signoff_policy: str
     hold_until_deadline: bool
-    runner: str
+    runner: str  # b2cal | framework (domain/site_runner.py)
     runner_args: dict[str, Any]
-    submit_host: str
-    ssh_key: str
-    known_hosts: str
-    remote_root: str
-    remote_python: str
+    remote: RemoteHost | None  # set when the scheduler runs on another host
+
+    def columns(self) -> dict[str, Any]:
+        """Every column of the site's row, the remote host's flat (empty for a local site)."""
+        own = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "remote"}
+        return own | sites.remote_columns(self.remote)
+
+
+def site_view(site: Site) -> SiteView:
+    return SiteView(
+        name=site.name,
+        backend=site.backend,
+        backend_args=dict(site.backend_args or {}),
+        storage_root=site.storage_root,
+        path_prefix=site.path_prefix,
+        signoff_policy=site.signoff_policy,
+        hold_until_deadline=site.hold_until_deadline,
+        runner=site.runner,
+        runner_args=dict(site.runner_args or {}),
+        remote=sites.remote_host_of(site),
+    )
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from sqlalchemy.orm import Session
 
@@ -25,7 +25,7 @@ from b2cal_assets.db.models import utcnow
 from b2cal_assets.db.repo.catalog_sources import FlaggedFile
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.states import AttemptState, CalibrationState, ProcessingState
-from b2cal_assets.loop.attempt_rules import AttemptRules
+from b2cal_assets.loop.attempt_rules import AttemptRules, FailureDetail
 from b2cal_assets.loop.catalog_sync import CatalogSync, SourceHealth, SyncPolicy, SyncReport
 from b2cal_assets.loop.condb import CondbUploadResult, CondbUploads
 from b2cal_assets.loop.context import Clock, LoopContext
@@ -223,16 +223,9 @@ class LoopService:
         )
 
     def fail_attempt(
-        self,
-        ticket: AttemptTicket,
-        error: str,
-        iterations: int = 0,
-        *,
-        subjob: str = "",
-        log_tail: str = "",
-        cause: BaseException | None = None,
+        self, ticket: AttemptTicket, error: str, iterations: int = 0, **detail: Unpack[FailureDetail]
     ) -> None:
-        self.attempts.fail_attempt(ticket, error, iterations, subjob=subjob, log_tail=log_tail, cause=cause)
+        self.attempts.fail_attempt(ticket, error, iterations, **detail)
 
     def finish_attempt(
         self, ticket: AttemptTicket, outputdb: Path, entries: Sequence[StoredPayload], iterations: int

@@ -28,6 +28,7 @@ from b2cal_assets.tickets.client import (
     TicketServiceUnavailable,
 )
 from b2cal_assets.tickets.messages import (
+    RenderedMessage,
     TicketEvent,
     message_marker,
     render,
@@ -48,6 +49,21 @@ class FlushReport:
     jira_down: bool = False
 
 
+def store_message(s: Session, msg: RenderedMessage) -> bool:
+    """Store a rendered message once per dedup key (False: it was stored before), in the caller's
+    transaction; without the server's paths, for tickets are read outside the server."""
+    _, created = repo.add_message(
+        s,
+        processing=msg.processing,
+        calibration=msg.calibration,
+        kind=msg.kind,
+        dedup_key=msg.dedup_key,
+        body=without_server_paths(msg.body),
+        attachments=[dict(a) for a in msg.attachments],
+    )
+    return created
+
+
 class TicketOutbox:
     """``session_factory()`` yields a Session (``lambda: session_scope(engine)`` or a ``sessionmaker``)."""
 
@@ -57,17 +73,8 @@ class TicketOutbox:
 
     def post(self, event: TicketEvent) -> bool:
         """Store the event's message; False when the same message (same dedup key) was already stored."""
-        msg = render(event)
         with self._sessions() as s:
-            _, created = repo.add_message(
-                s,
-                processing=msg.processing,
-                calibration=msg.calibration,
-                kind=msg.kind,
-                dedup_key=msg.dedup_key,
-                body=without_server_paths(msg.body),  # tickets are read outside the server
-                attachments=[dict(a) for a in msg.attachments],
-            )
+            created = store_message(s, render(event))
             s.commit()
         return created
 

@@ -95,7 +95,16 @@ def submit_schema(defaults: Mapping[str, Any]) -> dg.Field:
     """``SUBMIT_SCHEMA`` with the script's own expert_config keys, so that the launchpad refuses an
     unknown key or a value of the wrong type before the run is launched, naming the key. A script with
     a key that cannot be a config field name keeps the free-form dict (the loop still checks it)."""
-    return dg.Field(_submit_shape(defaults), default_value=SUBMIT_DEFAULT, is_required=False)
+    return _with_submit_default(_submit_shape(defaults))
+
+
+def _with_submit_default(shape: dg.Shape) -> dg.Field:
+    """The op's config field over ``shape`` with the submit default set as Dagster itself would resolve
+    it: ``default_value=`` would validate it against the schema again (a schema snapshot per
+    calibration), and every calibration's shape has the same default (test_definitions_load checks)."""
+    field = dg.Field(shape, is_required=False)
+    field._default_value = SUBMIT_DEFAULT
+    return field
 
 
 def _submit_shape(defaults: Mapping[str, Any]) -> dg.Shape:

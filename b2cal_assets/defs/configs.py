@@ -67,7 +67,7 @@ SUBMIT_SCHEMA = _shape(SubmitConfig)
 SIGNOFF_SCHEMA = _shape(SignoffConfig)
 # The op config fields, built once too. A Field whose type has only optional keys resolves its implicit
 # default by snapshotting the whole schema; every calibration's submit schema has the same default
-# (its expert_config keys have none), so it is given explicitly: the same field, without the cost.
+# (its expert_config keys have none), so ``submit_schema`` sets it: the same field, without the cost.
 SUBMIT_DEFAULT = dg.Field(SUBMIT_SCHEMA).default_value
 SIGNOFF_FIELD = dg.Field(SIGNOFF_SCHEMA)
 

@@ -22,10 +22,14 @@ part measures a baseline in the same run and prints RATIO lines (see benchmarks/
   calibration pages' app, in this process) against its own 404 page. Target: under 1 s.
 - ``size``: the calibration database's size per processing.
 - ``rss``: the peak RSS of a process that loads the code location (what a run worker does), against
-  a process that builds the stock definitions.
+  a process that builds the stock definitions; then two real ``dagster-daemon`` processes side by side
+  for a while (90 s, quick 20 s), each with its own temporary Dagster home: b2cal's over the scale
+  database and scripts (its sensors tick over the catalog), and one over the stock definitions with a
+  sensor reading the same database's newest row. The peak RSS of each daemon's process tree (the
+  daemon and its code servers; runs the loop launched are left out) and of the daemon process itself.
 
-Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop and the loop
-overhead of a 20,000-subjob run (makespan minus the critical path of the jobs' own durations).
+Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop (runs, attempts,
+days of ticks; here a short window of ticks) and the loop overhead of a 20,000-subjob run (makespan minus the critical path of the jobs' own durations).
 """
 
 from __future__ import annotations
@@ -573,7 +577,187 @@ def part_size(b: Bench) -> None:
     say(f"size: {total / 1e6 / b.processings:.1f} MB per processing ({b.processings} processings)")
 
 
+STOCK_DAEMON = """
+import dagster as dg
+import sqlalchemy as sa
+
+from stock_defs import build
+
+ENGINE = sa.create_engine({url!r})
+
+
+@dg.sensor(name="stock_sensor", minimum_interval_seconds=2, default_status=dg.DefaultSensorStatus.RUNNING)
+def stock_sensor(context):
+    with ENGINE.connect() as conn:
+        newest = conn.execute(sa.text("SELECT MAX(id) FROM {table}")).scalar()
+    return dg.SensorResult(cursor=str(newest))
+
+
+defs = dg.Definitions.merge(build(), dg.Definitions(sensors=[stock_sensor]))
+"""
+
+RUN_WORKER = ("execute_run", "execute_step", "resume_run")  # launched runs: not the daemon's own memory
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _process_tree(root: int) -> dict[int, str]:
+    """``root`` and its descendants (code servers, run workers) by pid, with their command lines."""
+    parents: dict[int, int] = {}
+    commands: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            commands[int(entry.name)] = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    tree = {root}
+    grew = True
+    while grew:
+        more = {pid for pid, parent in parents.items() if parent in tree and pid not in tree}
+        tree |= more
+        grew = bool(more)
+    return {pid: commands.get(pid, "") for pid in tree if pid in commands}
+
+
+@dataclass
+class DaemonMemory:
+    """Peaks of one daemon's process tree (the daemon and its code servers; launched runs apart)."""
+
+    tree_peak_mb: float = 0.0  # the largest sum of VmRSS over one sample
+    daemon_hwm_mb: float = 0.0  # the dagster-daemon process's own VmHWM
+    run_workers: set[int] = field(default_factory=set)
+
+    def sample(self, root: int) -> None:
+        total = 0
+        for pid, command in _process_tree(root).items():
+            if any(word in command for word in RUN_WORKER):
+                self.run_workers.add(pid)
+                continue
+            total += _status_kb(pid, "VmRSS")
+        self.tree_peak_mb = max(self.tree_peak_mb, total / 1024)
+        self.daemon_hwm_mb = max(self.daemon_hwm_mb, _status_kb(root, "VmHWM") / 1024)
+
+
+def _sensor_ticks(dagster_home: Path) -> int:
+    """Sensor ticks the daemon recorded in its instance (0 when the storage cannot tell)."""
+    import dagster as dg
+    from dagster._core.definitions.run_request import InstigatorType  # not exported at the top level
+
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        return sum(
+            len(instance.get_ticks(state.instigator_origin_id, state.selector_id, limit=10_000))
+            for state in instance.all_instigator_state(instigator_type=InstigatorType.SENSOR)
+        )
+    except Exception as exc:  # the count only decides how long to wait: say why it is missing
+        say(f"rss: no tick count from {dagster_home}: {exc}")
+        return 0
+    finally:
+        instance.dispose()
+
+
+def _ensure_scale_database(b: Bench) -> None:
+    """The scale database with its catalog, unless the other parts made it already (``--only rss``)."""
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from b2cal_assets.db.engine import make_engine, session_scope
+    from b2cal_assets.db.models import CatalogFile
+
+    try:
+        with session_scope(make_engine(b.database_url), readonly=True) as s:
+            if s.scalar(select(func.count(CatalogFile.id))):
+                return
+    except SQLAlchemyError:
+        pass
+    _setup_database(b)
+    _ensure_runs(b.database_url, b.runs)
+    for first in range(0, b.files, 20_000):
+        _bulk_insert(b.database_url, _file_rows(first, min(20_000, b.files - first), b.runs))
+
+
+def part_daemon_rss(b: Bench, seconds: float, min_ticks: int) -> None:
+    """Two real daemons side by side for ``seconds`` and until each recorded ``min_ticks`` sensor ticks
+    (a loaded machine takes long to start them): b2cal's over the scale database and scripts, and one
+    over the stock definitions with a sensor reading the same database's newest row."""
+    from b2cal_assets.db.models import CatalogFile
+    from b2cal_assets.defs.instance import prepare_dagster_home, start_daemon, stop_daemon
+
+    _ensure_scale_database(b)
+    stock_dir = b.root / "daemon_stock" / "project"
+    stock_dir.mkdir(parents=True, exist_ok=True)
+    rows = [(s.name, s.stage, list(s.depends)) for s in b.shapes]
+    (stock_dir / "stock_defs.py").write_text(STOCK.format(shapes=rows, tags=list(TAGS)))
+    (stock_dir / "stock_daemon_defs.py").write_text(
+        STOCK_DAEMON.format(url=b.database_url, table=CatalogFile.__tablename__)
+    )
+    homes = {kind: b.root / f"daemon_{kind}" / "dagster" for kind in ("stock", "b2cal")}
+    envs = {kind: {**b.env(), "DAGSTER_HOME": str(home)} for kind, home in homes.items()}
+    envs["stock"]["PYTHONPATH"] = os.pathsep.join([str(stock_dir), envs["stock"]["PYTHONPATH"]])
+    envs["b2cal"]["B2CAL_LOCAL_MAX_PROCESSES"] = "1"
+    daemons = {}
+    try:
+        for kind, home in homes.items():
+            prepare_dagster_home(home)
+            module = "stock_daemon_defs" if kind == "stock" else "b2cal_assets.definitions"
+            daemons[kind] = start_daemon(envs[kind], home.parent / "daemon.log", module=module)
+        memory = {kind: DaemonMemory() for kind in daemons}
+        say(
+            f"rss: two daemons (stock, b2cal over {b.calibrations} calibrations), at least {seconds:.0f} s "
+            f"and {min_ticks} sensor ticks each"
+        )
+        start = time.monotonic()
+        ticks = {kind: 0 for kind in daemons}
+        last_count = start
+        while True:
+            for kind, proc in daemons.items():
+                if proc.poll() is not None:
+                    log = (homes[kind].parent / "daemon.log").read_text()[-3000:]
+                    raise SystemExit(f"the {kind} daemon stopped (exit {proc.returncode}):\n{log}")
+                memory[kind].sample(proc.pid)
+            now = time.monotonic()
+            if now - last_count > 5:
+                ticks = {kind: _sensor_ticks(home) for kind, home in homes.items()}
+                last_count = now
+                if now - start >= seconds and min(ticks.values()) >= min_ticks:
+                    break
+                if now - start > seconds + 600:
+                    say(f"rss: gave up waiting for {min_ticks} sensor ticks each: {ticks}")
+                    break
+            time.sleep(0.5)
+    finally:
+        for proc in daemons.values():
+            stop_daemon(proc)
+    for kind in ("stock", "b2cal"):
+        m = memory[kind]
+        say(
+            f"rss: {kind} daemon: tree peak {m.tree_peak_mb:.0f} MB (daemon and code servers), "
+            f"daemon process {m.daemon_hwm_mb:.0f} MB, {ticks[kind]} sensor ticks, "
+            f"{len(m.run_workers)} run workers left out"
+        )
+    print_ratio(
+        "daemon_tree_rss", "stock_daemon_tree_rss", ratio(memory["b2cal"].tree_peak_mb, memory["stock"].tree_peak_mb), 1
+    )
+    print_ratio(
+        "daemon_process_rss", "stock_daemon_process_rss",
+        ratio(memory["b2cal"].daemon_hwm_mb, memory["stock"].daemon_hwm_mb), 1,
+    )
+
+
 def part_rss(b: Bench) -> None:
+    """A run worker's peak RSS (a process loading the code location) and the daemon's, against stock."""
     rss = getattr(b, "rss_samples", None)
     if not rss:
         env = b.env()
@@ -590,6 +774,7 @@ def part_rss(b: Bench) -> None:
     say(describe("rss: stock definitions process", rss["stock"], unit="MB"))
     say(describe(f"rss: b2cal code location process ({b.calibrations} calibrations)", rss["b2cal"], unit="MB"))
     print_ratio("code_location_rss", "stock_definitions_rss", ratio(median(rss["b2cal"]), median(rss["stock"])), len(rss["b2cal"]))
+    part_daemon_rss(b, seconds=20.0 if b.ticks <= 3 else 90.0, min_ticks=b.ticks)
 
 
 def main() -> int:

@@ -1,14 +1,15 @@
 """One payloads asset and one sign-off asset per calibration, the cDST production, and the skims."""
 
+import inspect
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 import dagster as dg
 
-from b2cal_assets.defs.configs import SIGNOFF_SCHEMA, signoff_config, submit_config, submit_schema
+from b2cal_assets.defs.configs import SIGNOFF_FIELD, signoff_config, submit_config, submit_schema
 from b2cal_assets.defs.hops import launch_ready_dependents
 from b2cal_assets.defs.keys import CDST_KEY, SIGNOFF_CHECK, payloads_key, signoff_key, skim_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
@@ -21,6 +22,21 @@ from b2cal_assets.loop.service import LoopError
 from b2cal_assets.loop.steps import CDST_STEP, StepInfo
 
 BACKEND_RESOURCE_KEYS = ("local_backend", "slurm_backend", "htcondor_backend", "lsf_backend")
+
+
+_SIGNATURES: dict[str, inspect.Signature] = {}
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _known_signature(fn: F) -> F:
+    """``fn`` with its signature worked out once per kind of compute function: Dagster inspects an
+    op function's signature over a dozen times while building it, which for hundreds of calibrations
+    was a large part of loading the code location. Dagster honours an explicit ``__signature__``."""
+    sig = _SIGNATURES.get(fn.__qualname__)
+    if sig is None:
+        sig = _SIGNATURES[fn.__qualname__] = inspect.signature(fn)
+    fn.__signature__ = sig  # type: ignore[attr-defined]
+    return fn
 
 
 def skim_specs(steps: Iterable[StepInfo]) -> list[dg.AssetSpec]:
@@ -86,6 +102,7 @@ def payloads_asset(step: StepInfo, script) -> dg.AssetsDefinition:
         required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
         output_required=False,  # a submission held until the deadline materialises nothing, and is no failure
     )
+    @_known_signature
     def _payloads(context: dg.AssetExecutionContext):
         config = submit_config(context)
         service = context.resources.loop.service()
@@ -119,12 +136,14 @@ def signoff_asset(step: StepInfo) -> dg.AssetsDefinition:
         "otherwise the expert materialises it with accept or reject.",
         metadata={"calibration": step.name},
         kinds={"signoff"},
-        config_schema=SIGNOFF_SCHEMA,
+        config_schema=SIGNOFF_FIELD,
         check_specs=[_signoff_check_spec(step.name)],
+        required_resource_keys={"loop"},  # a key, not a typed parameter: no resource inspection per asset
     )
-    def _signoff(context: dg.AssetExecutionContext, loop: CalibrationLoopResource):
+    @_known_signature
+    def _signoff(context: dg.AssetExecutionContext):
         config = signoff_config(context)
-        service = loop.service()
+        service = context.resources.loop.service()
         check_authority(context, service, step.name, "sign off")
         processing = context.partition_key
         by = submitted_by(context)
@@ -195,6 +214,7 @@ def cdst_asset(step: StepInfo) -> dg.AssetsDefinition:
         kinds={"root"},
         required_resource_keys={"loop", *BACKEND_RESOURCE_KEYS},
     )
+    @_known_signature
     def _cdst(context: dg.AssetExecutionContext):
         loop: CalibrationLoopResource = context.resources.loop
         return run_cdst_production(

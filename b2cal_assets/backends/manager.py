@@ -3,7 +3,8 @@
 The experience of the calibration centres (paper, section on batch systems): submissions are spaced
 over time and kept under a global job limit, the scheduler is asked once per cycle about all jobs,
 a job the scheduler forgot is decided by its ``exit_code`` file, and failed jobs are resubmitted
-automatically after a delay (30 minutes by default).
+automatically after a delay (30 minutes by default). When a job ends, its own start and end (the
+wrapper's ``times`` file) are read into its result, so the queue wait is told apart from the run.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from pathlib import Path
 from typing import Any
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
-from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, read_exit_code
+from b2cal_assets.backends.wrapper import (
+    EXIT_CODE_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    TIMES_FILE,
+    JobTimes,
+    read_exit_code,
+    read_job_times,
+)
 from b2cal_assets.files import atomic_write_text
 
 __all__ = [
@@ -96,6 +105,9 @@ class JobResult:
     exit_code: int | None
     tries: int
     reason: str | None = None
+    #: the last try's own start and end (Unix epoch seconds, from the wrapper); None when unknown
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -139,10 +151,24 @@ class _Track:
     unseen_since: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    times: JobTimes = JobTimes(None, None)
 
     def result(self) -> JobResult:
         state = {_DONE: JobState.DONE, _FAILED: JobState.FAILED}.get(self.phase, self.backend_state)
-        return JobResult(self.spec, self.handle, state, self.exit_code, self.tries, self.reason)
+        return JobResult(
+            self.spec,
+            self.handle,
+            state,
+            self.exit_code,
+            self.tries,
+            self.reason,
+            self.times.started_at,
+            self.times.finished_at,
+        )
+
+    def ended(self) -> None:
+        """The try has ended: keep its own start and end before a retry's wrapper overwrites them."""
+        self.times = read_job_times(self.spec.workdir)
 
 
 class JobManager:
@@ -284,6 +310,7 @@ class JobManager:
                 t.phase, t.handle, t.backend_state = _LIVE, handle, JobState.PENDING
                 t.tries += 1
                 t.unseen_since, t.exit_code, t.reason = None, None, None
+                t.times = JobTimes(None, None)
             last_chunk_at = now
             self._save(tracks)
             if policy.chunk_interval_s > 0:
@@ -310,9 +337,11 @@ class JobManager:
                 t.reason = status.reason
             if status.state == JobState.DONE:
                 t.phase, t.exit_code = _DONE, status.exit_code if status.exit_code is not None else 0
+                t.ended()
                 changed = True
             elif status.state in (JobState.FAILED, JobState.CANCELLED):
                 self._failed(t, status, now)
+                t.ended()
                 changed = True
         if changed:
             self._save(tracks)
@@ -411,6 +440,7 @@ class JobManager:
         for t in tracks:
             if read_exit_code(t.spec.workdir) == 0:
                 t.phase, t.exit_code, t.backend_state = _DONE, 0, JobState.DONE
+                t.ended()
                 entry = saved.get(t.key)
                 if entry and entry.get("job_id"):
                     t.handle = _handle_from(entry, t.spec)
@@ -461,10 +491,11 @@ def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
 
 
 def _prepare_workdir(workdir: Path, tries: int) -> None:
-    """Before a resubmission: drop the stale exit_code and keep the last try's logs as ``<log>.<try>``."""
+    """Before a resubmission: drop the stale exit_code and times, keep the last try's logs as ``<log>.<try>``."""
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / EXIT_CODE_FILE).unlink(missing_ok=True)
+    (workdir / TIMES_FILE).unlink(missing_ok=True)
     if tries:
         for name in (STDOUT_FILE, STDERR_FILE):
             log = workdir / name

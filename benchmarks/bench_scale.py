@@ -23,9 +23,15 @@ part measures a baseline in the same run and prints RATIO lines (see benchmarks/
 - ``size``: the calibration database's size per processing.
 - ``rss``: the peak RSS of a process that loads the code location (what a run worker does), against
   a process that builds the stock definitions.
+- ``overhead``: about 20,000 collector subjobs (quick: 300) through the real ``JobManager``, one per
+  calibration as the runner makes it, each calibration started as soon as the ones it depends on are
+  done. The jobs sleep on a backend that completes them on time without processes (``--jobs-backend
+  local``: real wrapper processes); the manager reads each job's own start and end from its ``times``
+  file. The loop overhead is the makespan minus the critical path (the longest chain through the
+  dependency graph of each calibration's longest job); the target is under 5 % of the critical path.
 
-Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop and the loop
-overhead of a 20,000-subjob run (makespan minus the critical path of the jobs' own durations).
+Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop, and in the
+overhead the loop sensor's and Dagster's run launches between a sign-off and the dependent's jobs.
 """
 
 from __future__ import annotations
@@ -47,7 +53,7 @@ from typing import Any
 from common import REPO, describe, median, parser, print_ratio, ratio, say
 
 TAGS = ("hadron_calib", "bhabha_all_calib", "mumu_tight_or_highm_calib", "cosmic_calib")
-PARTS = ("definitions", "catalog", "sensors", "status", "size", "rss")
+PARTS = ("definitions", "catalog", "sensors", "status", "size", "rss", "overhead")
 EXP = 30
 
 SCRIPT = """\
@@ -204,6 +210,9 @@ class Bench:
     repeats: int
     ticks: int
     database_url: str
+    subjobs: int = 300
+    job_seconds: float = 0.3
+    jobs_backend: str = "instant"
     scripts_dir: Path = field(init=False)
     shapes: list[Shape] = field(init=False)
 
@@ -592,6 +601,142 @@ def part_rss(b: Bench) -> None:
     print_ratio("code_location_rss", "stock_definitions_rss", ratio(median(rss["b2cal"]), median(rss["stock"])), len(rss["b2cal"]))
 
 
+# --- loop overhead ----------------------------------------------------------------------------------
+
+
+class InstantBackend:
+    """Completes each job when its duration has passed, without a process; writes what the wrapper would.
+
+    The duration is the job's first argument (``sleep <seconds>``); the ``times`` and ``exit_code``
+    files are written in the wrapper's format when the job is seen done, so the manager reads them
+    as it does from a real job.
+    """
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, tuple[Path, float, float]] = {}
+        self._ids = 0
+
+    def submit(self, jobs: Sequence[Any]) -> list[Any]:
+        from b2cal_assets.backends.base import JobHandle
+
+        now = time.time()
+        handles = []
+        for spec in jobs:
+            self._ids += 1
+            job_id = f"instant-{self._ids}"
+            self._jobs[job_id] = (Path(spec.workdir), now, now + float(spec.argv[1]))
+            handles.append(JobHandle(self.name, job_id, spec.name, Path(spec.workdir)))
+        return handles
+
+    def poll(self, handles: Sequence[Any]) -> dict[str, Any]:
+        from b2cal_assets.backends.base import JobState, JobStatus
+        from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, TIMES_FILE
+
+        now = time.time()
+        out = {}
+        for handle in handles:
+            workdir, start, end = self._jobs[handle.job_id]
+            if now < end:
+                out[handle.job_id] = JobStatus(JobState.RUNNING)
+                continue
+            (workdir / TIMES_FILE).write_text(f"{start:.6f} {end:.6f}\n")
+            (workdir / EXIT_CODE_FILE).write_text("0\n")
+            out[handle.job_id] = JobStatus(JobState.DONE, 0)
+        return out
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            self._jobs.pop(handle.job_id, None)
+
+    def job_path(self, path: str | Path) -> str:
+        return str(path)
+
+    def job_python(self) -> str:
+        return sys.executable
+
+
+def critical_path(shapes: Sequence[Shape], longest: dict[str, float]) -> float:
+    """The longest chain through the dependency graph, each calibration weighing its longest job."""
+    chain: dict[str, float] = {}
+    for shape in shapes:  # generated in dependency order
+        chain[shape.name] = longest[shape.name] + max((chain[d] for d in shape.depends), default=0.0)
+    return max(chain.values(), default=0.0)
+
+
+def part_overhead(b: Bench) -> None:
+    """Makespan minus critical path of ``b.subjobs`` subjobs through the real JobManager over the graph."""
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+    from b2cal_assets.backends.local import LocalBackend
+    from b2cal_assets.backends.manager import JobManager, JobResult, RetryPolicy, SubmitPolicy
+
+    shapes = b.shapes
+    rng = random.Random(len(shapes))
+    per, extra = divmod(b.subjobs, len(shapes))
+    # a calibration's subjobs last about as long as each other; calibrations differ (0.5x .. 1.5x)
+    scale = {s.name: b.job_seconds * rng.uniform(0.5, 1.5) for s in shapes}
+    poll = SubmitPolicy(poll_interval_s=b.job_seconds / 40, forgotten_grace_s=60.0)
+    root = b.root / "overhead"
+    say(
+        f"overhead: {b.subjobs} subjobs over {len(shapes)} calibrations on the {b.jobs_backend} backend, "
+        f"jobs of about {b.job_seconds:g} s, manager polls every {poll.poll_interval_s:.3g} s"
+    )
+
+    def backend() -> BatchBackend:
+        if b.jobs_backend == "local":
+            return LocalBackend(max_processes=per + 1)
+        return InstantBackend()  # type: ignore[return-value]
+
+    def run_calibration(index: int, shape: Shape) -> list[JobResult]:
+        specs = []
+        rng = random.Random(shape.name)  # each thread its own: the same durations in every run
+        for i in range(per + (index < extra)):
+            workdir = root / shape.name / str(i)
+            seconds = scale[shape.name] * rng.uniform(0.9, 1.1)
+            specs.append(JobSpec(f"{shape.name}.0.{i}", ("sleep", f"{seconds:.3f}"), workdir))
+        manager = JobManager(backend(), poll, RetryPolicy(max_retries=0), state_file=root / shape.name / "jobs.json")
+        return manager.run(specs)
+
+    results: dict[str, list[JobResult]] = {}
+    index = {s.name: i for i, s in enumerate(shapes)}
+    waiting = {s.name: s for s in shapes}
+    started = time.time()
+    with ThreadPoolExecutor(max_workers=len(shapes)) as pool:
+        live: dict[Future[list[JobResult]], str] = {}
+
+        def launch() -> None:
+            for name, shape in list(waiting.items()):
+                if all(d in results for d in shape.depends):
+                    del waiting[name]
+                    live[pool.submit(run_calibration, index[name], shape)] = name
+
+        launch()
+        while live:
+            done, _ = wait(live, return_when=FIRST_COMPLETED)
+            for future in done:
+                results[live.pop(future)] = future.result()
+            launch()
+    makespan = time.time() - started
+    jobs = [r for rs in results.values() for r in rs]
+    failed = [r for r in jobs if r.state != JobState.DONE]
+    if failed:
+        raise SystemExit(f"overhead: {len(failed)} of {len(jobs)} subjobs failed, e.g. {failed[0].spec.name}: {failed[0].reason}")
+    unknown = [r for r in jobs if r.started_at is None or r.finished_at is None]
+    if unknown:
+        raise SystemExit(f"overhead: {len(unknown)} subjobs recorded no start or end, e.g. {unknown[0].spec.name}")
+    longest = {
+        name: max((r.finished_at or 0.0) - (r.started_at or 0.0) for r in rs) for name, rs in results.items()
+    }
+    path = critical_path(shapes, longest)
+    overhead = makespan - path
+    say(f"overhead: makespan {makespan:.2f} s, critical path of the jobs' own durations {path:.2f} s")
+    say(f"overhead: loop overhead {overhead:.2f} s ({100 * ratio(overhead, path):.1f} % of the critical path, target under 5 %)")
+    print_ratio("loop_overhead", "critical_path", ratio(overhead, path), 1, note="target 0.05")
+
+
 def main() -> int:
     p = parser(__doc__)
     p.add_argument("--calibrations", type=int, help="scripts of the loop (default 60, quick 12)")
@@ -601,6 +746,11 @@ def main() -> int:
     p.add_argument("--files", type=int, help="catalog files (default 200000, quick 2000)")
     p.add_argument("--repeats", type=int, help="repeats per measurement (default 3, quick 1)")
     p.add_argument("--ticks", type=int, help="sensor ticks per sensor (default 20, quick 3)")
+    p.add_argument("--subjobs", type=int, help="collector subjobs of the overhead part (default 20000, quick 300)")
+    p.add_argument("--job-seconds", type=float, help="a subjob's typical duration (default 2, quick 0.3)")
+    p.add_argument(
+        "--jobs-backend", choices=("instant", "local"), default="instant", help="the overhead part's backend"
+    )
     p.add_argument("--database-url", default="", help="calibration database (default: SQLite in a temp dir)")
     p.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
     args = p.parse_args()
@@ -617,6 +767,9 @@ def main() -> int:
             repeats=args.repeats or (1 if q else 3),
             ticks=args.ticks or (3 if q else 20),
             database_url=args.database_url or f"sqlite:///{root / 'home' / 'calibration.sqlite'}",
+            subjobs=args.subjobs or (300 if q else 20_000),
+            job_seconds=args.job_seconds or (0.3 if q else 2.0),
+            jobs_backend=args.jobs_backend,
         )
         (root / "home").mkdir()
         parts = args.only or list(PARTS)
@@ -638,6 +791,8 @@ def main() -> int:
                 part_size(b)
         if "rss" in parts:
             part_rss(b)
+        if "overhead" in parts:
+            part_overhead(b)
     return 0
 
 

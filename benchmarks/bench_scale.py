@@ -41,6 +41,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -213,6 +214,7 @@ class Bench:
     subjobs: int = 300
     job_seconds: float = 0.3
     jobs_backend: str = "instant"
+    jobs_dir: Path | None = None
     scripts_dir: Path = field(init=False)
     shapes: list[Shape] = field(init=False)
 
@@ -605,18 +607,34 @@ def part_rss(b: Bench) -> None:
 
 
 class InstantBackend:
-    """Completes each job when its duration has passed, without a process; writes what the wrapper would.
+    """Completes each job when its duration has passed, without a process; its files are written as the wrapper would.
 
-    The duration is the job's first argument (``sleep <seconds>``); the ``times`` and ``exit_code``
-    files are written in the wrapper's format when the job is seen done, so the manager reads them
-    as it does from a real job.
+    The duration is the job's second argument (``sleep <seconds>``). A thread of its own writes each
+    job's ``times`` and ``exit_code`` files (the jobs' work, not the manager's: on a batch system the
+    wrapper writes them on the worker), and a job is done once its files are there and its time is up.
     """
 
     name = "instant"
 
     def __init__(self) -> None:
-        self._jobs: dict[str, tuple[Path, float, float]] = {}
+        import queue
+        import threading
+
+        self._jobs: dict[str, float] = {}
+        self._written: set[str] = set()
+        self._todo: queue.SimpleQueue[tuple[str, Path, float, float] | None] = queue.SimpleQueue()
         self._ids = 0
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._writer.start()
+
+    def _write(self) -> None:
+        from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, TIMES_FILE
+
+        while (item := self._todo.get()) is not None:
+            job_id, workdir, start, end = item
+            (workdir / TIMES_FILE).write_text(f"{start:.6f} {end:.6f}\n")
+            (workdir / EXIT_CODE_FILE).write_text("0\n")
+            self._written.add(job_id)
 
     def submit(self, jobs: Sequence[Any]) -> list[Any]:
         from b2cal_assets.backends.base import JobHandle
@@ -626,29 +644,28 @@ class InstantBackend:
         for spec in jobs:
             self._ids += 1
             job_id = f"instant-{self._ids}"
-            self._jobs[job_id] = (Path(spec.workdir), now, now + float(spec.argv[1]))
+            end = now + float(spec.argv[1])
+            self._jobs[job_id] = end
+            self._todo.put((job_id, Path(spec.workdir), now, end))
             handles.append(JobHandle(self.name, job_id, spec.name, Path(spec.workdir)))
         return handles
 
     def poll(self, handles: Sequence[Any]) -> dict[str, Any]:
         from b2cal_assets.backends.base import JobState, JobStatus
-        from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, TIMES_FILE
 
         now = time.time()
-        out = {}
-        for handle in handles:
-            workdir, start, end = self._jobs[handle.job_id]
-            if now < end:
-                out[handle.job_id] = JobStatus(JobState.RUNNING)
-                continue
-            (workdir / TIMES_FILE).write_text(f"{start:.6f} {end:.6f}\n")
-            (workdir / EXIT_CODE_FILE).write_text("0\n")
-            out[handle.job_id] = JobStatus(JobState.DONE, 0)
-        return out
+        done, running = JobStatus(JobState.DONE, 0), JobStatus(JobState.RUNNING)
+        return {
+            h.job_id: done if now >= self._jobs[h.job_id] and h.job_id in self._written else running
+            for h in handles
+        }
 
     def cancel(self, handles: Sequence[Any]) -> None:
         for handle in handles:
             self._jobs.pop(handle.job_id, None)
+
+    def close(self) -> None:
+        self._todo.put(None)
 
     def job_path(self, path: str | Path) -> str:
         return str(path)
@@ -657,21 +674,39 @@ class InstantBackend:
         return sys.executable
 
 
-def critical_path(shapes: Sequence[Shape], longest: dict[str, float]) -> float:
+@dataclass
+class _Ran:
+    """One calibration of the overhead part: when the loop launched it, its jobs and when its manager returned."""
+
+    launched: float
+    results: list[Any]
+    returned: float
+
+    @property
+    def first_start(self) -> float:
+        return min(r.started_at for r in self.results)
+
+    @property
+    def last_end(self) -> float:
+        return max(r.finished_at for r in self.results)
+
+    @property
+    def longest(self) -> float:
+        return max(r.finished_at - r.started_at for r in self.results)
+
+
+def critical_chain(shapes: Sequence[Shape], longest: dict[str, float]) -> tuple[float, list[str]]:
     """The longest chain through the dependency graph, each calibration weighing its longest job."""
-    chain: dict[str, float] = {}
+    chain: dict[str, tuple[float, list[str]]] = {}
     for shape in shapes:  # generated in dependency order
-        chain[shape.name] = longest[shape.name] + max((chain[d] for d in shape.depends), default=0.0)
-    return max(chain.values(), default=0.0)
+        before = max((chain[d] for d in shape.depends), default=(0.0, []), key=lambda c: c[0])
+        chain[shape.name] = (before[0] + longest[shape.name], [*before[1], shape.name])
+    return max(chain.values(), default=(0.0, []), key=lambda c: c[0])
 
 
 def part_overhead(b: Bench) -> None:
     """Makespan minus critical path of ``b.subjobs`` subjobs through the real JobManager over the graph."""
-    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-
-    from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
-    from b2cal_assets.backends.local import LocalBackend
-    from b2cal_assets.backends.manager import JobManager, JobResult, RetryPolicy, SubmitPolicy
+    from b2cal_assets.backends.manager import SubmitPolicy
 
     shapes = b.shapes
     rng = random.Random(len(shapes))
@@ -679,37 +714,55 @@ def part_overhead(b: Bench) -> None:
     # a calibration's subjobs last about as long as each other; calibrations differ (0.5x .. 1.5x)
     scale = {s.name: b.job_seconds * rng.uniform(0.5, 1.5) for s in shapes}
     poll = SubmitPolicy(poll_interval_s=b.job_seconds / 40, forgotten_grace_s=60.0)
-    root = b.root / "overhead"
+    # tens of thousands of job directories: on a tmpfs, so that this machine's disk does not stand in
+    # for a batch system's shared file system (the workers write their files there, not the orchestrator)
+    base = b.jobs_dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else b.root)
+    root = Path(tempfile.mkdtemp(prefix="bench_scale_jobs_", dir=base))
     say(
         f"overhead: {b.subjobs} subjobs over {len(shapes)} calibrations on the {b.jobs_backend} backend, "
-        f"jobs of about {b.job_seconds:g} s, manager polls every {poll.poll_interval_s:.3g} s"
+        f"jobs of about {b.job_seconds:g} s, manager polls every {poll.poll_interval_s:.3g} s, job directories in {base}"
     )
+    try:
+        _overhead(b, shapes, per, extra, scale, poll, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
-    def backend() -> BatchBackend:
-        if b.jobs_backend == "local":
-            return LocalBackend(max_processes=per + 1)
-        return InstantBackend()  # type: ignore[return-value]
 
-    def run_calibration(index: int, shape: Shape) -> list[JobResult]:
+def _overhead(b: Bench, shapes: list[Shape], per: int, extra: int, scale: dict[str, float], poll: Any, root: Path) -> None:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+    from b2cal_assets.backends.local import LocalBackend
+    from b2cal_assets.backends.manager import JobManager, RetryPolicy
+
+    def run_calibration(index: int, shape: Shape) -> _Ran:
+        launched = time.time()
         specs = []
         rng = random.Random(shape.name)  # each thread its own: the same durations in every run
         for i in range(per + (index < extra)):
             workdir = root / shape.name / str(i)
+            workdir.mkdir(parents=True)  # as the runner does before its manager starts
             seconds = scale[shape.name] * rng.uniform(0.9, 1.1)
             specs.append(JobSpec(f"{shape.name}.0.{i}", ("sleep", f"{seconds:.3f}"), workdir))
-        manager = JobManager(backend(), poll, RetryPolicy(max_retries=0), state_file=root / shape.name / "jobs.json")
-        return manager.run(specs)
+        backend: BatchBackend = LocalBackend(max_processes=len(specs)) if b.jobs_backend == "local" else InstantBackend()  # type: ignore[assignment]
+        manager = JobManager(backend, poll, RetryPolicy(max_retries=0), state_file=root / shape.name / "jobs.json")
+        try:
+            results = manager.run(specs)
+        finally:
+            if isinstance(backend, InstantBackend):
+                backend.close()
+        return _Ran(launched, results, time.time())
 
-    results: dict[str, list[JobResult]] = {}
+    ran: dict[str, _Ran] = {}
     index = {s.name: i for i, s in enumerate(shapes)}
     waiting = {s.name: s for s in shapes}
     started = time.time()
     with ThreadPoolExecutor(max_workers=len(shapes)) as pool:
-        live: dict[Future[list[JobResult]], str] = {}
+        live: dict[Future[_Ran], str] = {}
 
         def launch() -> None:
             for name, shape in list(waiting.items()):
-                if all(d in results for d in shape.depends):
+                if all(d in ran for d in shape.depends):
                     del waiting[name]
                     live[pool.submit(run_calibration, index[name], shape)] = name
 
@@ -717,22 +770,27 @@ def part_overhead(b: Bench) -> None:
         while live:
             done, _ = wait(live, return_when=FIRST_COMPLETED)
             for future in done:
-                results[live.pop(future)] = future.result()
+                ran[live.pop(future)] = future.result()
             launch()
     makespan = time.time() - started
-    jobs = [r for rs in results.values() for r in rs]
+    jobs = [r for c in ran.values() for r in c.results]
     failed = [r for r in jobs if r.state != JobState.DONE]
     if failed:
         raise SystemExit(f"overhead: {len(failed)} of {len(jobs)} subjobs failed, e.g. {failed[0].spec.name}: {failed[0].reason}")
     unknown = [r for r in jobs if r.started_at is None or r.finished_at is None]
     if unknown:
         raise SystemExit(f"overhead: {len(unknown)} subjobs recorded no start or end, e.g. {unknown[0].spec.name}")
-    longest = {
-        name: max((r.finished_at or 0.0) - (r.started_at or 0.0) for r in rs) for name, rs in results.items()
-    }
-    path = critical_path(shapes, longest)
+    path, chain = critical_chain(shapes, {name: c.longest for name, c in ran.items()})
     overhead = makespan - path
-    say(f"overhead: makespan {makespan:.2f} s, critical path of the jobs' own durations {path:.2f} s")
+    # where the chain's overhead went: before its jobs start, their spread past the longest, after they end
+    before = sum(ran[n].first_start - ran[n].launched for n in chain)
+    spread = sum(ran[n].last_end - ran[n].first_start - ran[n].longest for n in chain)
+    after = sum(ran[n].returned - ran[n].last_end for n in chain)
+    say(f"overhead: makespan {makespan:.2f} s, critical path of the jobs' own durations {path:.2f} s ({len(chain)} calibrations)")
+    say(
+        f"overhead: on the critical chain {before:.2f} s from launch to the first job's start (workdirs, submission), "
+        f"{spread:.2f} s of jobs starting later than the first, {after:.2f} s from the last job's end to the manager's return"
+    )
     say(f"overhead: loop overhead {overhead:.2f} s ({100 * ratio(overhead, path):.1f} % of the critical path, target under 5 %)")
     print_ratio("loop_overhead", "critical_path", ratio(overhead, path), 1, note="target 0.05")
 
@@ -751,6 +809,7 @@ def main() -> int:
     p.add_argument(
         "--jobs-backend", choices=("instant", "local"), default="instant", help="the overhead part's backend"
     )
+    p.add_argument("--jobs-dir", type=Path, help="where the overhead part's job directories go (default /dev/shm)")
     p.add_argument("--database-url", default="", help="calibration database (default: SQLite in a temp dir)")
     p.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
     args = p.parse_args()
@@ -770,6 +829,7 @@ def main() -> int:
             subjobs=args.subjobs or (300 if q else 20_000),
             job_seconds=args.job_seconds or (0.3 if q else 2.0),
             jobs_backend=args.jobs_backend,
+            jobs_dir=args.jobs_dir,
         )
         (root / "home").mkdir()
         parts = args.only or list(PARTS)

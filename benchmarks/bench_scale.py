@@ -792,6 +792,12 @@ def _overhead(b: Bench, shapes: list[Shape], per: int, extra: int, scale: dict[s
         f"{spread:.2f} s of jobs starting later than the first, {after:.2f} s from the last job's end to the manager's return"
     )
     say(f"overhead: loop overhead {overhead:.2f} s ({100 * ratio(overhead, path):.1f} % of the critical path, target under 5 %)")
+    # the costs are per calibration, not per job-second: what the same overhead is next to real subjobs
+    level = overhead / max(len(chain), 1)
+    say(
+        f"overhead: {level:.2f} s per calibration on the chain; with 10-minute subjobs that would be "
+        f"{100 * level / 600:.2f} % of the critical path"
+    )
     print_ratio("loop_overhead", "critical_path", ratio(overhead, path), 1, note="target 0.05")
 
 

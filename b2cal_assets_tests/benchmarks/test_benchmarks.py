@@ -105,6 +105,7 @@ def test_scale_benchmark_measures_every_part_against_its_baseline():
             ("b2cal_status_json", "b2cal_help"),
             ("status_page", "not_found_page"),
             ("code_location_rss", "stock_definitions_rss"),
+            ("loop_overhead", "critical_path"),
         },
     )
     # every generated calibration loaded (the benchmark exits non-zero otherwise) and the size is printed

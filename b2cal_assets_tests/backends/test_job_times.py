@@ -9,6 +9,7 @@ from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import JobManager, RetryPolicy, SubmitPolicy
 from b2cal_assets.caf.runner import SubjobRecord
 from b2cal_assets.caf.scripts import load_scripts
+from b2cal_assets.cli import main
 from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.loop import admin
 from b2cal_assets.loop.service import LoopService
@@ -64,7 +65,7 @@ def service(b2cal_home, db_url, monkeypatch) -> LoopService:
     return service
 
 
-def test_the_job_row_keeps_the_jobs_own_duration(tmp_path, service):
+def test_the_job_row_keeps_the_jobs_own_duration(tmp_path, service, capsys):
     ticket = service.begin_attempt(
         "p1", "toy_a", submitted_by="alice", expert_config={}, job_config={}, dagster_run_id="run-1"
     )
@@ -80,6 +81,11 @@ def test_the_job_row_keeps_the_jobs_own_duration(tmp_path, service):
     slow, fast = service.job_rows("p1", "toy_a")
     assert slow.duration_s is not None and slow.duration_s >= 2.0  # stored to the second on MariaDB
     assert fast.duration_s is not None and fast.duration_s < slow.duration_s
+    assert main(["status", "--processing", "p1", "--jobs", "--no-runs"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if "tries" in line and "logs" in line)
+    slow_line = next(line for line in lines if "toy_a/iteration_0/toy_a.0.0" in line)
+    assert "ran" in header and f"{slow.duration_s:.0f} s" in slow_line
     # jobs recorded without times (an older checkpoint) have none
     service.record_subjobs(
         ticket, "local", [{"calibration": "toy_a", "iteration": 0, "name": "old", "state": "done", "exit_code": 0}]

@@ -132,6 +132,8 @@ class JobsCancelled(RuntimeError):
     """The jobs were cancelled: on request, on an interrupt, or because something failed (``__cause__``)."""
 
 
+_NO_TIMES = JobTimes(None, None)
+
 # internal states of one spec
 _WAITING = "waiting"  # not submitted yet (or waiting for its retry time)
 _LIVE = "live"  # submitted, not decided
@@ -151,7 +153,7 @@ class _Track:
     unseen_since: float | None = None
     exit_code: int | None = None
     reason: str | None = None
-    times: JobTimes = JobTimes(None, None)
+    times: JobTimes = _NO_TIMES
 
     def result(self) -> JobResult:
         state = {_DONE: JobState.DONE, _FAILED: JobState.FAILED}.get(self.phase, self.backend_state)
@@ -310,7 +312,7 @@ class JobManager:
                 t.phase, t.handle, t.backend_state = _LIVE, handle, JobState.PENDING
                 t.tries += 1
                 t.unseen_since, t.exit_code, t.reason = None, None, None
-                t.times = JobTimes(None, None)
+                t.times = _NO_TIMES
             last_chunk_at = now
             self._save(tracks)
             if policy.chunk_interval_s > 0:

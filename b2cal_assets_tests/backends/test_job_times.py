@@ -18,14 +18,16 @@ from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.loop.conftest import add_processing, add_site
 
 
-def _run(tmp_path, commands, retry=RetryPolicy(max_retries=0)):
+def _run(tmp_path, commands, retry=None):
     specs = []
     for i, command in enumerate(commands):
         workdir = tmp_path / "jobs" / str(i)
         workdir.mkdir(parents=True)
         specs.append(JobSpec(f"toy_a.0.{i}", ("bash", "-c", command), workdir))
     manager = JobManager(
-        LocalBackend(max_processes=2), submit=SubmitPolicy(poll_interval_s=0.05), retry=retry
+        LocalBackend(max_processes=2),
+        submit=SubmitPolicy(poll_interval_s=0.05),
+        retry=retry or RetryPolicy(max_retries=0),
     )
     return manager.run(specs)
 

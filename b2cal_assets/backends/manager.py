@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -154,6 +155,25 @@ class _Track:
     exit_code: int | None = None
     reason: str | None = None
     times: JobTimes = _NO_TIMES
+    #: this job's entry of the state file as last written, and what it was made from
+    saved: tuple[tuple[Any, ...], str] | None = None
+
+    def entry(self) -> str:
+        """This job's ``"key": {...}`` of the state file, encoded again only when it has changed."""
+        assert self.handle is not None
+        h = self.handle
+        made_from = (h.backend, h.job_id, h.name, h.workdir, self.tries, self.phase)
+        if self.saved is None or self.saved[0] != made_from:
+            entry = {
+                "backend": h.backend,
+                "job_id": h.job_id if self.phase == _LIVE else None,
+                "name": h.name,
+                "workdir": str(h.workdir),
+                "tries": self.tries,
+                "phase": self.phase,
+            }
+            self.saved = (made_from, f"{json.dumps(self.key)}: {json.dumps(entry, sort_keys=True)}")
+        return self.saved[1]
 
     def result(self) -> JobResult:
         state = {_DONE: JobState.DONE, _FAILED: JobState.FAILED}.get(self.phase, self.backend_state)
@@ -338,9 +358,11 @@ class JobManager:
             if status.reason:
                 t.reason = status.reason
             if status.state == JobState.DONE:
+                # no save for this: a new manager skips the job by its exit_code file, or asks the
+                # backend once more about the saved job id; the run's end saves it (one write per cycle
+                # of a few hundred jobs ending is the manager's largest cost otherwise)
                 t.phase, t.exit_code = _DONE, status.exit_code if status.exit_code is not None else 0
                 t.ended()
-                changed = True
             elif status.state in (JobState.FAILED, JobState.CANCELLED):
                 self._failed(t, status, now)
                 t.ended()
@@ -427,7 +449,8 @@ class JobManager:
     def _tracks(self, specs: Sequence[JobSpec]) -> list[_Track]:
         tracks, seen = [], set()
         for spec in specs:
-            key = f"{spec.name}@{Path(spec.workdir).absolute()}"
+            workdir = os.fspath(spec.workdir)
+            key = f"{spec.name}@{workdir if os.path.isabs(workdir) else Path(workdir).absolute()}"
             if key in seen:
                 raise ValueError(f"job {spec.name} appears twice with the same workdir {spec.workdir}")
             seen.add(key)
@@ -467,22 +490,11 @@ class JobManager:
     def _save(self, tracks: list[_Track]) -> None:
         if self.state_file is None:
             return
-        jobs = {}
-        for t in tracks:
-            if t.handle is None:
-                continue
-            jobs[t.key] = {
-                "backend": t.handle.backend,
-                "job_id": t.handle.job_id if t.phase == _LIVE else None,
-                "name": t.handle.name,
-                "workdir": str(t.handle.workdir),
-                "tries": t.tries,
-                "phase": t.phase,
-            }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        # one line: with ``indent`` json falls back to its pure-Python encoder, and this runs after every
-        # chunk and every cycle that decided a job (tens of ms per save at a few hundred jobs)
-        atomic_write_text(self.state_file, json.dumps({"version": 1, "jobs": jobs}, sort_keys=True))
+        # this runs after every chunk and every cycle that failed a job: each job's entry is encoded
+        # once per change, not once per save (tens of ms per save at a few hundred jobs otherwise)
+        jobs = ", ".join(t.entry() for t in tracks if t.handle is not None)
+        atomic_write_text(self.state_file, f'{{"jobs": {{{jobs}}}, "version": 1}}')
 
 
 def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
@@ -496,12 +508,22 @@ def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
 
 def _prepare_workdir(workdir: Path, tries: int) -> None:
     """Before a resubmission: drop the stale exit_code and times, keep the last try's logs as ``<log>.<try>``."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / EXIT_CODE_FILE).unlink(missing_ok=True)
-    (workdir / TIMES_FILE).unlink(missing_ok=True)
+    # plain os calls on strings: this runs for every job before its chunk is submitted, and pathlib's
+    # own parsing costs about three times the system calls
+    path = os.fspath(workdir)
+    try:
+        os.mkdir(path)  # the caller has usually made it: one system call that fails
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+    for name in (EXIT_CODE_FILE, TIMES_FILE):
+        try:
+            os.unlink(os.path.join(path, name))
+        except FileNotFoundError:
+            pass
     if tries:
         for name in (STDOUT_FILE, STDERR_FILE):
-            log = workdir / name
-            if log.exists():
-                log.replace(workdir / f"{name}.{tries}")
+            log = os.path.join(path, name)
+            if os.path.exists(log):
+                os.replace(log, os.path.join(path, f"{name}.{tries}"))

@@ -624,17 +624,21 @@ class InstantBackend:
         self._written: set[str] = set()
         self._todo: queue.SimpleQueue[tuple[str, Path, float, float] | None] = queue.SimpleQueue()
         self._ids = 0
+        #: CPU seconds the writer thread used: the jobs' work, which a batch system's workers do
+        self.writer_cpu = 0.0
         self._writer = threading.Thread(target=self._write, daemon=True)
         self._writer.start()
 
     def _write(self) -> None:
         from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, TIMES_FILE
 
+        cpu = time.thread_time()
         while (item := self._todo.get()) is not None:
             job_id, workdir, start, end = item
             (workdir / TIMES_FILE).write_text(f"{start:.6f} {end:.6f}\n")
             (workdir / EXIT_CODE_FILE).write_text("0\n")
             self._written.add(job_id)
+        self.writer_cpu = time.thread_time() - cpu
 
     def submit(self, jobs: Sequence[Any]) -> list[Any]:
         from b2cal_assets.backends.base import JobHandle
@@ -666,6 +670,7 @@ class InstantBackend:
 
     def close(self) -> None:
         self._todo.put(None)
+        self._writer.join()
 
     def job_path(self, path: str | Path) -> str:
         return str(path)
@@ -681,6 +686,7 @@ class _Ran:
     launched: float
     results: list[Any]
     returned: float
+    jobs_cpu: float = 0.0  # the fake jobs' own CPU (the instant backend's writer thread)
 
     @property
     def first_start(self) -> float:
@@ -748,10 +754,11 @@ def _overhead(b: Bench, shapes: list[Shape], per: int, extra: int, scale: dict[s
         manager = JobManager(backend, poll, RetryPolicy(max_retries=0), state_file=root / shape.name / "jobs.json")
         try:
             results = manager.run(specs)
+            returned = time.time()
         finally:
             if isinstance(backend, InstantBackend):
                 backend.close()
-        return _Ran(launched, results, time.time())
+        return _Ran(launched, results, returned, backend.writer_cpu if isinstance(backend, InstantBackend) else 0.0)
 
     ran: dict[str, _Ran] = {}
     index = {s.name: i for i, s in enumerate(shapes)}
@@ -794,6 +801,13 @@ def _overhead(b: Bench, shapes: list[Shape], per: int, extra: int, scale: dict[s
     say(f"overhead: loop overhead {overhead:.2f} s ({100 * ratio(overhead, path):.1f} % of the critical path, target under 5 %)")
     # an upper bound of the managers' own cost (this process also runs the fake jobs' writers), less noisy than wall time
     say(f"overhead: {cpu:.2f} s of CPU in this process, {1000 * cpu / len(jobs):.3f} ms per subjob")
+    jobs_cpu = sum(c.jobs_cpu for c in ran.values())
+    if jobs_cpu:
+        own = cpu - jobs_cpu
+        say(
+            f"overhead: of which {jobs_cpu:.2f} s the fake jobs writing their files; the rest (managers, scheduling) "
+            f"{own:.2f} s, {1000 * own / len(jobs):.3f} ms per subjob"
+        )
     # the costs are per calibration, not per job-second: what the same overhead is next to real subjobs
     level = overhead / max(len(chain), 1)
     say(

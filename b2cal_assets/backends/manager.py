@@ -9,6 +9,7 @@ wrapper's ``times`` file) are read into its result, so the queue wait is told ap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -518,10 +519,8 @@ def _prepare_workdir(workdir: Path, tries: int) -> None:
     except FileNotFoundError:
         os.makedirs(path, exist_ok=True)
     for name in (EXIT_CODE_FILE, TIMES_FILE):
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(os.path.join(path, name))
-        except FileNotFoundError:
-            pass
     if tries:
         for name in (STDOUT_FILE, STDERR_FILE):
             log = os.path.join(path, name)

@@ -827,7 +827,7 @@ def main() -> int:
     p.add_argument("--repeats", type=int, help="repeats per measurement (default 3, quick 1)")
     p.add_argument("--ticks", type=int, help="sensor ticks per sensor (default 20, quick 3)")
     p.add_argument("--subjobs", type=int, help="collector subjobs of the overhead part (default 20000, quick 300)")
-    p.add_argument("--job-seconds", type=float, help="a subjob's typical duration (default 2, quick 0.3)")
+    p.add_argument("--job-seconds", type=float, help="a subjob's typical duration (default 10, quick 0.3)")
     p.add_argument(
         "--jobs-backend", choices=("instant", "local"), default="instant", help="the overhead part's backend"
     )
@@ -849,7 +849,7 @@ def main() -> int:
             ticks=args.ticks or (3 if q else 20),
             database_url=args.database_url or f"sqlite:///{root / 'home' / 'calibration.sqlite'}",
             subjobs=args.subjobs or (300 if q else 20_000),
-            job_seconds=args.job_seconds or (0.3 if q else 2.0),
+            job_seconds=args.job_seconds or (0.3 if q else 10.0),
             jobs_backend=args.jobs_backend,
             jobs_dir=args.jobs_dir,
         )

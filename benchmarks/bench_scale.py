@@ -28,7 +28,8 @@ part measures a baseline in the same run and prints RATIO lines (see benchmarks/
   done. The jobs (about 10 s by default, quick 0.3 s) sleep on a backend that completes them on time
   without processes (``--jobs-backend local``: real wrapper processes); the manager reads each job's
   own start and end from its ``times`` file. The loop overhead is the makespan minus the critical
-  path (the longest chain through the dependency graph of each calibration's longest job); the target is under 5 % of the critical path.
+  path (the longest chain through the dependency graph of each calibration's longest job); the target
+  is under 5 % of the critical path.
 
 Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop, and in the
 overhead the loop sensor's and Dagster's run launches between a sign-off and the dependent's jobs.

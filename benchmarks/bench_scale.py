@@ -27,9 +27,17 @@ part measures a baseline in the same run and prints RATIO lines (see benchmarks/
   database and scripts (its sensors tick over the catalog), and one over the stock definitions with a
   sensor reading the same database's newest row. The peak RSS of each daemon's process tree (the
   daemon and its code servers; runs the loop launched are left out) and of the daemon process itself.
+- ``overhead``: about 20,000 collector subjobs (quick: 300) through the real ``JobManager``, one per
+  calibration as the runner makes it, each calibration started as soon as the ones it depends on are
+  done. The jobs (about 10 s by default, quick 0.3 s) sleep on a backend that completes them on time
+  without processes (``--jobs-backend local``: real wrapper processes); the manager reads each job's
+  own start and end from its ``times`` file. The loop overhead is the makespan minus the critical
+  path (the longest chain through the dependency graph of each calibration's longest job); the target
+  is under 5 % of the critical path.
 
 Not yet measured here (see benchmarks/README.md): the daemon's RSS over a whole loop (runs, attempts,
-days of ticks; here a short window of ticks) and the loop overhead of a 20,000-subjob run (makespan minus the critical path of the jobs' own durations).
+days of ticks; here a short window of ticks), and in the overhead the loop sensor's and Dagster's
+run launches between a sign-off and the dependent's jobs.
 """
 
 from __future__ import annotations
@@ -39,6 +47,7 @@ import logging
 import math
 import os
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -51,7 +60,7 @@ from typing import Any
 from common import REPO, describe, median, parser, print_ratio, ratio, say
 
 TAGS = ("hadron_calib", "bhabha_all_calib", "mumu_tight_or_highm_calib", "cosmic_calib")
-PARTS = ("definitions", "catalog", "sensors", "status", "size", "rss")
+PARTS = ("definitions", "catalog", "sensors", "status", "size", "rss", "overhead")
 EXP = 30
 
 SCRIPT = """\
@@ -208,6 +217,10 @@ class Bench:
     repeats: int
     ticks: int
     database_url: str
+    subjobs: int = 300
+    job_seconds: float = 0.3
+    jobs_backend: str = "instant"
+    jobs_dir: Path | None = None
     scripts_dir: Path = field(init=False)
     shapes: list[Shape] = field(init=False)
 
@@ -777,6 +790,220 @@ def part_rss(b: Bench) -> None:
     part_daemon_rss(b, seconds=20.0 if b.ticks <= 3 else 90.0, min_ticks=b.ticks)
 
 
+# --- loop overhead ----------------------------------------------------------------------------------
+
+
+class InstantBackend:
+    """Completes each job when its duration has passed, without a process; its files are written as the wrapper would.
+
+    The duration is the job's second argument (``sleep <seconds>``). A thread of its own writes each
+    job's ``times`` and ``exit_code`` files (the jobs' work, not the manager's: on a batch system the
+    wrapper writes them on the worker), and a job is done once its files are there and its time is up.
+    """
+
+    name = "instant"
+
+    def __init__(self) -> None:
+        import queue
+        import threading
+
+        self._jobs: dict[str, float] = {}
+        self._written: set[str] = set()
+        self._todo: queue.SimpleQueue[tuple[str, Path, float, float] | None] = queue.SimpleQueue()
+        self._ids = 0
+        #: CPU seconds the writer thread used: the jobs' work, which a batch system's workers do
+        self.writer_cpu = 0.0
+        self._writer = threading.Thread(target=self._write, daemon=True)
+        self._writer.start()
+
+    def _write(self) -> None:
+        from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, TIMES_FILE
+
+        cpu = time.thread_time()
+        while (item := self._todo.get()) is not None:
+            job_id, workdir, start, end = item
+            (workdir / TIMES_FILE).write_text(f"{start:.6f} {end:.6f}\n")
+            (workdir / EXIT_CODE_FILE).write_text("0\n")
+            self._written.add(job_id)
+        self.writer_cpu = time.thread_time() - cpu
+
+    def submit(self, jobs: Sequence[Any]) -> list[Any]:
+        from b2cal_assets.backends.base import JobHandle
+
+        now = time.time()
+        handles = []
+        for spec in jobs:
+            self._ids += 1
+            job_id = f"instant-{self._ids}"
+            end = now + float(spec.argv[1])
+            self._jobs[job_id] = end
+            self._todo.put((job_id, Path(spec.workdir), now, end))
+            handles.append(JobHandle(self.name, job_id, spec.name, Path(spec.workdir)))
+        return handles
+
+    def poll(self, handles: Sequence[Any]) -> dict[str, Any]:
+        from b2cal_assets.backends.base import JobState, JobStatus
+
+        now = time.time()
+        done, running = JobStatus(JobState.DONE, 0), JobStatus(JobState.RUNNING)
+        return {
+            h.job_id: done if now >= self._jobs[h.job_id] and h.job_id in self._written else running
+            for h in handles
+        }
+
+    def cancel(self, handles: Sequence[Any]) -> None:
+        for handle in handles:
+            self._jobs.pop(handle.job_id, None)
+
+    def close(self) -> None:
+        self._todo.put(None)
+        self._writer.join()
+
+    def job_path(self, path: str | Path) -> str:
+        return str(path)
+
+    def job_python(self) -> str:
+        return sys.executable
+
+
+@dataclass
+class _Ran:
+    """One calibration of the overhead part: when the loop launched it, its jobs and when its manager returned."""
+
+    launched: float
+    results: list[Any]
+    returned: float
+    jobs_cpu: float = 0.0  # the fake jobs' own CPU (the instant backend's writer thread)
+
+    @property
+    def first_start(self) -> float:
+        return min(r.started_at for r in self.results)
+
+    @property
+    def last_end(self) -> float:
+        return max(r.finished_at for r in self.results)
+
+    @property
+    def longest(self) -> float:
+        return max(r.finished_at - r.started_at for r in self.results)
+
+
+def critical_chain(shapes: Sequence[Shape], longest: dict[str, float]) -> tuple[float, list[str]]:
+    """The longest chain through the dependency graph, each calibration weighing its longest job."""
+    chain: dict[str, tuple[float, list[str]]] = {}
+    for shape in shapes:  # generated in dependency order
+        before = max((chain[d] for d in shape.depends), default=(0.0, []), key=lambda c: c[0])
+        chain[shape.name] = (before[0] + longest[shape.name], [*before[1], shape.name])
+    return max(chain.values(), default=(0.0, []), key=lambda c: c[0])
+
+
+def part_overhead(b: Bench) -> None:
+    """Makespan minus critical path of ``b.subjobs`` subjobs through the real JobManager over the graph."""
+    from b2cal_assets.backends.manager import SubmitPolicy
+
+    shapes = b.shapes
+    rng = random.Random(len(shapes))
+    per, extra = divmod(b.subjobs, len(shapes))
+    # a calibration's subjobs last about as long as each other; calibrations differ (0.5x .. 1.5x)
+    scale = {s.name: b.job_seconds * rng.uniform(0.5, 1.5) for s in shapes}
+    poll = SubmitPolicy(poll_interval_s=b.job_seconds / 40, forgotten_grace_s=60.0)
+    # tens of thousands of job directories: on a tmpfs, so that this machine's disk does not stand in
+    # for a batch system's shared file system (the workers write their files there, not the orchestrator)
+    base = b.jobs_dir or (Path("/dev/shm") if Path("/dev/shm").is_dir() else b.root)
+    root = Path(tempfile.mkdtemp(prefix="bench_scale_jobs_", dir=base))
+    say(
+        f"overhead: {b.subjobs} subjobs over {len(shapes)} calibrations on the {b.jobs_backend} backend, "
+        f"jobs of about {b.job_seconds:g} s, manager polls every {poll.poll_interval_s:.3g} s, job directories in {base}"
+    )
+    try:
+        _overhead(b, shapes, per, extra, scale, poll, root)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _overhead(b: Bench, shapes: list[Shape], per: int, extra: int, scale: dict[str, float], poll: Any, root: Path) -> None:
+    from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+    from b2cal_assets.backends.base import BatchBackend, JobSpec, JobState
+    from b2cal_assets.backends.local import LocalBackend
+    from b2cal_assets.backends.manager import JobManager, RetryPolicy
+
+    def run_calibration(index: int, shape: Shape) -> _Ran:
+        launched = time.time()
+        specs = []
+        rng = random.Random(shape.name)  # each thread its own: the same durations in every run
+        for i in range(per + (index < extra)):
+            workdir = root / shape.name / str(i)
+            workdir.mkdir(parents=True)  # as the runner does before its manager starts
+            seconds = scale[shape.name] * rng.uniform(0.9, 1.1)
+            specs.append(JobSpec(f"{shape.name}.0.{i}", ("sleep", f"{seconds:.3f}"), workdir))
+        backend: BatchBackend = LocalBackend(max_processes=len(specs)) if b.jobs_backend == "local" else InstantBackend()  # type: ignore[assignment]
+        manager = JobManager(backend, poll, RetryPolicy(max_retries=0), state_file=root / shape.name / "jobs.json")
+        try:
+            results = manager.run(specs)
+            returned = time.time()
+        finally:
+            if isinstance(backend, InstantBackend):
+                backend.close()
+        return _Ran(launched, results, returned, backend.writer_cpu if isinstance(backend, InstantBackend) else 0.0)
+
+    ran: dict[str, _Ran] = {}
+    index = {s.name: i for i, s in enumerate(shapes)}
+    waiting = {s.name: s for s in shapes}
+    started, cpu = time.time(), time.process_time()
+    with ThreadPoolExecutor(max_workers=len(shapes)) as pool:
+        live: dict[Future[_Ran], str] = {}
+
+        def launch() -> None:
+            for name, shape in list(waiting.items()):
+                if all(d in ran for d in shape.depends):
+                    del waiting[name]
+                    live[pool.submit(run_calibration, index[name], shape)] = name
+
+        launch()
+        while live:
+            done, _ = wait(live, return_when=FIRST_COMPLETED)
+            for future in done:
+                ran[live.pop(future)] = future.result()
+            launch()
+    makespan, cpu = time.time() - started, time.process_time() - cpu
+    jobs = [r for c in ran.values() for r in c.results]
+    failed = [r for r in jobs if r.state != JobState.DONE]
+    if failed:
+        raise SystemExit(f"overhead: {len(failed)} of {len(jobs)} subjobs failed, e.g. {failed[0].spec.name}: {failed[0].reason}")
+    unknown = [r for r in jobs if r.started_at is None or r.finished_at is None]
+    if unknown:
+        raise SystemExit(f"overhead: {len(unknown)} subjobs recorded no start or end, e.g. {unknown[0].spec.name}")
+    path, chain = critical_chain(shapes, {name: c.longest for name, c in ran.items()})
+    overhead = makespan - path
+    # where the chain's overhead went: before its jobs start, their spread past the longest, after they end
+    before = sum(ran[n].first_start - ran[n].launched for n in chain)
+    spread = sum(ran[n].last_end - ran[n].first_start - ran[n].longest for n in chain)
+    after = sum(ran[n].returned - ran[n].last_end for n in chain)
+    say(f"overhead: makespan {makespan:.2f} s, critical path of the jobs' own durations {path:.2f} s ({len(chain)} calibrations)")
+    say(
+        f"overhead: on the critical chain {before:.2f} s from launch to the first job's start (workdirs, submission), "
+        f"{spread:.2f} s of jobs starting later than the first, {after:.2f} s from the last job's end to the manager's return"
+    )
+    say(f"overhead: loop overhead {overhead:.2f} s ({100 * ratio(overhead, path):.1f} % of the critical path, target under 5 %)")
+    # an upper bound of the managers' own cost (this process also runs the fake jobs' writers), less noisy than wall time
+    say(f"overhead: {cpu:.2f} s of CPU in this process, {1000 * cpu / len(jobs):.3f} ms per subjob")
+    jobs_cpu = sum(c.jobs_cpu for c in ran.values())
+    if jobs_cpu:
+        own = cpu - jobs_cpu
+        say(
+            f"overhead: of which {jobs_cpu:.2f} s the fake jobs writing their files; the rest (managers, scheduling) "
+            f"{own:.2f} s, {1000 * own / len(jobs):.3f} ms per subjob"
+        )
+    # the costs are per calibration, not per job-second: what the same overhead is next to real subjobs
+    level = overhead / max(len(chain), 1)
+    say(
+        f"overhead: {level:.2f} s per calibration on the chain; with 10-minute subjobs that would be "
+        f"{100 * level / 600:.2f} % of the critical path"
+    )
+    print_ratio("loop_overhead", "critical_path", ratio(overhead, path), 1, note="target 0.05")
+
+
 def main() -> int:
     p = parser(__doc__)
     p.add_argument("--calibrations", type=int, help="scripts of the loop (default 60, quick 12)")
@@ -786,6 +1013,12 @@ def main() -> int:
     p.add_argument("--files", type=int, help="catalog files (default 200000, quick 2000)")
     p.add_argument("--repeats", type=int, help="repeats per measurement (default 3, quick 1)")
     p.add_argument("--ticks", type=int, help="sensor ticks per sensor (default 20, quick 3)")
+    p.add_argument("--subjobs", type=int, help="collector subjobs of the overhead part (default 20000, quick 300)")
+    p.add_argument("--job-seconds", type=float, help="a subjob's typical duration (default 10, quick 0.3)")
+    p.add_argument(
+        "--jobs-backend", choices=("instant", "local"), default="instant", help="the overhead part's backend"
+    )
+    p.add_argument("--jobs-dir", type=Path, help="where the overhead part's job directories go (default /dev/shm)")
     p.add_argument("--database-url", default="", help="calibration database (default: SQLite in a temp dir)")
     p.add_argument("--only", nargs="+", choices=PARTS, help="run only these parts")
     args = p.parse_args()
@@ -802,6 +1035,10 @@ def main() -> int:
             repeats=args.repeats or (1 if q else 3),
             ticks=args.ticks or (3 if q else 20),
             database_url=args.database_url or f"sqlite:///{root / 'home' / 'calibration.sqlite'}",
+            subjobs=args.subjobs or (300 if q else 20_000),
+            job_seconds=args.job_seconds or (0.3 if q else 10.0),
+            jobs_backend=args.jobs_backend,
+            jobs_dir=args.jobs_dir,
         )
         (root / "home").mkdir()
         parts = args.only or list(PARTS)
@@ -823,6 +1060,8 @@ def main() -> int:
                 part_size(b)
         if "rss" in parts:
             part_rss(b)
+        if "overhead" in parts:
+            part_overhead(b)
     return 0
 
 

@@ -3,13 +3,16 @@
 The experience of the calibration centres (paper, section on batch systems): submissions are spaced
 over time and kept under a global job limit, the scheduler is asked once per cycle about all jobs,
 a job the scheduler forgot is decided by its ``exit_code`` file, and failed jobs are resubmitted
-automatically after a delay (30 minutes by default).
+automatically after a delay (30 minutes by default). When a job ends, its own start and end (the
+wrapper's ``times`` file) are read into its result, so the queue wait is told apart from the run.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -17,7 +20,15 @@ from pathlib import Path
 from typing import Any
 
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
-from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, STDERR_FILE, STDOUT_FILE, read_exit_code
+from b2cal_assets.backends.wrapper import (
+    EXIT_CODE_FILE,
+    STDERR_FILE,
+    STDOUT_FILE,
+    TIMES_FILE,
+    JobTimes,
+    read_exit_code,
+    read_job_times,
+)
 from b2cal_assets.files import atomic_write_text
 
 __all__ = [
@@ -96,6 +107,9 @@ class JobResult:
     exit_code: int | None
     tries: int
     reason: str | None = None
+    #: the last try's own start and end (Unix epoch seconds, from the wrapper); None when unknown
+    started_at: float | None = None
+    finished_at: float | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +134,8 @@ class JobsCancelled(RuntimeError):
     """The jobs were cancelled: on request, on an interrupt, or because something failed (``__cause__``)."""
 
 
+_NO_TIMES = JobTimes(None, None)
+
 # internal states of one spec
 _WAITING = "waiting"  # not submitted yet (or waiting for its retry time)
 _LIVE = "live"  # submitted, not decided
@@ -139,10 +155,43 @@ class _Track:
     unseen_since: float | None = None
     exit_code: int | None = None
     reason: str | None = None
+    times: JobTimes = _NO_TIMES
+    #: this job's entry of the state file as last written, and what it was made from
+    saved: tuple[tuple[Any, ...], str] | None = None
+
+    def entry(self) -> str:
+        """This job's ``"key": {...}`` of the state file, encoded again only when it has changed."""
+        assert self.handle is not None
+        h = self.handle
+        made_from = (h.backend, h.job_id, h.name, h.workdir, self.tries, self.phase)
+        if self.saved is None or self.saved[0] != made_from:
+            entry = {
+                "backend": h.backend,
+                "job_id": h.job_id if self.phase == _LIVE else None,
+                "name": h.name,
+                "workdir": str(h.workdir),
+                "tries": self.tries,
+                "phase": self.phase,
+            }
+            self.saved = (made_from, f"{json.dumps(self.key)}: {json.dumps(entry, sort_keys=True)}")
+        return self.saved[1]
 
     def result(self) -> JobResult:
         state = {_DONE: JobState.DONE, _FAILED: JobState.FAILED}.get(self.phase, self.backend_state)
-        return JobResult(self.spec, self.handle, state, self.exit_code, self.tries, self.reason)
+        return JobResult(
+            self.spec,
+            self.handle,
+            state,
+            self.exit_code,
+            self.tries,
+            self.reason,
+            self.times.started_at,
+            self.times.finished_at,
+        )
+
+    def ended(self) -> None:
+        """The try has ended: keep its own start and end before a retry's wrapper overwrites them."""
+        self.times = read_job_times(self.spec.workdir)
 
 
 class JobManager:
@@ -284,6 +333,7 @@ class JobManager:
                 t.phase, t.handle, t.backend_state = _LIVE, handle, JobState.PENDING
                 t.tries += 1
                 t.unseen_since, t.exit_code, t.reason = None, None, None
+                t.times = _NO_TIMES
             last_chunk_at = now
             self._save(tracks)
             if policy.chunk_interval_s > 0:
@@ -309,10 +359,14 @@ class JobManager:
             if status.reason:
                 t.reason = status.reason
             if status.state == JobState.DONE:
+                # no save for this: a new manager skips the job by its exit_code file, or asks the
+                # backend once more about the saved job id; the run's end saves it (one write per cycle
+                # of a few hundred jobs ending is the manager's largest cost otherwise)
                 t.phase, t.exit_code = _DONE, status.exit_code if status.exit_code is not None else 0
-                changed = True
+                t.ended()
             elif status.state in (JobState.FAILED, JobState.CANCELLED):
                 self._failed(t, status, now)
+                t.ended()
                 changed = True
         if changed:
             self._save(tracks)
@@ -396,7 +450,8 @@ class JobManager:
     def _tracks(self, specs: Sequence[JobSpec]) -> list[_Track]:
         tracks, seen = [], set()
         for spec in specs:
-            key = f"{spec.name}@{Path(spec.workdir).absolute()}"
+            workdir = os.fspath(spec.workdir)
+            key = f"{spec.name}@{workdir if os.path.isabs(workdir) else Path(workdir).absolute()}"
             if key in seen:
                 raise ValueError(f"job {spec.name} appears twice with the same workdir {spec.workdir}")
             seen.add(key)
@@ -411,6 +466,7 @@ class JobManager:
         for t in tracks:
             if read_exit_code(t.spec.workdir) == 0:
                 t.phase, t.exit_code, t.backend_state = _DONE, 0, JobState.DONE
+                t.ended()
                 entry = saved.get(t.key)
                 if entry and entry.get("job_id"):
                     t.handle = _handle_from(entry, t.spec)
@@ -435,20 +491,11 @@ class JobManager:
     def _save(self, tracks: list[_Track]) -> None:
         if self.state_file is None:
             return
-        jobs = {}
-        for t in tracks:
-            if t.handle is None:
-                continue
-            jobs[t.key] = {
-                "backend": t.handle.backend,
-                "job_id": t.handle.job_id if t.phase == _LIVE else None,
-                "name": t.handle.name,
-                "workdir": str(t.handle.workdir),
-                "tries": t.tries,
-                "phase": t.phase,
-            }
         self.state_file.parent.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(self.state_file, json.dumps({"version": 1, "jobs": jobs}, indent=1, sort_keys=True))
+        # this runs after every chunk and every cycle that failed a job: each job's entry is encoded
+        # once per change, not once per save (tens of ms per save at a few hundred jobs otherwise)
+        jobs = ", ".join(t.entry() for t in tracks if t.handle is not None)
+        atomic_write_text(self.state_file, f'{{"jobs": {{{jobs}}}, "version": 1}}')
 
 
 def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
@@ -461,12 +508,21 @@ def _handle_from(entry: dict[str, Any], spec: JobSpec) -> JobHandle:
 
 
 def _prepare_workdir(workdir: Path, tries: int) -> None:
-    """Before a resubmission: drop the stale exit_code and keep the last try's logs as ``<log>.<try>``."""
-    workdir = Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / EXIT_CODE_FILE).unlink(missing_ok=True)
+    """Before a resubmission: drop the stale exit_code and times, keep the last try's logs as ``<log>.<try>``."""
+    # plain os calls on strings: this runs for every job before its chunk is submitted, and pathlib's
+    # own parsing costs about three times the system calls
+    path = os.fspath(workdir)
+    try:
+        os.mkdir(path)  # the caller has usually made it: one system call that fails
+    except FileExistsError:
+        pass
+    except FileNotFoundError:
+        os.makedirs(path, exist_ok=True)
+    for name in (EXIT_CODE_FILE, TIMES_FILE):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(path, name))
     if tries:
         for name in (STDOUT_FILE, STDERR_FILE):
-            log = workdir / name
-            if log.exists():
-                log.replace(workdir / f"{name}.{tries}")
+            log = os.path.join(path, name)
+            if os.path.exists(log):
+                os.replace(log, os.path.join(path, f"{name}.{tries}"))

@@ -224,7 +224,18 @@ def run_framework_job(
     # a run resumed after an interruption re-attaches to the job, or takes the output of a job that ended 0
     manager = JobManager(backend, submit_policy, RetryPolicy(max_retries=0), state_file=state_file)
     (result,) = manager.run([spec], on_progress=report, should_cancel=should_cancel)
-    ran = [SubjobRecord(Path(job.script_file).stem, 0, FRAMEWORK_JOB, result.state.value, result.exit_code, run_dir)]
+    ran = [
+        SubjobRecord(
+            Path(job.script_file).stem,
+            0,
+            FRAMEWORK_JOB,
+            result.state.value,
+            result.exit_code,
+            run_dir,
+            started_at=result.started_at,
+            finished_at=result.finished_at,
+        )
+    ]
     if result.state != JobState.DONE or result.exit_code != 0:
         raise CalibrationFailed(
             f"{job.calibration_script_name}: b2caf-prompt-run ended {result.state.value} with "

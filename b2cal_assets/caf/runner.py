@@ -121,6 +121,9 @@ class SubjobRecord:
     exit_code: int | None
     workdir: Path
     tries: int = 1
+    #: the job's own start and end (Unix epoch seconds, from its wrapper); None when unknown
+    started_at: float | None = None
+    finished_at: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {**self.__dict__, "workdir": str(self.workdir)}
@@ -461,7 +464,15 @@ class _Runner:
         )
         records = [
             SubjobRecord(
-                cal.name, iteration, r.spec.name, r.state.value, r.exit_code, Path(r.spec.workdir), r.tries
+                cal.name,
+                iteration,
+                r.spec.name,
+                r.state.value,
+                r.exit_code,
+                Path(r.spec.workdir),
+                r.tries,
+                r.started_at,
+                r.finished_at,
             )
             for r in results
         ]

@@ -101,13 +101,14 @@ def run(args) -> int:
                 j.state,
                 "" if j.exit_code is None else str(j.exit_code),
                 str(j.tries),
+                "" if j.duration_s is None else f"{j.duration_s:.0f} s",
                 j.workdir,
             ]
             for rows in jobs.values()
             for j in rows
         ]
         print_table(
-            ["processing", "calibration", "attempt", "job", "backend", "state", "exit", "tries", "logs"],
+            ["processing", "calibration", "attempt", "job", "backend", "state", "exit", "tries", "ran", "logs"],
             job_table,
         )
     if not args.no_runs:

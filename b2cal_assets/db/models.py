@@ -228,6 +228,9 @@ class Job(Base):
     tries: Mapped[int] = mapped_column(Integer, default=0)
     workdir: Mapped[str] = mapped_column(String(1024), default="")
     updated_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # the job's own start and end (UTC) from its wrapper: the run without the batch queue's wait
+    started_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime, default=None)
 
 
 class Signoff(Base):

@@ -470,6 +470,8 @@ class AttemptRules:
                 "exit_code": sj.get("exit_code"),
                 "tries": int(sj.get("tries", 1)),
                 "workdir": str(sj.get("workdir", "")),
+                "started_at": jobs.utc_from_epoch(sj.get("started_at")),
+                "finished_at": jobs.utc_from_epoch(sj.get("finished_at")),
             }
             for sj in subjobs
         ]

@@ -108,6 +108,8 @@ class JobRow:
     exit_code: int | None
     tries: int
     workdir: str
+    #: the job's own run time from its wrapper (no queue wait); None when it did not record one
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)

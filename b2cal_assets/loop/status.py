@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from b2cal_assets.db.repo import attempts, calibrations, jobs, payloads, processings
 from b2cal_assets.domain.states import DONE_STATES, AttemptState, CalibrationState
 from b2cal_assets.loop.context import LoopContext
@@ -97,6 +99,7 @@ class StatusViews:
                             job.exit_code,
                             job.tries,
                             job.workdir,
+                            _duration_s(job.started_at, job.finished_at),
                         )
                     )
             return out
@@ -107,3 +110,9 @@ def _jobs_summary(states: list[str]) -> str:
     for state in states:
         counts[state] = counts.get(state, 0) + 1
     return ", ".join(f"{n} {state}" for state, n in sorted(counts.items()))
+
+
+def _duration_s(started: datetime | None, finished: datetime | None) -> float | None:
+    if started is None or finished is None:
+        return None
+    return (finished - started).total_seconds()

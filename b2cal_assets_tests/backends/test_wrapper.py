@@ -8,7 +8,14 @@ import time
 import pytest
 
 from b2cal_assets.backends.base import JobSpec
-from b2cal_assets.backends.wrapper import log_tail, read_exit_code, render_wrapper, write_wrapper
+from b2cal_assets.backends.wrapper import (
+    JobTimes,
+    log_tail,
+    read_exit_code,
+    read_job_times,
+    render_wrapper,
+    write_wrapper,
+)
 
 
 def _spec(tmp_path, *argv, env=None):
@@ -80,3 +87,48 @@ def test_bad_env_name_and_empty_argv_are_refused(tmp_path):
         render_wrapper(_spec(tmp_path, "true", env={"BAD-NAME": "x"}))
     with pytest.raises(ValueError, match="argv is empty"):
         render_wrapper(_spec(tmp_path))
+
+
+def test_the_job_records_its_own_start_and_end_next_to_its_exit_code(tmp_path):
+    spec = _spec(tmp_path, "sleep", "0.2")
+    (spec.workdir / "times").write_text("1.0 2.0\n")  # a stale try's
+    before = time.time()
+    _run(write_wrapper(spec))
+    after = time.time()
+    times = read_job_times(spec.workdir)
+    assert before <= times.started_at <= times.finished_at <= after
+    assert times.duration_s >= 0.2  # the command's run is inside the recorded span
+    assert not (spec.workdir / "times.tmp").exists()
+
+
+def test_a_running_job_has_a_start_and_no_end_yet(tmp_path):
+    spec = _spec(tmp_path, "sleep", "60")
+    proc = subprocess.Popen(["bash", str(write_wrapper(spec))], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while read_job_times(spec.workdir).started_at is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        times = read_job_times(spec.workdir)
+        assert times.started_at is not None and times.finished_at is None and times.duration_s is None
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 143
+    assert read_job_times(spec.workdir).finished_at is not None  # a killed job has its end too
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("1796409619,848978 1796409620,054241\n", JobTimes(1796409619.848978, 1796409620.054241)),
+        ("1796409619\n", JobTimes(1796409619.0, None)),
+        ("garbage here\n", JobTimes(None, None)),
+        ("", JobTimes(None, None)),
+    ],
+)
+def test_times_in_any_locale_or_half_written_are_read_without_error(tmp_path, text, expected):
+    (tmp_path / "times").write_text(text)
+    assert read_job_times(tmp_path) == expected
+
+
+def test_a_job_that_never_ran_has_no_times(tmp_path):
+    assert read_job_times(tmp_path / "missing") == JobTimes(None, None)

@@ -109,6 +109,7 @@ def test_scale_benchmark_measures_every_part_against_its_baseline():
             ("code_location_rss", "stock_definitions_rss"),
             ("daemon_tree_rss", "stock_daemon_tree_rss"),
             ("daemon_process_rss", "stock_daemon_process_rss"),
+            ("loop_overhead", "critical_path"),
         },
     )
     # every generated calibration loaded (the benchmark exits non-zero otherwise) and the size is printed

@@ -334,3 +334,22 @@ def test_sites_stored_before_0006_keep_b2cals_runner(db_url):
     assert migrate.downgrade(db_url, "0005_loopcore").current == "0005_loopcore"
     assert migrate.upgrade(db_url).state == "current"
     assert _diff(db_url) == []
+
+
+def test_0011_adds_the_jobs_own_times_and_takes_them_away_again(db_url):
+    def job_columns():
+        engine = create_database_engine(db_url)
+        try:
+            return {c["name"]: c for c in inspect(engine).get_columns("job")}
+        finally:
+            engine.dispose()
+
+    migrate.upgrade(db_url, "0010_remote")
+    assert not {"started_at", "finished_at"} & set(job_columns())
+    assert migrate.upgrade(db_url).current == migrate.head_revision()
+    columns = job_columns()
+    assert columns["started_at"]["nullable"] and columns["finished_at"]["nullable"]  # older jobs have none
+    assert migrate.downgrade(db_url, "0010_remote").current == "0010_remote"
+    assert not {"started_at", "finished_at"} & set(job_columns())
+    assert migrate.upgrade(db_url).state == "current"
+    assert _diff(db_url) == []

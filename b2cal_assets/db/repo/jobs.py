@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -13,12 +14,12 @@ from b2cal_assets.db.models import Job
 from b2cal_assets.db.repo.attempts import get_attempt
 from b2cal_assets.db.repo.rows import check_fields
 
-SETTABLE = ("backend_job_id", "state", "exit_code", "tries", "workdir")
+SETTABLE = ("backend_job_id", "state", "exit_code", "tries", "workdir", "started_at", "finished_at")
 
 
 def record_jobs(s: Session, attempt_id: int, backend: str, jobs: Iterable[Mapping[str, Any]]) -> list[Job]:
     """Record (or update, matched by ``name``) the attempt's subjobs; each mapping has ``name`` and any of
-    backend_job_id, state, exit_code, tries, workdir. Recording the same jobs again after a resume is safe."""
+    backend_job_id, state, exit_code, tries, workdir, started_at, finished_at (UTC datetimes). Recording the same jobs again after a resume is safe."""
     get_attempt(s, attempt_id)
     existing = {job.name: job for job in list_jobs(s, attempt_id)}
     recorded = []
@@ -38,6 +39,13 @@ def record_jobs(s: Session, attempt_id: int, backend: str, jobs: Iterable[Mappin
         recorded.append(job)
     s.flush()
     return recorded
+
+
+def utc_from_epoch(epoch: float | None) -> datetime | None:
+    """A wrapper's epoch seconds as the naive UTC datetime the job table stores; ``None`` stays ``None``."""
+    if epoch is None:
+        return None
+    return datetime.fromtimestamp(float(epoch), UTC).replace(tzinfo=None)
 
 
 def list_jobs(s: Session, attempt_id: int) -> list[Job]:

@@ -21,7 +21,8 @@ from b2cal_assets.backends.base import BackendError
 from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.caf.validation_batch import ValidationJobFailed, ValidationJobs
 from b2cal_assets.caf.validation_job import ValidationRun, run_validation_job
-from b2cal_assets.db.repo import attempts, jobs as job_rows
+from b2cal_assets.db.repo import attempts
+from b2cal_assets.db.repo import jobs as job_rows
 from b2cal_assets.loop.service import LoopService
 
 VALIDATION_WORKDIR = "validation_run"

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.caf.job_spec import JsonSpec, spec_main
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.files import atomic_write_text
@@ -42,7 +43,7 @@ _EVENT_TABLES = ("TTree", "ROOT::RNTuple")  # what uproot writes a dict of array
 
 
 @dataclass(frozen=True)
-class CdstJobSpec:
+class CdstJobSpec(JsonSpec):
     """What one cDST job needs, with every path as the job sees it (under a remote site's root)."""
 
     producer: str
@@ -54,24 +55,20 @@ class CdstJobSpec:
     out_dir: Path = Path(CDST_OUT_DIR)
     outputs: Path = Path(CDST_OUTPUTS_FILE)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "producer": self.producer,
-                "data_tag": self.data_tag,
-                "exp": self.exp,
-                "run": self.run,
-                "files": list(self.files),
-                "conditions_chain": [str(p) for p in self.conditions_chain],
-                "out_dir": str(self.out_dir),
-                "outputs": str(self.outputs),
-            },
-            indent=1,
-        )
+    def fields(self) -> dict[str, Any]:
+        return {
+            "producer": self.producer,
+            "data_tag": self.data_tag,
+            "exp": self.exp,
+            "run": self.run,
+            "files": list(self.files),
+            "conditions_chain": [str(p) for p in self.conditions_chain],
+            "out_dir": str(self.out_dir),
+            "outputs": str(self.outputs),
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> CdstJobSpec:
-        data = json.loads(text)
+    def from_fields(cls, data: dict[str, Any]) -> CdstJobSpec:
         return cls(
             producer=str(data["producer"]),
             data_tag=str(data["data_tag"]),
@@ -175,12 +172,7 @@ def read_outputs(path: Path) -> list[CdstOutput]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m b2cal_assets.caf.cdst_job SPEC.json", file=sys.stderr)
-        return 2
-    run_cdst_job(CdstJobSpec.from_json(Path(args[0]).read_text()))
-    return 0
+    return spec_main(argv, "b2cal_assets.caf.cdst_job", lambda text: run_cdst_job(CdstJobSpec.from_json(text)))
 
 
 if __name__ == "__main__":

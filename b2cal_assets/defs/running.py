@@ -114,7 +114,7 @@ def site_backend(context, service: LoopService, processing: str):
 def close_backend(context, *backends) -> None:
     """End what a step's backends hold open once its job manager is done: a remote site's SSH master
     connection (``ssh -O exit``), a container engine's client. Never fails the step: it is done."""
-    for backend in dict.fromkeys(backends):  # each once
+    for backend in {id(b): b for b in backends}.values():  # each once (a backend may be unhashable)
         close = getattr(backend, "close", None)
         if not callable(close):
             continue

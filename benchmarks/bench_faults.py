@@ -4,6 +4,7 @@
     .venv/bin/python benchmarks/bench_faults.py --only database_restart_mariadb,daemon_killed
     .venv/bin/python benchmarks/bench_faults.py --slurm    # the job-manager part on the Slurm of .ci/services
     .venv/bin/python benchmarks/bench_faults.py --quick    # the job-manager part only, a few seconds
+    .venv/bin/python benchmarks/bench_faults.py --tiny --skip-job-manager  # every loop fault, smallest loop
 
 **The job manager** (collector-like jobs through ``JobManager`` on a real backend):
 
@@ -111,15 +112,19 @@ def main() -> int:
     p.add_argument("--repeats", type=int, default=None, help="runs per fault (default 3, quick 1)")
     p.add_argument("--only", default="", help="comma-separated fault names of the loop part (default all)")
     p.add_argument("--skip-job-manager", action="store_true", help="only the loop part")
+    p.add_argument(
+        "--tiny", action="store_true", help="the loop part at its smallest size (the test suite runs it so)"
+    )
     args = p.parse_args()
     code = 0 if args.skip_job_manager else job_manager_matrix(args)
     if not args.quick:
-        code = max(code, loop_matrix([n for n in args.only.split(",") if n]))
+        code = max(code, loop_matrix([n for n in args.only.split(",") if n], tiny=args.tiny))
     return code
 
 
-def loop_matrix(only: list[str]) -> int:
-    """The whole loop's faults, each after its clean twin; 1 if one was not survived."""
+def loop_matrix(only: list[str], *, tiny: bool = False) -> int:
+    """The whole loop's faults, each after its clean twin; 1 if one was not survived. ``tiny``: each
+    loop as small as its fault allows (the figures are then not the README's)."""
     from loop_faults import DAEMON_FAULTS, IN_PROCESS, in_process, through_daemon
 
     daemon_faults = DAEMON_FAULTS
@@ -131,7 +136,7 @@ def loop_matrix(only: list[str]) -> int:
     code = 0
     for name in names:  # each right after its clean twin: the machine's load drifts over minutes
         if name in IN_PROCESS:
-            clean, fault = in_process(name, inject=False), in_process(name, inject=True)
+            clean, fault = in_process(name, inject=False, tiny=tiny), in_process(name, inject=True, tiny=tiny)
         else:
             mariadb = name.endswith("_mariadb")
             clean, fault = through_daemon("clean", mariadb=mariadb), through_daemon(name, mariadb=mariadb)

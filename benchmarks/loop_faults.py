@@ -133,12 +133,20 @@ IN_PROCESS = {  # fault: (runs, environment) of both the fault and its clean twi
 }
 # one subjob of each calibration fails on its first try: 3 of 30 (the same as the fault test)
 FAIL_ONCE = ("hadron_calib_e1_r3.root", "bhabha_all_calib_e1_r6.root", "cdst_e1_r9.root")
+# ``tiny``: the same with 3 runs, one subjob a run: 3 of 9
+TINY_RUNS = 3
+TINY_FAIL_ONCE = ("hadron_calib_e1_r1.root", "bhabha_all_calib_e1_r2.root", "cdst_e1_r3.root")
 
 
-def in_process(fault: str, inject: bool) -> LoopOutcome:
-    """``fault`` (``inject``) or its clean twin: the same loop, database and settings, nothing injected."""
+def in_process(fault: str, inject: bool, *, tiny: bool = False) -> LoopOutcome:
+    """``fault`` (``inject``) or its clean twin: the same loop, database and settings, nothing injected.
+    ``tiny``: the fault of failing subjobs on 3 runs instead of 10 (the others have 2 already)."""
     runs, env = IN_PROCESS[fault]
     env = dict(env)
+    fail_once_files = FAIL_ONCE
+    if tiny and runs > TINY_RUNS:
+        runs, fail_once_files = TINY_RUNS, TINY_FAIL_ONCE
+        env["B2CAL_TOY_A_MAX_JOBS"] = str(TINY_RUNS)
     root = Path(tempfile.mkdtemp(prefix=f"b2cal-bench-{fault}-"))
     server = None
     try:
@@ -151,7 +159,7 @@ def in_process(fault: str, inject: bool) -> LoopOutcome:
             server.start()
             env["B2CAL_DATABASE_URL"] = server.url
         with toy_environment(root, env):
-            fail_once = FAIL_ONCE if inject and fault == "subjobs_fail_once_10pct" else ()
+            fail_once = fail_once_files if inject and fault == "subjobs_fail_once_10pct" else ()
             prepare_toy(root, runs, fail_once)
             manual, between, note, restarter, log = 0, None, "", None, []
             if inject and server is not None:

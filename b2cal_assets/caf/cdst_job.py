@@ -5,6 +5,8 @@ The job runs at the site, beside the collector subjobs: it imports the producer 
 and the conditions of the signed-off upstream payloads (a chain of outputdb directories), and writes
 the list of what it produced to ``cdst_outputs.json`` at the top of its directory, the one file a
 remote site sends back. The cDST files stay in ``cdst/`` below it, where the site's jobs read them.
+Each file's number of events is read from the file itself (the entries of its event tree, with uproot
+where the site has it), so the catalogue knows it without opening the file again.
 Nothing here needs the orchestrator: no settings, no database, only numpy and the producer's imports.
 """
 
@@ -18,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from b2cal_assets.caf.job_spec import JsonSpec, spec_main
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.domain.iov import ExpRun
 from b2cal_assets.files import atomic_write_text
@@ -27,6 +30,7 @@ __all__ = [
     "CDST_OUT_DIR",
     "CdstJobSpec",
     "CdstOutput",
+    "events_in",
     "load_producer",
     "read_outputs",
     "run_cdst_job",
@@ -35,10 +39,11 @@ __all__ = [
 CDST_OUTPUTS_FILE = "cdst_outputs.json"
 CDST_OUT_DIR = "cdst"
 DEFAULT_PRODUCER_FUNCTION = "produce_cdst"
+_EVENT_TABLES = ("TTree", "ROOT::RNTuple")  # what uproot writes a dict of arrays as (RNTuple in uproot 5.6+)
 
 
 @dataclass(frozen=True)
-class CdstJobSpec:
+class CdstJobSpec(JsonSpec):
     """What one cDST job needs, with every path as the job sees it (under a remote site's root)."""
 
     producer: str
@@ -50,24 +55,20 @@ class CdstJobSpec:
     out_dir: Path = Path(CDST_OUT_DIR)
     outputs: Path = Path(CDST_OUTPUTS_FILE)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "producer": self.producer,
-                "data_tag": self.data_tag,
-                "exp": self.exp,
-                "run": self.run,
-                "files": list(self.files),
-                "conditions_chain": [str(p) for p in self.conditions_chain],
-                "out_dir": str(self.out_dir),
-                "outputs": str(self.outputs),
-            },
-            indent=1,
-        )
+    def fields(self) -> dict[str, Any]:
+        return {
+            "producer": self.producer,
+            "data_tag": self.data_tag,
+            "exp": self.exp,
+            "run": self.run,
+            "files": list(self.files),
+            "conditions_chain": [str(p) for p in self.conditions_chain],
+            "out_dir": str(self.out_dir),
+            "outputs": str(self.outputs),
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> CdstJobSpec:
-        data = json.loads(text)
+    def from_fields(cls, data: dict[str, Any]) -> CdstJobSpec:
         return cls(
             producer=str(data["producer"]),
             data_tag=str(data["data_tag"]),
@@ -89,6 +90,7 @@ class CdstOutput:
     exp: int
     run: int
     size_bytes: int
+    n_events: int = 0  # 0: not known (not a ROOT file, or no uproot at the site)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -97,6 +99,7 @@ class CdstOutput:
             "exp": self.exp,
             "run": self.run,
             "size_bytes": self.size_bytes,
+            "n_events": self.n_events,
         }
 
 
@@ -118,10 +121,35 @@ def run_cdst_job(spec: CdstJobSpec, *, log: Callable[..., Any] = print) -> list[
         path = Path(path).absolute()
         if not path.is_file():
             raise FileNotFoundError(f"the producer {spec.producer} returned {path}, which is not a file")
-        outputs.append(CdstOutput(str(path), spec.data_tag, spec.exp, spec.run, path.stat().st_size))
-        log(f"wrote {path} ({path.stat().st_size} bytes)", flush=True)
+        events = events_in(path)
+        outputs.append(
+            CdstOutput(str(path), spec.data_tag, spec.exp, spec.run, path.stat().st_size, events or 0)
+        )
+        counted = f"{events} events" if events is not None else "events not countable: no ROOT tree read"
+        log(f"wrote {path} ({path.stat().st_size} bytes, {counted})", flush=True)
     atomic_write_text(spec.outputs, json.dumps({"files": [o.to_json() for o in outputs]}, indent=1))
     return outputs
+
+
+def events_in(path: Path) -> int | None:
+    """The events of a cDST file: the entries of its tree ``tree`` (a basf2 file's), else of its
+    largest tree (TTree or RNTuple); ``None`` when it cannot be read as ROOT here (no uproot, another format)."""
+    try:
+        import uproot  # in the job: the site's Python has it when its producer writes ROOT with it
+    except ImportError:
+        return None
+    try:
+        with uproot.open(path) as file:
+            entries = {
+                key.partition(";")[0]: int(file[key].num_entries)
+                for key, kind in file.classnames().items()
+                if kind in _EVENT_TABLES
+            }
+    except (OSError, ValueError, KeyError):
+        return None
+    if not entries:
+        return None
+    return entries.get("tree", max(entries.values()))
 
 
 def read_outputs(path: Path) -> list[CdstOutput]:
@@ -129,7 +157,14 @@ def read_outputs(path: Path) -> list[CdstOutput]:
     try:
         data = json.loads(Path(path).read_text())
         return [
-            CdstOutput(str(f["path"]), str(f["data_tag"]), int(f["exp"]), int(f["run"]), int(f["size_bytes"]))
+            CdstOutput(
+                str(f["path"]),
+                str(f["data_tag"]),
+                int(f["exp"]),
+                int(f["run"]),
+                int(f["size_bytes"]),
+                int(f.get("n_events", 0)),  # a job of an earlier version did not count them
+            )
             for f in data["files"]
         ]
     except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -137,12 +172,7 @@ def read_outputs(path: Path) -> list[CdstOutput]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m b2cal_assets.caf.cdst_job SPEC.json", file=sys.stderr)
-        return 2
-    run_cdst_job(CdstJobSpec.from_json(Path(args[0]).read_text()))
-    return 0
+    return spec_main(argv, "b2cal_assets.caf.cdst_job", lambda text: run_cdst_job(CdstJobSpec.from_json(text)))
 
 
 if __name__ == "__main__":

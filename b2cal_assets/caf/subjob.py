@@ -7,7 +7,6 @@ per run to ``collected.npz`` (keys ``<exp>_<run>/<array>``), atomically, in its 
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -19,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from b2cal_assets.caf.framework import Calibration, CollectorContext
+from b2cal_assets.caf.job_spec import JsonSpec, spec_main
 from b2cal_assets.caf.localdb import ConditionsChain
 from b2cal_assets.caf.shim import load_script_module, script_imports
 from b2cal_assets.domain.iov import ExpRun, IoV
@@ -39,7 +39,7 @@ COLLECTED_FILE = "collected.npz"
 
 
 @dataclass(frozen=True)
-class SubjobSpec:
+class SubjobSpec(JsonSpec):
     """What a collector subjob needs, as written to its JSON file by the runner."""
 
     script_file: Path
@@ -53,26 +53,22 @@ class SubjobSpec:
     conditions_chain: list[Path] = field(default_factory=list)
     output: Path = Path(COLLECTED_FILE)
 
-    def to_json(self) -> str:
-        return json.dumps(
-            {
-                "script_file": str(self.script_file),
-                "calibrations_dir": str(self.calibrations_dir) if self.calibrations_dir else None,
-                "calibration": self.calibration,
-                "input_data": {k: {p: list(iov) for p, iov in v.items()} for k, v in self.input_data.items()},
-                "requested_iov": list(self.requested_iov),
-                "expert_config": self.expert_config,
-                "iteration": self.iteration,
-                "files": list(self.files),
-                "conditions_chain": [str(p) for p in self.conditions_chain],
-                "output": str(self.output),
-            },
-            indent=1,
-        )
+    def fields(self) -> dict[str, Any]:
+        return {
+            "script_file": str(self.script_file),
+            "calibrations_dir": str(self.calibrations_dir) if self.calibrations_dir else None,
+            "calibration": self.calibration,
+            "input_data": {k: {p: list(iov) for p, iov in v.items()} for k, v in self.input_data.items()},
+            "requested_iov": list(self.requested_iov),
+            "expert_config": self.expert_config,
+            "iteration": self.iteration,
+            "files": list(self.files),
+            "conditions_chain": [str(p) for p in self.conditions_chain],
+            "output": str(self.output),
+        }
 
     @classmethod
-    def from_json(cls, text: str) -> SubjobSpec:
-        data = json.loads(text)
+    def from_fields(cls, data: dict[str, Any]) -> SubjobSpec:
         return cls(
             script_file=Path(data["script_file"]),
             calibrations_dir=Path(data["calibrations_dir"]) if data.get("calibrations_dir") else None,
@@ -218,13 +214,7 @@ def _write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
-    if len(args) != 1:
-        print("usage: python -m b2cal_assets.caf.subjob SPEC.json", file=sys.stderr)
-        return 2
-    spec = SubjobSpec.from_json(Path(args[0]).read_text())
-    run_subjob(spec)
-    return 0
+    return spec_main(argv, "b2cal_assets.caf.subjob", lambda text: run_subjob(SubjobSpec.from_json(text)))
 
 
 if __name__ == "__main__":

@@ -10,6 +10,11 @@ fetches the files at the top of a job's directory). The results are then copied 
 payload store (``<attempt>/validation_run/``), where the checks, the calibration page and the ticket
 find the plots. A job that leaves no results is a ``ValidationJobFailed`` with the job's log tail; a
 site that cannot be reached is the backend's ``BackendError``, named by the site.
+
+The job manager keeps its state in ``jobs.json`` in the job's directory: a check run that was killed
+while its job ran at the site leaves it there, and the next run over the same validation adopts that
+job (still running or finished) instead of submitting another. ``record`` hears the job's row for the
+calibration database (``b2cal status --jobs``) when it is submitted and when it ends.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import Any
 
 from b2cal_assets.archives import extract_data
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobSpec, JobState
-from b2cal_assets.backends.manager import JobManager, JobsCancelled, RetryPolicy, SubmitPolicy
+from b2cal_assets.backends.manager import JobManager, JobResult, JobsCancelled, RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import log_tail
 from b2cal_assets.caf.scripts import ValidationScript
 from b2cal_assets.caf.shim import validations_dir_of
@@ -38,6 +43,7 @@ from b2cal_assets.files import atomic_copytree
 
 __all__ = [
     "CONFIG_FILE",
+    "JOBS_STATE_FILE",
     "RESULTS_TAR",
     "ValidationJobFailed",
     "ValidationJobs",
@@ -46,6 +52,7 @@ __all__ = [
 
 CONFIG_FILE = "validation_config.json"
 RESULTS_TAR = "validation_results.tar.gz"
+JOBS_STATE_FILE = "jobs.json"  # the job manager's state: a killed check run's job is adopted, not resubmitted
 FRAMEWORK_TOOL = "b2val-prompt-run"
 
 
@@ -81,14 +88,52 @@ class ValidationJobs:
         expert_config: Mapping[str, Any] | None,
         workdir: Path,
         results_dir: Path,
+        record: Callable[[dict[str, Any]], None] | None = None,
     ) -> ValidationRun:
         """Run ``validation`` over the finished job ``job_path`` as one job in ``workdir``; its
-        ``validation_results/`` end up in ``results_dir`` (replaced as a whole)."""
+        ``validation_results/`` end up in ``results_dir`` (replaced as a whole). ``record`` hears the
+        job's row (name, state, exit code, tries, work directory, the site's job id)."""
         workdir = Path(workdir).absolute()
-        if workdir.exists():
-            shutil.rmtree(workdir)  # each check runs the validation afresh
-        workdir.mkdir(parents=True)
-        spec = validation_job_spec(
+        state_file = workdir / JOBS_STATE_FILE
+        interrupted = _config_of(workdir) if state_file.is_file() else None
+        if interrupted is None:
+            _fresh(workdir)  # each check runs the validation afresh
+        spec = self._spec(validation, job_path, requested_iov, expert_config, workdir)
+        if interrupted is not None and _config_of(workdir) != interrupted:
+            _fresh(workdir)  # the killed run's job was of other settings: not that one's results
+            spec = self._spec(validation, job_path, requested_iov, expert_config, workdir)
+        if self.log is not None:
+            adopted = " (the job of an interrupted run, adopted)" if interrupted is not None else ""
+            self.log(
+                f"{validation.name}: the validation runs as one {self.backend.name} job{self._at()}{adopted}: "
+                f"{spec.argv[-1]}"
+            )
+        manager = JobManager(self.backend, self.submit_policy, RetryPolicy(max_retries=0), state_file=state_file)
+        hear = record or (lambda _row: None)
+        hear(_row(JobResult(spec, None, JobState.PENDING, None, 0)))
+        try:
+            (result,) = manager.run([spec], should_cancel=self.should_cancel, on_done=lambda r: hear(_row(r)))
+        except JobsCancelled as exc:
+            hear({"name": spec.name, "state": JobState.CANCELLED.value, "workdir": str(workdir)})
+            if isinstance(exc.__cause__, BackendError):
+                raise exc.__cause__ from None  # the site's own words: unreachable, disk full, ...
+            raise
+        if result.state != JobState.DONE:
+            hear(_row(result))
+        try:
+            return self._results(validation, result, workdir, Path(results_dir))
+        finally:
+            state_file.unlink(missing_ok=True)  # this job's results are used: the next check runs afresh
+
+    def _spec(
+        self,
+        validation: ValidationScript,
+        job_path: Path,
+        requested_iov: IoV | tuple[int, int, int, int],
+        expert_config: Mapping[str, Any] | None,
+        workdir: Path,
+    ) -> JobSpec:
+        return validation_job_spec(
             validation,
             backend=self.backend,
             job_path=job_path,
@@ -100,15 +145,11 @@ class ValidationJobs:
             framework_backend=self.framework_backend,
             backend_args=self.backend_args,
         )
-        if self.log is not None:
-            self.log(f"{validation.name}: the validation runs as one {self.backend.name} job{self._at()}: {spec.argv[-1]}")
-        manager = JobManager(self.backend, self.submit_policy, RetryPolicy(max_retries=0))
-        try:
-            (result,) = manager.run([spec], should_cancel=self.should_cancel)
-        except JobsCancelled as exc:
-            if isinstance(exc.__cause__, BackendError):
-                raise exc.__cause__ from None  # the site's own words: unreachable, disk full, ...
-            raise
+
+    def _results(
+        self, validation: ValidationScript, result: JobResult, workdir: Path, results_dir: Path
+    ) -> ValidationRun:
+        """The job's tarball unpacked into ``results_dir``; ``ValidationJobFailed`` when it left none."""
         tarball = workdir / RESULTS_TAR
         if not tarball.is_file():
             ended = f"ended {result.state.value} with exit code {result.exit_code}"
@@ -195,6 +236,33 @@ def validation_job_spec(
         backend_args=dict(backend_args or {}),
         inputs=tuple(inputs),
     )
+
+
+def _fresh(workdir: Path) -> None:
+    if workdir.exists():
+        shutil.rmtree(workdir)
+    workdir.mkdir(parents=True)
+
+
+def _config_of(workdir: Path) -> str | None:
+    try:
+        return (workdir / CONFIG_FILE).read_text()
+    except OSError:
+        return None
+
+
+def _row(result: JobResult) -> dict[str, Any]:
+    """The job as the calibration database records it (``db.repo.jobs.record_jobs``)."""
+    row: dict[str, Any] = {
+        "name": result.spec.name,
+        "state": result.state.value,
+        "exit_code": result.exit_code,
+        "tries": result.tries,
+        "workdir": str(result.spec.workdir),
+    }
+    if result.handle is not None:
+        row["backend_job_id"] = result.handle.job_id
+    return row
 
 
 def _run_of(exit_code: int, folder: Path) -> ValidationRun:

@@ -20,7 +20,7 @@ from b2cal_assets.caf.validation_batch import ValidationJobs
 from b2cal_assets.defs.assets import BACKEND_RESOURCE_KEYS
 from b2cal_assets.defs.keys import VALIDATION_CHECK, VALIDITY_CHECK, payloads_key
 from b2cal_assets.defs.partitions import partitioned_checks, processing_partitions
-from b2cal_assets.defs.running import framework_backend, site_backend
+from b2cal_assets.defs.running import close_backend, framework_backend, site_backend
 from b2cal_assets.domain.site_runner import RunnerKind, framework_settings
 from b2cal_assets.loop.page_views import validation_dir
 from b2cal_assets.loop.payload_checks import validity_problems
@@ -177,9 +177,6 @@ def build_checks(calibrations: Mapping[str, CalibrationScript]) -> list[dg.Asset
                             jobs.append(validation_jobs(context, service, processing))
                         yield _validation_result(service, processing, name, script, jobs[0] if jobs else None)
             finally:
-                for job in jobs:
-                    close = getattr(job.backend, "close", None)
-                    if callable(close):
-                        close()
+                close_backend(context, *(job.backend for job in jobs))
 
     return [_checks]

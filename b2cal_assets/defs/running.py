@@ -112,6 +112,19 @@ def site_backend(context, service: LoopService, processing: str):
     return site, resource, backend
 
 
+def close_backend(context, *backends) -> None:
+    """End what a step's backends hold open once its job manager is done: a remote site's SSH master
+    connection (``ssh -O exit``), a container engine's client. Never fails the step: it is done."""
+    for backend in {id(b): b for b in backends}.values():  # each once (a backend may be unhashable)
+        close = getattr(backend, "close", None)
+        if not callable(close):
+            continue
+        try:
+            close()
+        except Exception as exc:  # the connection ends by itself after ControlPersist
+            context.log.warning(f"could not close the {getattr(backend, 'name', 'batch')} backend: {exc}")
+
+
 def framework_backend(site, settings: FrameworkSettings, backend):
     """Where a framework site's jobs run: in a container of its image on the deployment's container
     engine when the site names one (docker/compose.container-jobs.yaml), else on the site's backend."""
@@ -362,6 +375,14 @@ def _run_job(
             context.log.info(f"{ticket.calibration}: {message}")
 
     backend = _build_backend(site, backend_resource)
+    try:
+        return _run_on(context, service, ticket, job, site, backend_resource, backend, progress)
+    finally:
+        close_backend(context, backend)
+
+
+def _run_on(context, service, ticket: AttemptTicket, job, site, backend_resource, backend, progress):
+    """The attempt's jobs on the site's ``backend`` (the framework's in its container, if it has one)."""
     if site.runner == RunnerKind.FRAMEWORK:
         if site.remote:
             raise _fail(
@@ -371,20 +392,23 @@ def _run_job(
             )
         settings = framework_settings(site.runner_args, site.backend)
         runner = FrameworkRunner.of_site(settings, home.globaltags_root())
-        backend = framework_backend(site, settings, backend)
+        inside = framework_backend(site, settings, backend)
         where = f"container {settings.container}" if settings.container else site.backend
         context.log.info(
             f"{ticket.calibration}: site {site.name} runs the framework: one {where} job running "
             + framework_argv(job, runner)[-1]
         )
-        return run_framework_job(
-            job,
-            backend,
-            runner,
-            submit_policy=backend_resource.submit_policy(),
-            progress=progress,
-            should_cancel=_cancelled_check(service, ticket),
-        )
+        try:
+            return run_framework_job(
+                job,
+                inside,
+                runner,
+                submit_policy=backend_resource.submit_policy(),
+                progress=progress,
+                should_cancel=_cancelled_check(service, ticket),
+            )
+        finally:
+            close_backend(context, inside)
     return run_calibration_job(
         job,
         backend,
@@ -466,11 +490,14 @@ def run_cdst_production(
                     data_tag=output.data_tag,
                     exp=output.exp,
                     run=output.run,
-                    n_events=0,
+                    n_events=output.n_events,
                     size_bytes=output.size_bytes,
                 ),
             )
-            context.log.info(f"cDST {output.data_tag} exp {output.exp} run {output.run}: {output.path}")
+            context.log.info(
+                f"cDST {output.data_tag} exp {output.exp} run {output.run}: {output.path} "
+                f"({output.n_events} events)"
+            )
 
         last: list[str] = [""]
 
@@ -479,15 +506,18 @@ def run_cdst_production(
                 last[0] = message
                 context.log.info(message)
 
-        outcome = run_cdst_jobs(
-            production,
-            backend,
-            on_output=register,
-            submit_policy=backend_resource.submit_policy(),
-            retry_policy=backend_resource.retry_policy(),
-            progress=progress,
-            should_cancel=_cancelled_check(service, ticket),
-        )
+        try:
+            outcome = run_cdst_jobs(
+                production,
+                backend,
+                on_output=register,
+                submit_policy=backend_resource.submit_policy(),
+                retry_policy=backend_resource.retry_policy(),
+                progress=progress,
+                should_cancel=_cancelled_check(service, ticket),
+            )
+        finally:
+            close_backend(context, backend)  # a remote centre's SSH master, as after the collector jobs
     except CdstFailed as exc:
         _record_jobs(context, service, ticket, site, exc.jobs)
         _unless_cancelled(context, service, ticket)

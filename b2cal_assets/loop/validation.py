@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,14 @@ from b2cal_assets.backends.base import BackendError
 from b2cal_assets.caf.scripts import CalibrationScript
 from b2cal_assets.caf.validation_batch import ValidationJobFailed, ValidationJobs
 from b2cal_assets.caf.validation_job import ValidationRun, run_validation_job
+from b2cal_assets.db.repo import attempts
+from b2cal_assets.db.repo import jobs as job_rows
 from b2cal_assets.loop.service import LoopService
 
 VALIDATION_WORKDIR = "validation_run"
 VERDICT_FILE = "b2cal_verdict.json"  # the check's verdict, kept beside the plots for the calibration page
+
+_log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,6 +68,7 @@ def run_validation_script(
                 expert_config=expert_config or {},
                 workdir=home.validation_work_dir(processing, calibration, _attempt_of(job_path)),
                 results_dir=job_path / VALIDATION_WORKDIR,
+                record=_job_recorder(service, processing, calibration, _attempt_of(job_path), jobs.backend.name),
             )
         else:
             run = run_validation_job(
@@ -86,6 +93,23 @@ def run_validation_script(
         plots=[p for p in run.plots if p.suffix.lower() == ".png"],
         metrics=dict(metrics) if isinstance(metrics, dict) else {},
     )
+
+
+def _job_recorder(
+    service: LoopService, processing: str, calibration: str, attempt: int, backend: str
+) -> Callable[[dict[str, Any]], None]:
+    """The validation job as a job row of the attempt whose payloads it validates (``b2cal status
+    --jobs``), like its collector subjobs; bookkeeping only, so a failure to record is logged, not raised."""
+
+    def record(row: dict[str, Any]) -> None:
+        try:
+            with service.session() as s:
+                attempt_id = attempts.get_attempt_number(s, processing, calibration, attempt).id
+                job_rows.record_jobs(s, attempt_id, backend, [row])
+        except Exception as exc:
+            _log.warning("could not record the validation job of %s in %s: %s", calibration, processing, exc)
+
+    return record
 
 
 def _attempt_of(job_path: Path) -> int:

@@ -15,7 +15,7 @@ import uproot
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import RetryPolicy, SubmitPolicy
 from b2cal_assets.backends.wrapper import EXIT_CODE_FILE, read_exit_code
-from b2cal_assets.caf.cdst_job import CDST_OUTPUTS_FILE, CdstJobSpec, CdstOutput, run_cdst_job
+from b2cal_assets.caf.cdst_job import CDST_OUTPUTS_FILE, CdstJobSpec, CdstOutput, events_in, run_cdst_job
 from b2cal_assets.caf.cdst_production import (
     CdstFailed,
     CdstProduction,
@@ -84,6 +84,7 @@ def test_one_job_per_run_applies_the_upstream_payloads_and_hands_each_cdst_over_
     for output, part in zip(outcome.outputs, runs, strict=True):
         path = Path(output.path)
         assert path.is_file() and output.size_bytes == path.stat().st_size
+        assert output.n_events == len(_y(part.files)) == 200  # counted in the file the producer wrote
         assert path.parent.name == "cdst"  # below the job's directory, not at its top
         d = uproot.open(path)["events"]["d"].array(library="np")
         np.testing.assert_allclose(d, _y(part.files) - MEAN)  # the payload applied in the job
@@ -177,6 +178,23 @@ def test_the_job_module_runs_the_named_producer_and_lists_what_it_made(tmp_path,
     (made,) = run_cdst_job(spec, log=lambda *a, **k: None)
     listed = json.loads((tmp_path / "job" / CDST_OUTPUTS_FILE).read_text())["files"]
     assert listed == [made.to_json()] and made.run == 5 and Path(made.path).is_file()
+    assert made.n_events == 200
+
+
+def test_the_events_of_a_cdst_are_those_of_its_basf2_tree_and_unknown_for_another_format(tmp_path):
+    basf2_like = tmp_path / "basf2.root"
+    with uproot.recreate(basf2_like) as f:
+        f["persistent"] = {"x": np.zeros(1)}
+        f["tree"] = {"x": np.zeros(7)}
+    assert events_in(basf2_like) == 7
+    several = tmp_path / "several.root"
+    with uproot.recreate(several) as f:
+        f["small"] = {"x": np.zeros(2)}
+        f["tracks"] = {"x": np.zeros(5)}
+    assert events_in(several) == 5
+    other = tmp_path / "cdst.h5"
+    other.write_bytes(b"\x89HDF\r\n")
+    assert events_in(other) is None
 
 
 def test_the_producers_package_travels_with_the_job_unless_it_is_b2cals_own():

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -22,12 +23,20 @@ from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.backends.ssh import SshRunner, SshTarget
 from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.caf.validation_batch import RESULTS_TAR, ValidationJobFailed, ValidationJobs
+from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.defs.checks import _validation_result
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.site_runner import RunnerKind
+from b2cal_assets.loop import admin
 from b2cal_assets.loop.records import PayloadView
+from b2cal_assets.loop.service import LoopService
+from b2cal_assets.loop.validation import run_validation_script
 from b2cal_assets_tests.caf.test_validation_job import VALIDATION
+from b2cal_assets_tests.defs import toy
+from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.domain.scriptdir import calibration, write
+from b2cal_assets_tests.loop.conftest import add_processing, add_site
+from b2cal_assets_tests.loop.helpers import fake_run
 
 STAND_IN_BIN = Path(__file__).resolve().parents[1] / "fixtures" / "framework_bin"
 FAST = SubmitPolicy(poll_interval_s=0.2, forgotten_grace_s=30)
@@ -222,3 +231,112 @@ def test_a_site_that_fails_during_validation_fails_the_check_run_with_one_line_n
         _validation_result(_Service(job), "p1", script.name, script, jobs)
     assert err.value.description == "site kek: cannot reach b2th1@10.231.1.2:22: Connection refused (after 2 tries)"
     assert not (job / "validation_run").exists()
+
+
+class _Counting(LocalBackend):
+    """The site's backend, counting the jobs submitted to it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.submitted: list[str] = []
+
+    def submit(self, jobs):
+        self.submitted += [j.name for j in jobs]
+        return super().submit(jobs)
+
+
+_KILLED_CHECK_RUN = """
+import sys
+from pathlib import Path
+from b2cal_assets.backends.local import LocalBackend
+from b2cal_assets.caf.validation_batch import ValidationJobs
+from b2cal_assets_tests.caf.test_validation_batch import FAST, _run, _setup
+tmp = Path(sys.argv[1])
+validation, job = _setup(tmp)
+_run(ValidationJobs(LocalBackend(), submit_policy=FAST), validation, job, tmp, bins=5)
+"""
+
+
+def _live_job_id(state_file: Path) -> str | None:
+    try:
+        entries = json.loads(state_file.read_text())["jobs"].values()
+    except (OSError, ValueError, KeyError):
+        return None
+    return next((e["job_id"] for e in entries if e.get("job_id")), None)
+
+
+def test_a_check_run_killed_while_its_job_runs_is_resumed_by_adopting_that_job(tmp_path):
+    """The run worker killed (SIGKILL: nothing cancels the job): the next run follows the job it left
+    at the site, uses its results and submits nothing; the job's row says so."""
+    state_file = tmp_path / "work" / "validation" / "jobs.json"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    worker = subprocess.Popen([sys.executable, "-c", _KILLED_CHECK_RUN, str(tmp_path)], env=env)
+    try:
+        for _ in range(1200):  # until the job is in the system (bounded; not a timing assertion)
+            if _live_job_id(state_file) is not None or worker.poll() is not None:
+                break
+            time.sleep(0.05)
+        job_id = _live_job_id(state_file)
+        assert job_id is not None, "the first run never submitted its validation job"
+    finally:
+        worker.kill()
+        worker.wait()
+    validation = load_scripts(tmp_path / "prompt" / "calibrations")["CDC Tracking"].validation
+    job = tmp_path / "payloads" / "attempt_1"
+    backend, rows = _Counting(), []
+    run = ValidationJobs(backend, site="here", submit_policy=FAST).run(
+        validation,
+        job_path=job,
+        requested_iov=IoV(26, 1, -1, -1),
+        expert_config={"bins": 5},
+        workdir=tmp_path / "work" / "validation",
+        results_dir=job / "validation_run",
+        record=rows.append,
+    )
+    assert backend.submitted == []  # adopted, not submitted again
+    _assert_results(run, job, str(job.resolve()))
+    assert rows[-1]["state"] == "done" and rows[-1]["exit_code"] == 0
+    assert rows[-1]["backend_job_id"] == job_id
+    assert not state_file.exists()  # used: a later check runs the validation afresh
+    again = ValidationJobs(backend, submit_policy=FAST)
+    _run(again, validation, job, tmp_path, bins=5)
+    assert backend.submitted == ["CDC Tracking.validation"]
+
+
+def test_a_killed_runs_job_of_other_settings_is_not_adopted(tmp_path):
+    validation, job = _setup(tmp_path)
+    backend = _Counting()
+    jobs = ValidationJobs(backend, submit_policy=FAST)
+    _run(jobs, validation, job, tmp_path, bins=5)
+    workdir = tmp_path / "work" / "validation"
+    # what a killed run of other settings leaves: its state file and finished job
+    (workdir / "jobs.json").write_text(json.dumps({"version": 1, "jobs": {}}))
+    (workdir / "exit_code").write_text("0\n")
+    (workdir / "validation_config.json").write_text("{}")
+    run = _run(jobs, validation, job, tmp_path, bins=5)
+    assert backend.submitted == ["CDC Tracking.validation"] * 2
+    assert run.passed and json.loads((workdir / "validation_config.json").read_text())["expert_config"]["bins"] == 5
+
+
+def test_the_validation_job_is_a_job_row_of_the_attempt_it_validates(b2cal_home, monkeypatch):
+    """``b2cal status --jobs`` lists the validation job beside the collector subjobs."""
+    monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(TOY_SCRIPTS))
+    url = database_url()
+    ensure_schema(url)
+    add_site("toy_site")
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    admin.register_files(toy.generate(b2cal_home / "data", range(1, 3), events=20), site_name="toy_site")
+    add_processing("p1", "toy_site", range(1, 3))
+    service = LoopService(url, load_scripts(TOY_SCRIPTS))
+    service.tick()
+    ticket = fake_run(service, "p1", "toy_a", {"ToyA": {"mean": [3.05]}})
+    script = service.scripts.calibrations["toy_a"]
+    outcome = run_validation_script(
+        service, "p1", "toy_a", script, jobs=ValidationJobs(LocalBackend(), site="toy_site", submit_policy=FAST)
+    )
+    assert outcome.plots, outcome.summary
+    (row,) = service.job_rows("p1", "toy_a")
+    assert (row.attempt, row.name, row.backend, row.state, row.exit_code, row.tries) == (
+        ticket.number, "toy_a.validation", "local", "done", 0, 1,
+    )
+    assert row.workdir.endswith(f"validation_work/p1/toy_a/attempt_{ticket.number}")

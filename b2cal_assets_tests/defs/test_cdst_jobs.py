@@ -14,7 +14,7 @@ from b2cal_assets import home
 from b2cal_assets.caf.payload_io import read_payload
 from b2cal_assets.cli import main
 from b2cal_assets.db.engine import database_url
-from b2cal_assets.db.repo import attempts, jobs
+from b2cal_assets.db.repo import attempts, catalog, jobs
 from b2cal_assets.defs.definitions import build_definitions
 from b2cal_assets.defs.resources import CalibrationLoopResource
 from b2cal_assets.loop.factory import loop_service
@@ -70,6 +70,14 @@ def test_a_failed_cdst_job_fails_the_step_and_a_restart_runs_only_that_run(
         second = attempts.list_attempts(s, "p1", "cdst")[1]
         assert [j.name.rsplit("/", 1)[-1] for j in jobs.list_jobs(s, second.id)] == ["cdst.hadron_calib.e1.r2.0"]
     assert len(service.registered_cdsts("p1")) == 2
+    iov = service.processing_iov("p1")
+    with service.session() as s:
+        within = {"exp_low": iov.exp_low, "run_low": iov.run_low, "exp_high": iov.exp_high, "run_high": iov.run_high}
+        raw = catalog.files_for(s, **within, data_tags=["hadron_calib"])
+        made = catalog.files_for(s, **within, data_tags=None, data_format="cdst", processing_name="p1")
+        # the events each cDST holds, as the job counted them in the file: those of its run's skim
+        assert [(r.run, f.n_events) for f, r, _ in made] == [(r.run, f.n_events) for f, r, _ in raw]
+        assert all(f.n_events > 0 for f, _, _ in made)
     (toy_c,) = service.current_payloads("p1", "toy_c")
     assert abs(float(read_payload(toy_c.file)["shift"].ravel()[0]) - toy.TRUE_SHIFT) < 0.05
 

@@ -83,8 +83,10 @@ def test_a_framework_site_calibrates_with_one_framework_job_per_attempt(
         )
         assert any("/payloads/" in entry for entry in config_b["testing_payloads"]), config_b
         # the one job is the attempt's job record (b2cal status --jobs): its directory has the framework's logs
-        (job,) = service.job_rows("p1", "toy_a")
+        # and beside it the validation check's job (the framework's b2val-prompt-run)
+        job, validation = service.job_rows("p1", "toy_a")
         assert job.name == "toy_a/iteration_0/b2caf-prompt-run" and (job.state, job.exit_code) == ("done", 0)
+        assert validation.name == "toy_a.validation" and validation.backend == "local"
         assert Path(job.workdir) == run_dir and (run_dir / "stdout").is_file()
         # the run log shows the command and the framework's progress
         logs = " ".join(

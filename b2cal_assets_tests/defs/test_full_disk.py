@@ -23,6 +23,7 @@ from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: 
 from b2cal_assets_tests.defs.test_batch_faults import STEPS
 from b2cal_assets_tests.fixtures.disk import fill
 from b2cal_assets_tests.loop.daemon_like import Daemon
+from b2cal_assets_tests.loop.helpers import collector_jobs
 
 
 def service():
@@ -109,7 +110,7 @@ def test_a_full_payload_store_names_the_path_and_the_loop_resumes_without_rerunn
     assert not [f for p in outputs.iterdir() for f in p.iterdir() if f.name.startswith("stdout.")]
     with service().session() as s:
         second = attempts.list_attempts(s, "p1", "toy_a")[1]
-        assert sorted(j.tries for j in jobs.list_jobs(s, second.id)) == [1, 1]
+        assert sorted(j.tries for j in collector_jobs(jobs.list_jobs(s, second.id))) == [1, 1]
     (payload,) = service().current_payloads("p1", "toy_a")
     assert str(home.payload_dir("p1", "toy_a", 2)) in payload.file
 
@@ -185,7 +186,7 @@ def test_a_disk_that_fills_mid_run_is_resumed_by_the_loop_once_there_is_room(
             assert [a.state for a in attempts.list_attempts(s, "p1", step)] == ["finished"], step
         second = attempts.list_attempts(s, "p1", "toy_a")[1]
         assert second.workdir == str(home.attempt_work_dir("p1", "toy_a", 1))  # resumed from its checkpoint
-        assert len(jobs.list_jobs(s, second.id)) == 2
+        assert len(collector_jobs(jobs.list_jobs(s, second.id))) == 2
     # no payload lost or doubled: one current revision, the store holds whole files of attempt 2 only
     (payload,) = service().current_payloads("p1", "toy_a")
     assert str(home.payload_dir("p1", "toy_a", 2)) in payload.file

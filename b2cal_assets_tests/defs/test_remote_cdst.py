@@ -2,6 +2,7 @@
 (another host, over SSH) with the signed-off upstream payloads copied there, the cDSTs stay at the
 centre where its collector jobs read them, and only the list of what was made comes back."""
 
+import os
 import uuid
 from pathlib import Path
 
@@ -74,6 +75,9 @@ def test_a_cdst_reading_calibration_runs_at_a_remote_centre(remote_centre, toy_h
     with dg.instance_for_test() as instance:
         results = drive(toy_definitions(str(TOY_SCRIPTS)), instance, max_rounds=40)
         assert all(r.success for _, r in results), [r for _, r in results if not r.success]
+    # each step closed its SSH master when its jobs were done (else it lingers for ControlPersist)
+    masters = list(Path(os.environ["B2CAL_SSH_CONTROL_DIR"]).glob("cm-*"))
+    assert masters == [], "an SSH master connection to the centre was left open"
     assert service.step_states("p_kek") == dict.fromkeys(("toy_a", "toy_b", "cdst", "toy_c"), "signed_off")
 
     cdst_jobs = service.job_rows("p_kek", "cdst")

@@ -20,6 +20,7 @@ from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.defs.driver import check_metadata, drive
+from b2cal_assets_tests.loop.helpers import collector_jobs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -123,7 +124,7 @@ def test_two_remote_centres_calibrate_at_once_with_their_own_signoff(remote_cent
 
     for site, (host, remote_root) in remote_centres.items():
         processing = f"p_{site}"
-        jobs = service.job_rows(processing, "toy_a")
+        jobs = collector_jobs(service.job_rows(processing, "toy_a"))
         assert jobs and {j.backend for j in jobs} == {"slurm"} and {j.state for j in jobs} == {"done"}
         # each job ran at its centre, as the centre's login, in the site's remote root ...
         jobcomp = (host.root.parent / "slurm" / "log" / "jobcomp.txt").read_text()

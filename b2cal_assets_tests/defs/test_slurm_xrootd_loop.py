@@ -16,6 +16,7 @@ from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.defs.driver import drive
+from b2cal_assets_tests.loop.helpers import collector_jobs
 
 pytestmark = [pytest.mark.slurm, pytest.mark.xrootd, pytest.mark.slow]
 
@@ -68,7 +69,7 @@ def test_collector_jobs_run_on_slurm_and_read_through_xrootd(slurm_site):
     inputs = service.input_data("p_slurm", "toy_a")["hadron_calib"]
     assert inputs and all(path.startswith(slurm_site.url.rstrip("/") + "//calib/") for path in inputs)
     # ... and ran as Slurm array tasks
-    jobs = service.job_rows("p_slurm", "toy_a")
+    jobs = collector_jobs(service.job_rows("p_slurm", "toy_a"))
     assert jobs and {j.backend for j in jobs} == {"slurm"} and {j.state for j in jobs} == {"done"}
     (payload,) = service.current_payloads("p_slurm", "toy_a")
     assert abs(float(read_payload(payload.file)["mean"].ravel()[0]) - toy.TRUE_MEAN) < 0.1

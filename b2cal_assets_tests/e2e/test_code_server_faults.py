@@ -31,6 +31,7 @@ from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS, toy_loop_one  # noqa: 
 from b2cal_assets_tests.e2e.test_daemon_faults import toy_a_submitted_jobs, wait_until
 from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
 from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
+from b2cal_assets_tests.loop.helpers import collector_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -92,7 +93,7 @@ def test_the_loop_survives_its_code_server_unreachable_for_a_minute(toy_loop_one
             made = attempts.list_attempts(s, "p1", step)
             assert [(a.number, a.state) for a in made] == [(1, "finished")], (step, made)
         (toy_a,) = attempts.list_attempts(s, "p1", "toy_a")
-        subjobs = jobs.list_jobs(s, toy_a.id)
+        subjobs = collector_jobs(jobs.list_jobs(s, toy_a.id))
         assert len(subjobs) == 2 and all(j.tries <= 1 for j in subjobs), [(j.name, j.tries) for j in subjobs]
     instance = dg.DagsterInstance.from_config(str(dagster_home))
     try:

@@ -32,6 +32,7 @@ from b2cal_assets.loop.factory import loop_service
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.e2e.test_daemon_loop import STEPS, wait_for_loop
 from b2cal_assets_tests.e2e.toy_daemon import toy_daemon_env
+from b2cal_assets_tests.loop.helpers import collector_jobs
 
 pytestmark = pytest.mark.slow
 
@@ -131,7 +132,7 @@ def test_the_loop_survives_a_killed_daemon_and_a_run_failed_before_start(toy_loo
                 made = attempts.list_attempts(s, processing, step)
                 assert [(a.number, a.state) for a in made] == [(1, "finished")], (processing, step)
             (toy_a,) = attempts.list_attempts(s, processing, "toy_a")
-            subjobs = jobs.list_jobs(s, toy_a.id)
+            subjobs = collector_jobs(jobs.list_jobs(s, toy_a.id))
             # a subjob that ended while no run watched it is re-attached by its exit code (tries 0 then)
             assert len(subjobs) == 2 and all(j.tries <= 1 for j in subjobs), [
                 (j.name, j.tries) for j in subjobs

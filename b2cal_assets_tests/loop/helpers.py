@@ -79,3 +79,9 @@ def snapshot_files(root) -> dict[str, str]:
         for p in sorted(Path(root).rglob("*"))
         if p.is_file() and not p.name.startswith("b2cal.db")
     }
+
+
+def collector_jobs(rows) -> list:
+    """An attempt's job rows without its validation job (``<calibration>.validation``, recorded beside
+    the collector subjobs when the check ran)."""
+    return [j for j in rows if not j.name.endswith(".validation")]

@@ -276,9 +276,11 @@ class SshRunner:
                 os.replace(out.name, local_dir / name)
 
     def close(self) -> None:
-        """End the master connection (a no-op when none is open)."""
+        """Let the master connection end: it takes no new sessions and its control socket goes, but
+        another run's session still on it (two runs at one centre) finishes first (a no-op when none
+        is open)."""
         subprocess.run(
-            [*self.ssh_argv()[:-1], "-O", "exit", self.target.host],
+            [*self.ssh_argv()[:-1], "-O", "stop", self.target.host],
             capture_output=True,
             timeout=30,
             check=False,

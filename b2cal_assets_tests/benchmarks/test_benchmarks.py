@@ -4,7 +4,6 @@ Only that the benchmarks work is checked here; their numbers depend on the machi
 asserted (``make bench`` prints them).
 """
 
-import importlib.util
 import math
 import os
 import re
@@ -95,26 +94,6 @@ def test_fault_benchmark_reports_each_fault_against_a_clean_run():
     assert "FAULT status_fails_3: survived yes, manual steps 0, batch jobs submitted 10 for 10 jobs" in out
     assert "FAULT status_fails_6: survived no, manual steps 1" in out  # one more than tolerated
     assert "FAULT transient_10pct: survived yes, manual steps 0, batch jobs submitted 11 for 10 jobs" in out
-
-
-@pytest.mark.slow
-@pytest.mark.timeout(3600)  # eight faults, each after its clean twin: about 30 minutes on 2 loaded cores
-def test_every_fault_of_the_whole_loop_is_survived_with_no_manual_step():
-    """The loop part of the fault matrix (``benchmarks/loop_faults.py``) at its smallest size: each
-    fault survived with 0 manual steps, nothing lost or done twice against its clean twin."""
-    spec = importlib.util.spec_from_file_location("loop_faults", REPO / "benchmarks" / "loop_faults.py")
-    assert spec is not None and spec.loader is not None
-    loop_faults = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = loop_faults  # its dataclasses look their module up
-    try:
-        spec.loader.exec_module(loop_faults)
-    finally:
-        del sys.modules[spec.name]
-    faults = (*loop_faults.IN_PROCESS, *loop_faults.DAEMON_FAULTS)
-    out, ratios = run_quick("bench_faults.py", timeout=3600, args=("--tiny", "--skip-job-manager"))
-    assert_measured(ratios, {(f"{f}_wall", f"{f}_clean_wall") for f in faults})
-    for fault in faults:
-        assert f"FAULT {fault}: survived yes, manual steps 0," in out, out
 
 
 def test_scale_benchmark_measures_every_part_against_its_baseline():

@@ -153,8 +153,9 @@ class Settings(BaseSettings):
         default="", description="Its password, or a bearer token when no user is set."
     )
     launch_at_signoff: bool = Field(
-        default=True,
-        description="An accepted sign-off in a Dagster run queues its ready dependents' runs at once; "
+        default=False,
+        description="An accepted sign-off in a Dagster run queues its ready dependents' runs at once "
+        "(experimental: a race with the sensor's tick can start one run key twice); "
         "false: the loop sensor's next tick does.",
     )
     condb_upload_at: Literal["processing", "signoff"] = Field(

@@ -359,11 +359,9 @@ class JobManager:
             if status.reason:
                 t.reason = status.reason
             if status.state == JobState.DONE:
-                # no save for this: a new manager skips the job by its exit_code file, or asks the
-                # backend once more about the saved job id; the run's end saves it (one write per cycle
-                # of a few hundred jobs ending is the manager's largest cost otherwise)
                 t.phase, t.exit_code = _DONE, status.exit_code if status.exit_code is not None else 0
                 t.ended()
+                changed = True  # a new manager must see it done (a stale exit_code file is not proof)
             elif status.state in (JobState.FAILED, JobState.CANCELLED):
                 self._failed(t, status, now)
                 t.ended()

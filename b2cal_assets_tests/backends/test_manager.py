@@ -222,34 +222,6 @@ def test_state_file_reattaches_instead_of_resubmitting(tmp_path):
     assert [r.handle.job_id for r in results] == ["1", "2", "3"]
 
 
-def test_a_manager_killed_after_jobs_ended_submits_none_of_them_again(tmp_path):
-    # jobs seen done are not written to the state file one cycle at a time: the new manager still
-    # skips them (by their exit_code file) or asks the backend again about the saved job
-    state = tmp_path / "jobs.json"
-    specs = _specs(tmp_path, 4)
-    clock, backend = FakeClock(), FakeBackend(duration=2)
-    seen, on_disk = [], []
-
-    def crash(progress):
-        # what a killed process leaves behind: the state file as it was
-        seen.append(progress.done)
-        on_disk.append(state.read_text())
-        if progress.done:
-            raise SystemExit("killed")
-
-    backend.cancel = lambda handles: None
-    with pytest.raises(SystemExit):
-        _manager(backend, clock, state_file=state).run(specs, on_progress=crash)
-    assert seen[-1] == 4
-    state.write_text(on_disk[-1])
-    (specs[3].workdir / "exit_code").unlink()  # its file not (yet) visible: the backend still knows it
-    results = _manager(backend, clock, state_file=state).run(specs)
-    assert len(backend.submits) == 1
-    assert [r.state for r in results] == [JobState.DONE] * 4
-    saved = json.loads(state.read_text())
-    assert saved["version"] == 1 and len(saved["jobs"]) == 4
-
-
 def test_with_the_local_backend(tmp_path):
     specs = _specs(tmp_path, 3)
     specs = [

@@ -89,6 +89,11 @@ def _sign_off_toy_a(defs, instance, service=None) -> None:
     _run_as_the_daemon_would(defs, toy_a, instance)
 
 
+@pytest.fixture(autouse=True)
+def launch_at_signoff(monkeypatch):
+    monkeypatch.setenv("B2CAL_LAUNCH_AT_SIGNOFF", "true")  # experimental, off by default
+
+
 @pytest.fixture
 def one_processing(toy_home):
     def make(window_hours: float) -> None:

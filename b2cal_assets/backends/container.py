@@ -23,6 +23,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_fixed
+
 from b2cal_assets.backends.base import BackendError, BatchBackend, JobHandle, JobSpec, JobState, JobStatus
 from b2cal_assets.backends.wrapper import WRAPPER_FILE, read_exit_code, write_wrapper
 from b2cal_assets.files import atomic_write_text
@@ -140,9 +142,27 @@ class ContainerBackend(BatchBackend):
         paths = {str(Path(spec.workdir).absolute())} | {str(Path(p).resolve()) for p in spec.inputs}
         return [f"{p}:{p}" for p in sorted(paths)]
 
+    def _inspect(self, job_id: str) -> Any:
+        """The container, asked again on an engine's own error: podman answers 500 ("read
+        /proc/N/cgroup: no such process") for a container whose process is exiting at that moment."""
+
+        def transient(exc: BaseException) -> bool:
+            return (
+                isinstance(exc, self._errors.APIError)
+                and not isinstance(exc, self._errors.NotFound)
+                and bool(exc.is_server_error())
+            )
+
+        for attempt in Retrying(
+            retry=retry_if_exception(transient), stop=stop_after_attempt(5), wait=wait_fixed(0.5), reraise=True
+        ):
+            with attempt:
+                return self._client.containers.get(job_id)
+        raise AssertionError("unreachable: Retrying reraises")  # pragma: no cover
+
     def _status(self, handle: JobHandle) -> JobStatus:
         try:
-            container = self._client.containers.get(handle.job_id)
+            container = self._inspect(handle.job_id)
         except self._errors.NotFound:
             return _from_exit_file(handle, "its container is gone")
         except self._errors.DockerException as exc:

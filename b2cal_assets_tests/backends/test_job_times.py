@@ -8,14 +8,10 @@ from b2cal_assets.backends.base import JobSpec, JobState
 from b2cal_assets.backends.local import LocalBackend
 from b2cal_assets.backends.manager import JobManager, RetryPolicy, SubmitPolicy
 from b2cal_assets.caf.runner import SubjobRecord
-from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.cli import main
-from b2cal_assets.db.engine import database_url, ensure_schema
-from b2cal_assets.loop import admin
 from b2cal_assets.loop.service import LoopService
-from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
-from b2cal_assets_tests.loop.conftest import add_processing, add_site
+from b2cal_assets_tests.loop.helpers import toy_loop
 
 
 def _run(tmp_path, commands, retry=None):
@@ -56,15 +52,7 @@ def test_a_retried_job_keeps_the_times_of_its_last_try(tmp_path):
 def service(b2cal_home, db_url, monkeypatch) -> LoopService:
     monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(TOY_SCRIPTS))
     monkeypatch.setenv("B2CAL_DATABASE_URL", db_url)
-    url = database_url()
-    ensure_schema(url)
-    add_site("toy_site")
-    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
-    admin.register_files(toy.generate(b2cal_home / "data", range(1, 3), events=20), site_name="toy_site")
-    add_processing("p1", "toy_site", range(1, 3))
-    service = LoopService(url, load_scripts(TOY_SCRIPTS))
-    service.tick()
-    return service
+    return toy_loop(b2cal_home, {"p1": range(1, 3)})
 
 
 def test_the_job_row_keeps_the_jobs_own_duration(tmp_path, service, capsys):

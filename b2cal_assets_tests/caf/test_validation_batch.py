@@ -23,20 +23,15 @@ from b2cal_assets.backends.slurm import SlurmBackend
 from b2cal_assets.backends.ssh import SshRunner, SshTarget
 from b2cal_assets.caf.scripts import load_scripts
 from b2cal_assets.caf.validation_batch import RESULTS_TAR, ValidationJobFailed, ValidationJobs
-from b2cal_assets.db.engine import database_url, ensure_schema
 from b2cal_assets.defs.checks import _validation_result
 from b2cal_assets.domain.iov import IoV
 from b2cal_assets.domain.site_runner import RunnerKind
-from b2cal_assets.loop import admin
 from b2cal_assets.loop.records import PayloadView
-from b2cal_assets.loop.service import LoopService
 from b2cal_assets.loop.validation import run_validation_script
 from b2cal_assets_tests.caf.test_validation_job import VALIDATION
-from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.domain.scriptdir import calibration, write
-from b2cal_assets_tests.loop.conftest import add_processing, add_site
-from b2cal_assets_tests.loop.helpers import fake_run
+from b2cal_assets_tests.loop.helpers import fake_run, toy_loop
 
 STAND_IN_BIN = Path(__file__).resolve().parents[1] / "fixtures" / "framework_bin"
 FAST = SubmitPolicy(poll_interval_s=0.2, forgotten_grace_s=30)
@@ -321,14 +316,7 @@ def test_a_killed_runs_job_of_other_settings_is_not_adopted(tmp_path):
 def test_the_validation_job_is_a_job_row_of_the_attempt_it_validates(b2cal_home, monkeypatch):
     """``b2cal status --jobs`` lists the validation job beside the collector subjobs."""
     monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(TOY_SCRIPTS))
-    url = database_url()
-    ensure_schema(url)
-    add_site("toy_site")
-    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
-    admin.register_files(toy.generate(b2cal_home / "data", range(1, 3), events=20), site_name="toy_site")
-    add_processing("p1", "toy_site", range(1, 3))
-    service = LoopService(url, load_scripts(TOY_SCRIPTS))
-    service.tick()
+    service = toy_loop(b2cal_home, {"p1": range(1, 3)})
     ticket = fake_run(service, "p1", "toy_a", {"ToyA": {"mean": [3.05]}})
     script = service.scripts.calibrations["toy_a"]
     outcome = run_validation_script(

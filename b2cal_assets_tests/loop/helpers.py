@@ -85,3 +85,27 @@ def collector_jobs(rows) -> list:
     """An attempt's job rows without its validation job (``<calibration>.validation``, recorded beside
     the collector subjobs when the check ran)."""
     return [j for j in rows if not j.name.endswith(".validation")]
+
+
+def toy_loop(home, processings: dict[str, range]):
+    """The toy calibrations on toy_site over the current database: the toy global tag, toy files for
+    every processing's runs, the processings, and one tick (the tests' usual starting point)."""
+    from b2cal_assets.caf.scripts import load_scripts
+    from b2cal_assets.db.engine import database_url, ensure_schema
+    from b2cal_assets.loop import admin
+    from b2cal_assets.loop.service import LoopService
+    from b2cal_assets_tests.defs import toy
+    from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
+    from b2cal_assets_tests.loop.conftest import add_processing, add_site
+
+    url = database_url()
+    ensure_schema(url)
+    add_site("toy_site")
+    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
+    runs = sorted({run for r in processings.values() for run in r})
+    admin.register_files(toy.generate(home / "data", range(runs[0], runs[-1] + 1), events=20), site_name="toy_site")
+    for name, r in processings.items():
+        add_processing(name, "toy_site", r)
+    service = LoopService(url, load_scripts(TOY_SCRIPTS))
+    service.tick()
+    return service

@@ -12,19 +12,14 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from b2cal_assets.caf.scripts import load_scripts
-from b2cal_assets.db.engine import database_url, ensure_schema
-from b2cal_assets.loop import admin
 from b2cal_assets.loop.service import LoopService
 from b2cal_assets.web.app import build_app
 from b2cal_assets.web.config import AuthConfig, LdapSettings, LoginLimits, SessionSettings
 from b2cal_assets.web.login import LoginService
 from b2cal_assets.web.serve import DAGSTER_YAML, workspace_context
-from b2cal_assets_tests.defs import toy
 from b2cal_assets_tests.defs.conftest import TOY_SCRIPTS
 from b2cal_assets_tests.fixtures.ldap import LdapServer
-from b2cal_assets_tests.loop.conftest import add_processing, add_site
-from b2cal_assets_tests.loop.helpers import fake_run
+from b2cal_assets_tests.loop.helpers import fake_run, toy_loop
 
 TEST_DEFS_MODULE = "b2cal_assets_tests.web.defs_for_web"
 PROCESSINGS = ("p1", "p2")
@@ -119,15 +114,7 @@ def toy_service(b2cal_home, monkeypatch) -> LoopService:
     """p1 (runs 1-2) and p2 (runs 3-4) with 48 h windows: toy_a's window open in both, and in p2 a
     finished toy_a attempt with its payloads."""
     monkeypatch.setenv("B2CAL_CALIBRATIONS_DIR", str(TOY_SCRIPTS))
-    url = database_url()
-    ensure_schema(url)
-    add_site("toy_site")
-    admin.write_global_tag("toy_base", {"ToyA": {"mean": [0.0]}})
-    admin.register_files(toy.generate(b2cal_home / "data", range(1, 5), events=20), site_name="toy_site")
-    add_processing("p1", "toy_site", range(1, 3))
-    add_processing("p2", "toy_site", range(3, 5))
-    service = LoopService(url, load_scripts(TOY_SCRIPTS))
-    service.tick()
+    service = toy_loop(b2cal_home, {"p1": range(1, 3), "p2": range(3, 5)})
     fake_run(service, "p2", "toy_a", {"ToyA": {"mean": [2.5]}})
     return service
 
